@@ -1,0 +1,42 @@
+# datafix — `make run` for a demo on this machine, `make test` for the suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+
+.PHONY: run test bench loadtest migrate demo worker simulator check clean
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)
+
+migrate: $(STAMP)
+	mkdir -p var
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py load_demo
+
+## Web + Celery worker (+ the LLM simulator unless OPENAI_BASE_URL is set), demo data loaded.
+run: demo
+	@bash scripts/run-dev.sh
+
+## The test suite against whatever DATABASE_URL / REDIS_URL say (SQLite + embedded broker if unset).
+test: $(STAMP)
+	$(PY) -m pytest
+
+## Benchmarks: print figures, assert nothing.
+bench: $(STAMP)
+	$(PY) -m bench
+
+check: $(STAMP)
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf var .pytest_cache

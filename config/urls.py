@@ -1,0 +1,23 @@
+"""Top-level URLs. Each area of the product owns its own urls module."""
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("django-admin/", admin.site.urls),
+    path("analysis/", include("review.analysis_urls")),
+    path("api/", include("review.api_urls")),
+    path("jobs/", include("pipelines.urls")),
+    path("generation/", include("pipelines.generation_urls")),
+    path("feedback/", include("pipelines.feedback_urls")),
+    path("dpo/", include("pipelines.dpo_urls")),
+    path("", include("review.urls")),
+]
+
+if settings.DEBUG:
+    from django.conf.urls.static import static
+
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -1,0 +1,191 @@
+"""The scene-classification review data: datasets of images in categories, the model's
+reasoning for each image under three prompt modes, and the reviewers' verdicts."""
+from django.conf import settings
+from django.db import models
+
+
+class Dataset(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Category(models.Model):
+    """A scene class. `definition` is the official text; `revised_definition` the team's own."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="categories")
+    name = models.CharField(max_length=200)
+    definition = models.TextField(blank=True)
+    revised_definition = models.TextField(blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["dataset", "position", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="category_unique_name_per_dataset")
+        ]
+        verbose_name_plural = "categories"
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def effective_definition(self) -> str:
+        return self.revised_definition or self.definition
+
+
+class DefinitionRevision(models.Model):
+    """Every saved revised definition, so the history of a category's wording is kept."""
+
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="definition_revisions")
+    version = models.PositiveIntegerField()
+    text = models.TextField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["category", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["category", "version"], name="definition_revision_unique_version")
+        ]
+
+    def __str__(self):
+        return f"{self.category} v{self.version}"
+
+
+class Sample(models.Model):
+    """One image with its dataset label. `image` is a path relative to MEDIA_ROOT."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="samples")
+    external_id = models.CharField(max_length=255)
+    image = models.CharField(max_length=500, blank=True)
+    label = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="samples")
+    # Structured description of the image (visible text, objects, screen elements).
+    image_info = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["label", "external_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "external_id"], name="sample_unique_external_id")
+        ]
+        indexes = [models.Index(fields=["label", "external_id"])]
+
+    def __str__(self):
+        return self.external_id
+
+
+class Mode(models.IntegerChoices):
+    FREE = 1, "模式1 自由推理"
+    WITH_DEFINITIONS = 2, "模式2 给出类别定义"
+    LIMITED = 3, "模式3 定义 + ≤100字"
+
+
+class Reasoning(models.Model):
+    """The model's explanation of one sample under one prompt mode."""
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="reasonings")
+    mode = models.PositiveSmallIntegerField(choices=Mode.choices)
+    output = models.TextField(blank=True)
+    # What the output named as the class; empty when the answer could not be parsed.
+    predicted_name = models.CharField(max_length=200, blank=True)
+    predicted_category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # None when the prediction is unparseable: neither right nor wrong.
+    is_correct = models.BooleanField(null=True)
+    length = models.PositiveIntegerField(default=0, help_text="Characters (字数) or tokens when configured.")
+    model_name = models.CharField(max_length=200, blank=True)
+    prompt_template = models.ForeignKey(
+        "pipelines.PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    raw_response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["sample", "mode"]
+        constraints = [models.UniqueConstraint(fields=["sample", "mode"], name="reasoning_unique_mode")]
+        indexes = [models.Index(fields=["mode", "is_correct"])]
+
+    def __str__(self):
+        return f"{self.sample} mode {self.mode}"
+
+
+class Cause(models.TextChoices):
+    """Why mode 2 got a sample wrong, in the seed's numbering."""
+
+    NONE = "none", "无错误"
+    DEFINITIONS_OVERLAP = "definitions_overlap", "(1) 类别定义有交集"
+    LABEL_WRONG = "label_wrong", "(2) 数据集标签错误"
+    MODEL_WEAK = "model_weak", "(3) 模型能力不足"
+
+
+class Review(models.Model):
+    """A reviewer's verdict on one sample. One per sample; `version` guards concurrent edits."""
+
+    sample = models.OneToOneField(Sample, on_delete=models.CASCADE, related_name="review")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="reviews"
+    )
+    cause = models.CharField(max_length=32, choices=Cause.choices, blank=True)
+    corrected_output = models.TextField(blank=True)
+    label_error = models.BooleanField(default=False)
+    suggested_label = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["label_error"]), models.Index(fields=["cause"])]
+
+    def __str__(self):
+        return f"review of {self.sample}"
+
+
+class ReviewEdit(models.Model):
+    """One saved change to a review: who, when, and the fields before and after."""
+
+    review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="edits")
+    editor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    version = models.PositiveIntegerField()
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    restored_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["review", "-version"]
+
+    def __str__(self):
+        return f"{self.review} v{self.version}"
+
+
+class Assignment(models.Model):
+    """A reviewer is responsible for (and may change) the samples of a category."""
+
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="assignments")
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    assigned_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["category"]
+        constraints = [
+            models.UniqueConstraint(fields=["reviewer", "category"], name="assignment_unique_reviewer_category")
+        ]
+
+    def __str__(self):
+        return f"{self.reviewer} → {self.category}"
