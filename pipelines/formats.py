@@ -1,0 +1,645 @@
+"""Training-data formats: writers, readers written from each format's spec, validation and the
+matching LLaMA-Factory `dataset_info.json` entries (see /work/shared/FORMATS.md).
+
+The record contract
+-------------------
+Every producer in datafix (classification, generation, logs, feedback, DPO) hands the builder and the
+writers *records*: plain dicts with these keys
+
+    id        str   stable id of the record within its source (reports, dedup, split grouping)
+    source    str   which source it came from ("logs", "feedback", "classification", …)
+    prompt    str   the user turn (the instruction). Multimodal prompts carry one "<image>" per image.
+    input     str   optional; alpaca's "input". Other formats join it to the prompt with "\\n"
+                    (as LLaMA-Factory does when it converts alpaca).
+    response  str   SFT: the assistant answer (reasoning inside it: "<think>…</think>answer")
+    system    str   optional system prompt
+    history   list  optional earlier turns, [[q1, a1], [q2, a2]]
+    images    list  optional image paths (as the trainer will see them)
+    chosen    str   preference: the better answer
+    rejected  str   preference: the worse answer (one pair per record)
+    meta      dict  optional, for reports and filters; never written to a training file
+
+SFT records have `response`; preference records have `chosen` and `rejected`.
+
+Using it
+--------
+    rows = [to_row("sharegpt", r) for r in records]          # one record -> one training row
+    write_records(path, "alpaca", records)                   # .json array or .jsonl by suffix
+    validate_row("alpaca_preference", row)                   # -> list of error strings ([] = ok)
+    dataset_info_entry("sharegpt", "data.json", columns={"system", "images"})
+    read_records(path, "sharegpt")                           # reader from the spec -> records
+
+Writers stream (a JSON array is written row by row), write UTF-8 with `ensure_ascii=False` so CJK
+stays readable, and write the same optional columns on every row (`columns`), because
+`datasets`/LLaMA-Factory raise KeyError when a configured column is missing from the file.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+IMAGE_TOKEN = "<image>"
+
+# Optional columns a format can carry on every row; which ones a file has goes into dataset_info.
+OPTIONAL_COLUMNS = ("system", "history", "images")
+
+
+class FormatError(ValueError):
+    """A row or record does not match its format's spec."""
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    label: str
+    kind: str  # "sft" or "preference"
+    optional_columns: tuple[str, ...]  # which of OPTIONAL_COLUMNS the format can write
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("alpaca", "Alpaca (instruction/input/output)", "sft", ("system", "history", "images")),
+        Format("sharegpt", "ShareGPT (conversations)", "sft", ("system", "images")),
+        Format("sharegpt_multimodal", "ShareGPT 多模态 (conversations + images)", "sft", ("system", "images")),
+        Format("openai", "OpenAI messages", "sft", ()),
+        Format("trl_prompt_completion", "TRL prompt-completion", "sft", ()),
+        Format("alpaca_preference", "Alpaca 偏好对 (LLaMA-Factory ranking)", "preference", ("system", "history", "images")),
+        Format("sharegpt_preference", "ShareGPT 偏好对 (LLaMA-Factory ranking)", "preference", ("system", "images")),
+        Format("trl_preference", "TRL 偏好对 (standard)", "preference", ()),
+        Format("trl_preference_conversational", "TRL 偏好对 (conversational)", "preference", ()),
+    )
+}
+SFT_FORMATS = tuple(n for n, f in FORMATS.items() if f.kind == "sft")
+PREFERENCE_FORMATS = tuple(n for n, f in FORMATS.items() if f.kind == "preference")
+
+
+def get_format(name: str) -> Format:
+    """The Format called `name`; FormatError listing the known names otherwise."""
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise FormatError(f"未知格式 {name!r}；可选：{', '.join(FORMATS)}") from None
+
+
+# --------------------------------------------------------------------------- record helpers
+
+def full_prompt(record: dict) -> str:
+    """The user turn as formats without an `input` field see it: prompt + "\\n" + input."""
+    prompt, extra = record.get("prompt") or "", record.get("input") or ""
+    return f"{prompt}\n{extra}" if prompt and extra else prompt or extra
+
+
+def image_token_count(texts: Iterable[str]) -> int:
+    return sum((t or "").count(IMAGE_TOKEN) for t in texts)
+
+
+def with_image_tokens(prompt: str, image_count: int) -> str:
+    """Prefix the prompt with the `<image>` tokens it is missing so tokens == images."""
+    missing = image_count - prompt.count(IMAGE_TOKEN)
+    return IMAGE_TOKEN * missing + prompt if missing > 0 else prompt
+
+
+def columns_of(records: Iterable[dict]) -> set[str]:
+    """Which optional columns (system, history, images) any of the records uses."""
+    found: set[str] = set()
+    for record in records:
+        found.update(c for c in OPTIONAL_COLUMNS if record.get(c))
+        if len(found) == len(OPTIONAL_COLUMNS):
+            break
+    return found
+
+
+def _history(record: dict) -> list[list[str]]:
+    return [[q, a] for q, a in (record.get("history") or [])]
+
+
+# --------------------------------------------------------------------------- record -> row
+
+def to_row(fmt: str, record: dict, columns: Iterable[str] | None = None) -> dict:
+    """One training row of format `fmt` for `record`.
+
+    `columns` are the optional columns written on every row (default: those the record has), so a
+    file has the same keys throughout; a column the format cannot carry raises FormatError.
+    """
+    spec = get_format(fmt)
+    cols = set(columns) if columns is not None else {c for c in OPTIONAL_COLUMNS if record.get(c)}
+    if fmt == "sharegpt_multimodal":
+        cols.add("images")
+    unsupported = _unsupported(spec, record, cols)
+    if unsupported:
+        raise FormatError(f"{fmt} 不能表示 {', '.join(sorted(unsupported))}")
+    if spec.kind == "sft" and record.get("response") is None:
+        raise FormatError("SFT 记录缺少 response")
+    if spec.kind == "preference" and (record.get("chosen") is None or record.get("rejected") is None):
+        raise FormatError("偏好记录缺少 chosen 或 rejected")
+    return _WRITERS[fmt](record, cols)
+
+
+def _unsupported(spec: Format, record: dict, cols: set[str]) -> set[str]:
+    wanted = set(cols) | {c for c in OPTIONAL_COLUMNS if record.get(c)}
+    bad = wanted - set(spec.optional_columns)
+    # sharegpt-style and messages formats carry history as earlier turns, not as a column.
+    if spec.name in {"sharegpt", "sharegpt_multimodal", "openai", "sharegpt_preference",
+                     "trl_preference_conversational"}:
+        bad.discard("history")
+    # OpenAI messages and TRL conversational carry the system prompt as a system message.
+    if spec.name in {"openai", "trl_preference_conversational"}:
+        bad.discard("system")
+    return bad
+
+
+def _alpaca_base(record: dict, cols: set[str]) -> dict:
+    row: dict[str, Any] = {"instruction": record.get("prompt") or "", "input": record.get("input") or ""}
+    return row
+
+
+def _alpaca_optional(row: dict, record: dict, cols: set[str]) -> dict:
+    if "system" in cols:
+        row["system"] = record.get("system") or ""
+    if "history" in cols:
+        row["history"] = _history(record)
+    if "images" in cols:
+        row["images"] = list(record.get("images") or [])
+    return row
+
+
+def _write_alpaca(record: dict, cols: set[str]) -> dict:
+    row = _alpaca_base(record, cols)
+    row["output"] = record["response"]
+    return _alpaca_optional(row, record, cols)
+
+
+def _turns_sharegpt(record: dict) -> list[dict]:
+    turns = []
+    for q, a in _history(record):
+        turns += [{"from": "human", "value": q}, {"from": "gpt", "value": a}]
+    turns.append({"from": "human", "value": full_prompt(record)})
+    return turns
+
+
+def _sharegpt_optional(row: dict, record: dict, cols: set[str]) -> dict:
+    if "system" in cols:
+        row["system"] = record.get("system") or ""
+    if "images" in cols:
+        row["images"] = list(record.get("images") or [])
+    return row
+
+
+def _write_sharegpt(record: dict, cols: set[str]) -> dict:
+    turns = _turns_sharegpt(record) + [{"from": "gpt", "value": record["response"]}]
+    return _sharegpt_optional({"conversations": turns}, record, cols)
+
+
+def _messages(record: dict) -> list[dict]:
+    messages = []
+    if record.get("system"):
+        messages.append({"role": "system", "content": record["system"]})
+    for q, a in _history(record):
+        messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    messages.append({"role": "user", "content": full_prompt(record)})
+    return messages
+
+
+def _write_openai(record: dict, cols: set[str]) -> dict:
+    return {"messages": _messages(record) + [{"role": "assistant", "content": record["response"]}]}
+
+
+def _write_trl_prompt_completion(record: dict, cols: set[str]) -> dict:
+    return {"prompt": full_prompt(record), "completion": record["response"]}
+
+
+def _write_alpaca_preference(record: dict, cols: set[str]) -> dict:
+    row = _alpaca_base(record, cols)
+    row["chosen"] = record["chosen"]
+    row["rejected"] = record["rejected"]
+    return _alpaca_optional(row, record, cols)
+
+
+def _write_sharegpt_preference(record: dict, cols: set[str]) -> dict:
+    row = {
+        "conversations": _turns_sharegpt(record),
+        "chosen": {"from": "gpt", "value": record["chosen"]},
+        "rejected": {"from": "gpt", "value": record["rejected"]},
+    }
+    return _sharegpt_optional(row, record, cols)
+
+
+def _write_trl_preference(record: dict, cols: set[str]) -> dict:
+    return {"prompt": full_prompt(record), "chosen": record["chosen"], "rejected": record["rejected"]}
+
+
+def _write_trl_preference_conversational(record: dict, cols: set[str]) -> dict:
+    return {
+        "prompt": _messages(record),
+        "chosen": [{"role": "assistant", "content": record["chosen"]}],
+        "rejected": [{"role": "assistant", "content": record["rejected"]}],
+    }
+
+
+_WRITERS = {
+    "alpaca": _write_alpaca,
+    "sharegpt": _write_sharegpt,
+    "sharegpt_multimodal": _write_sharegpt,
+    "openai": _write_openai,
+    "trl_prompt_completion": _write_trl_prompt_completion,
+    "alpaca_preference": _write_alpaca_preference,
+    "sharegpt_preference": _write_sharegpt_preference,
+    "trl_preference": _write_trl_preference,
+    "trl_preference_conversational": _write_trl_preference_conversational,
+}
+
+
+# --------------------------------------------------------------------------- validation
+# Exact keys per FORMATS.md: the errors users hit most are wrong column keys, `output` in
+# preference rows and image count != <image> token count.
+
+_REQUIRED = {
+    "alpaca": {"instruction", "input", "output"},
+    "sharegpt": {"conversations"},
+    "sharegpt_multimodal": {"conversations", "images"},
+    "openai": {"messages"},
+    "trl_prompt_completion": {"prompt", "completion"},
+    "alpaca_preference": {"instruction", "input", "chosen", "rejected"},
+    "sharegpt_preference": {"conversations", "chosen", "rejected"},
+    "trl_preference": {"prompt", "chosen", "rejected"},
+    "trl_preference_conversational": {"prompt", "chosen", "rejected"},
+}
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def validate_row(fmt: str, row: Any) -> list[str]:
+    """Every way `row` breaks format `fmt` (exact keys, roles, types, image tokens); [] if valid."""
+    spec = get_format(fmt)
+    if not isinstance(row, dict):
+        return ["行不是 JSON 对象"]
+    errors: list[str] = []
+    required = _REQUIRED[fmt]
+    allowed = required | set(spec.optional_columns)
+    missing = required - row.keys()
+    if missing:
+        errors.append(f"缺少键 {', '.join(sorted(missing))}")
+    extra = row.keys() - allowed
+    if extra:
+        errors.append(f"多余的键 {', '.join(sorted(extra))}")
+    if missing:
+        return errors
+    checker = {
+        "alpaca": _check_alpaca, "alpaca_preference": _check_alpaca,
+        "sharegpt": _check_sharegpt, "sharegpt_multimodal": _check_sharegpt,
+        "sharegpt_preference": _check_sharegpt, "openai": _check_openai,
+        "trl_prompt_completion": _check_trl_strings, "trl_preference": _check_trl_strings,
+        "trl_preference_conversational": _check_trl_conversational,
+    }[fmt]
+    errors += checker(fmt, row)
+    if "system" in row and not _is_str(row["system"]):
+        errors.append("system 必须是字符串")
+    if "images" in row:
+        errors += _check_images(fmt, row)
+    return errors
+
+
+def _check_images(fmt: str, row: dict) -> list[str]:
+    images = row["images"]
+    if not isinstance(images, list) or not all(_is_str(p) for p in images):
+        return ["images 必须是路径字符串列表"]
+    if fmt.startswith("alpaca"):
+        texts = [row.get("instruction"), row.get("input")] + [q for q, _ in row.get("history") or []]
+    else:
+        texts = [t.get("value") for t in row.get("conversations") or [] if isinstance(t, dict)]
+    tokens = image_token_count(texts)
+    if tokens != len(images):
+        return [f"图片数 {len(images)} 与 <image> 标记数 {tokens} 不一致"]
+    if fmt == "sharegpt_multimodal" and not images:
+        return ["多模态记录没有图片"]
+    return []
+
+
+def _check_alpaca(fmt: str, row: dict) -> list[str]:
+    answer_keys = ("output",) if fmt == "alpaca" else ("chosen", "rejected")
+    errors = [f"{k} 必须是字符串" for k in ("instruction", "input", *answer_keys) if not _is_str(row[k])]
+    if not (row["instruction"] or row["input"]):
+        errors.append("instruction 为空")
+    if "history" in row:
+        history = row["history"]
+        if not isinstance(history, list) or not all(
+            isinstance(t, list) and len(t) == 2 and all(_is_str(x) for x in t) for t in history
+        ):
+            errors.append("history 必须是 [问, 答] 对的列表")
+    return errors
+
+
+def _check_sharegpt(fmt: str, row: dict) -> list[str]:
+    turns = row["conversations"]
+    if not isinstance(turns, list) or not turns:
+        return ["conversations 必须是非空列表"]
+    errors = []
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict) or set(turn) != {"from", "value"} or not _is_str(turn.get("value")):
+            errors.append(f"conversations[{i}] 必须是 {{from, value}}")
+            continue
+        # Human at odd positions (1st, 3rd, …), gpt at even ones.
+        expected = "human" if i % 2 == 0 else "gpt"
+        if turn["from"] != expected:
+            errors.append(f"conversations[{i}].from 应为 {expected}，实为 {turn['from']}")
+    if fmt == "sharegpt_preference":
+        if len(turns) % 2 != 1:
+            errors.append("偏好对的 conversations 必须以 human 结尾")
+        for key in ("chosen", "rejected"):
+            value = row[key]
+            if not isinstance(value, dict) or value.get("from") != "gpt" or not _is_str(value.get("value")):
+                errors.append(f"{key} 必须是 {{\"from\": \"gpt\", \"value\": …}}")
+    elif len(turns) % 2 != 0:
+        errors.append("conversations 必须以 gpt 结尾")
+    return errors
+
+
+def _check_messages(messages: Any, where: str, final_role: str | None) -> list[str]:
+    if not isinstance(messages, list) or not messages:
+        return [f"{where} 必须是非空列表"]
+    errors = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or set(m) != {"role", "content"} or not _is_str(m.get("content")):
+            errors.append(f"{where}[{i}] 必须是 {{role, content}}")
+        elif m["role"] not in {"system", "user", "assistant"}:
+            errors.append(f"{where}[{i}].role 未知：{m['role']}")
+        elif m["role"] == "system" and i != 0:
+            errors.append(f"{where}[{i}] system 只能在第一条")
+    roles = [m.get("role") for m in messages if isinstance(m, dict) and m.get("role") != "system"]
+    for i, role in enumerate(roles):
+        if role != ("user" if i % 2 == 0 else "assistant"):
+            errors.append(f"{where} 的 user/assistant 必须交替")
+            break
+    if final_role and roles and roles[-1] != final_role:
+        errors.append(f"{where} 必须以 {final_role} 结尾")
+    return errors
+
+
+def _check_openai(fmt: str, row: dict) -> list[str]:
+    return _check_messages(row["messages"], "messages", "assistant")
+
+
+def _check_trl_strings(fmt: str, row: dict) -> list[str]:
+    return [f"{k} 必须是字符串" for k in _REQUIRED[fmt] if not _is_str(row[k])]
+
+
+def _check_trl_conversational(fmt: str, row: dict) -> list[str]:
+    errors = _check_messages(row["prompt"], "prompt", "user")
+    for key in ("chosen", "rejected"):
+        value = row[key]
+        if not (isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict)
+                and value[0].get("role") == "assistant" and _is_str(value[0].get("content"))
+                and set(value[0]) == {"role", "content"}):
+            errors.append(f"{key} 必须是一条 assistant 消息的列表")
+    return errors
+
+
+def validate_record(fmt: str, record: dict, columns: Iterable[str] | None = None) -> list[str]:
+    """Errors of the row `record` would become (conversion errors included)."""
+    try:
+        row = to_row(fmt, record, columns)
+    except FormatError as exc:
+        return [str(exc)]
+    return validate_row(fmt, row)
+
+
+# --------------------------------------------------------------------------- readers (from the spec)
+
+def from_row(fmt: str, row: dict) -> dict:
+    """Read one training row back into the record contract (without id/source/meta).
+
+    Written from the format's spec, independently of the writers, so round-trip tests compare two
+    readings of the spec. Raises FormatError on a row that breaks the spec.
+    """
+    errors = validate_row(fmt, row)
+    if errors:
+        raise FormatError("; ".join(errors))
+    return _READERS[fmt](row)
+
+
+def _optional_into(record: dict, row: dict) -> dict:
+    if row.get("system"):
+        record["system"] = row["system"]
+    if row.get("history"):
+        record["history"] = [list(t) for t in row["history"]]
+    if row.get("images"):
+        record["images"] = list(row["images"])
+    return record
+
+
+def _read_alpaca(row: dict) -> dict:
+    record = {"prompt": row["instruction"], "response": row["output"]}
+    if row["input"]:
+        record["input"] = row["input"]
+    return _optional_into(record, row)
+
+
+def _read_alpaca_preference(row: dict) -> dict:
+    record = {"prompt": row["instruction"], "chosen": row["chosen"], "rejected": row["rejected"]}
+    if row["input"]:
+        record["input"] = row["input"]
+    return _optional_into(record, row)
+
+
+def _pairs(values: list[str]) -> list[list[str]]:
+    return [[values[i], values[i + 1]] for i in range(0, len(values) - 1, 2)]
+
+
+def _read_sharegpt(row: dict) -> dict:
+    values = [t["value"] for t in row["conversations"]]
+    record = {"prompt": values[-2], "response": values[-1]}
+    return _optional_into(record, {**row, "history": _pairs(values[:-2])})
+
+
+def _read_sharegpt_preference(row: dict) -> dict:
+    values = [t["value"] for t in row["conversations"]]
+    record = {"prompt": values[-1], "chosen": row["chosen"]["value"], "rejected": row["rejected"]["value"]}
+    return _optional_into(record, {**row, "history": _pairs(values[:-1])})
+
+
+def _split_messages(messages: list[dict]) -> dict:
+    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+    contents = [m["content"] for m in messages if m["role"] != "system"]
+    return {"system": system, "contents": contents}
+
+
+def _read_openai(row: dict) -> dict:
+    parts = _split_messages(row["messages"])
+    contents = parts["contents"]
+    record = {"prompt": contents[-2], "response": contents[-1]}
+    return _optional_into(record, {"system": parts["system"], "history": _pairs(contents[:-2])})
+
+
+def _read_trl_prompt_completion(row: dict) -> dict:
+    return {"prompt": row["prompt"], "response": row["completion"]}
+
+
+def _read_trl_preference(row: dict) -> dict:
+    return {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
+
+
+def _read_trl_preference_conversational(row: dict) -> dict:
+    parts = _split_messages(row["prompt"])
+    contents = parts["contents"]
+    record = {"prompt": contents[-1], "chosen": row["chosen"][0]["content"],
+              "rejected": row["rejected"][0]["content"]}
+    return _optional_into(record, {"system": parts["system"], "history": _pairs(contents[:-1])})
+
+
+_READERS = {
+    "alpaca": _read_alpaca,
+    "sharegpt": _read_sharegpt,
+    "sharegpt_multimodal": _read_sharegpt,
+    "openai": _read_openai,
+    "trl_prompt_completion": _read_trl_prompt_completion,
+    "alpaca_preference": _read_alpaca_preference,
+    "sharegpt_preference": _read_sharegpt_preference,
+    "trl_preference": _read_trl_preference,
+    "trl_preference_conversational": _read_trl_preference_conversational,
+}
+
+
+# --------------------------------------------------------------------------- files
+
+def container_for(path: str | Path) -> str:
+    """"jsonl" for a .jsonl file, "json" (one array) otherwise."""
+    return "jsonl" if str(path).endswith(".jsonl") else "json"
+
+
+class RowWriter:
+    """Streams rows into a .json array or a .jsonl file (UTF-8, CJK not escaped).
+
+        with RowWriter(path) as out:
+            out.write({"instruction": "…", …})
+    """
+
+    def __init__(self, path: str | Path, container: str | None = None):
+        self.path = Path(path)
+        self.container = container or container_for(self.path)
+        self.count = 0
+        self._fh = None
+
+    def __enter__(self) -> RowWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "w", encoding="utf-8", newline="\n")
+        if self.container == "json":
+            self._fh.write("[")
+        return self
+
+    def write(self, row: dict) -> None:
+        if self.container == "json":
+            self._fh.write(("\n  " if self.count == 0 else ",\n  ") + json.dumps(row, ensure_ascii=False))
+        else:
+            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.container == "json":
+            self._fh.write("\n]\n" if self.count else "]\n")
+        self._fh.close()
+
+
+def write_rows(path: str | Path, rows: Iterable[dict], container: str | None = None) -> int:
+    """Write already-formatted rows; returns how many."""
+    with RowWriter(path, container) as out:
+        for row in rows:
+            out.write(row)
+    return out.count
+
+
+def write_records(path: str | Path, fmt: str, records: Iterable[dict], *,
+                  columns: Iterable[str] | None = None, container: str | None = None) -> int:
+    """Write records in format `fmt` to `path`; returns the row count.
+
+    `columns`: optional columns written on every row. Left as None with a list of records, it is
+    computed from the records (a generator is then materialised once — pass `columns` to stream).
+    """
+    if columns is None:
+        records = list(records)
+        columns = columns_of(records)
+    columns = set(columns)
+    return write_rows(path, (to_row(fmt, r, columns) for r in records), container)
+
+
+def iter_rows(path: str | Path) -> Iterator[dict]:
+    """Rows of a .json array or .jsonl file (format detected from the first character)."""
+    with open(path, encoding="utf-8") as fh:
+        head = fh.read(1)
+        while head and head.isspace():
+            head = fh.read(1)
+        if head == "[":
+            fh.seek(0)
+            yield from json.load(fh)
+            return
+        fh.seek(0)
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def read_records(path: str | Path, fmt: str) -> list[dict]:
+    """Read a training file of format `fmt` back into records (spec readers)."""
+    return [from_row(fmt, row) for row in iter_rows(path)]
+
+
+# --------------------------------------------------------------------------- dataset_info.json
+
+def dataset_info_entry(fmt: str, file_name: str, columns: Iterable[str] = ()) -> dict:
+    """The LLaMA-Factory `dataset_info.json` entry for a file of format `fmt`.
+
+    `columns`: the optional columns the file carries on every row (system, history, images); only
+    those are listed, since LLaMA-Factory raises KeyError for a listed column that is absent.
+    TRL formats are not read through dataset_info; they get a plain file entry for the record.
+    """
+    spec = get_format(fmt)
+    present = set(columns) & set(spec.optional_columns)
+    if fmt == "sharegpt_multimodal":
+        present.add("images")
+    entry: dict[str, Any] = {"file_name": file_name}
+    if fmt in {"alpaca", "alpaca_preference"}:
+        if fmt == "alpaca_preference":
+            entry["ranking"] = True
+        cols = {"prompt": "instruction", "query": "input"}
+        if fmt == "alpaca":
+            cols["response"] = "output"
+        else:
+            cols.update(chosen="chosen", rejected="rejected")
+        cols.update({c: c for c in ("system", "history", "images") if c in present})
+        entry["columns"] = cols
+    elif fmt in {"sharegpt", "sharegpt_multimodal", "sharegpt_preference"}:
+        entry["formatting"] = "sharegpt"
+        if fmt == "sharegpt_preference":
+            entry["ranking"] = True
+        cols = {"messages": "conversations"}
+        cols.update({c: c for c in ("system", "images") if c in present})
+        if fmt == "sharegpt_preference":
+            cols.update(chosen="chosen", rejected="rejected")
+        entry["columns"] = cols
+    elif fmt == "openai":
+        entry["formatting"] = "sharegpt"
+        entry["columns"] = {"messages": "messages"}
+        entry["tags"] = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                         "assistant_tag": "assistant", "system_tag": "system"}
+    else:
+        entry["note"] = "TRL format: load with datasets.load_dataset('json', data_files=...)"
+    return entry
+
+
+def write_dataset_info(path: str | Path, entries: dict[str, dict]) -> None:
+    """Merge `entries` ({dataset name: entry}) into the dataset_info.json at `path`."""
+    path = Path(path)
+    existing = {}
+    if path.exists():
+        try:
+            existing = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            existing = {}
+    existing.update(entries)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(existing, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
