@@ -1,0 +1,179 @@
+"""Safe handling of image files: confined paths, allowed formats, size and pixel caps.
+
+Every area that reads, stores or serves an image goes through these helpers:
+
+- `confine_path(root, relative)` — the absolute path of `relative` inside `root`, or an
+  `ApplicationError(code="path_escape")` for `../`, absolute, URL-encoded or backslash escapes.
+- `media_path(relative)` — the same, confined to `settings.MEDIA_ROOT`.
+- `inspect_image(path)` — checks byte size (`IMAGE_MAX_BYTES`) before opening, the format
+  (`IMAGE_ALLOWED_FORMATS`) and the pixel count (`IMAGE_MAX_PIXELS`) from the header before decoding,
+  then verifies the file; returns an `ImageCheck` or raises `ApplicationError(code="image_invalid")`.
+- `store_image(source, *, folder, stem)` — inspects a file and copies it into MEDIA_ROOT/<folder>/,
+  returning the path relative to MEDIA_ROOT (what `Sample.image` holds).
+- `image_content_type(format)` — the MIME type to serve a checked image with.
+"""
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote
+
+from django.conf import settings
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ApplicationError
+
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+}
+EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """What `inspect_image` learned about a file that passed every check."""
+
+    path: Path
+    format: str
+    width: int
+    height: int
+    size_bytes: int
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.format]
+
+
+def _escape(relative: str) -> ApplicationError:
+    return ApplicationError(f"路径超出允许的目录：{relative}", code="path_escape", extra={"path": relative})
+
+
+def confine_path(root: str | Path, relative: str) -> Path:
+    """The resolved absolute path of `relative` inside `root`.
+
+    Raises ApplicationError(code="path_escape") when the path is empty, absolute (POSIX, Windows
+    drive or UNC), contains `..` (also URL-encoded, e.g. `%2e%2e%2f`, or double-encoded), a NUL
+    byte, or resolves outside `root` through a symlink.
+    """
+    if not isinstance(relative, str) or not relative.strip():
+        raise ApplicationError("路径为空", code="path_escape", extra={"path": relative})
+    decoded = relative
+    for _ in range(3):  # double- and triple-encoded escapes decode to the same thing
+        once = unquote(decoded)
+        if once == decoded:
+            break
+        decoded = once
+    if "\x00" in decoded:
+        raise _escape(relative)
+    normalized = decoded.replace("\\", "/")
+    if normalized.startswith("/") or (len(normalized) > 1 and normalized[1] == ":"):
+        raise _escape(relative)
+    parts = PurePosixPath(normalized).parts
+    if any(part == ".." for part in parts):
+        raise _escape(relative)
+    root_path = Path(root).resolve()
+    candidate = root_path.joinpath(*parts).resolve()
+    if candidate != root_path and root_path not in candidate.parents:
+        raise _escape(relative)  # a symlink inside root pointing out of it
+    return candidate
+
+
+def media_path(relative: str) -> Path:
+    """`confine_path` against `settings.MEDIA_ROOT`."""
+    return confine_path(settings.MEDIA_ROOT, relative)
+
+
+def inspect_image(path: str | Path) -> ImageCheck:
+    """Check an image file without trusting it; raise ApplicationError(code="image_invalid").
+
+    Order matters: the byte size is checked before the file is opened, the format and pixel count
+    are read from the header before any pixel data is decoded (decompression bombs), and only then
+    is the file verified for truncation or corruption.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ApplicationError(f"图片不存在：{path.name}", code="image_invalid", extra={"reason": "missing"})
+    size = path.stat().st_size
+    if size > settings.IMAGE_MAX_BYTES:
+        raise ApplicationError(
+            f"图片过大：{path.name}（{size} 字节，上限 {settings.IMAGE_MAX_BYTES}）",
+            code="image_invalid",
+            extra={"reason": "too_many_bytes"},
+        )
+    if size == 0:
+        raise ApplicationError(f"图片为空：{path.name}", code="image_invalid", extra={"reason": "empty"})
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel cap below replaces Pillow's DecompressionBombWarning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image_format, (width, height) = image.format, image.size
+                if image_format not in settings.IMAGE_ALLOWED_FORMATS or image_format not in CONTENT_TYPES:
+                    raise ApplicationError(
+                        f"不支持的图片格式：{path.name}（{image_format}）",
+                        code="image_invalid",
+                        extra={"reason": "format"},
+                    )
+                if width * height > settings.IMAGE_MAX_PIXELS:
+                    raise ApplicationError(
+                        f"图片像素过多：{path.name}（{width}×{height}，上限 {settings.IMAGE_MAX_PIXELS} 像素）",
+                        code="image_invalid",
+                        extra={"reason": "too_many_pixels"},
+                    )
+                image.verify()
+    except ApplicationError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ApplicationError(
+            f"图片无法读取或已损坏：{path.name}（{exc.__class__.__name__}）",
+            code="image_invalid",
+            extra={"reason": "corrupt"},
+        ) from exc
+    return ImageCheck(path=path, format=image_format, width=width, height=height, size_bytes=size)
+
+
+def safe_file_stem(text: str, *, max_length: int = 120) -> str:
+    """A file-name stem made only of ASCII letters, digits, `-`, `_` and `.` (never `..`)."""
+    stem = "".join(ch if (ch.isascii() and (ch.isalnum() or ch in "-_.")) else "_" for ch in text)
+    stem = stem.strip("._")[:max_length]
+    return stem or "image"
+
+
+def store_image(source: str | Path, *, folder: str, stem: str) -> str:
+    """Inspect `source` and copy it to MEDIA_ROOT/<folder>/<stem><ext>; return that relative path.
+
+    `folder` is itself confined to MEDIA_ROOT; the extension comes from the detected format, not the
+    source name. An unchanged file (same size and bytes) is not rewritten.
+    """
+    check = inspect_image(source)
+    relative = f"{folder.strip('/')}/{safe_file_stem(stem)}{check.extension}"
+    target = media_path(relative)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not (target.is_file() and target.stat().st_size == check.size_bytes and _same_bytes(target, check.path)):
+        tmp = target.with_name(target.name + ".part")
+        shutil.copyfile(check.path, tmp)
+        tmp.replace(target)
+    return relative
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while True:
+            chunk_a, chunk_b = fa.read(1 << 16), fb.read(1 << 16)
+            if chunk_a != chunk_b:
+                return False
+            if not chunk_a:
+                return True
+
+
+def image_content_type(image_format: str) -> str:
+    """The MIME type for a format name as Pillow reports it ("PNG" → "image/png")."""
+    return CONTENT_TYPES[image_format]

@@ -1,0 +1,72 @@
+"""Real-browser fixtures: Debian's headless Chromium driven by Playwright against a live server.
+
+Reuse them from any `tests/browser/test_*.py` (mark the tests `@pytest.mark.browser`):
+
+    @pytest.mark.browser
+    def test_something(browser_page, live_server, browser_login, reviewer):
+        browser_login(reviewer)                    # signs in through /login/ (password "pw-for-tests-1")
+        browser_page.goto(live_server.url + "/")  # a fresh Playwright `Page`, 1280×900, zh-CN
+
+- `chromium` (session): the launched browser (never `playwright install`; /usr/bin/chromium).
+- `browser_page`: a new context + page per test, closed afterwards; depends on `live_server`
+  and therefore on `transactional_db`, so rows you create are visible to the server thread.
+  Default timeout 10 s; JS console errors are collected in `browser_page.console_errors`.
+- `browser_login(user, password="pw-for-tests-1")`: logs `user` in on `browser_page`.
+"""
+import os
+import shutil
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the whole session."""
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium fonts-wqy-zenhei")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+    # between page actions are still synchronous and safe.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium, live_server, transactional_db):
+    """A fresh page in its own browser context (own cookies), pointed at nothing yet."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    page.console_errors = []
+    page.on("console", lambda msg: page.console_errors.append(msg.text) if msg.type == "error" else None)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def browser_login(browser_page, live_server):
+    """Sign a user in through the login form; the factories' password is the default."""
+
+    def login(user, password: str = "pw-for-tests-1"):
+        browser_page.goto(f"{live_server.url}/login/")
+        browser_page.fill("#id_username", user.get_username())
+        browser_page.fill("#id_password", password)
+        browser_page.click("button[type=submit]")
+        browser_page.wait_for_url(lambda url: "/login/" not in url)
+        return browser_page
+
+    return login
