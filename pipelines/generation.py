@@ -1,0 +1,573 @@
+"""Generation + judge: visual question/answer training examples, validated by a second model call.
+
+For each source item (an image with its wiki title and optional facts) the job asks the vision
+model for a question — open or multiple choice, by a configurable ratio — and for a response in the
+form `<look>…</look><think>…</think><answer>…</answer>`. The response's structure is checked before
+the judge sees it (a missing tag is a failure reason of its own and costs no judge call); the judge
+scores it (`pipelines/judge.py`). Every example becomes a `GeneratedExample` row, passed or failed,
+and a run can write the team's files (`generated_examples.jsonl`, `failed_examples.jsonl`,
+`pipeline_report.json`, `checkpoint.json`) in the record format of their original pipeline.
+
+Sections: response structure · question type · prompts · source import · records and files ·
+the job kind · services (overrule, re-run, export).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from review.errors import ApplicationError
+
+from . import judge as judge_module
+from .jobkinds import ItemFailed, JobKindHandler, register
+from .models import GeneratedExample, Job, JobKind, JobStatus, ReviewDecision, SourceItem
+
+# --------------------------------------------------------------------------- response structure
+TAGS = ("look", "think", "answer")
+REASON_OUT_OF_ORDER = "Tags out of order"
+
+
+def missing_tag_reason(tag: str) -> str:
+    """The failure reason for a response without `<tag>…</tag>` (one reason per tag)."""
+    return f"Missing <{tag}> tag"
+
+
+STRUCTURE_REASONS = tuple(missing_tag_reason(t) for t in TAGS) + (REASON_OUT_OF_ORDER,)
+
+
+def check_structure(response: str) -> list[str]:
+    """Structure problems of a response: each missing or unclosed tag, then tags out of order."""
+    problems: list[str] = []
+    spans: list[int] = []
+    for tag in TAGS:
+        match = re.search(rf"<{tag}>(.*?)</{tag}>", response or "", re.S)
+        if not match or not match.group(1).strip():
+            problems.append(missing_tag_reason(tag))
+        else:
+            spans.append(match.start())
+    if not problems and spans != sorted(spans):
+        problems.append(REASON_OUT_OF_ORDER)
+    return problems
+
+
+def response_part(response: str, tag: str) -> str:
+    """The text inside `<tag>…</tag>` of a response ('' when absent)."""
+    match = re.search(rf"<{tag}>(.*?)</{tag}>", response or "", re.S)
+    return match.group(1).strip() if match else ""
+
+
+# --------------------------------------------------------------------------- question type
+def is_multiple_choice_for(external_id: str, *, ratio: float, seed: int) -> bool:
+    """Whether the item gets a multiple-choice question: a stable draw, so a resume agrees."""
+    digest = hashlib.sha256(f"{seed}:{external_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < ratio
+
+
+# --------------------------------------------------------------------------- prompts
+# First lines double as markers the LLM simulator's responders recognise.
+QUESTION_SYSTEM_PROMPT = """You write questions for visual question answering training data.
+Look at the image and its wiki title and write ONE question that can only be answered by looking
+carefully at the image and reasoning about it. Output the question only."""
+QUESTION_KIND_OPEN = "Question type: open. Write an open question (no options)."
+QUESTION_KIND_CHOICE = (
+    "Question type: multiple choice. Write the question, then four options on their own lines "
+    "as 'A. …', 'B. …', 'C. …', 'D. …' with exactly one correct option."
+)
+RESPONSE_SYSTEM_PROMPT = """You answer visual questions for training data, showing your work.
+Write the response exactly as <look>what you see in the image that matters</look><think>step-by-step
+reasoning from what you see and the facts</think><answer>the final answer</answer>. For a multiple
+choice question the answer starts with the option letter."""
+
+
+def source_context(item: SourceItem | dict) -> str:
+    """The source item's title and facts as prompt text."""
+    title = item["wiki_title"] if isinstance(item, dict) else item.wiki_title
+    facts = item["facts"] if isinstance(item, dict) else item.facts
+    fact_lines = "\n".join(f"- {f}" for f in facts) or "(none)"
+    return f"Wiki title: {title}\nFacts:\n{fact_lines}"
+
+
+def question_messages(payload: dict, params: dict) -> list[dict]:
+    """Messages asking for a question about the payload's image."""
+    kind = QUESTION_KIND_CHOICE if payload["is_multiple_choice"] else QUESTION_KIND_OPEN
+    return [
+        {"role": "system", "content": QUESTION_SYSTEM_PROMPT},
+        {"role": "user", "content": f"{source_context(payload)}\n\n{kind}"},
+    ]
+
+
+def response_messages(payload: dict, question: str, params: dict) -> list[dict]:
+    """Messages asking for the <look>/<think>/<answer> response to `question`."""
+    return [
+        {"role": "system", "content": RESPONSE_SYSTEM_PROMPT},
+        {"role": "user", "content": f"{source_context(payload)}\n\nQuestion:\n{question}"},
+    ]
+
+
+# --------------------------------------------------------------------------- source import
+SOURCE_ID_KEYS = ("id", "external_id", "item_id", "uid")
+SOURCE_IMAGE_KEYS = ("image", "image_path", "img", "image_url")
+SOURCE_TITLE_KEYS = ("wiki_title", "title", "name")
+
+
+@dataclass
+class ImportProblem:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"第 {self.line} 行: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    collection: str
+    created: int = 0
+    updated: int = 0
+    problems: list[ImportProblem] = field(default_factory=list)
+    external_ids: list[str] = field(default_factory=list)
+
+
+def _first(record: dict, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if key in record and record[key] not in (None, ""):
+            return record[key]
+    return None
+
+
+def parse_source_record(record: Any, *, line: int) -> dict:
+    """A source record as SourceItem fields; raises ValueError with a readable message if bad."""
+    if not isinstance(record, dict):
+        raise ValueError(f"不是 JSON 对象（而是 {type(record).__name__}）")
+    image = _first(record, SOURCE_IMAGE_KEYS)
+    title = _first(record, SOURCE_TITLE_KEYS)
+    if image is None and title is None:
+        raise ValueError("缺少 image 和 wiki_title")
+    if image is not None and not isinstance(image, str):
+        raise ValueError("image 必须是字符串")
+    if title is not None and not isinstance(title, str):
+        raise ValueError("wiki_title 必须是字符串")
+    facts = record.get("facts", [])
+    if facts is None:
+        facts = []
+    if isinstance(facts, str):
+        facts = [facts]
+    if not isinstance(facts, list) or not all(isinstance(f, (str, int, float)) for f in facts):
+        raise ValueError("facts 必须是字符串列表")
+    attributes = record.get("attributes", {})
+    if not isinstance(attributes, dict):
+        raise ValueError("attributes 必须是对象")
+    attributes = dict(attributes)
+    used = {*SOURCE_ID_KEYS, *SOURCE_IMAGE_KEYS, *SOURCE_TITLE_KEYS, "facts", "attributes"}
+    # Other scalar fields (category, era, …) are attributes too: analysis groups by them.
+    for key, value in record.items():
+        if key not in used and isinstance(value, (str, int, float, bool)) and key not in attributes:
+            attributes[key] = value
+    external_id = _first(record, SOURCE_ID_KEYS)
+    if external_id is None:
+        basis = json.dumps([image or "", title or ""], ensure_ascii=False)
+        external_id = "src-" + hashlib.sha256(basis.encode()).hexdigest()[:12]
+    return {
+        "external_id": str(external_id)[:255],
+        "image": (image or "")[:500],
+        "wiki_title": (title or "")[:500],
+        "facts": [str(f) for f in facts],
+        "attributes": attributes,
+    }
+
+
+def _line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def read_source_records(text: str) -> tuple[list[tuple[int, Any]], list[ImportProblem]]:
+    """(line, record) pairs from a JSON array or JSONL text, with the lines that could not be read.
+
+    A JSON array is read element by element, so one broken record is reported with its line and
+    reading resumes at the next record that starts on a new line.
+    """
+    records: list[tuple[int, Any]] = []
+    problems: list[ImportProblem] = []
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if stripped.startswith("["):
+        decoder = json.JSONDecoder()
+        pos = text.index("[") + 1
+        while True:
+            while pos < len(text) and text[pos] in " \t\r\n,":
+                pos += 1
+            if pos >= len(text) or text[pos] == "]":
+                break
+            try:
+                value, end = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as exc:
+                problems.append(ImportProblem(_line_of(text, exc.pos), f"JSON 格式错误: {exc.msg}"))
+                # Resume at the next record that begins a line.
+                match = re.compile(r"\n[ \t]*\{").search(text, max(exc.pos, pos + 1))
+                if not match:
+                    break
+                pos = match.end() - 1
+                continue
+            records.append((_line_of(text, pos), value))
+            pos = end
+        return records, problems
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            problems.append(ImportProblem(number, f"JSON 格式错误: {exc.msg}"))
+    return records, problems
+
+
+def sample_records(records: list, n: int | None, *, seed: int = 42) -> list:
+    """A reproducible sample of n records (all when n is None or ≥ len), in the original order."""
+    if n is None or n >= len(records):
+        return list(records)
+    if n < 0:
+        raise ApplicationError("样本数不能为负")
+    chosen = sorted(random.Random(seed).sample(range(len(records)), n))
+    return [records[i] for i in chosen]
+
+
+@transaction.atomic
+def source_items_import(*, text: str, collection: str, sample: int | None = None, seed: int = 42) -> ImportReport:
+    """Import source items from JSON/JSONL text into `collection`; bad records are reported, not fatal.
+
+    Re-importing updates items by their id, so an import can be repeated safely.
+    """
+    if not collection.strip():
+        raise ApplicationError("请指定来源集合名称")
+    raw, problems = read_source_records(text)
+    report = ImportReport(collection=collection, problems=problems)
+    parsed = []
+    seen: set[str] = set()
+    for line, record in raw:
+        try:
+            fields = parse_source_record(record, line=line)
+        except ValueError as exc:
+            report.problems.append(ImportProblem(line, str(exc)))
+            continue
+        if fields["external_id"] in seen:
+            report.problems.append(ImportProblem(line, f"重复的 id {fields['external_id']}，已跳过"))
+            continue
+        seen.add(fields["external_id"])
+        parsed.append(fields)
+    report.problems.sort(key=lambda p: p.line)
+    existing = {
+        item.external_id: item
+        for item in SourceItem.objects.filter(collection=collection, external_id__in=[p["external_id"] for p in parsed])
+    }
+    to_create, to_update = [], []
+    for fields in sample_records(parsed, sample, seed=seed):
+        item = existing.get(fields["external_id"])
+        if item is None:
+            to_create.append(SourceItem(collection=collection, **fields))
+        else:
+            for name, value in fields.items():
+                setattr(item, name, value)
+            to_update.append(item)
+        report.external_ids.append(fields["external_id"])
+    SourceItem.objects.bulk_create(to_create, batch_size=500)
+    if to_update:
+        SourceItem.objects.bulk_update(to_update, ["image", "wiki_title", "facts", "attributes"], batch_size=500)
+    report.created, report.updated = len(to_create), len(to_update)
+    return report
+
+
+def resolve_image(path: str) -> Path | None:
+    """The image file of a source item inside MEDIA_ROOT, or None (missing, or outside MEDIA_ROOT)."""
+    if not path or "://" in path:
+        return None
+    root = Path(settings.MEDIA_ROOT).resolve()
+    candidate = Path(path)
+    full = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if not full.is_relative_to(root) or not full.is_file():
+        return None
+    return full
+
+
+# --------------------------------------------------------------------------- records and files
+DEFAULT_PARAMS = {
+    "multiple_choice_ratio": 0.3,
+    "pass_threshold": judge_module.DEFAULT_PASS_THRESHOLD,
+    "temperature": 0.7,
+    "seed": 42,
+}
+
+
+def _timestamp(moment) -> str:
+    # The team's files carry naive local timestamps with microseconds.
+    return timezone.localtime(moment).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+def make_example_id(source: SourceItem, *, multiple_choice: bool, moment) -> str:
+    """An id in the team's shape: gpt_<8 hex of the source>_<type>_<unix seconds>."""
+    digest = hashlib.sha256(f"{source.collection}:{source.external_id}".encode()).hexdigest()[:8]
+    return f"gpt_{digest}_{'mcq' if multiple_choice else 'open'}_{int(moment.timestamp())}"
+
+
+def example_record(example: GeneratedExample) -> dict:
+    """The row as a record of generated_examples.jsonl / failed_examples.jsonl (the seed's format)."""
+    record = {
+        "id": example.example_id,
+        "image": example.source_item.image,
+        "wiki_title": example.source_item.wiki_title,
+        "question": example.question,
+        "response": example.response,
+        "is_multiple_choice": example.is_multiple_choice,
+        "validation_result": example.validation_result,
+    }
+    if not example.passed:
+        record["failure_reason"] = list(example.failure_reasons)
+    record["overall_score"] = example.overall_score
+    record["timestamp"] = _timestamp(example.created_at)
+    return record
+
+
+def pipeline_report(job: Job) -> dict:
+    """pipeline_report.json for a run: the team's pipeline_stats plus reasons and settings."""
+    from .models import ItemStatus
+
+    examples = list(GeneratedExample.objects.filter(job=job).values_list("passed", "is_multiple_choice", "failure_reasons"))
+    status_counts = Counter(job.items.values_list("status", flat=True))
+    error_kinds = Counter(job.items.filter(status=ItemStatus.FAILED).values_list("error_kind", flat=True))
+    valid = sum(1 for passed, _, _ in examples if passed)
+    failed = len(examples) - valid
+    reasons = Counter(r for passed, _, rs in examples if not passed for r in dict.fromkeys(rs or []))
+    return {
+        "pipeline_stats": {
+            "total_items": sum(status_counts.values()),
+            "processed_items": status_counts.get(ItemStatus.DONE, 0) + status_counts.get(ItemStatus.FAILED, 0),
+            "valid_examples": valid,
+            "failed_validation": failed,
+            "generation_errors": status_counts.get(ItemStatus.FAILED, 0),
+            "pass_rate": round(valid / len(examples), 4) if examples else None,
+            "multiple_choice_examples": sum(1 for _, mc, _ in examples if mc),
+            "open_examples": sum(1 for _, mc, _ in examples if not mc),
+        },
+        "failure_reasons": dict(reasons.most_common()),
+        "generation_error_kinds": dict(error_kinds.most_common()),
+        "config": {k: v for k, v in job.params.items() if k not in {"source_ids", "output_dir"}},
+        "job_id": job.pk,
+        "parent_job_id": job.parent_id,
+        "generated_at": _timestamp(timezone.now()),
+    }
+
+
+def _write_jsonl(path: Path, records) -> int:
+    tmp = path.with_name(path.name + ".part")
+    count = 0
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    tmp.replace(path)
+    return count
+
+
+def write_checkpoint(job: Job, directory: str | Path) -> None:
+    """checkpoint.json: which job writes this directory and how many items it has processed."""
+    from .models import ItemStatus
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    processed = job.items.filter(status__in=[ItemStatus.DONE, ItemStatus.FAILED]).count()
+    data = {"job_id": job.pk, "collection": job.params.get("collection"), "processed_items": processed,
+            "total_items": job.items.count(), "updated_at": _timestamp(timezone.now())}
+    (directory / "checkpoint.json").write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def write_run_files(job: Job, directory: str | Path) -> dict:
+    """Write the team's files for a run from its rows; returns the pipeline report.
+
+    The files are rewritten whole from the database, so a resumed run never duplicates a line.
+    As in the team's pipeline, failed_examples.jsonl exists only when something failed.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    examples = GeneratedExample.objects.filter(job=job).select_related("source_item").order_by("id")
+    _write_jsonl(directory / "generated_examples.jsonl", (example_record(e) for e in examples if e.passed))
+    failed_path = directory / "failed_examples.jsonl"
+    if examples.filter(passed=False).exists():
+        _write_jsonl(failed_path, (example_record(e) for e in examples.filter(passed=False)))
+    elif failed_path.exists():
+        failed_path.unlink()
+    report = pipeline_report(job)
+    (directory / "pipeline_report.json").write_text(
+        json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    write_checkpoint(job, directory)
+    return report
+
+
+# --------------------------------------------------------------------------- the job kind
+def _float_param(params: dict, name: str, low: float, high: float) -> float:
+    try:
+        value = float(params.get(name, DEFAULT_PARAMS[name]))
+    except (TypeError, ValueError):
+        raise ApplicationError(f"{name} 必须是数字") from None
+    if not low <= value <= high:
+        raise ApplicationError(f"{name} 必须在 {low:g} 到 {high:g} 之间")
+    return value
+
+
+def _with_image(messages: list[dict], image_url: str | None) -> list[dict]:
+    if not image_url:
+        return messages
+    out = [dict(m) for m in messages]
+    user = out[-1]
+    user["content"] = [{"type": "image_url", "image_url": {"url": image_url}}, {"type": "text", "text": user["content"]}]
+    return out
+
+
+@register
+class GenerationHandler(JobKindHandler):
+    """Per source item: question → response → structure check → judge → one GeneratedExample row."""
+
+    kind = JobKind.GENERATION
+    queue = "default"
+
+    def clean_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        collection = str(params.get("collection") or "").strip()
+        if not collection:
+            raise ApplicationError("请选择来源集合")
+        if not SourceItem.objects.filter(collection=collection).exists():
+            raise ApplicationError(f"来源集合 {collection} 中没有数据，请先导入")
+        cleaned = {
+            "collection": collection,
+            "multiple_choice_ratio": _float_param(params, "multiple_choice_ratio", 0, 1),
+            "pass_threshold": _float_param(params, "pass_threshold", 0, 10),
+            "temperature": _float_param(params, "temperature", 0, 2),
+        }
+        try:
+            cleaned["seed"] = int(params.get("seed", DEFAULT_PARAMS["seed"]))
+            sample = params.get("sample")
+            cleaned["sample"] = int(sample) if sample not in (None, "") else None
+        except (TypeError, ValueError):
+            raise ApplicationError("seed 和 sample 必须是整数") from None
+        if cleaned["sample"] is not None and cleaned["sample"] <= 0:
+            raise ApplicationError("样本数必须大于 0")
+        for name in ("model", "judge_model"):
+            if params.get(name):
+                cleaned[name] = str(params[name])[:200]
+        if params.get("source_ids") is not None:
+            cleaned["source_ids"] = [str(x) for x in params["source_ids"]]
+        if params.get("output_dir"):
+            cleaned["output_dir"] = str(params["output_dir"])
+        return cleaned
+
+    def item_keys(self, job: Job):
+        if job.params.get("source_ids") is not None:
+            return list(job.params["source_ids"])
+        ids = list(SourceItem.objects.filter(collection=job.params["collection"]).order_by("external_id")
+                   .values_list("external_id", flat=True))
+        return sample_records(ids, job.params.get("sample"), seed=job.params.get("seed", 42))
+
+    def prepare(self, job: Job, key: str) -> dict:
+        from .llm import image_data_url
+
+        source = SourceItem.objects.filter(collection=job.params["collection"], external_id=key).first()
+        if source is None:
+            raise ItemFailed("source_missing", f"来源 {key} 不存在")
+        existing = GeneratedExample.objects.filter(job=job, source_item=source).first()
+        if existing is not None:
+            # Stored before an interruption: do not pay for the model calls again.
+            return {"source_id": source.pk, "done": True}
+        image_path = resolve_image(source.image)
+        return {
+            "source_id": source.pk,
+            "done": False,
+            "wiki_title": source.wiki_title,
+            "facts": list(source.facts),
+            "is_multiple_choice": is_multiple_choice_for(
+                source.external_id, ratio=job.params["multiple_choice_ratio"], seed=job.params.get("seed", 42)
+            ),
+            "image_url": image_data_url(image_path) if image_path else None,
+        }
+
+    async def call(self, llm, payload: dict, params: dict[str, Any]) -> dict | None:
+        from .llm import LLMError
+
+        if payload["done"]:
+            return None
+        temperature = params.get("temperature", DEFAULT_PARAMS["temperature"])
+        vision_model = params.get("model") or settings.LLM_VISION_MODEL
+        threshold = params.get("pass_threshold", DEFAULT_PARAMS["pass_threshold"])
+        try:
+            question = (await llm.chat(_with_image(question_messages(payload, params), payload["image_url"]),
+                                       model=vision_model, temperature=temperature)).text.strip()
+            response = (await llm.chat(_with_image(response_messages(payload, question, params), payload["image_url"]),
+                                       model=vision_model, temperature=temperature)).text.strip()
+        except LLMError as exc:
+            raise ItemFailed(exc.kind, f"生成失败: {exc.message}") from None
+        output = {"question": question, "response": response, "judge_raw": "", "structure_problems": check_structure(response)}
+        if output["structure_problems"]:
+            return output  # a broken structure fails without a judge call
+        messages = judge_module.build_judge_messages(
+            wiki_title=payload["wiki_title"], facts=payload["facts"], question=question, response=response,
+            threshold=threshold,
+        )
+        try:
+            output["judge_raw"] = (await llm.chat(messages, model=params.get("judge_model") or settings.LLM_JUDGE_MODEL,
+                                                  temperature=0)).text
+        except LLMError as exc:
+            raise ItemFailed(exc.kind, f"评判失败: {exc.message}") from None
+        return output
+
+    def store(self, job: Job, key: str, payload: dict, output: dict | None) -> dict:
+        source = SourceItem.objects.get(pk=payload["source_id"])
+        if output is None:
+            example = GeneratedExample.objects.get(job=job, source_item=source)
+            return _item_result(example)
+        threshold = job.params.get("pass_threshold", DEFAULT_PARAMS["pass_threshold"])
+        fields = {"question": output["question"], "response": output["response"], "judge_raw": output["judge_raw"],
+                  "is_multiple_choice": payload["is_multiple_choice"]}
+        problems = output["structure_problems"]
+        if problems:
+            fields.update(structure_ok=False, passed=False, overall_score=None, failure_reasons=problems,
+                          validation_result={"overall_score": None, "pass": False, "issues": problems,
+                                             "stage": "structure"})
+        else:
+            try:
+                verdict = judge_module.parse_verdict(output["judge_raw"], threshold=threshold)
+            except judge_module.VerdictUnparseable as exc:
+                reasons = [judge_module.REASON_UNPARSEABLE]
+                fields.update(structure_ok=True, passed=False, overall_score=None, failure_reasons=reasons,
+                              validation_result={"overall_score": None, "pass": False, "issues": reasons,
+                                                 "stage": "judge", "error": str(exc)})
+            else:
+                fields.update(structure_ok=True, passed=verdict.passed, overall_score=verdict.overall_score,
+                              failure_reasons=judge_module.failure_reasons_for(verdict),
+                              validation_result={**verdict.as_validation_result(), "stage": "judge"})
+        now = timezone.now()
+        example, created = GeneratedExample.objects.get_or_create(
+            job=job, source_item=source,
+            defaults={**fields, "example_id": make_example_id(source, multiple_choice=payload["is_multiple_choice"],
+                                                              moment=now)},
+        )
+        if not created:  # a redelivered item: keep one row, with the latest answer
+            for name, value in fields.items():
+                setattr(example, name, value)
+            example.save(update_fields=[*fields, "updated_at"])
+        return _item_result(example)
+
+    def finalize(self, job: Job) -> dict[str, Any]:
+        if job.params.get("output_dir"):
+            return write_run_files(job, job.params["output_dir"])
+        return pipeline_report(job)
+
+
+def _item_result(example: GeneratedExample) -> dict:
+    return {"example_id": example.example_id, "passed": example.passed, "overall_score": example.overall_score,
+            "failure_reasons": list(example.failure_reasons)}
