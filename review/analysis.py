@@ -1,0 +1,475 @@
+"""The numbers behind 分类分析.md: per-class accuracy per prompt mode, mode-2 errors and their
+causes, mode-2 → mode-3 changes, confusion of label vs predicted class, reviewers' progress.
+
+Pure selectors: every function reads, none writes. Each one issues a fixed number of aggregate
+queries whatever the size of the dataset, so the overview stays fast with 100,000 samples.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import Avg, Count, Exists, OuterRef, Q
+
+from .models import Assignment, Category, Cause, Dataset, Mode, Reasoning, Review, Sample
+
+MODES: tuple[int, ...] = (Mode.FREE, Mode.WITH_DEFINITIONS, Mode.LIMITED)
+
+# A class's definitions are proposed for revision when at least this many of its mode-2 errors are
+# marked "definitions overlap" and they make up at least this share of its reviewed mode-2 errors.
+OVERLAP_MIN_COUNT = 2
+OVERLAP_MIN_SHARE = 1 / 3
+
+CAUSE_CODES: tuple[str, ...] = (Cause.DEFINITIONS_OVERLAP, Cause.LABEL_WRONG, Cause.MODEL_WEAK)
+
+
+def length_limit() -> int:
+    """The mode-3 length limit (字数) a kept output must respect; 100 unless configured."""
+    return int(getattr(settings, "TRAINSET_MAX_LENGTH", 100))
+
+
+@dataclass
+class ModeStats:
+    """How one prompt mode did on a set of samples."""
+
+    mode: int
+    total: int = 0
+    correct: int = 0
+    wrong: int = 0
+    unparsed: int = 0
+    over_limit: int = 0
+    mean_length: float | None = None
+
+    @property
+    def accuracy(self) -> float | None:
+        """Correct / reasonings (an unparseable answer counts as not correct); None without data."""
+        return self.correct / self.total if self.total else None
+
+    @property
+    def accuracy_percent(self) -> float | None:
+        return round(self.accuracy * 100, 1) if self.total else None
+
+    @property
+    def label(self) -> str:
+        return Mode(self.mode).label
+
+
+@dataclass
+class ModeTwoError:
+    """A sample mode 2 got wrong (or could not be parsed), with the reviewer's cause if given."""
+
+    sample_id: int
+    external_id: str
+    predicted_name: str
+    predicted_category: str
+    cause: str
+    label_error: bool
+    unparsed: bool
+
+    @property
+    def cause_label(self) -> str:
+        return Cause(self.cause).label if self.cause else "未标注"
+
+
+@dataclass
+class ClassSummary:
+    """One row of the dataset overview."""
+
+    category: Category
+    sample_count: int = 0
+    modes: dict[int, ModeStats] = field(default_factory=dict)
+    causes: dict[str, int] = field(default_factory=dict)
+    label_errors: int = 0
+    mode2_errors: int = 0
+    right_to_wrong: int = 0
+    wrong_to_right: int = 0
+    todo: int = 0
+    done: int = 0
+    reviewers: list[str] = field(default_factory=list)
+
+    @property
+    def causes_marked(self) -> int:
+        return sum(self.causes.get(code, 0) for code in CAUSE_CODES)
+
+    @property
+    def overlap_count(self) -> int:
+        return self.causes.get(Cause.DEFINITIONS_OVERLAP, 0)
+
+    @property
+    def propose_revision(self) -> bool:
+        """Whether many mode-2 errors of this class blame overlapping definitions."""
+        marked = self.causes_marked
+        return (
+            self.overlap_count >= OVERLAP_MIN_COUNT
+            and marked > 0
+            and self.overlap_count / marked >= OVERLAP_MIN_SHARE
+        )
+
+    @property
+    def progress_percent(self) -> int:
+        return round(self.done * 100 / self.todo) if self.todo else 100
+
+    def mode(self, mode: int) -> ModeStats:
+        return self.modes.get(mode) or ModeStats(mode=mode)
+
+
+@dataclass
+class ReviewerProgress:
+    username: str
+    categories: list[str]
+    todo: int
+    done: int
+
+    @property
+    def percent(self) -> int:
+        return round(self.done * 100 / self.todo) if self.todo else 100
+
+
+@dataclass
+class ClassAnalysis:
+    """Everything the team wrote by hand about one class in 分类分析.md."""
+
+    category: Category
+    sample_count: int
+    modes: dict[int, ModeStats]
+    mode2_errors: list[ModeTwoError]
+    causes: dict[str, int]
+    right_to_wrong: list[str]
+    wrong_to_right: list[str]
+    # predicted class name (or "" when unparsed) → {mode: count}, for this class's samples
+    predicted: dict[str, dict[int, int]]
+    # label name → {mode: count}: samples of other classes predicted as this class
+    predicted_as_this: dict[str, dict[int, int]]
+    revisions: list
+    propose_revision: bool
+    overlap_with: list[tuple[str, int]]
+
+    def mode(self, mode: int) -> ModeStats:
+        return self.modes.get(mode) or ModeStats(mode=mode)
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _reasonings(dataset: Dataset):
+    return Reasoning.objects.filter(sample__dataset=dataset)
+
+
+def _mode_stats(dataset: Dataset, *, category_id: int | None = None) -> dict[int | None, dict[int, ModeStats]]:
+    """ModeStats keyed by label id (or None for the whole dataset), then by mode."""
+    limit = length_limit()
+    qs = _reasonings(dataset)
+    if category_id is not None:
+        qs = qs.filter(sample__label_id=category_id)
+    rows = qs.values("sample__label_id", "mode").annotate(
+        total=Count("id"),
+        correct=Count("id", filter=Q(is_correct=True)),
+        wrong=Count("id", filter=Q(is_correct=False)),
+        unparsed=Count("id", filter=Q(is_correct__isnull=True)),
+        over_limit=Count("id", filter=Q(length__gt=limit)),
+        mean_length=Avg("length"),
+    ).order_by()
+    result: dict[int | None, dict[int, ModeStats]] = defaultdict(dict)
+    totals: dict[int, ModeStats] = {}
+    weighted_length: dict[int, float] = defaultdict(float)
+    for row in rows:
+        stats = ModeStats(
+            mode=row["mode"], total=row["total"], correct=row["correct"], wrong=row["wrong"],
+            unparsed=row["unparsed"], over_limit=row["over_limit"],
+            mean_length=round(row["mean_length"], 1) if row["mean_length"] is not None else None,
+        )
+        result[row["sample__label_id"]][row["mode"]] = stats
+        total = totals.setdefault(row["mode"], ModeStats(mode=row["mode"]))
+        for name in ("total", "correct", "wrong", "unparsed", "over_limit"):
+            setattr(total, name, getattr(total, name) + getattr(stats, name))
+        weighted_length[row["mode"]] += (row["mean_length"] or 0) * row["total"]
+    for mode, total in totals.items():
+        total.mean_length = round(weighted_length[mode] / total.total, 1) if total.total else None
+    result[None] = totals
+    return result
+
+
+def _not_correct(mode: int) -> Q:
+    return Q(mode=mode) & (Q(is_correct=False) | Q(is_correct__isnull=True))
+
+
+def _change_filters() -> tuple[Q, Q]:
+    """Sample filters: mode 2 right → mode 3 not right, and mode 2 not right → mode 3 right."""
+    reasoning = Reasoning.objects.filter(sample=OuterRef("pk"))
+    m2_right = Exists(reasoning.filter(mode=Mode.WITH_DEFINITIONS, is_correct=True))
+    m2_not_right = Exists(reasoning.filter(_not_correct(Mode.WITH_DEFINITIONS)))
+    m3_right = Exists(reasoning.filter(mode=Mode.LIMITED, is_correct=True))
+    m3_not_right = Exists(reasoning.filter(_not_correct(Mode.LIMITED)))
+    return Q(m2_right) & Q(m3_not_right), Q(m2_not_right) & Q(m3_right)
+
+
+def _todo_filters() -> tuple[Q, Q]:
+    """(needs review, review done) sample filters.
+
+    A sample needs review when mode 2 got it wrong (a cause is wanted) or mode 3's output cannot be
+    kept (wrong, unparsed or over the limit: a correction or a label-error flag is wanted).
+    """
+    reasoning = Reasoning.objects.filter(sample=OuterRef("pk"))
+    needs_cause = Exists(reasoning.filter(_not_correct(Mode.WITH_DEFINITIONS)))
+    needs_fix = Exists(
+        reasoning.filter(Q(mode=Mode.LIMITED) & (~Q(is_correct=True) | Q(length__gt=length_limit())))
+    )
+    cause_done = Q(review__cause__gt="")
+    fix_done = Q(review__corrected_output__gt="") | Q(review__label_error=True)
+    needs = Q(needs_cause) | Q(needs_fix)
+    done = (~Q(needs_cause) | cause_done) & (~Q(needs_fix) | fix_done)
+    return needs, done
+
+
+def _cause_counts(dataset: Dataset, *, category_id: int | None = None) -> dict[int, dict[str, int]]:
+    qs = Review.objects.filter(sample__dataset=dataset)
+    if category_id is not None:
+        qs = qs.filter(sample__label_id=category_id)
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    for row in qs.exclude(cause="").values("sample__label_id", "cause").annotate(n=Count("id")).order_by():
+        counts[row["sample__label_id"]][row["cause"]] = row["n"]
+    for row in qs.filter(label_error=True).values("sample__label_id").annotate(n=Count("id")).order_by():
+        counts[row["sample__label_id"]]["label_error"] = row["n"]
+    return counts
+
+
+# --------------------------------------------------------------------------- overview
+
+
+@dataclass
+class DatasetOverview:
+    dataset: Dataset
+    classes: list[ClassSummary]
+    totals: dict[int, ModeStats]
+    causes: dict[str, int]
+    label_errors: int
+    mode2_errors: int
+    right_to_wrong: int
+    wrong_to_right: int
+    todo: int
+    done: int
+    reviewers: list[ReviewerProgress]
+    top_confusions: list[tuple[str, str, int]]
+
+    @property
+    def causes_marked(self) -> int:
+        return sum(self.causes.get(code, 0) for code in CAUSE_CODES)
+
+    @property
+    def unmarked_mode2_errors(self) -> int:
+        return max(self.mode2_errors - self.causes_marked, 0)
+
+    @property
+    def proposals(self) -> list[ClassSummary]:
+        return [c for c in self.classes if c.propose_revision]
+
+    @property
+    def progress_percent(self) -> int:
+        return round(self.done * 100 / self.todo) if self.todo else 100
+
+    def total(self, mode: int) -> ModeStats:
+        return self.totals.get(mode) or ModeStats(mode=mode)
+
+    def cause_share(self, code: str) -> int:
+        marked = self.causes_marked
+        return round(self.causes.get(code, 0) * 100 / marked) if marked else 0
+
+
+def dataset_overview(*, dataset: Dataset) -> DatasetOverview:
+    """The whole dataset at a glance: per-class accuracy per mode, causes, progress, proposals."""
+    categories = list(dataset.categories.all())
+    stats = _mode_stats(dataset)
+    causes = _cause_counts(dataset)
+    sample_counts = dict(
+        Sample.objects.filter(dataset=dataset).values_list("label_id").annotate(n=Count("id")).order_by()
+    )
+    right_to_wrong, wrong_to_right = _change_filters()
+    needs, done = _todo_filters()
+    changes = {
+        row["label_id"]: row
+        for row in Sample.objects.filter(dataset=dataset)
+        .values("label_id")
+        .annotate(
+            r2w=Count("id", filter=right_to_wrong),
+            w2r=Count("id", filter=wrong_to_right),
+            todo=Count("id", filter=needs),
+            done=Count("id", filter=needs & done),
+        )
+        .order_by()
+    }
+    reviewers_by_category: dict[int, list[str]] = defaultdict(list)
+    categories_by_reviewer: dict[str, list[int]] = defaultdict(list)
+    for category_id, username in (
+        Assignment.objects.filter(category__dataset=dataset)
+        .order_by("reviewer__username", "category__position", "category__name")
+        .values_list("category_id", "reviewer__username")
+    ):
+        reviewers_by_category[category_id].append(username)
+        categories_by_reviewer[username].append(category_id)
+
+    classes = []
+    for category in categories:
+        modes = stats.get(category.pk, {})
+        row = changes.get(category.pk, {})
+        class_causes = causes.get(category.pk, {})
+        m2 = modes.get(Mode.WITH_DEFINITIONS)
+        classes.append(
+            ClassSummary(
+                category=category,
+                sample_count=sample_counts.get(category.pk, 0),
+                modes=modes,
+                causes={code: class_causes.get(code, 0) for code in CAUSE_CODES},
+                label_errors=class_causes.get("label_error", 0),
+                mode2_errors=(m2.wrong + m2.unparsed) if m2 else 0,
+                right_to_wrong=row.get("r2w", 0),
+                wrong_to_right=row.get("w2r", 0),
+                todo=row.get("todo", 0),
+                done=row.get("done", 0),
+                reviewers=reviewers_by_category.get(category.pk, []),
+            )
+        )
+    by_id = {c.category.pk: c for c in classes}
+    reviewers = [
+        ReviewerProgress(
+            username=username,
+            categories=[by_id[cid].category.name for cid in cids if cid in by_id],
+            todo=sum(by_id[cid].todo for cid in cids if cid in by_id),
+            done=sum(by_id[cid].done for cid in cids if cid in by_id),
+        )
+        for username, cids in categories_by_reviewer.items()
+    ]
+    names = {c.pk: c.name for c in categories}
+    confusion = confusion_counts(dataset=dataset, mode=Mode.WITH_DEFINITIONS)
+    top_confusions = sorted(
+        (
+            (names.get(label_id, "?"), names.get(predicted_id, "?"), n)
+            for (label_id, predicted_id), n in confusion.items()
+            if predicted_id is not None and predicted_id != label_id
+        ),
+        key=lambda t: (-t[2], t[0], t[1]),
+    )[:10]
+    return DatasetOverview(
+        dataset=dataset,
+        classes=classes,
+        totals=stats.get(None, {}),
+        causes={code: sum(c.causes.get(code, 0) for c in classes) for code in CAUSE_CODES},
+        label_errors=sum(c.label_errors for c in classes),
+        mode2_errors=sum(c.mode2_errors for c in classes),
+        right_to_wrong=sum(c.right_to_wrong for c in classes),
+        wrong_to_right=sum(c.wrong_to_right for c in classes),
+        todo=sum(c.todo for c in classes),
+        done=sum(c.done for c in classes),
+        reviewers=reviewers,
+        top_confusions=top_confusions,
+    )
+
+
+def confusion_counts(*, dataset: Dataset, mode: int, category_id: int | None = None) -> dict[tuple[int, int | None], int]:
+    """{(label id, predicted id or None when unparsed): count} for one mode."""
+    qs = _reasonings(dataset).filter(mode=mode)
+    if category_id is not None:
+        qs = qs.filter(Q(sample__label_id=category_id) | Q(predicted_category_id=category_id))
+    return {
+        (row["sample__label_id"], row["predicted_category_id"]): row["n"]
+        for row in qs.values("sample__label_id", "predicted_category_id").annotate(n=Count("id")).order_by()
+    }
+
+
+@dataclass
+class ConfusionTable:
+    mode: int
+    categories: list[Category]
+    # rows[i][j]: samples labelled categories[i] predicted as categories[j]; last column: unparsed
+    rows: list[list[int]]
+
+    @property
+    def label(self) -> str:
+        return Mode(self.mode).label
+
+
+def confusion_table(*, dataset: Dataset, mode: int) -> ConfusionTable:
+    """The full label × predicted matrix of one mode (last column: unparseable answers)."""
+    categories = list(dataset.categories.all())
+    index = {c.pk: i for i, c in enumerate(categories)}
+    rows = [[0] * (len(categories) + 1) for _ in categories]
+    for (label_id, predicted_id), n in confusion_counts(dataset=dataset, mode=mode).items():
+        if label_id not in index:
+            continue
+        column = index.get(predicted_id, len(categories))  # a class of another dataset counts as unparsed
+        rows[index[label_id]][column] += n
+    return ConfusionTable(mode=mode, categories=categories, rows=rows)
+
+
+# --------------------------------------------------------------------------- one class
+
+
+def mode2_errors(*, category: Category) -> list[ModeTwoError]:
+    """The class's samples mode 2 did not get right, by id, with predicted class and cause."""
+    rows = (
+        Reasoning.objects.filter(sample__label=category)
+        .filter(_not_correct(Mode.WITH_DEFINITIONS))
+        .order_by("sample__external_id")
+        .values(
+            "sample_id", "sample__external_id", "predicted_name", "predicted_category__name",
+            "is_correct", "sample__review__cause", "sample__review__label_error",
+        )
+    )
+    return [
+        ModeTwoError(
+            sample_id=row["sample_id"],
+            external_id=row["sample__external_id"],
+            predicted_name=row["predicted_name"],
+            predicted_category=row["predicted_category__name"] or "",
+            cause=row["sample__review__cause"] or "",
+            label_error=bool(row["sample__review__label_error"]),
+            unparsed=row["is_correct"] is None,
+        )
+        for row in rows
+    ]
+
+
+def class_analysis(*, category: Category) -> ClassAnalysis:
+    """Sample count, accuracy per mode, mode-2 errors and causes, mode 2 → 3 changes, confusion."""
+    dataset = category.dataset
+    modes = _mode_stats(dataset, category_id=category.pk).get(category.pk, {})
+    errors = mode2_errors(category=category)
+    causes = _cause_counts(dataset, category_id=category.pk).get(category.pk, {})
+    right_to_wrong, wrong_to_right = _change_filters()
+    samples = Sample.objects.filter(label=category)
+    r2w = list(samples.filter(right_to_wrong).order_by("external_id").values_list("external_id", flat=True))
+    w2r = list(samples.filter(wrong_to_right).order_by("external_id").values_list("external_id", flat=True))
+
+    names = {c.pk: c.name for c in dataset.categories.all()}
+    predicted: dict[str, dict[int, int]] = defaultdict(dict)
+    predicted_as_this: dict[str, dict[int, int]] = defaultdict(dict)
+    for mode in MODES:
+        for (label_id, predicted_id), n in confusion_counts(dataset=dataset, mode=mode, category_id=category.pk).items():
+            if label_id == category.pk:
+                predicted[names.get(predicted_id, "") if predicted_id else ""][mode] = n
+            elif predicted_id == category.pk:
+                predicted_as_this[names.get(label_id, "?")][mode] = n
+    # The class itself first, then by mode-2 count, then name: a stable, readable order.
+    def order(item):
+        name, counts = item
+        return (name != category.name, name == "", -counts.get(Mode.WITH_DEFINITIONS, 0), name)
+
+    overlap = defaultdict(int)
+    for error in errors:
+        if error.cause == Cause.DEFINITIONS_OVERLAP and error.predicted_category:
+            overlap[error.predicted_category] += 1
+    summary = ClassSummary(category=category, causes={code: causes.get(code, 0) for code in CAUSE_CODES})
+    return ClassAnalysis(
+        category=category,
+        sample_count=samples.count(),
+        modes=modes,
+        mode2_errors=errors,
+        causes={code: causes.get(code, 0) for code in CAUSE_CODES} | {"label_error": causes.get("label_error", 0)},
+        right_to_wrong=r2w,
+        wrong_to_right=w2r,
+        predicted=dict(sorted(predicted.items(), key=order)),
+        predicted_as_this=dict(sorted(predicted_as_this.items(), key=lambda kv: (-kv[1].get(Mode.WITH_DEFINITIONS, 0), kv[0]))),
+        revisions=list(category.definition_revisions.select_related("author").order_by("-version")),
+        propose_revision=summary.propose_revision,
+        overlap_with=sorted(overlap.items(), key=lambda kv: (-kv[1], kv[0])),
+    )

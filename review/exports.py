@@ -1,0 +1,397 @@
+"""The corrected mode-3 training set, trainset_error.md and the analysis as Markdown.
+
+The training set is produced as plain records (the contract of `pipelines.formats`: dicts with
+`id`, `source`, `prompt`, `response`, `system`, `images`) and written row by row through
+`pipelines.formats`, so memory stays flat whatever the size of the dataset. Which samples go in:
+
+* a reviewer's correction where the sample has one (source "corrected");
+* otherwise mode 3's own output when it is correct and within the length limit (source "kept");
+* samples flagged as label errors are left out and listed (they go to trainset_error.md);
+* everything else (wrong, unparseable, over the limit, or no mode-3 reasoning, and not yet corrected)
+  is left out and counted as pending.
+
+Rows come in a fixed order (class position, class name, sample id) and carry no timestamps, so
+exporting unchanged data twice gives byte-identical files.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import FilteredRelation, Q
+from django.utils import timezone
+
+from pipelines import formats
+from pipelines.models import Export, PromptTemplate
+
+from .analysis import MODES, class_analysis, length_limit
+from .errors import ApplicationError
+from .models import Category, Dataset, Mode, Review, Sample
+
+EXPORT_KIND = "classification_trainset"
+# The formats the training-set export offers, and the pipelines.formats writer behind each.
+TRAINSET_FORMATS: dict[str, str] = {"alpaca": "alpaca", "sharegpt": "sharegpt", "jsonl": "records"}
+FORMAT_LABELS = {
+    "alpaca": "Alpaca（JSON 数组，instruction/input/output + images）",
+    "sharegpt": "ShareGPT 多模态（JSON 数组，conversations + images）",
+    "jsonl": "JSON Lines（datafix 记录：id/source/prompt/response/system/images）",
+}
+FILE_SUFFIX = {"alpaca": ".json", "sharegpt": ".json", "jsonl": ".jsonl"}
+CHUNK_SIZE = 2000
+
+DEFAULT_PROMPT = (
+    "你是电商客服场景的图片分类助手。请根据图片内容判断它属于以下哪一个类别，"
+    "先用不超过100字分析图片内容，最后一行写“类别：<类别名>”。\n\n类别及定义：\n{categories}"
+)
+
+
+# --------------------------------------------------------------------------- prompt
+
+
+def category_list_text(dataset: Dataset) -> str:
+    """The numbered class list with definitions (the team's revised one where it exists)."""
+    return "\n".join(
+        f"{i}. {c.name}：{c.effective_definition}" for i, c in enumerate(dataset.categories.all(), start=1)
+    )
+
+
+def render_prompt(template_text: str, categories_text: str) -> str:
+    """Fill the `{categories}` placeholder of a mode-3 prompt; other braces stay as written."""
+    return template_text.replace("{categories}", categories_text)
+
+
+class _PromptCache:
+    """Mode-3 prompts by template id, rendered once per export (the prompt is shared by all samples)."""
+
+    def __init__(self, dataset: Dataset):
+        self.categories_text = category_list_text(dataset)
+        latest = (
+            PromptTemplate.objects.filter(kind=PromptTemplate.Kind.CLASSIFICATION_MODE3).order_by("-version").first()
+        )
+        self.default = render_prompt(latest.text if latest else DEFAULT_PROMPT, self.categories_text)
+        self._by_id: dict[int, str] = {}
+
+    def get(self, template_id: int | None) -> str:
+        if template_id is None:
+            return self.default
+        if template_id not in self._by_id:
+            text = PromptTemplate.objects.filter(pk=template_id).values_list("text", flat=True).first()
+            self._by_id[template_id] = render_prompt(text, self.categories_text) if text else self.default
+        return self._by_id[template_id]
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class TrainsetReport:
+    """What an export took, what it left out and why."""
+
+    dataset: str
+    format: str = ""
+    rows: int = 0
+    kept: int = 0
+    corrected: int = 0
+    pending: int = 0
+    pending_by_reason: Counter = field(default_factory=Counter)
+    pending_by_class: Counter = field(default_factory=Counter)
+    # class name → [(sample id, suggested class name)]
+    label_errors: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def label_error_count(self) -> int:
+        return sum(len(v) for v in self.label_errors.values())
+
+    def as_dict(self) -> dict:
+        """A JSON-ready form, stored in Export.report."""
+        return {
+            "dataset": self.dataset,
+            "format": self.format,
+            "rows": self.rows,
+            "kept": self.kept,
+            "corrected": self.corrected,
+            "pending": self.pending,
+            "pending_by_reason": dict(sorted(self.pending_by_reason.items())),
+            "pending_by_class": dict(sorted(self.pending_by_class.items())),
+            "label_error_count": self.label_error_count,
+            "label_errors": {
+                name: [{"id": sid, "suggested": suggested} for sid, suggested in ids]
+                for name, ids in self.label_errors.items()
+            },
+            "length_limit": length_limit(),
+        }
+
+
+PENDING_REASONS = {
+    "wrong": "模式3推理错误",
+    "unparsed": "模式3无法解析类别",
+    "too_long": "模式3超出字数限制",
+    "missing": "没有模式3推理",
+}
+
+
+def _trainset_rows(dataset: Dataset):
+    """One row per sample with its mode-3 reasoning and review, in export order (one query)."""
+    return (
+        Sample.objects.filter(dataset=dataset)
+        .annotate(mode3=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.LIMITED)))
+        .order_by("label__position", "label__name", "external_id")
+        .values_list(
+            "external_id", "image", "label__name",
+            "mode3__id", "mode3__output", "mode3__is_correct", "mode3__length", "mode3__prompt_template_id",
+            "review__corrected_output", "review__label_error", "review__suggested_label__name",
+        )
+    )
+
+
+def trainset_records(*, dataset: Dataset, report: TrainsetReport | None = None) -> Iterator[dict]:
+    """Yield the corrected mode-3 training set as plain records; fill `report` as it goes."""
+    report = report if report is not None else TrainsetReport(dataset=dataset.name)
+    prompts = _PromptCache(dataset)
+    limit = length_limit()
+    for (external_id, image, label_name, mode3_id, output, is_correct, length, template_id,
+         corrected, label_error, suggested) in _trainset_rows(dataset).iterator(chunk_size=CHUNK_SIZE):
+        if label_error:
+            report.label_errors[label_name].append((external_id, suggested or ""))
+            continue
+        if corrected:
+            source, response = "corrected", corrected
+            report.corrected += 1
+        elif mode3_id is not None and is_correct and length <= limit:
+            source, response = "kept", output
+            report.kept += 1
+        else:
+            if mode3_id is None:
+                reason = "missing"
+            elif is_correct is None:
+                reason = "unparsed"
+            elif not is_correct:
+                reason = "wrong"
+            else:
+                reason = "too_long"
+            report.pending += 1
+            report.pending_by_reason[reason] += 1
+            report.pending_by_class[label_name] += 1
+            continue
+        images = [image] if image else []
+        report.rows += 1
+        yield {
+            "id": external_id,
+            "source": source,
+            "prompt": formats.with_image_tokens(prompts.get(template_id), len(images)),
+            "response": response,
+            "system": "",
+            "images": images,
+        }
+
+
+def _record_line(record: dict) -> dict:
+    """The `jsonl` format: the record itself, keys in a fixed order."""
+    return {key: record[key] for key in ("id", "source", "prompt", "response", "system", "images")}
+
+
+def write_trainset(*, dataset: Dataset, fmt: str, path: Path) -> TrainsetReport:
+    """Stream the training set of `dataset` into `path` in format `fmt`; returns the report.
+
+    The file is written beside `path` and renamed into place, so a failed export leaves no half file.
+    """
+    if fmt not in TRAINSET_FORMATS:
+        raise ApplicationError(f"未知格式 {fmt!r}；可选：{', '.join(TRAINSET_FORMATS)}", code="bad_format")
+    report = TrainsetReport(dataset=dataset.name, format=fmt)
+    has_images = Sample.objects.filter(dataset=dataset).exclude(image="").exists()
+    columns = {"images"} if has_images else set()
+    writer_format = TRAINSET_FORMATS[fmt]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".export-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        container = "jsonl" if fmt == "jsonl" else "json"
+        with formats.RowWriter(tmp_name, container) as out:
+            for record in trainset_records(dataset=dataset, report=report):
+                if writer_format == "records":
+                    out.write(_record_line(record))
+                else:
+                    out.write(formats.to_row(writer_format, record, columns))
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return report
+
+
+def dataset_info_for(*, fmt: str, file_name: str, has_images: bool) -> dict | None:
+    """The LLaMA-Factory dataset_info.json entry for an export (None for the record format)."""
+    writer_format = TRAINSET_FORMATS.get(fmt)
+    if writer_format in (None, "records"):
+        return None
+    return formats.dataset_info_entry(writer_format, file_name, columns={"images"} if has_images else set())
+
+
+def export_path_for(*, dataset: Dataset, fmt: str) -> Path:
+    """A new file under EXPORT_ROOT for a browser/API export (never a user-chosen path)."""
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S-%f")
+    safe_name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in dataset.name)[:60] or "dataset"
+    return Path(settings.EXPORT_ROOT) / f"{safe_name}-trainset-{fmt}-{stamp}{FILE_SUFFIX[fmt]}"
+
+
+def trainset_export(*, dataset: Dataset, fmt: str, user=None, path: Path | None = None) -> Export:
+    """Export the corrected mode-3 training set to a file and record the export.
+
+    `user` is who asked (None from the command line); only staff may export from the browser/API.
+    `path` defaults to a new file under EXPORT_ROOT. The file is written outside any transaction
+    (a long write must not hold the database), then the Export row is created.
+    """
+    if user is not None and not (user.is_authenticated and user.is_staff):
+        raise ApplicationError("只有管理员可以导出训练集。", code="forbidden")
+    if fmt not in TRAINSET_FORMATS:
+        raise ApplicationError(f"未知格式 {fmt!r}；可选：{', '.join(TRAINSET_FORMATS)}", code="bad_format")
+    path = Path(path) if path else export_path_for(dataset=dataset, fmt=fmt)
+    report = write_trainset(dataset=dataset, fmt=fmt, path=path)
+    has_images = Sample.objects.filter(dataset=dataset).exclude(image="").exists()
+    report_data = report.as_dict()
+    info = dataset_info_for(fmt=fmt, file_name=path.name, has_images=has_images)
+    if info:
+        report_data["dataset_info"] = {f"{dataset.name}_trainset": info}
+    try:
+        stored_path = str(path.resolve().relative_to(Path(settings.EXPORT_ROOT).resolve()))
+    except ValueError:
+        stored_path = str(path.resolve())
+    return Export.objects.create(
+        kind=EXPORT_KIND,
+        format=fmt,
+        params={"dataset": dataset.name, "dataset_id": dataset.pk, "length_limit": length_limit()},
+        created_by=user if user is not None and user.is_authenticated else None,
+        row_count=report.rows,
+        path=stored_path,
+        report=report_data,
+    )
+
+
+def export_file_path(export: Export) -> Path:
+    """The file of an export, confined to EXPORT_ROOT (404-worthy ApplicationError otherwise)."""
+    root = Path(settings.EXPORT_ROOT).resolve()
+    candidate = (root / export.path).resolve()
+    if not export.path or not candidate.is_relative_to(root) or not candidate.is_file():
+        raise ApplicationError("导出文件不存在或不在导出目录中。", code="not_found")
+    return candidate
+
+
+def visible_exports(*, user):
+    """Exports the user may see: staff see all, others only their own."""
+    qs = Export.objects.select_related("created_by").order_by("-created_at", "-id")
+    return qs if user.is_staff else qs.filter(created_by=user)
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def md_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (one line, pipes escaped)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def md_text(text: str) -> str:
+    """Model text inline in Markdown: one line, no raw HTML, quotes kept readable."""
+    return " ".join(str(text).split()).replace("<", "&lt;").replace(">", "&gt;")
+
+
+def trainset_error_markdown(*, dataset: Dataset) -> Iterator[str]:
+    """trainset_error.md: the samples flagged as label errors, grouped by class, with ids."""
+    rows = (
+        Review.objects.filter(sample__dataset=dataset, label_error=True)
+        .order_by("sample__label__position", "sample__label__name", "sample__external_id")
+        .values_list("sample__label__name", "sample__external_id", "suggested_label__name", "note")
+    )
+    yield f"# trainset_error — {md_text(dataset.name)}\n\n"
+    yield "训练集标签分配不合理的样本（审核时标记为“标签错误”），按类别列出。\n"
+    current, count = None, 0
+    for label_name, external_id, suggested, note in rows.iterator(chunk_size=CHUNK_SIZE):
+        if label_name != current:
+            current = label_name
+            yield f"\n## {md_text(label_name)}\n\n"
+        line = f"- {md_text(external_id)}"
+        if suggested:
+            line += f"（建议类别：{md_text(suggested)}）"
+        if note:
+            line += f" — {md_text(note)}"
+        yield line + "\n"
+        count += 1
+    if not count:
+        yield "\n（暂无标签错误样本）\n"
+
+
+def _percent(stats) -> str:
+    return f"{stats.accuracy_percent:.1f}%" if stats.accuracy_percent is not None else "—"
+
+
+def class_analysis_markdown(*, category: Category, level: int = 2) -> Iterator[str]:
+    """One class's section of 分类分析.md, as the team wrote it by hand."""
+    a = class_analysis(category=category)
+    h = "#" * level
+    yield f"{h} {md_text(category.name)}\n\n"
+    yield f"定义：{md_text(category.definition) or '（无）'}\n\n"
+    if category.revised_definition:
+        yield f"修订定义：{md_text(category.revised_definition)}\n\n"
+    yield f"训练集中共有{a.sample_count}个样本\n\n"
+    yield f"{h}# 1、模式2推理错误（{len(a.mode2_errors)} 个）\n\n"
+    for e in a.mode2_errors:
+        predicted = "无法解析" if e.unparsed else (e.predicted_category or e.predicted_name)
+        label_flag = "；已标记为标签错误" if e.label_error else ""
+        yield f"id: {md_text(e.external_id)}，推理结果：\"{md_text(predicted)}\"，出错原因：{e.cause_label}{label_flag}\n\n"
+    if not a.mode2_errors:
+        yield "无\n\n"
+    marked = sum(a.causes[c] for c in ("definitions_overlap", "label_wrong", "model_weak"))
+    yield (
+        f"原因统计：(1) 类别定义有交集 {a.causes['definitions_overlap']}，(2) 数据集标签错误 "
+        f"{a.causes['label_wrong']}，(3) 模型能力不足 {a.causes['model_weak']}，"
+        f"未标注 {max(len(a.mode2_errors) - marked, 0)}\n\n"
+    )
+    yield f"{h}# 2、模式2与模式3对比（字数限制的影响）\n\n"
+    yield "| 模式 | 推理数 | 正确 | 错误 | 无法解析 | 准确率 | 平均字数 | 超过限制 |\n"
+    yield "|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    for mode in MODES:
+        s = a.mode(mode)
+        mean = f"{s.mean_length:.1f}" if s.mean_length is not None else "—"
+        yield f"| {md_cell(s.label)} | {s.total} | {s.correct} | {s.wrong} | {s.unparsed} | {_percent(s)} | {mean} | {s.over_limit} |\n"
+    yield f"\n模式2正确→模式3错误（{len(a.right_to_wrong)}）：{', '.join(md_text(i) for i in a.right_to_wrong) or '无'}\n\n"
+    yield f"模式2错误→模式3正确（{len(a.wrong_to_right)}）：{', '.join(md_text(i) for i in a.wrong_to_right) or '无'}\n\n"
+    yield f"{h}# 3、混淆（标签 vs 预测）\n\n"
+    yield "| 预测类别 | 模式1 | 模式2 | 模式3 |\n|---|---:|---:|---:|\n"
+    for name, counts in a.predicted.items():
+        yield f"| {md_cell(name or '无法解析')} | " + " | ".join(str(counts.get(m, 0)) for m in MODES) + " |\n"
+    if a.predicted_as_this:
+        yield "\n被误判为本类的其他类别样本：\n\n| 标签类别 | 模式1 | 模式2 | 模式3 |\n|---|---:|---:|---:|\n"
+        for name, counts in a.predicted_as_this.items():
+            yield f"| {md_cell(name)} | " + " | ".join(str(counts.get(m, 0)) for m in MODES) + " |\n"
+    yield "\n"
+
+
+def dataset_analysis_markdown(*, dataset: Dataset) -> Iterator[str]:
+    """分类分析.md for every class of the dataset."""
+    yield f"# 分类分析 — {md_text(dataset.name)}\n\n"
+    for category in dataset.categories.all():
+        yield from class_analysis_markdown(category=category, level=2)
+
+
+def report_markdown(export: Export) -> str:
+    """A short human-readable report of one training-set export."""
+    r = export.report or {}
+    lines = [
+        f"# 训练集导出 #{export.pk} — {md_text(r.get('dataset', ''))}",
+        "",
+        f"- 格式：{export.format}",
+        f"- 导出行数：{export.row_count}（保留模式3输出 {r.get('kept', 0)}，审核修正 {r.get('corrected', 0)}）",
+        f"- 待修正（未导出）：{r.get('pending', 0)}",
+    ]
+    for reason, n in (r.get("pending_by_reason") or {}).items():
+        lines.append(f"  - {PENDING_REASONS.get(reason, reason)}：{n}")
+    lines.append(f"- 标签错误（未导出，见 trainset_error.md）：{r.get('label_error_count', 0)}")
+    for name, items in (r.get("label_errors") or {}).items():
+        lines.append(f"  - {md_text(name)}：{', '.join(md_text(i['id']) for i in items)}")
+    return "\n".join(lines) + "\n"
