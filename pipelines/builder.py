@@ -1,0 +1,523 @@
+"""The dataset builder: one path from records to training files, shared by every export.
+
+Every export (classification, generation, logs, feedback, DPO) produces *records* — the plain dicts
+described in `pipelines/formats.py` (`id`, `source`, `prompt`, `input`, `response`, `system`,
+`history`, `images`, `chosen`/`rejected`, `meta`) — and hands them to `build_dataset`:
+
+    from pipelines.builder import BuildOptions, Source, build_dataset
+
+    result = build_dataset(
+        [Source("logs", log_records), Source("feedback", feedback_records, cap=500)],
+        BuildOptions(format="alpaca", min_length=100, split_ratio=(0.8, 0.1, 0.1), seed=42),
+        output="/exports/logs/alpaca.json",     # None = dry run: counts + preview, nothing written
+    )
+    result.report   # JSON-ready: counts per step, per source, per split; files; dataset_info
+    result.preview  # the first formatted rows (what the browser form shows before writing)
+
+Steps, in this order, each reporting how many records it kept and dropped (`report["steps"]`):
+
+    filter      the caller's predicate (`options.filter(record)` returns None to keep, or a reason)
+    dedup       exact duplicates of `dedup_field` (default "prompt"); first one wins
+    near_dup    optional MinHash/LSH removal (`near_dup_threshold`); clusters reported
+    length      response length within [min_length, max_length] (chosen for preference records)
+    limit       per-source `cap`, per-source `weight` (mix proportions) and the global `limit`;
+                each source keeps its first records in input order
+    shuffle     with `seed` (random.Random(seed), so the same seed gives the same files)
+    split       by `split_ratio` ("train"/"val"/"test"; 2 ratios = "train"/"test"); near-duplicate
+                clusters are assigned as a unit so no near-duplicate pair crosses splits
+    validate    each row against FORMATS.md's exact keys and image count == <image> count
+    write       the files, the LLaMA-Factory dataset_info.json entries and `<stem>_report.json`
+
+Memory model (a 1 GB log folder in constant memory, apart from per-record hashes):
+records are streamed from the sources one at a time; those that pass filter/dedup/near-dup/length
+are appended as JSON lines to a temporary *spool file*. In memory the builder keeps only a
+16-byte digest per distinct dedup value, the spool offset and source index per spooled record
+(~10 bytes), and — only with near-dup removal or split grouping — one 128×4-byte MinHash signature
+per record. Limit, shuffle and split work on the offsets; validate and write read the records back
+from the spool one by one in the final order. Nothing holds the records themselves.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import tempfile
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import formats
+from .neardup import DEFAULT_THRESHOLD, NearDupRemover, near_duplicate_clusters
+
+PREVIEW_ROWS = 5
+EXAMPLES_PER_REASON = 5
+
+
+@dataclass
+class Source:
+    """One input of a build: a name (kept on every record as `source`) and its records.
+
+    `records` is an iterable or a zero-argument callable returning one (so it can be re-read).
+    `cap`: at most this many records from this source. `weight`: relative share of the result
+    (weights of 3 and 1 give a 3:1 mix, as large as the sources and `limit` allow).
+    If the iterable has a `report` attribute (dict) after iteration — e.g. the log reader's drop
+    reasons — it is included in the build report under `sources[name]["reader"]`.
+    """
+
+    name: str
+    records: Iterable[dict] | Callable[[], Iterable[dict]]
+    cap: int | None = None
+    weight: float | None = None
+
+    def iter_records(self) -> Iterable[dict]:
+        return self.records() if callable(self.records) else self.records
+
+
+@dataclass
+class BuildOptions:
+    """The builder's options; defaults are the team's extraction script's defaults."""
+
+    format: str = "alpaca"
+    container: str | None = None  # "json" or "jsonl"; None = from the output suffix
+    filter: Callable[[dict], str | None] | None = None
+    dedup: bool = True
+    dedup_field: str = "prompt"
+    near_dup: bool = False
+    near_dup_threshold: float = DEFAULT_THRESHOLD
+    min_length: int | None = None
+    max_length: int | None = None
+    length: Callable[[str], int] = len
+    limit: int | None = None
+    shuffle: bool = True
+    seed: int = 42
+    split_ratio: tuple[float, ...] | None = None
+    # Keep near-duplicate clusters inside one split (costs a MinHash pass when near_dup is off).
+    split_keep_near_dups_together: bool = True
+    dataset_name: str | None = None  # dataset_info key; default: the output file's stem
+    preview_rows: int = PREVIEW_ROWS
+
+    def describe(self) -> dict:
+        """The options as JSON (callables by name), for reports and Export.params."""
+        data = asdict(self)
+        data["filter"] = getattr(self.filter, "__name__", None) if self.filter else None
+        data["length"] = getattr(self.length, "__name__", repr(self.length))
+        data["split_ratio"] = list(self.split_ratio) if self.split_ratio else None
+        return data
+
+
+@dataclass
+class BuildResult:
+    report: dict
+    preview: list[dict] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return self.report["total"]
+
+
+class BuildError(ValueError):
+    """The options or sources cannot make a dataset (bad ratio, unknown format …)."""
+
+
+# --------------------------------------------------------------------------- option parsing
+
+def parse_split_ratio(text: str | None) -> tuple[float, ...] | None:
+    """"0.8,0.1,0.1" -> (0.8, 0.1, 0.1); None/"" -> None. Two or three non-negative parts."""
+    if not text:
+        return None
+    try:
+        parts = tuple(float(p) for p in str(text).split(","))
+    except ValueError:
+        raise BuildError(f"拆分比例格式错误：{text!r}（例：0.8,0.1,0.1）") from None
+    if len(parts) not in (2, 3) or any(p < 0 for p in parts) or sum(parts) <= 0:
+        raise BuildError(f"拆分比例需要 2 或 3 个非负数：{text!r}")
+    return parts
+
+
+def split_names(ratio: tuple[float, ...] | None) -> tuple[str, ...]:
+    if not ratio:
+        return ("all",)
+    return ("train", "test") if len(ratio) == 2 else ("train", "val", "test")
+
+
+# --------------------------------------------------------------------------- steps
+
+class _Step:
+    def __init__(self, name: str, label: str):
+        self.name, self.label = name, label
+        self.input = self.kept = 0
+        self.reasons: Counter[str] = Counter()
+        self.details: dict[str, Any] = {}
+
+    def drop(self, reason: str) -> None:
+        self.reasons[reason] += 1
+
+    def as_dict(self) -> dict:
+        dropped = self.input - self.kept
+        return {"step": self.name, "label": self.label, "in": self.input, "kept": self.kept,
+                "dropped": dropped, "reasons": dict(self.reasons), **self.details}
+
+
+def _digest(value: Any) -> bytes:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+def _answer(record: dict) -> str:
+    value = record.get("response")
+    if value is None:
+        value = record.get("chosen")
+    return value if isinstance(value, str) else ""
+
+
+def _field_text(record: dict, name: str) -> str:
+    value = record.get(name)
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+class _Spool:
+    """Records spooled to a temporary JSON-lines file, addressed by offset."""
+
+    def __init__(self):
+        self._fh = tempfile.TemporaryFile(mode="w+b")
+        self.offsets = array("q")
+        self.sources = array("H")
+
+    def append(self, record: dict, source_index: int) -> None:
+        self.offsets.append(self._fh.tell())
+        self.sources.append(source_index)
+        self._fh.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def read(self, index: int) -> dict:
+        self._fh.seek(self.offsets[index])
+        return json.loads(self._fh.readline())
+
+    def read_many(self, indexes: Iterable[int]) -> Iterator[tuple[int, dict]]:
+        self._fh.flush()
+        for index in indexes:
+            yield index, self.read(index)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _quotas(available: list[int], sources: list[Source], limit: int | None) -> list[int]:
+    """How many records each source contributes: caps, then weights, then the global limit."""
+    caps = [min(n, s.cap) if s.cap is not None else n for n, s in zip(available, sources)]
+    weighted = [s.weight for s in sources if s.weight]
+    if not weighted:
+        if limit is None:
+            return caps
+        quotas, left = [], limit
+        for n in caps:  # the first records in source order, as the team's script's --limit
+            quotas.append(min(n, left))
+            left -= quotas[-1]
+        return quotas
+    weights = [s.weight or 0.0 for s in sources]
+    total_weight = sum(weights)
+    # The largest total whose weighted shares every source can fill.
+    feasible = min(caps[i] * total_weight / w for i, w in enumerate(weights) if w > 0)
+    total = int(min(feasible, limit) if limit is not None else feasible)
+    exact = [total * w / total_weight for w in weights]
+    quotas = [min(int(x), c) for x, c in zip(exact, caps)]
+    # Hand out what rounding left over, largest remainder first (ties: source order).
+    order = sorted(range(len(sources)), key=lambda i: (-(exact[i] - int(exact[i])), i))
+    short = total - sum(quotas)
+    for i in order:
+        if short <= 0:
+            break
+        if weights[i] > 0 and quotas[i] < caps[i]:
+            quotas[i] += 1
+            short -= 1
+    return quotas
+
+
+def _assign_splits(units: list[list[int]], ratio: tuple[float, ...]) -> list[list[int]]:
+    """Assign units (lists of spool indexes; a near-dup cluster is one unit) to splits.
+
+    Units come in shuffled order; each goes to the first split that still has room for it, or —
+    when none has — to the split furthest below its target. Deterministic for a given order.
+    """
+    total = sum(len(u) for u in units)
+    weight = sum(ratio)
+    targets = [int(total * r / weight) for r in ratio]
+    targets[0] += total - sum(targets)  # rounding leftovers go to train
+    splits: list[list[int]] = [[] for _ in ratio]
+    for unit in units:
+        for k, target in enumerate(targets):
+            if len(splits[k]) + len(unit) <= target:
+                splits[k].extend(unit)
+                break
+        else:
+            k = max(range(len(ratio)), key=lambda i: (targets[i] - len(splits[i]), -i))
+            splits[k].extend(unit)
+    return splits
+
+
+# --------------------------------------------------------------------------- the builder
+
+def output_paths(output: str | Path, names: tuple[str, ...], container: str | None = None) -> dict[str, Path]:
+    """File per split: `out.json` unsplit, else `out_train.json`, `out_val.json`, `out_test.json`."""
+    output = Path(output)
+    if names == ("all",):
+        return {"all": output}
+    return {name: output.with_name(f"{output.stem}_{name}{output.suffix}") for name in names}
+
+
+def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None, *,
+                  output: str | Path | None = None,
+                  progress: Callable[[str, int], None] | None = None) -> BuildResult:
+    """Run every step over `sources` and (with `output`) write the dataset.
+
+    Without `output` it is a dry run: the same counts, validation and preview, no files. With it,
+    writes one file per split, merges entries into `dataset_info.json` beside them and writes
+    `<stem>_report.json`. `progress(step, n)` is called every 10,000 records read.
+    Raises BuildError for unusable options.
+    """
+    options = options or BuildOptions()
+    sources = list(sources)
+    if not sources:
+        raise BuildError("没有数据源")
+    if len({s.name for s in sources}) != len(sources):
+        raise BuildError("数据源名称重复")
+    try:
+        spec = formats.get_format(options.format)
+    except formats.FormatError as exc:
+        raise BuildError(str(exc)) from None
+    if options.min_length is not None and options.max_length is not None and options.min_length > options.max_length:
+        raise BuildError("最小长度大于最大长度")
+    if options.limit is not None and options.limit < 0:
+        raise BuildError("limit 不能为负")
+
+    steps = {name: _Step(name, label) for name, label in (
+        ("filter", "过滤"), ("dedup", "精确去重"), ("near_dup", "近似去重"), ("length", "长度"),
+        ("limit", "数量限制"), ("shuffle", "打乱"), ("split", "拆分"), ("validate", "校验"), ("write", "写入"),
+    )}
+    per_source = {s.name: Counter() for s in sources}
+    seen: set[bytes] = set()
+    remover = NearDupRemover(threshold=options.near_dup_threshold) if options.near_dup else None
+    columns: set[str] = set()
+    spool = _Spool()
+    try:
+        # Streaming part: filter -> dedup -> near_dup -> length, survivors spooled.
+        read = 0
+        for source_index, source in enumerate(sources):
+            iterable = source.iter_records()
+            for record in iterable:
+                read += 1
+                if progress and read % 10_000 == 0:
+                    progress("read", read)
+                record = dict(record)
+                record["source"] = source.name
+                record.setdefault("id", f"{source.name}-{per_source[source.name]['read'] + 1}")
+                per_source[source.name]["read"] += 1
+                if not _keep(record, options, steps, seen, remover):
+                    continue
+                columns.update(c for c in formats.OPTIONAL_COLUMNS if record.get(c))
+                spool.append(record, source_index)
+                per_source[source.name]["spooled"] += 1
+            reader_report = getattr(iterable, "report", None)
+            if isinstance(reader_report, dict):
+                per_source[source.name]["reader"] = reader_report
+        if remover is not None:
+            steps["near_dup"].details.update(_cluster_report(remover.clusters, spool=None))
+
+        # limit: caps, weights, global limit — on spool indexes.
+        step = steps["limit"]
+        step.input = len(spool)
+        by_source: list[list[int]] = [[] for _ in sources]
+        for index, source_index in enumerate(spool.sources):
+            by_source[source_index].append(index)
+        quotas = _quotas([len(x) for x in by_source], sources, options.limit)
+        selected = [i for indexes, q in zip(by_source, quotas) for i in indexes[:q]]
+        step.kept = len(selected)
+        for s, indexes, q in zip(sources, by_source, quotas):
+            if len(indexes) > q:
+                step.reasons[f"{s.name}: 超出配额"] = len(indexes) - q
+        step.details["quotas"] = {s.name: q for s, q in zip(sources, quotas)}
+        del by_source
+
+        # shuffle
+        step = steps["shuffle"]
+        step.input = step.kept = len(selected)
+        if options.shuffle:
+            random.Random(options.seed).shuffle(selected)
+        step.details["seed"] = options.seed if options.shuffle else None
+
+        # split
+        names = split_names(options.split_ratio)
+        step = steps["split"]
+        step.input = step.kept = len(selected)
+        if options.split_ratio:
+            units = _split_units(selected, spool, options, remover is not None, step)
+            assigned = _assign_splits(units, options.split_ratio)
+        else:
+            assigned = [selected]
+        split_of = {name: indexes for name, indexes in zip(names, assigned)}
+
+        # validate (+ write)
+        paths = output_paths(output, names) if output is not None else {}
+        result = _validate_and_write(split_of, spool, options, spec.name, columns, steps, per_source,
+                                     sources, paths)
+    finally:
+        spool.close()
+
+    report = {
+        "format": options.format,
+        "options": options.describe(),
+        "steps": [steps[name].as_dict() for name in steps],
+        "sources": {name: dict(counts) for name, counts in per_source.items()},
+        "splits": {name: result["split_counts"][name] for name in names},
+        "total": sum(result["split_counts"].values()),
+        "columns": sorted(columns),
+        "invalid_examples": result["invalid_examples"],
+    }
+    files: dict[str, str] = {}
+    if output is not None:
+        files = {name: str(p) for name, p in paths.items()}
+        output = Path(output)
+        entries = _dataset_info_entries(options, spec.name, output, paths, columns)
+        formats.write_dataset_info(output.parent / "dataset_info.json", entries)
+        report["files"] = files
+        report["dataset_info"] = entries
+        report_path = output.with_name(f"{output.stem}_report.json")
+        report["report_file"] = str(report_path)
+        report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return BuildResult(report=report, preview=result["preview"], files=files)
+
+
+def _keep(record: dict, options: BuildOptions, steps: dict[str, _Step], seen: set[bytes],
+          remover: NearDupRemover | None) -> bool:
+    """The streaming steps for one record; counts it in each step it reaches."""
+    step = steps["filter"]
+    step.input += 1
+    if options.filter is not None:
+        reason = options.filter(record)
+        if reason:
+            step.drop(str(reason))
+            return False
+    step.kept += 1
+
+    step = steps["dedup"]
+    step.input += 1
+    if options.dedup:
+        value = record.get(options.dedup_field)
+        if value is not None:
+            digest = _digest(value)
+            if digest in seen:
+                step.drop(f"重复的 {options.dedup_field}")
+                return False
+            seen.add(digest)
+    step.kept += 1
+
+    step = steps["near_dup"]
+    step.input += 1
+    if remover is not None:
+        match = remover.check(record["id"], _field_text(record, options.dedup_field))
+        if match is not None:
+            step.drop("近似重复")
+            return False
+    step.kept += 1
+
+    step = steps["length"]
+    step.input += 1
+    n = options.length(_answer(record))
+    if options.min_length is not None and n < options.min_length:
+        step.drop("回答过短")
+        return False
+    if options.max_length is not None and n > options.max_length:
+        step.drop("回答过长")
+        return False
+    step.kept += 1
+    return True
+
+
+def _cluster_report(clusters: dict, spool: _Spool | None) -> dict:
+    sizes = sorted((1 + len(members) for members in clusters.values()), reverse=True)
+    examples = [[kept, *removed[:3]] for kept, removed in list(clusters.items())[:EXAMPLES_PER_REASON]]
+    return {"clusters": len(clusters), "largest_clusters": sizes[:5], "cluster_examples": examples}
+
+
+def _split_units(selected: list[int], spool: _Spool, options: BuildOptions, removed: bool,
+                 step: _Step) -> list[list[int]]:
+    """Records grouped so near-duplicates stay in one split; units in shuffled order."""
+    if removed or not options.split_keep_near_dups_together:
+        # After near-dup removal the kept records are pairwise below the threshold.
+        return [[i] for i in selected]
+    texts = ((i, _field_text(record, options.dedup_field)) for i, record in spool.read_many(selected))
+    clusters = near_duplicate_clusters(texts, threshold=options.near_dup_threshold)
+    cluster_of = {i: n for n, members in enumerate(clusters) for i in members}
+    step.details["near_dup_groups"] = len(clusters)
+    units, placed = [], set()
+    for i in selected:
+        n = cluster_of.get(i)
+        if n is None:
+            units.append([i])
+        elif n not in placed:
+            placed.add(n)
+            units.append(clusters[n])
+    return units
+
+
+def _validate_and_write(split_of: dict[str, list[int]], spool: _Spool, options: BuildOptions, fmt: str,
+                        columns: set[str], steps: dict[str, _Step], per_source: dict[str, Counter],
+                        sources: list[Source], paths: dict[str, Path]) -> dict:
+    validate, write = steps["validate"], steps["write"]
+    spec = formats.get_format(fmt)
+    row_columns = columns & set(spec.optional_columns)
+    preview: list[dict] = []
+    invalid_examples: list[dict] = []
+    split_counts: dict[str, int] = {}
+    for name, indexes in split_of.items():
+        writer = formats.RowWriter(paths[name], options.container) if name in paths else None
+        if writer:
+            writer.__enter__()
+        kept = 0
+        try:
+            for _, record in spool.read_many(indexes):
+                validate.input += 1
+                try:
+                    row = formats.to_row(fmt, record, row_columns)
+                    errors = formats.validate_row(fmt, row)
+                except formats.FormatError as exc:
+                    errors = [str(exc)]
+                if errors:
+                    validate.drop(errors[0])
+                    if len(invalid_examples) < 20:
+                        invalid_examples.append({"id": record.get("id"), "source": record["source"], "errors": errors})
+                    continue
+                validate.kept += 1
+                write.input += 1
+                kept += 1
+                per_source[record["source"]][f"split:{name}"] += 1
+                if len(preview) < options.preview_rows:
+                    preview.append(row)
+                if writer:
+                    writer.write(row)
+                    write.kept += 1
+        finally:
+            if writer:
+                writer.__exit__(None, None, None)
+        split_counts[name] = kept
+    if not paths:
+        write.details["dry_run"] = True
+    return {"split_counts": split_counts, "preview": preview, "invalid_examples": invalid_examples}
+
+
+def _dataset_info_entries(options: BuildOptions, fmt: str, output: Path, paths: dict[str, Path],
+                          columns: set[str]) -> dict:
+    """One dataset_info entry per written file: `<name>` unsplit, `<name>_train` … when split."""
+    base = options.dataset_name or output.stem
+    return {
+        (base if split == "all" else f"{base}_{split}"): formats.dataset_info_entry(fmt, path.name, columns)
+        for split, path in paths.items()
+    }
