@@ -39,6 +39,10 @@ class Job(models.Model):
     items_failed = models.PositiveIntegerField(default=0)
     # How often the job's message has been delivered to a worker (poison-job guard).
     deliveries = models.PositiveIntegerField(default=0)
+    # The one execution running the job holds this lease and renews heartbeat_at (pipelines/jobs.py);
+    # a second delivery of the same message finds it held and does not run the items again.
+    lease_token = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
