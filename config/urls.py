@@ -4,8 +4,15 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from config.auth import login_view, rate_limited_login
+from config.health import healthz
+
+# The admin's own login form gets the same failure limits as ours.
+admin.site.login = rate_limited_login(admin.site.login)
+
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("healthz", healthz, name="healthz"),
+    path("login/", login_view, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("django-admin/", admin.site.urls),
     path("analysis/", include("review.analysis_urls")),

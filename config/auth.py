@@ -1,0 +1,102 @@
+"""Login with rate limiting, for the product's login page and the Django admin's.
+
+Failed logins are counted in the cache per (username, client IP) and per client IP; past the limit
+the form is refused without checking the password (HTTP 429) until the window expires. Unknown
+and known usernames are treated identically: same message, same counters, and Django's
+ModelBackend runs the password hasher for unknown users too, so timing does not tell them apart.
+"""
+import hashlib
+from collections.abc import Callable
+from functools import wraps
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.views import LoginView
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+LOCKED_MESSAGE = "登录失败次数过多，请 {minutes} 分钟后再试。"
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address; behind NUM_PROXIES trusted proxies, read from X-Forwarded-For.
+
+    Only the entries the trusted proxies appended are believed (counted from the right), so a
+    client cannot pick its own rate-limit bucket by sending the header itself.
+    """
+    proxies = getattr(settings, "NUM_PROXIES", 0)
+    if proxies:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [part for part in forwarded if part]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def _key(kind: str, *parts: str) -> str:
+    # Hashed: usernames may hold any characters, and cache keys must stay short and safe.
+    digest = hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()[:40]
+    return f"login-fail:{kind}:{digest}"
+
+
+def _keys(username: str, ip: str) -> list[tuple[str, int]]:
+    username = username.strip().casefold()
+    return [
+        (_key("user-ip", username, ip), settings.LOGIN_FAILURES_PER_USER_IP),
+        (_key("ip", ip), settings.LOGIN_FAILURES_PER_IP),
+    ]
+
+
+def login_is_locked(*, username: str, ip: str) -> bool:
+    """Whether this username from this address (or this address at all) has failed too often."""
+    values = cache.get_many([key for key, _ in _keys(username, ip)])
+    return any(values.get(key, 0) >= limit for key, limit in _keys(username, ip))
+
+
+def login_failure_record(*, username: str, ip: str) -> None:
+    """Count one failed login for the username+address and the address."""
+    window = settings.LOGIN_FAILURE_WINDOW_SECONDS
+    for key, _ in _keys(username, ip):
+        # add() starts the window; incr() keeps its expiry (LocMem, file and Redis caches alike).
+        cache.add(key, 0, timeout=window)
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add() and incr()
+            cache.set(key, 1, timeout=window)
+
+
+def login_failures_clear(*, username: str, ip: str) -> None:
+    """Forget the failures of this username from this address after a successful login."""
+    cache.delete(_keys(username, ip)[0][0])
+
+
+def rate_limited_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Wrap a login view (Django's LoginView, the admin's login) with the failure limits.
+
+    A POST that re-renders the form (200) is a failed login; a redirect is a successful one.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        username = request.POST.get("username", "")
+        ip = client_ip(request)
+        if login_is_locked(username=username, ip=ip):
+            minutes = max(1, settings.LOGIN_FAILURE_WINDOW_SECONDS // 60)
+            messages.error(request, LOCKED_MESSAGE.format(minutes=minutes))
+            context = {"form": AuthenticationForm(request), "next": request.POST.get("next", "")}
+            return render(request, "registration/login.html", context, status=429)
+        response = view(request, *args, **kwargs)
+        if response.status_code == 200:
+            login_failure_record(username=username, ip=ip)
+        elif 300 <= response.status_code < 400:
+            login_failures_clear(username=username, ip=ip)
+        return response
+
+    return wrapper
+
+
+login_view = rate_limited_login(LoginView.as_view(redirect_authenticated_user=True))
