@@ -571,3 +571,211 @@ class GenerationHandler(JobKindHandler):
 def _item_result(example: GeneratedExample) -> dict:
     return {"example_id": example.example_id, "passed": example.passed, "overall_score": example.overall_score,
             "failure_reasons": list(example.failure_reasons)}
+
+
+# --------------------------------------------------------------------------- services
+def can_overrule(user) -> bool:
+    """Any signed-in, active user may overrule the judge: generated examples belong to no category,
+    so the category assignments that limit reviewers elsewhere do not apply here."""
+    return bool(user and user.is_authenticated and user.is_active)
+
+
+@transaction.atomic
+def generated_example_decide(
+    *, example: GeneratedExample, user, decision: str, version: int, edited_response: str = ""
+) -> GeneratedExample:
+    """Overrule the judge on a failed example: accept as is, accept an edited response, or reject.
+
+    `version` is the version the reviewer saw; a newer one means someone decided in between.
+    """
+    if not can_overrule(user):
+        raise ApplicationError("请先登录", code="forbidden")
+    if decision not in {ReviewDecision.ACCEPTED, ReviewDecision.EDITED, ReviewDecision.REJECTED}:
+        raise ApplicationError("未知的决定")
+    example = GeneratedExample.objects.select_for_update().get(pk=example.pk)
+    if example.passed:
+        raise ApplicationError("该样本已通过评判，无需人工复核")
+    if example.version != version:
+        who = example.decided_by.get_username() if example.decided_by else "其他人"
+        raise ApplicationError(
+            f"该样本已被 {who} 修改（版本 {example.version}），请刷新后再决定", code="conflict",
+            extra={"version": example.version},
+        )
+    edited_response = (edited_response or "").strip()
+    if decision == ReviewDecision.EDITED:
+        if not edited_response:
+            raise ApplicationError("修改后接受需要填写修改后的回答")
+        problems = check_structure(edited_response)
+        if problems:
+            raise ApplicationError("修改后的回答结构不完整：" + "，".join(problems))
+        if edited_response == example.response.strip():
+            decision = ReviewDecision.ACCEPTED  # nothing was changed
+            edited_response = ""
+    else:
+        edited_response = ""
+    example.decision = decision
+    example.edited_response = edited_response
+    example.decided_by = user
+    example.decided_at = timezone.now()
+    example.version += 1
+    example.save(update_fields=["decision", "edited_response", "decided_by", "decided_at", "version", "updated_at"])
+    return example
+
+
+RERUN_SETTINGS = ("temperature", "multiple_choice_ratio", "pass_threshold", "model", "judge_model")
+
+
+@transaction.atomic
+def generation_rerun_failed(*, job: Job, user, changes: dict[str, Any]) -> Job:
+    """A new job over the run's failed items nobody has decided on yet, with changed settings.
+
+    The re-run's parent is the original run, so before/after pass rates can be compared.
+    """
+    from .jobs import job_create
+
+    if job.kind != JobKind.GENERATION or job.parent_id is not None:
+        raise ApplicationError("只能对原始生成任务重跑失败项")
+    if job.is_active:
+        raise ApplicationError("任务仍在运行，结束后才能重跑失败项")
+    unknown = set(changes) - set(RERUN_SETTINGS)
+    if unknown:
+        raise ApplicationError(f"不能修改的设置：{', '.join(sorted(unknown))}")
+    changed = {k: v for k, v in changes.items() if v not in (None, "") and str(v) != str(job.params.get(k, DEFAULT_PARAMS.get(k)))}
+    if not changed:
+        raise ApplicationError("请至少修改一项生成设置再重跑")
+    keys = list(
+        GeneratedExample.objects.filter(job=job, passed=False, decision=ReviewDecision.PENDING)
+        .order_by("id").values_list("source_item__external_id", flat=True)
+    )
+    if not keys:
+        raise ApplicationError("没有待处理的失败样本可以重跑")
+    params = {k: v for k, v in job.params.items() if k not in {"output_dir", "sample"}}
+    params.update(changed)
+    params["source_ids"] = keys
+    params["rerun_changes"] = {k: {"before": job.params.get(k, DEFAULT_PARAMS.get(k)), "after": v} for k, v in changed.items()}
+    return job_create(kind=JobKind.GENERATION, params=params, created_by=user, parent=job)
+
+
+def rerun_comparison(job: Job) -> list[dict]:
+    """Per re-run of `job`: the setting changed, pass rate of those items before (0) and after,
+    and the run's overall pass rate before and with the re-run's passes counted."""
+    total = GeneratedExample.objects.filter(job=job).count()
+    passed_before = GeneratedExample.objects.filter(job=job, passed=True).count()
+    rows = []
+    for rerun in Job.objects.filter(parent=job, kind=JobKind.GENERATION).order_by("created_at"):
+        examples = GeneratedExample.objects.filter(job=rerun)
+        n = examples.count()
+        rescued = examples.filter(passed=True).count()
+        rows.append({
+            "job": rerun,
+            "changes": rerun.params.get("rerun_changes", {}),
+            "items": len(rerun.params.get("source_ids") or []),
+            "done": n,
+            "passed": rescued,
+            "items_pass_rate_before": 0.0 if n else None,
+            "items_pass_rate_after": round(rescued / n, 4) if n else None,
+            "run_pass_rate_before": round(passed_before / total, 4) if total else None,
+            "run_pass_rate_after": round((passed_before + rescued) / total, 4) if total else None,
+        })
+    return rows
+
+
+PROVENANCE_JUDGE = "judge_passed"
+PROVENANCE_RERUN = "rerun_passed"
+PROVENANCE_ACCEPTED = "human_accepted"
+PROVENANCE_EDITED = "human_edited"
+EXPORT_FORMATS = ("sharegpt_multimodal", "openai")
+
+
+def training_examples(job: Job) -> list[tuple[GeneratedExample, str]]:
+    """The run's training set: judge-passed examples (of the run or a re-run) and human-rescued
+    ones, one per source item, with their provenance. Human-rejected examples never appear."""
+    family = [job.pk, *Job.objects.filter(parent=job, kind=JobKind.GENERATION).values_list("pk", flat=True)]
+    examples = (
+        GeneratedExample.objects.filter(job_id__in=family)
+        .exclude(decision=ReviewDecision.REJECTED)
+        .filter(models_q_passed_or_rescued())
+        .select_related("source_item", "decided_by")
+        .order_by("source_item_id", "-job_id")
+    )
+    chosen: dict[int, tuple[GeneratedExample, str]] = {}
+    rank = {PROVENANCE_EDITED: 0, PROVENANCE_ACCEPTED: 0, PROVENANCE_JUDGE: 1, PROVENANCE_RERUN: 1}
+    for example in examples:
+        if example.decision == ReviewDecision.EDITED:
+            provenance = PROVENANCE_EDITED
+        elif example.decision == ReviewDecision.ACCEPTED:
+            provenance = PROVENANCE_ACCEPTED
+        else:
+            provenance = PROVENANCE_JUDGE if example.job_id == job.pk else PROVENANCE_RERUN
+        current = chosen.get(example.source_item_id)
+        # A human's decision wins over a judge's pass; otherwise the latest run wins (ordering).
+        if current is None or rank[provenance] < rank[current[1]]:
+            chosen[example.source_item_id] = (example, provenance)
+    return sorted(chosen.values(), key=lambda pair: pair[0].pk)
+
+
+def models_q_passed_or_rescued():
+    from django.db.models import Q
+
+    return Q(passed=True) | Q(decision__in=[ReviewDecision.ACCEPTED, ReviewDecision.EDITED])
+
+
+def training_record(example: GeneratedExample, provenance: str) -> dict:
+    """One example as a builder record (formats.py contract); images relative to MEDIA_ROOT."""
+    response = example.edited_response if example.decision == ReviewDecision.EDITED else example.response
+    images = [example.source_item.image] if example.source_item.image else []
+    return {
+        "id": example.example_id,
+        "prompt": ("<image>" * len(images)) + example.question,
+        "response": response,
+        "images": images,
+        "meta": {"provenance": provenance, "job": example.job_id, "overall_score": example.overall_score},
+    }
+
+
+@transaction.atomic
+def generation_export(*, job: Job, user, formats: tuple[str, ...] = EXPORT_FORMATS):
+    """Export the run's passed + rescued examples as sharegpt-with-images and OpenAI messages.
+
+    Written through the dataset builder into EXPORT_ROOT/generation/run-<id>/, with the
+    LLaMA-Factory dataset_info.json entries and provenance.jsonl marking each example's origin
+    (judge_passed, rerun_passed, human_accepted, human_edited). Returns the Export row.
+    """
+    from .builder import BuildOptions, Source, build_dataset
+    from .models import Export
+
+    if not (user and user.is_staff):
+        raise ApplicationError("只有管理员可以导出", code="forbidden")
+    pairs = training_examples(job)
+    if not pairs:
+        raise ApplicationError("没有可导出的样本（没有通过或被人工接受的样本）")
+    directory = Path(settings.EXPORT_ROOT) / "generation" / f"run-{job.pk}"
+    directory.mkdir(parents=True, exist_ok=True)
+    by_provenance = Counter(p for _, p in pairs)
+    files, reports = {}, {}
+    for fmt in formats:
+        records = [training_record(e, p) for e, p in pairs]
+        if fmt == "openai":
+            # OpenAI messages carry text only: no image column, no <image> token.
+            records = [{**r, "prompt": r["prompt"].replace("<image>", ""), "images": []} for r in records]
+        sources = [Source(p, [r for r, (_, prov) in zip(records, pairs) if prov == p]) for p in by_provenance]
+        result = build_dataset(
+            sources,
+            BuildOptions(format=fmt, dedup=False, shuffle=False, dataset_name=f"generation_run{job.pk}_{fmt}"),
+            output=directory / f"generation_{fmt}.json",
+        )
+        files[fmt] = result.files["all"]
+        reports[fmt] = {"total": result.total, "dataset_info": result.report.get("dataset_info"),
+                        "invalid_examples": result.report.get("invalid_examples")}
+    _write_jsonl(directory / "provenance.jsonl", (
+        {"id": e.example_id, "provenance": p, "job": e.job_id, "source": e.source_item.external_id,
+         "overall_score": e.overall_score,
+         "decided_by": e.decided_by.get_username() if e.decided_by else None}
+        for e, p in pairs
+    ))
+    return Export.objects.create(
+        kind="generation", format=",".join(formats), params={"job": job.pk}, created_by=user,
+        row_count=len(pairs), path=str(directory),
+        report={"files": files, "provenance": dict(by_provenance), "formats": reports,
+                "dataset_info": str(directory / "dataset_info.json")},
+    )

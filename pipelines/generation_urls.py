@@ -1,5 +1,18 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import generation_views as views
 
 app_name = "generation"
 
-urlpatterns = []
+urlpatterns = [
+    path("", views.runs, name="runs"),
+    path("start/", views.start, name="start"),
+    path("runs/<int:job_id>/", views.analysis, name="analysis"),
+    path("runs/<int:job_id>/files/<str:name>", views.team_file, name="team_file"),
+    path("runs/<int:job_id>/failed/", views.failed, name="failed"),
+    path("runs/<int:job_id>/failed/<int:example_id>/decide/", views.decide, name="decide"),
+    path("runs/<int:job_id>/examples/<int:example_id>/image", views.example_image, name="image"),
+    path("runs/<int:job_id>/rerun/", views.rerun, name="rerun"),
+    path("runs/<int:job_id>/export/", views.export, name="export"),
+    path("runs/<int:job_id>/exports/<int:export_id>/<str:name>", views.export_file, name="export_file"),
+]
