@@ -254,6 +254,8 @@ class PreferencePair(models.Model):
     prompt = models.TextField()
     chosen = models.TextField()
     rejected = models.TextField(blank=True)
+    # Image paths (relative to MEDIA_ROOT) for multimodal prompts, one "<image>" token each.
+    images = models.JSONField(default=list, blank=True)
     strategy = models.CharField(max_length=64, blank=True)
     # Stable issue names: identical, off_topic, boilerplate, empty, truncated, likely_swapped.
     issues = models.JSONField(default=list, blank=True)

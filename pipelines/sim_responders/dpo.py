@@ -1,0 +1,89 @@
+"""A simulated weak SFT model for DPO reject generation (seed 002), answering only models named `sft-small…`.
+
+It was "trained" on prompts ending in `[EOS]` (the seed's `f"{prompt}[EOS]"`). Like the seed's model:
+
+- a prompt *not* sent in that form gets the off-topic boilerplate the team saw
+  ("这篇文章主要讨论了人工智能在医疗保健领域的应用…"), with the field varying;
+- `sft-small-base` is the pretrained checkpoint loaded by mistake: boilerplate for every prompt;
+- `sft-small-offtopic-30` answers boilerplate for a deterministic 30 % of prompts (any share 0–100),
+  as an under-trained checkpoint would; high temperature (> 1.2) adds to that share;
+- otherwise a plausibly worse answer on the same topic: vaguer, shorter, or half a list.
+
+Deterministic: which prompts go off-topic depends only on the prompt; the wording on the request's RNG.
+"""
+import hashlib
+import re
+
+from pipelines.simulator import request_text
+
+PRIORITY = 20
+MODEL_PREFIX = "sft-small"
+EOS = "[EOS]"
+BOILERPLATE_FIELDS = ("医疗保健", "金融", "教育", "交通运输", "智能制造")
+_OFFTOPIC = re.compile(r"-offtopic-(\d{1,3})$")
+
+
+def matches(request: dict) -> bool:
+    return str(request.get("model") or "").startswith(MODEL_PREFIX)
+
+
+def boilerplate(rng) -> str:
+    """The seed's off-topic answer, with the slots a real model would vary."""
+    field = rng.choice(BOILERPLATE_FIELDS)
+    return (
+        f"这篇文章主要讨论了人工智能在{field}领域的应用，包括数据分析、智能决策和流程自动化等方面。"
+        f"文章指出，人工智能技术正在深刻改变{field}行业的发展模式，但也面临数据安全和伦理方面的挑战……"
+    )
+
+
+def _share(prompt: str) -> float:
+    """A stable number in [0, 1) per prompt: which prompts an under-trained model gets wrong."""
+    return int(hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:8], 16) / 16**8
+
+
+def _off_topic_share(request: dict) -> float:
+    model = str(request.get("model") or "")
+    if model == f"{MODEL_PREFIX}-base":
+        return 1.0
+    match = _OFFTOPIC.search(model)
+    share = min(int(match.group(1)), 100) / 100 if match else 0.0
+    temperature = request.get("temperature")
+    if temperature is not None and float(temperature) > 1.2:
+        # Sampling hot makes a weak model fall back on its most frequent training text.
+        share += (float(temperature) - 1.2) * 0.8
+    return share
+
+
+def _topic(prompt: str) -> str:
+    """The prompt without its instruction words and punctuation: what a weak model echoes back."""
+    core = re.sub(r"^(请|帮我|麻烦)?(简单|详细)?(列出|介绍一下|介绍|解释一下|解释|说明|描述|告诉我|翻译)[：:]?", "", prompt.strip())
+    core = re.sub(r"[。？！?!.]+$", "", core).strip()
+    return core[:40] or prompt.strip()[:40]
+
+
+def worse_answer(prompt: str, rng) -> str:
+    """A relevant but worse answer: vague, half-done or hedging, always on the prompt's topic."""
+    topic = _topic(prompt)
+    if re.search(r"[\u4e00-\u9fff]", prompt):
+        options = (
+            f"关于{topic}，这个问题比较复杂，简单来说就是要看具体情况。",
+            f"{topic}有很多种情况，比如第一种，等等。",
+            f"我觉得{topic}这个问题不太好回答，可能需要更多信息。",
+            f"{topic}：首先要了解基本概念，其次要多练习。",
+        )
+    else:
+        options = (
+            f"About {topic}: it depends on the situation.",
+            f"{topic} has many aspects, for example the first one, and so on.",
+            f"I think {topic} is hard to answer without more information.",
+        )
+    return rng.choice(options)
+
+
+def respond(request: dict, rng) -> str:
+    text = request_text(request, roles=("user",)).rstrip()
+    trained_form = text.endswith(EOS)
+    prompt = text[: -len(EOS)] if trained_form else text
+    if not trained_form or _share(prompt) < _off_topic_share(request):
+        return boilerplate(rng)
+    return worse_answer(prompt, rng)
