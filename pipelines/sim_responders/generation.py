@@ -135,7 +135,7 @@ def _response(user: str, rng: random.Random) -> str:
         steps = steps[:1] * 4
     elif defect == "shallow":
         steps = steps[:1]
-        look = look.split("，")[0].split(",")[0] + ("。" if zh else ".")
+        look = f"图中是{title}。" if zh else f"It shows {title}."
     elif rng.random() < 0.5:
         extra = "此外，画面的光线与比例也与该判断一致。" if zh else "The lighting and proportions are consistent with this as well."
         steps.append(extra)
