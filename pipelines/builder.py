@@ -521,3 +521,41 @@ def _dataset_info_entries(options: BuildOptions, fmt: str, output: Path, paths: 
         (base if split == "all" else f"{base}_{split}"): formats.dataset_info_entry(fmt, path.name, columns)
         for split, path in paths.items()
     }
+
+
+# --------------------------------------------------------------------------- reports and exports
+
+def report_lines(report: dict) -> list[str]:
+    """The report as short human-readable lines (commands print these)."""
+    lines = [f"格式 {report['format']}，共 {report['total']} 条"]
+    for step in report["steps"]:
+        reasons = "，".join(f"{k} {v}" for k, v in step["reasons"].items())
+        lines.append(f"  {step['label']:<6} 输入 {step['in']:>8}  保留 {step['kept']:>8}  丢弃 {step['dropped']:>8}"
+                     + (f"  ({reasons})" if reasons else ""))
+    lines.append("  拆分：" + "，".join(f"{k} {v}" for k, v in report["splits"].items()))
+    for name, counts in report["sources"].items():
+        reader = counts.get("reader") or {}
+        dropped = reader.get("dropped") or {}
+        extra = ("；读取时丢弃 " + "，".join(f"{k} {v}" for k, v in dropped.items())) if dropped else ""
+        lines.append(f"  来源 {name}：读取 {counts.get('read', 0)}{extra}")
+        for problem in (reader.get("problems") or [])[:20]:
+            lines.append(f"    {problem['file']}:{problem['line']} {problem['reason']} {problem['detail']}")
+    for name, path in (report.get("files") or {}).items():
+        lines.append(f"  写入 {name}: {path}")
+    return lines
+
+
+def export_create(*, kind: str, result: BuildResult, created_by=None, params: dict | None = None):
+    """Record a written build as an Export row (who, what, how many, where, the report)."""
+    from django.db import transaction
+
+    from .models import Export
+
+    with transaction.atomic():
+        files = result.files
+        return Export.objects.create(
+            kind=kind, format=result.report["format"], params=params or result.report["options"],
+            created_by=created_by, row_count=result.total,
+            path=next(iter(files.values()), "") if len(files) == 1 else str(Path(next(iter(files.values()))).parent) if files else "",
+            report=result.report,
+        )
