@@ -1,5 +1,16 @@
-from django.urls import path  # noqa: F401
+"""The review flow, mounted at `/` (app_name "review"; the home page is `review:home`)."""
+from django.urls import path
+
+from . import views
 
 app_name = "review"
 
-urlpatterns = []
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("datasets/<int:dataset_id>/assignments/", views.assignments, name="assignments"),
+    path("categories/<int:category_id>/", views.queue, name="queue"),
+    path("samples/<int:sample_id>/", views.sample_page, name="sample"),
+    path("samples/<int:sample_id>/review/", views.review_submit, name="save"),
+    path("edits/<int:edit_id>/restore/", views.edit_restore, name="restore"),
+    path("images/<path:path>", views.image_file, name="image"),
+]

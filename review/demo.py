@@ -1,0 +1,309 @@
+"""The demo dataset: 23 scene classes, ~700 generated screenshots, mode 1/2/3 reasoning in Chinese.
+
+Deterministic (a fixed seed), idempotent (a second run changes nothing) and fast: images are
+simple Pillow drawings written only when missing. Each image carries its TRUE class as a marker
+(`pipelines.image_marker`), so the LLM simulator "sees" the truth even for the planted label errors.
+"""
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from PIL import Image, ImageDraw, ImageFont
+
+from pipelines.image_marker import draw_marker
+
+from .demo_catalog import DEMO_CATEGORIES, DemoCategory
+from .images import media_path
+from .models import Assignment, Cause, Dataset, Review, Sample
+from .services import ClassificationRecord, RecordsSaveResult, classification_records_save, review_save
+
+DEMO_DATASET_NAME = "客服场景演示"
+DEMO_SEED = 20261128
+DEMO_SAMPLE_COUNT = 700
+DEMO_MODEL = "qwen-vl-72b-instruct"
+REFUSED_SAMPLE_ID = "9e2a1ebe-87c3-4547-b405-b592aabfdab-1384"
+REFUSED_SAMPLE_LABEL = "换货"
+ADMIN_LOGIN = ("admin", "datafix-admin-2026")
+REVIEWER_PASSWORD = "shenhe-Demo-2026"
+REVIEWER_NAMES = tuple(f"reviewer{i}" for i in range(1, 6))
+FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+IMAGE_SIZE = (360, 540)
+
+# What a screenshot of each class shows: its title bar and a few visible elements.
+SCENES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "商品分类选项": ("选择规格", ("颜色：雾霾蓝", "尺寸：XL", "库存 23 件", "加入购物车")),
+    "换货": ("申请换货", ("换货原因", "选择新规格", "寄回方式", "提交申请")),
+    "退货退款": ("退款详情", ("退款金额 ¥89.00", "退货单号", "退款进度", "原路退回")),
+    "物流查询": ("物流详情", ("运单号 SF1234567", "运输中", "已到达杭州转运中心", "派送员电话")),
+    "订单详情": ("订单详情", ("订单号 202611280001", "实付款 ¥128.00", "下单时间", "再次购买")),
+    "支付问题": ("支付失败", ("余额不足", "重新支付", "银行卡扣款", "支付方式")),
+    "发票申请": ("开具发票", ("发票抬头", "税号", "电子普通发票", "提交")),
+    "优惠券使用": ("我的优惠券", ("满199减30", "立即使用", "有效期至12月31日", "红包")),
+    "商品质量问题": ("实物照片", ("外壳裂痕", "污渍", "包装破损", "瑕疵特写")),
+    "尺码咨询": ("尺码表", ("身高170 体重60kg", "推荐 M 码", "胸围 96cm", "尺码对照")),
+    "商品详情页": ("商品详情", ("主图", "卖点介绍", "规格参数", "月销 2000+")),
+    "购物车": ("购物车 (3)", ("全选", "合计 ¥356.00", "去结算", "移入收藏")),
+    "收货地址修改": ("编辑收货地址", ("收货人", "手机号码", "所在地区", "设为默认地址")),
+    "催发货": ("待发货", ("商家正在备货", "预计48小时内发货", "提醒发货", "订单号")),
+    "评价晒单": ("发表评价", ("五星好评", "上传晒图", "追加评价", "匿名评价")),
+    "售后进度": ("售后服务单", ("审核中", "服务单号", "处理进度", "客服已受理")),
+    "账号登录问题": ("登录", ("验证码错误", "账号已冻结", "忘记密码", "短信登录")),
+    "价格保护": ("价格保护", ("申请价保", "差价 ¥20.00", "降价补差", "价保记录")),
+    "缺货到货通知": ("暂时缺货", ("到货通知我", "已设置提醒", "看相似", "预计补货")),
+    "赠品咨询": ("赠品说明", ("买一赠一", "赠品未收到", "赠品规则", "活动详情")),
+    "安装维修": ("预约安装", ("上门时间", "保修期内", "维修工单", "安装师傅")),
+    "聊天记录截图": ("在线客服", ("您好，请问有什么可以帮您", "我想问一下", "客服小美", "发送")),
+    "其他": ("相册", ("风景照片", "宠物", "自拍", "表情包")),
+}
+# Names a free-reasoning (mode 1) model uses that are no class at all: unparseable answers.
+FREE_NAMES = ("售后咨询", "购物页面", "手机截图", "电商界面", "用户求助")
+
+
+@dataclass
+class DemoResult:
+    dataset: Dataset
+    saved: RecordsSaveResult
+    images_written: int
+    users_created: list[str]
+    assignments_created: int
+    reviews_created: int
+
+
+def _external_id(rng: random.Random, number: int) -> str:
+    hexs = "".join(rng.choice("0123456789abcdef") for _ in range(31))
+    return f"{hexs[:8]}-{hexs[8:12]}-{hexs[12:16]}-{hexs[16:20]}-{hexs[20:]}-{number}"
+
+
+def _sizes(rng: random.Random, total: int, classes: int) -> list[int]:
+    sizes = [rng.randint(22, 38) for _ in range(classes)]
+    while sum(sizes) != total:
+        i = rng.randrange(classes)
+        if sum(sizes) > total and sizes[i] > 20:
+            sizes[i] -= 1
+        elif sum(sizes) < total and sizes[i] < 40:
+            sizes[i] += 1
+    return sizes
+
+
+def _mode1(rng, true: DemoCategory, predicted: str) -> str:
+    title, elements = SCENES[true.name]
+    a, b = rng.sample(elements, 2)
+    return (
+        f"观察：这是一张手机购物应用的截图，顶部标题为“{title}”，页面上能看到“{a}”和“{b}”等内容。\n"
+        f"推理：用户上传这张图，通常是想就页面中的信息咨询客服。结合标题和页面元素，"
+        f"这张图片最可能反映的场景是{predicted}。\n类别：{predicted}"
+    )
+
+
+def _mode2(rng, true: DemoCategory, predicted: DemoCategory) -> str:
+    title, elements = SCENES[true.name]
+    a, b, c = rng.sample(elements, 3)
+    text = (
+        f"观察：图片为手机应用页面，标题“{title}”，页面中依次显示“{a}”“{b}”以及“{c}”。\n"
+        f"分析：根据给定的类别定义，“{predicted.name}”指{predicted.definition}。"
+    )
+    if predicted.name == true.name:
+        text += f"图片中的“{a}”“{b}”正是这一场景的典型元素，与其他类别的定义不符。\n"
+    else:
+        text += f"图片中的“{b}”在{predicted.name}场景中也经常出现，且页面信息与该定义有重合，因此判断为{predicted.name}。\n"
+    return text + f"类别：{predicted.name}"
+
+
+def _mode3(rng, true: DemoCategory, predicted: DemoCategory, long: bool) -> str:
+    title, elements = SCENES[true.name]
+    a, b = rng.sample(elements, 2)
+    text = f"图片为“{title}”页面，显示“{a}”和“{b}”，符合“{predicted.name}”的定义。"
+    if long:
+        text += (
+            f"进一步看，页面布局是典型的电商客服场景，用户截取该页面很可能是为了咨询相关问题；"
+            f"虽然其中部分元素也可能出现在其他场景，但整体信息与{predicted.definition}的描述最为一致，"
+            f"所以综合判断属于该类别。"
+        )
+    return text + f"\n类别：{predicted.name}"
+
+
+def build_demo_records(seed: int = DEMO_SEED) -> tuple[list[ClassificationRecord], dict[str, int]]:
+    """The demo samples as records (image paths still empty) and each sample's true class index."""
+    rng = random.Random(seed)
+    by_name = {c.name: c for c in DEMO_CATEGORIES}
+    index_of = {c.name: i for i, c in enumerate(DEMO_CATEGORIES)}
+    sizes = _sizes(rng, DEMO_SAMPLE_COUNT - 1, len(DEMO_CATEGORIES))
+    records, true_index = [], {}
+    number = 1000
+    planted = set(rng.sample(range(DEMO_SAMPLE_COUNT - 1), 9))
+    position = 0
+    for category, size in zip(DEMO_CATEGORIES, sizes):
+        for _ in range(size):
+            number += rng.randint(1, 9)
+            external_id = _external_id(rng, number)
+            true = category
+            if position in planted:
+                # A label error: the image really shows a confusable class; modes 2/3 see the truth.
+                true = by_name[rng.choice(category.confusable)]
+            position += 1
+            mode2_wrong = true is category and rng.random() < 0.13
+            mode2_pred = by_name[rng.choice(true.confusable)] if mode2_wrong else true
+            if mode2_wrong:
+                mode3_pred = mode2_pred if rng.random() < 0.6 else true
+            else:
+                mode3_pred = by_name[rng.choice(true.confusable)] if rng.random() < 0.04 else true
+            roll = rng.random()
+            if roll < 0.18:
+                mode1_pred = rng.choice(true.confusable)
+            elif roll < 0.26:
+                mode1_pred = rng.choice(FREE_NAMES)
+            else:
+                mode1_pred = true.name
+            record = ClassificationRecord(
+                external_id=external_id,
+                label=category.name,
+                outputs={
+                    1: _mode1(rng, true, mode1_pred),
+                    2: _mode2(rng, true, mode2_pred),
+                    3: _mode3(rng, true, mode3_pred, long=rng.random() < 0.12),
+                },
+                model_names={1: DEMO_MODEL, 2: DEMO_MODEL, 3: DEMO_MODEL},
+            )
+            if rng.random() < 0.5:
+                title, elements = SCENES[true.name]
+                record.image_info = {
+                    "场景": "手机应用截图",
+                    "可见文字": [title, *rng.sample(elements, 3)],
+                    "界面元素": ["顶部标题栏", "信息列表", "底部按钮"],
+                }
+            records.append(record)
+            true_index[external_id] = index_of[true.name]
+    # The sample the content filter refused: it exists, but no mode produced an output.
+    records.append(ClassificationRecord(external_id=REFUSED_SAMPLE_ID, label=REFUSED_SAMPLE_LABEL))
+    true_index[REFUSED_SAMPLE_ID] = index_of[REFUSED_SAMPLE_LABEL]
+    return records, true_index
+
+
+def _font(size: int):
+    if FONT_PATH.exists():
+        return ImageFont.truetype(str(FONT_PATH), size)
+    return ImageFont.load_default(size)
+
+
+def draw_demo_image(category: DemoCategory, index: int, external_id: str) -> Image.Image:
+    """A coloured phone 'screenshot' of the class with a few Chinese words and the class marker."""
+    rng = random.Random(external_id)
+    hue = (index * 37) % 360
+    image = Image.new("RGB", IMAGE_SIZE, _hsl(hue, 0.35, 0.94))
+    draw = ImageDraw.Draw(image)
+    title_font, body_font = _font(22), _font(17)
+    width, height = IMAGE_SIZE
+    draw.rectangle([0, 0, width, 64], fill=_hsl(hue, 0.55, 0.45))
+    title, elements = SCENES[category.name]
+    draw.text((width // 2, 40), title, font=title_font, fill="white", anchor="mm")
+    y = 86
+    for text in rng.sample(elements, len(elements)):
+        draw.rounded_rectangle([16, y, width - 16, y + 64], radius=10, fill="white", outline=_hsl(hue, 0.3, 0.8))
+        draw.text((32, y + 32), text, font=body_font, fill=(40, 40, 40), anchor="lm")
+        y += 80
+    draw.rounded_rectangle([40, height - 70, width - 40, height - 24], radius=22, fill=_hsl(hue, 0.65, 0.5))
+    draw.text((width // 2, height - 47), elements[-1], font=body_font, fill="white", anchor="mm")
+    draw_marker(image, index)
+    return image
+
+
+def _hsl(h: float, s: float, lightness: float) -> tuple[int, int, int]:
+    import colorsys
+
+    r, g, b = colorsys.hls_to_rgb(h / 360, lightness, s)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def _ensure_users() -> tuple[dict[str, object], list[str]]:
+    User = get_user_model()
+    users, created = {}, []
+    admin, was_created = User.objects.get_or_create(
+        username=ADMIN_LOGIN[0], defaults={"is_staff": True, "is_superuser": True}
+    )
+    if was_created:
+        admin.set_password(ADMIN_LOGIN[1])
+        admin.save()
+        created.append(admin.username)
+    users[admin.username] = admin
+    for name in REVIEWER_NAMES:
+        user, was_created = User.objects.get_or_create(username=name)
+        if was_created:
+            user.set_password(REVIEWER_PASSWORD)
+            user.save()
+            created.append(name)
+        users[name] = user
+    return users, created
+
+
+def _planted_reviews(dataset: Dataset, users: dict) -> int:
+    """A few finished reviews (reviewer2's first class) so progress and analysis have something."""
+    assignment = (
+        Assignment.objects.filter(reviewer=users["reviewer2"], category__dataset=dataset)
+        .select_related("category").order_by("category__position").first()
+    )
+    if assignment is None:
+        return 0
+    samples = (
+        Sample.objects.filter(label=assignment.category, review__isnull=True)
+        .prefetch_related("reasonings").order_by("external_id")[:12]
+    )
+    if Review.objects.filter(sample__label=assignment.category).exists():
+        return 0  # already planted (or reviewed by hand): leave it alone
+    created = 0
+    for sample in samples:
+        mode2 = next((r for r in sample.reasonings.all() if r.mode == 2), None)
+        mode3 = next((r for r in sample.reasonings.all() if r.mode == 3), None)
+        wrong = mode2 is not None and mode2.is_correct is False
+        corrected = ""
+        if mode3 is not None and mode3.is_correct is False:
+            corrected = mode3.output.rsplit("类别：", 1)[0] + f"类别：{sample.label.name}"
+        review_save(
+            sample=sample, user=users["reviewer2"],
+            cause=Cause.DEFINITIONS_OVERLAP if wrong else Cause.NONE,
+            corrected_output=corrected, label_error=False, suggested_label=None,
+            note="定义与相近类别有交集" if wrong else "", version=0,
+        )
+        created += 1
+    return created
+
+
+@transaction.atomic
+def load_demo() -> DemoResult:
+    """Create or complete the demo dataset, users, assignments and images; safe to run again."""
+    users, users_created = _ensure_users()
+    dataset, _ = Dataset.objects.get_or_create(
+        name=DEMO_DATASET_NAME, defaults={"description": "23 个电商客服场景类别的演示数据（自动生成）"}
+    )
+    records, true_index = build_demo_records()
+    folder = f"datasets/{dataset.pk}"
+    media_path(folder).mkdir(parents=True, exist_ok=True)
+    written = 0
+    for record in records:
+        relative = f"{folder}/{record.external_id}.png"
+        target = media_path(relative)
+        if not target.exists():
+            index = true_index[record.external_id]
+            draw_demo_image(DEMO_CATEGORIES[index], index, record.external_id).save(target, format="PNG", optimize=False)
+            written += 1
+        record.image = relative
+    saved = classification_records_save(
+        dataset=dataset, records=records, categories=[(c.name, c.definition) for c in DEMO_CATEGORIES]
+    )
+    assignments_created = 0
+    if not Assignment.objects.filter(category__dataset=dataset).exists():
+        categories = list(dataset.categories.order_by("position"))
+        admin = users[ADMIN_LOGIN[0]]
+        for i, category in enumerate(categories):
+            # Contiguous blocks of about five classes each, as the team split the work.
+            reviewer = users[REVIEWER_NAMES[min(i * len(REVIEWER_NAMES) // len(categories), 4)]]
+            Assignment.objects.create(reviewer=reviewer, category=category, assigned_by=admin)
+            assignments_created += 1
+    reviews_created = _planted_reviews(dataset, users)
+    return DemoResult(dataset, saved, written, users_created, assignments_created, reviews_created)
+
+
+def demo_logins() -> list[tuple[str, str, str]]:
+    """(username, password, role) for the printed login list."""
+    return [(ADMIN_LOGIN[0], ADMIN_LOGIN[1], "管理员")] + [(n, REVIEWER_PASSWORD, "审核员") for n in REVIEWER_NAMES]

@@ -1,0 +1,339 @@
+"""Pages of the review flow: home, assignments, class queue, sample page, image files.
+
+Thin: parse the request, call a selector or a service, render a page or (for htmx) its partial.
+"""
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import selectors
+from .errors import ApplicationError
+from .forms import ACTION_KEEP, AssignmentForm, ReviewForm
+from .images import inspect_image, media_path
+from .models import Category, Cause, Dataset, Mode, ReviewEdit, Sample
+from .permissions import can_change_category, changeable_category_ids
+from .selectors import DEFAULT_FILTER, DEFAULT_SORT, LONG_OUTPUT_LIMIT, QUEUE_FILTERS, QUEUE_SORTS
+from .services import assignments_set_for_dataset, review_restore, review_save
+
+QUEUE_PAGE_SIZE = 50
+STATUS_FOR_CODE = {"forbidden": 403, "conflict": 409, "invalid": 400}
+
+
+def _queue_state(params) -> tuple[str, str]:
+    filter_key = params.get("f", DEFAULT_FILTER)
+    sort_key = params.get("s", DEFAULT_SORT)
+    return (filter_key if filter_key in QUEUE_FILTERS else DEFAULT_FILTER,
+            sort_key if sort_key in QUEUE_SORTS else DEFAULT_SORT)
+
+
+def _query(filter_key: str, sort_key: str, **extra) -> str:
+    params = {"f": filter_key, "s": sort_key, **extra}
+    return urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
+def sample_url(sample_id: int, filter_key: str, sort_key: str) -> str:
+    """The sample page inside a queue (filter and sort travel in the query string)."""
+    return f"{reverse('review:sample', args=[sample_id])}?{_query(filter_key, sort_key)}"
+
+
+# --------------------------------------------------------------------------- home
+@require_GET
+@login_required
+def home(request):
+    """Reviewer: assigned classes with progress. Staff: every class and every reviewer's progress."""
+    dataset = selectors.home_dataset(user=request.user, dataset_id=request.GET.get("dataset"))
+    datasets = list(Dataset.objects.all())
+    if dataset is None:
+        return render(request, "review/home.html", {"dataset": None, "datasets": datasets})
+    progress = selectors.category_progress(dataset=dataset)
+    changeable = changeable_category_ids(request.user)
+    for item in progress:
+        item.can_change = changeable is None or item.category.pk in changeable
+    context = {
+        "dataset": dataset,
+        "datasets": datasets,
+        "progress": progress,
+        "mine": [p for p in progress if any(r.pk == request.user.pk for r in p.reviewers)],
+        "reviewers": selectors.reviewer_progress(progress=progress) if request.user.is_staff else [],
+        "unassigned": [p for p in progress if not p.reviewers],
+    }
+    return render(request, "review/home.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def assignments(request, dataset_id: int):
+    """Staff: who reviews which classes of a dataset (a checkbox matrix)."""
+    if not request.user.is_staff:
+        raise PermissionDenied("只有管理员可以分配类别。")
+    dataset = get_object_or_404(Dataset, pk=dataset_id)
+    if request.method == "POST":
+        categories = selectors.dataset_categories(dataset=dataset)
+        wanted = AssignmentForm.reviewer_ids_by_category(request.POST, [c.pk for c in categories])
+        try:
+            total = assignments_set_for_dataset(dataset=dataset, reviewer_ids_by_category=wanted, assigned_by=request.user)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"已保存分配（共 {total} 项）。")
+        return redirect("review:assignments", dataset_id=dataset.pk)
+    categories, reviewers, pairs = selectors.assignment_matrix(dataset=dataset)
+    rows = [
+        {"category": c, "cells": [{"reviewer": r, "checked": (c.pk, r.pk) in pairs} for r in reviewers],
+         "unassigned": not any((c.pk, r.pk) in pairs for r in reviewers)}
+        for c in categories
+    ]
+    return render(request, "review/assignments.html", {"dataset": dataset, "reviewers": reviewers, "rows": rows})
+
+
+# --------------------------------------------------------------------------- queue
+@require_GET
+@login_required
+def queue(request, category_id: int):
+    """A class's samples with filters (counts on each), sort and pagination."""
+    category = get_object_or_404(Category.objects.select_related("dataset"), pk=category_id)
+    filter_key, sort_key = _queue_state(request.GET)
+    page = Paginator(
+        selectors.queue_samples(category=category, filter_key=filter_key, sort_key=sort_key), QUEUE_PAGE_SIZE
+    ).get_page(request.GET.get("page"))
+    counts = selectors.queue_counts(category=category)
+    context = {
+        "category": category,
+        "dataset": category.dataset,
+        "page": page,
+        "filter_key": filter_key,
+        "sort_key": sort_key,
+        "filters": [(key, label, counts[key]) for key, (label, _) in QUEUE_FILTERS.items()],
+        "sorts": [(key, label) for key, (label, _) in QUEUE_SORTS.items()],
+        "queue_query": _query(filter_key, sort_key),
+        "can_change": can_change_category(request.user, category),
+        "long_limit": LONG_OUTPUT_LIMIT,
+    }
+    template = "review/queue.html#queue" if request.htmx else "review/queue.html"
+    return render(request, template, context)
+
+
+# --------------------------------------------------------------------------- sample page
+def _form_values(sample: Sample, reasonings: dict[int, object]) -> dict:
+    """What the review form shows before the reviewer touches it."""
+    review = getattr(sample, "review", None)
+    mode2, mode3 = reasonings.get(Mode.WITH_DEFINITIONS), reasonings.get(Mode.LIMITED)
+    suggested = None
+    if review and review.suggested_label_id:
+        suggested = review.suggested_label_id
+    elif mode2 is not None and mode2.predicted_category_id and mode2.predicted_category_id != sample.label_id:
+        suggested = mode2.predicted_category_id
+    if review:
+        cause = review.cause
+    else:
+        cause = Cause.NONE if (mode2 is None or mode2.is_correct) else ""
+    return {
+        "cause": cause,
+        "corrected_output": (review.corrected_output if review and review.corrected_output else
+                             (mode3.output if mode3 else "")),
+        "label_error": bool(review and review.label_error),
+        "suggested_label": suggested,
+        "note": review.note if review else "",
+        "version": review.version if review else 0,
+    }
+
+
+def _image_info_rows(info) -> list[tuple[str, str]]:
+    """`Sample.image_info` as (key, text) rows: lists joined with 、, other values as JSON."""
+    import json
+
+    if info in (None, "", {}, []):
+        return []
+    if not isinstance(info, dict):
+        return [("内容", info if isinstance(info, str) else json.dumps(info, ensure_ascii=False))]
+    rows = []
+    for key, value in info.items():
+        if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+            text = "、".join(str(v) for v in value)
+        elif isinstance(value, (dict, list)):
+            text = json.dumps(value, ensure_ascii=False)
+        else:
+            text = str(value)
+        rows.append((str(key), text))
+    return rows
+
+
+def _edit_rows(sample: Sample) -> list[dict]:
+    review = getattr(sample, "review", None)
+    if review is None:
+        return []
+    labels = {"cause": "原因", "corrected_output": "模式3 修改", "label_error": "标签错误",
+              "suggested_label_name": "建议类别", "note": "备注"}
+    causes = dict(Cause.choices)
+    rows = []
+    for edit in review.edits.all():
+        changes = []
+        for key, label in labels.items():
+            before, after = (edit.before or {}).get(key, ""), (edit.after or {}).get(key, "")
+            if before != after:
+                if key == "cause":
+                    before, after = causes.get(before, before or "—"), causes.get(after, after or "—")
+                if key == "label_error":
+                    before, after = ("是" if before else "否"), ("是" if after else "否")
+                changes.append({"field": label, "before": before, "after": after})
+        rows.append({"edit": edit, "changes": changes})
+    return rows
+
+
+def _sample_context(request, sample_id: int, filter_key: str, sort_key: str, *, values=None, notice=None,
+                    notice_kind="success") -> dict:
+    sample = selectors.sample_detail(sample_id=sample_id)
+    reasonings = {r.mode: r for r in sample.reasonings.all()}
+    categories = selectors.dataset_categories(dataset=sample.dataset)
+    ids = selectors.queue_ids(category=sample.label, filter_key=filter_key, sort_key=sort_key)
+    position = selectors.queue_position(ids=ids, sample_id=sample.pk)
+    predicted = []
+    seen = {sample.label_id}
+    for reasoning in reasonings.values():
+        category = reasoning.predicted_category
+        if category is not None and category.pk not in seen:
+            seen.add(category.pk)
+            predicted.append(category)
+    form_values = _form_values(sample, reasonings)
+    if values:
+        form_values.update(values)
+    mode3 = reasonings.get(Mode.LIMITED)
+    return {
+        "sample": sample,
+        "dataset": sample.dataset,
+        "review": getattr(sample, "review", None),
+        "modes": [(mode, label, reasonings.get(mode)) for mode, label in Mode.choices],
+        "mode3_output": mode3.output if mode3 else "",
+        "predicted_categories": predicted,
+        "categories": categories,
+        "causes": [(value, label, key) for (value, label), key in zip(Cause.choices, ("0", "1", "2", "3"))],
+        "values": form_values,
+        "can_change": can_change_category(request.user, sample.label_id),
+        "position": position,
+        "filter_key": filter_key,
+        "sort_key": sort_key,
+        "filter_label": QUEUE_FILTERS[filter_key][0],
+        "queue_query": _query(filter_key, sort_key),
+        "previous_url": sample_url(position.previous_id, filter_key, sort_key) if position.previous_id else "",
+        "next_url": sample_url(position.next_id, filter_key, sort_key) if position.next_id else "",
+        "edit_rows": _edit_rows(sample),
+        "image_info_rows": _image_info_rows(sample.image_info),
+        "notice": notice,
+        "notice_kind": notice_kind,
+        "long_limit": LONG_OUTPUT_LIMIT,
+    }
+
+
+def _render_sample(request, context, *, status=200, push_url: str | None = None):
+    template = "review/sample.html#sample-page" if request.htmx else "review/sample.html"
+    response = render(request, template, context, status=status)
+    if push_url and request.htmx:
+        response["HX-Push-Url"] = push_url
+    return response
+
+
+@require_GET
+@login_required
+def sample_page(request, sample_id: int):
+    """The image, the three modes side by side, definitions, the review form and its history."""
+    filter_key, sort_key = _queue_state(request.GET)
+    return _render_sample(request, _sample_context(request, sample_id, filter_key, sort_key))
+
+
+@require_POST
+@login_required
+def review_submit(request, sample_id: int):
+    """Save the review; on success show the next sample of the queue (htmx) or redirect to it."""
+    sample = get_object_or_404(Sample.objects.select_related("label", "dataset"), pk=sample_id)
+    filter_key, sort_key = _queue_state(request.POST)
+    posted = {
+        "cause": request.POST.get("cause", ""),
+        "corrected_output": request.POST.get("corrected_output", ""),
+        "label_error": bool(request.POST.get("label_error")),
+        "suggested_label": int(request.POST["suggested_label"]) if request.POST.get("suggested_label", "").isdigit() else None,
+        "note": request.POST.get("note", ""),
+    }
+
+    def failed(message: str, status: int, *, version=None):
+        values = dict(posted)
+        if version is not None:
+            values["version"] = version
+        context = _sample_context(request, sample.pk, filter_key, sort_key, values=values, notice=message,
+                                  notice_kind="error")
+        if not request.htmx:
+            messages.error(request, message)
+        return _render_sample(request, context, status=status)
+
+    if not can_change_category(request.user, sample.label_id):
+        return failed("你没有被分配这个类别，只能查看，不能修改。", 403)
+    form = ReviewForm(request.POST, dataset=sample.dataset)
+    if not form.is_valid():
+        errors = "；".join(e for errs in form.errors.values() for e in errs)
+        return failed(errors, 400)
+    data = form.cleaned_data
+    ids = selectors.queue_ids(category=sample.label, filter_key=filter_key, sort_key=sort_key)
+    try:
+        review = review_save(
+            sample=sample, user=request.user, cause=data["cause"], corrected_output=data["corrected_output"],
+            label_error=data["label_error"], suggested_label=data["suggested_label"], note=data["note"],
+            version=data["version"],
+        )
+    except ApplicationError as exc:
+        return failed(exc.message, STATUS_FOR_CODE.get(exc.code, 400), version=exc.extra.get("current_version"))
+    kept = "正确，保留" if data.get("action") == ACTION_KEEP else "已保存"
+    next_id = selectors.queue_position(ids=ids, sample_id=sample.pk).next_id
+    if next_id is None:
+        notice = f"{kept}：{sample.external_id}（版本 {review.version}）。这是队列的最后一条。"
+        target_id = sample.pk
+    else:
+        notice = f"{kept}：{sample.external_id}（版本 {review.version}），已进入下一条。"
+        target_id = next_id
+    url = sample_url(target_id, filter_key, sort_key)
+    if not request.htmx:
+        messages.success(request, notice)
+        return redirect(url)
+    context = _sample_context(request, target_id, filter_key, sort_key, notice=notice)
+    return _render_sample(request, context, push_url=url)
+
+
+@require_POST
+@login_required
+def edit_restore(request, edit_id: int):
+    """Staff: restore the review to the state saved by an earlier edit."""
+    edit = get_object_or_404(ReviewEdit.objects.select_related("review"), pk=edit_id)
+    filter_key, sort_key = _queue_state(request.GET)
+    sample_id = edit.review.sample_id
+    try:
+        review = review_restore(edit=edit, user=request.user)
+    except ApplicationError as exc:
+        context = _sample_context(request, sample_id, filter_key, sort_key, notice=exc.message, notice_kind="error")
+        return _render_sample(request, context, status=STATUS_FOR_CODE.get(exc.code, 400))
+    notice = f"已恢复到版本 {edit.version}（新版本 {review.version}）。"
+    if not request.htmx:
+        messages.success(request, notice)
+        return redirect(sample_url(sample_id, filter_key, sort_key))
+    return _render_sample(request, _sample_context(request, sample_id, filter_key, sort_key, notice=notice))
+
+
+# --------------------------------------------------------------------------- images
+@require_GET
+@login_required
+def image_file(request, path: str):
+    """An image under MEDIA_ROOT, for signed-in users, as its real image type (never HTML)."""
+    try:
+        check = inspect_image(media_path(path))
+    except ApplicationError:
+        raise Http404("图片不存在") from None
+    response = FileResponse(check.path.open("rb"), content_type=check.content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Disposition"] = "inline"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
