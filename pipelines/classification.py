@@ -1,0 +1,261 @@
+"""Job kind "classification": the model reasons about each sample's image in mode 1, 2 or 3.
+
+Parameters: `dataset` (name or id), `mode` (1/2/3), optionally `categories` (names; default all),
+`sample_ids` (a subset), `prompt_template_id` (default: the mode's newest version, pinned when the
+job is created), plus the engine's overrides (model, temperature, max_tokens, concurrency …).
+
+Each sample becomes one Reasoning row (update_or_create on sample + mode) that records the prompt
+version and the model. The predicted class is read with `review.parsing.parse_predicted_category`;
+an answer naming no class (or several) is stored with an empty prediction and the item is failed
+as "unparseable" — recorded, never guessed.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+
+from review.errors import ApplicationError
+from review.images import inspect_image, media_path
+from review.models import Category, Dataset, Reasoning, Sample
+from review.parsing import parse_predicted_category, text_length
+
+from .jobkinds import ItemFailed, JobKindHandler, register
+from .llm import image_data_url
+from .models import Job, JobKind, PromptTemplate
+from .prompts import MODE_KINDS, prompt_current, prompt_save_version, render_prompt
+
+CACHE_SECONDS = 60
+
+
+def resolve_dataset(value: Any) -> Dataset:
+    """A dataset by id or name; ApplicationError if there is none."""
+    if isinstance(value, Dataset):
+        return value
+    text = str(value or "").strip()
+    if not text:
+        raise ApplicationError("请选择数据集")
+    dataset = Dataset.objects.filter(name=text).first()
+    if dataset is None and text.isdigit():
+        dataset = Dataset.objects.filter(pk=int(text)).first()
+    if dataset is None:
+        raise ApplicationError(f"数据集不存在：{text}")
+    return dataset
+
+
+def resolve_categories(dataset: Dataset, names: list[Any]) -> list[Category]:
+    """The dataset's categories named (or given by id) in `names`; all unknown names are reported."""
+    wanted = [str(n).strip() for n in names if str(n).strip()]
+    found = {c.name: c for c in dataset.categories.filter(name__in=wanted)}
+    by_id = {str(c.pk): c for c in dataset.categories.filter(pk__in=[w for w in wanted if w.isdigit()])}
+    missing = [w for w in wanted if w not in found and w not in by_id]
+    if missing:
+        raise ApplicationError(f"数据集 {dataset.name} 中没有这些类别：{'、'.join(missing)}")
+    return list({c.pk: c for c in (found.get(w) or by_id[w] for w in wanted)}.values())
+
+
+def image_message(prompt: str, image_relative_path: str) -> list[dict[str, Any]]:
+    """A user message with the prompt and the sample's image as a data URL (confined to MEDIA_ROOT)."""
+    if not image_relative_path:
+        raise ItemFailed("missing", "样本没有图片")
+    try:
+        path = media_path(image_relative_path)
+        inspect_image(path)
+    except ApplicationError as exc:
+        raise ItemFailed("missing", exc.message) from None
+    return [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": image_data_url(path)}},
+        {"type": "text", "text": prompt},
+    ]}]
+
+
+class _PromptCache:
+    """Rendered prompts and category names per job, re-read at most every CACHE_SECONDS."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple, tuple[float, Any]] = {}
+
+    def get(self, key: tuple, build):
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is None or now - entry[0] > CACHE_SECONDS:
+            if len(self._entries) > 64:
+                self._entries.clear()
+            entry = (now, build())
+            self._entries[key] = entry
+        return entry[1]
+
+
+def accuracy(*, sample_ids: list[int] | None = None, category: Category | None = None, mode: int) -> dict[str, Any]:
+    """Correct / wrong / unparseable counts and the rate among parsed answers."""
+    qs = Reasoning.objects.filter(mode=mode)
+    if sample_ids is not None:
+        qs = qs.filter(sample_id__in=sample_ids)
+    if category is not None:
+        qs = qs.filter(sample__label=category)
+    row = qs.aggregate(
+        total=Count("id"),
+        correct=Count("id", filter=Q(is_correct=True)),
+        wrong=Count("id", filter=Q(is_correct=False)),
+        unparseable=Count("id", filter=Q(is_correct__isnull=True)),
+    )
+    row["rate"] = round(row["correct"] / row["total"], 4) if row["total"] else None
+    return row
+
+
+@register
+class ClassificationHandler(JobKindHandler):
+    kind = JobKind.CLASSIFICATION
+    queue = "classification"
+
+    def __init__(self) -> None:
+        self._cache = _PromptCache()
+
+    def clean_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        dataset = resolve_dataset(params.get("dataset") or params.get("dataset_id"))
+        try:
+            mode = int(params.get("mode"))
+        except (TypeError, ValueError):
+            mode = 0
+        if mode not in MODE_KINDS:
+            raise ApplicationError("模式必须是 1、2 或 3")
+        categories = resolve_categories(dataset, list(params.get("categories") or []))
+        template_id = params.get("prompt_template_id")
+        if template_id:
+            template = PromptTemplate.objects.filter(pk=template_id, kind=MODE_KINDS[mode]).first()
+            if template is None:
+                raise ApplicationError("提示词版本与模式不符或不存在")
+        else:
+            template = prompt_current(MODE_KINDS[mode])
+        cleaned = {k: v for k, v in params.items() if k not in ("dataset", "dataset_id", "categories")}
+        cleaned.update({
+            "dataset_id": dataset.pk,
+            "dataset": dataset.name,
+            "mode": mode,
+            "categories": [c.name for c in categories],
+            "category_ids": [c.pk for c in categories],
+            "prompt_template_id": template.pk,
+            "prompt_version": template.version,
+            "model": params.get("model") or settings.LLM_VISION_MODEL,
+        })
+        if params.get("sample_ids") is not None:
+            cleaned["sample_ids"] = [int(s) for s in params["sample_ids"]]
+        return cleaned
+
+    def item_keys(self, job: Job):
+        qs = Sample.objects.filter(dataset_id=job.params["dataset_id"])
+        if job.params.get("category_ids"):
+            qs = qs.filter(label_id__in=job.params["category_ids"])
+        if job.params.get("sample_ids") is not None:
+            qs = qs.filter(pk__in=job.params["sample_ids"])
+        return (str(pk) for pk in qs.order_by("label__position", "label_id", "external_id").values_list("pk", flat=True))
+
+    def _categories(self, dataset_id: int) -> list[Category]:
+        return list(Category.objects.filter(dataset_id=dataset_id).order_by("position", "name"))
+
+    def _prompt(self, job: Job) -> str:
+        def build():
+            template = PromptTemplate.objects.get(pk=job.params["prompt_template_id"])
+            return render_prompt(template.text, categories=self._categories(job.params["dataset_id"]))
+
+        return self._cache.get(("prompt", job.pk), build)
+
+    def prepare(self, job: Job, key: str) -> dict[str, Any]:
+        sample = Sample.objects.filter(pk=key, dataset_id=job.params["dataset_id"]).values("id", "image", "label_id").first()
+        if sample is None:
+            raise ItemFailed("missing", "样本已不存在")
+        return {"sample_id": sample["id"], "label_id": sample["label_id"],
+                "messages": image_message(self._prompt(job), sample["image"])}
+
+    async def call(self, llm, payload: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        result = await llm.chat(payload["messages"], model=params.get("model"), temperature=params.get("temperature"),
+                                top_p=params.get("top_p"), max_tokens=params.get("max_tokens"))
+        raw = {k: result.raw.get(k) for k in ("id", "model", "usage") if k in result.raw}
+        return {"text": result.text, "model": result.model, "raw": raw}
+
+    def store(self, job: Job, key: str, payload: dict[str, Any], output: dict[str, Any]) -> dict[str, Any]:
+        by_name = self._cache.get(("names", job.params["dataset_id"]),
+                                  lambda: {c.name: c.pk for c in self._categories(job.params["dataset_id"])})
+        text = output["text"] or ""
+        predicted_name = parse_predicted_category(text, list(by_name)) or ""
+        predicted_id = by_name.get(predicted_name)
+        is_correct = None if predicted_id is None else predicted_id == payload["label_id"]
+        reasoning, _ = Reasoning.objects.update_or_create(
+            sample_id=payload["sample_id"],
+            mode=job.params["mode"],
+            defaults={
+                "output": text,
+                "predicted_name": predicted_name,
+                "predicted_category_id": predicted_id,
+                "is_correct": is_correct,
+                "length": text_length(text),
+                "model_name": output.get("model") or job.params.get("model") or "",
+                "prompt_template_id": job.params["prompt_template_id"],
+                "raw_response": output.get("raw"),
+            },
+        )
+        if predicted_id is None:
+            raise ItemFailed("unparseable", "无法从回答中解析出类别（已保存原文）")
+        return {"reasoning_id": reasoning.pk, "predicted": predicted_name, "is_correct": is_correct}
+
+    def finalize(self, job: Job) -> dict[str, Any]:
+        sample_ids = [int(k) for k in job.items.values_list("key", flat=True)]
+        mode = job.params["mode"]
+        report: dict[str, Any] = {
+            "mode": mode,
+            "dataset": job.params.get("dataset"),
+            "prompt_template_id": job.params.get("prompt_template_id"),
+            "prompt_version": job.params.get("prompt_version"),
+            "model": job.params.get("model"),
+            "accuracy": accuracy(sample_ids=sample_ids, mode=mode),
+        }
+        rerun = job.params.get("rerun")
+        if rerun:
+            category = Category.objects.filter(pk=rerun["category_id"]).first()
+            after = accuracy(category=category, mode=mode) if category else None
+            fixed = Reasoning.objects.filter(sample_id__in=sample_ids, mode=mode, is_correct=True).count()
+            report["rerun"] = {
+                "category": rerun.get("category"),
+                "before": rerun.get("before"),
+                "after": after,
+                "samples": len(sample_ids),
+                "fixed": fixed,
+            }
+        return report
+
+
+@transaction.atomic
+def classification_rerun_wrong(*, category: Category, mode: int, prompt_text: str, user) -> Job:
+    """Re-run `mode` on the category's wrong (or unparseable) samples with an edited prompt.
+
+    The edited prompt is saved as a new version of the mode's template; the job's report holds the
+    category's accuracy in that mode before and after.
+    """
+    if mode not in MODE_KINDS:
+        raise ApplicationError("模式必须是 1、2 或 3")
+    sample_ids = list(
+        Reasoning.objects.filter(sample__label=category, mode=mode)
+        .filter(Q(is_correct=False) | Q(is_correct__isnull=True))
+        .values_list("sample_id", flat=True)
+    )
+    if not sample_ids:
+        raise ApplicationError(f"{category.name} 在模式{mode}下没有推理错误的样本")
+    template = prompt_save_version(kind=MODE_KINDS[mode], text=prompt_text, note=f"重跑 {category.name} 的错误样本",
+                                   user=user)
+    before = accuracy(category=category, mode=mode)
+    from .jobs import job_create
+
+    return job_create(
+        kind=JobKind.CLASSIFICATION,
+        params={
+            "dataset": category.dataset_id,
+            "mode": mode,
+            "sample_ids": sample_ids,
+            "prompt_template_id": template.pk,
+            "rerun": {"category_id": category.pk, "category": category.name, "before": before},
+        },
+        user=user,
+    )
