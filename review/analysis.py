@@ -271,9 +271,11 @@ class DatasetOverview:
     def total(self, mode: int) -> ModeStats:
         return self.totals.get(mode) or ModeStats(mode=mode)
 
-    def cause_share(self, code: str) -> int:
+    @property
+    def cause_shares(self) -> dict[str, int]:
+        """Percent of the marked mode-2 errors per cause."""
         marked = self.causes_marked
-        return round(self.causes.get(code, 0) * 100 / marked) if marked else 0
+        return {code: round(self.causes.get(code, 0) * 100 / marked) if marked else 0 for code in CAUSE_CODES}
 
 
 def dataset_overview(*, dataset: Dataset) -> DatasetOverview:
@@ -443,12 +445,20 @@ def class_analysis(*, category: Category) -> ClassAnalysis:
     names = {c.pk: c.name for c in dataset.categories.all()}
     predicted: dict[str, dict[int, int]] = defaultdict(dict)
     predicted_as_this: dict[str, dict[int, int]] = defaultdict(dict)
-    for mode in MODES:
-        for (label_id, predicted_id), n in confusion_counts(dataset=dataset, mode=mode, category_id=category.pk).items():
-            if label_id == category.pk:
-                predicted[names.get(predicted_id, "") if predicted_id else ""][mode] = n
-            elif predicted_id == category.pk:
-                predicted_as_this[names.get(label_id, "?")][mode] = n
+    # One query for all modes: this class's samples, and samples of other classes predicted as it.
+    rows = (
+        _reasonings(dataset)
+        .filter(Q(sample__label_id=category.pk) | Q(predicted_category_id=category.pk))
+        .values("mode", "sample__label_id", "predicted_category_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        mode, label_id, predicted_id, n = row["mode"], row["sample__label_id"], row["predicted_category_id"], row["n"]
+        if label_id == category.pk:
+            predicted[names.get(predicted_id, "") if predicted_id else ""][mode] = n
+        elif predicted_id == category.pk:
+            predicted_as_this[names.get(label_id, "?")][mode] = n
     # The class itself first, then by mode-2 count, then name: a stable, readable order.
     def order(item):
         name, counts = item

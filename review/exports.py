@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db.models import FilteredRelation, Q
 from django.utils import timezone
 
-from pipelines import formats
+from pipelines import formats, prompts
 from pipelines.models import Export, PromptTemplate
 
 from .analysis import MODES, class_analysis, length_limit
@@ -44,45 +44,41 @@ FORMAT_LABELS = {
 FILE_SUFFIX = {"alpaca": ".json", "sharegpt": ".json", "jsonl": ".jsonl"}
 CHUNK_SIZE = 2000
 
-DEFAULT_PROMPT = (
-    "你是电商客服场景的图片分类助手。请根据图片内容判断它属于以下哪一个类别，"
-    "先用不超过100字分析图片内容，最后一行写“类别：<类别名>”。\n\n类别及定义：\n{categories}"
-)
 
 
 # --------------------------------------------------------------------------- prompt
 
 
-def category_list_text(dataset: Dataset) -> str:
-    """The numbered class list with definitions (the team's revised one where it exists)."""
-    return "\n".join(
-        f"{i}. {c.name}：{c.effective_definition}" for i, c in enumerate(dataset.categories.all(), start=1)
-    )
-
-
-def render_prompt(template_text: str, categories_text: str) -> str:
-    """Fill the `{categories}` placeholder of a mode-3 prompt; other braces stay as written."""
-    return template_text.replace("{categories}", categories_text)
-
-
 class _PromptCache:
-    """Mode-3 prompts by template id, rendered once per export (the prompt is shared by all samples)."""
+    """Mode-3 prompts by template id, rendered once per export (the prompt is shared by all samples).
+
+    A reasoning made with a recorded template gets that template's text; otherwise the newest mode-3
+    template, or the default one. Definitions are the team's revised ones where they exist, as the
+    jobs fill them in (`pipelines.prompts.render_prompt`).
+    """
 
     def __init__(self, dataset: Dataset):
-        self.categories_text = category_list_text(dataset)
+        self.categories = list(dataset.categories.all())
         latest = (
             PromptTemplate.objects.filter(kind=PromptTemplate.Kind.CLASSIFICATION_MODE3).order_by("-version").first()
         )
-        self.default = render_prompt(latest.text if latest else DEFAULT_PROMPT, self.categories_text)
+        self.default = self._render(latest.text if latest else default_mode3_prompt())
         self._by_id: dict[int, str] = {}
+
+    def _render(self, text: str) -> str:
+        return prompts.render_prompt(text, categories=self.categories)
 
     def get(self, template_id: int | None) -> str:
         if template_id is None:
             return self.default
         if template_id not in self._by_id:
             text = PromptTemplate.objects.filter(pk=template_id).values_list("text", flat=True).first()
-            self._by_id[template_id] = render_prompt(text, self.categories_text) if text else self.default
+            self._by_id[template_id] = self._render(text) if text else self.default
         return self._by_id[template_id]
+
+
+def default_mode3_prompt() -> str:
+    return prompts.DEFAULTS[PromptTemplate.Kind.CLASSIFICATION_MODE3]
 
 
 # --------------------------------------------------------------------------- records

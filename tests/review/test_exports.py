@@ -4,11 +4,12 @@ import json
 import pytest
 from django.core.management import call_command
 
-from pipelines import formats
+from pipelines import formats, prompts
+from pipelines.models import PromptTemplate
 from pipelines.models import Export
 from review.errors import ApplicationError
 from review.exports import (
-    DEFAULT_PROMPT, category_list_text, dataset_analysis_markdown, trainset_error_markdown, trainset_export,
+    dataset_analysis_markdown, default_mode3_prompt, trainset_error_markdown, trainset_export,
     trainset_records,
 )
 from tests.review.conftest_analysis import scene  # noqa: F401
@@ -23,7 +24,7 @@ EXPECTED_RESPONSES = {
 
 
 def _prompt(scene):
-    return "<image>" + DEFAULT_PROMPT.replace("{categories}", category_list_text(scene.dataset))
+    return "<image>" + prompts.render_prompt(default_mode3_prompt(), categories=scene.dataset.categories.all())
 
 
 def test_records_keep_correct_short_outputs_and_corrections(scene):
@@ -33,14 +34,23 @@ def test_records_keep_correct_short_outputs_and_corrections(scene):
     assert {r["id"]: r["source"] for r in records} == {"a1": "kept", "a2": "kept", "a3": "corrected", "b4": "kept"}
     assert records[0]["images"] == ["images/a1.png"]
     assert records[0]["prompt"] == _prompt(scene)
-    assert "1. 商品分类选项：图片中显示商品颜色、规格选项" in records[0]["prompt"]
+    assert "- 商品分类选项：图片中显示商品颜色、规格选项" in records[0]["prompt"]
 
 
 def test_revised_definition_goes_into_the_prompt(scene):
     scene.a.revised_definition = "只含颜色/尺码选择弹窗"
     scene.a.save()
     record = next(iter(trainset_records(dataset=scene.dataset)))
-    assert "1. 商品分类选项：只含颜色/尺码选择弹窗" in record["prompt"]
+    assert "- 商品分类选项：只含颜色/尺码选择弹窗" in record["prompt"]
+
+
+def test_prompt_is_the_mode3_template_the_reasoning_was_made_with(scene):
+    old = PromptTemplate.objects.create(kind=PromptTemplate.Kind.CLASSIFICATION_MODE3, version=1, text="旧模板 类别：")
+    PromptTemplate.objects.create(kind=PromptTemplate.Kind.CLASSIFICATION_MODE3, version=2, text="新模板 {category_names}")
+    scene.samples["a1"].reasonings.filter(mode=3).update(prompt_template=old)
+    records = {r["id"]: r for r in trainset_records(dataset=scene.dataset)}
+    assert records["a1"]["prompt"] == "<image>旧模板 类别："
+    assert records["a2"]["prompt"] == "<image>新模板 - 商品分类选项\n- 换货\n- 退货退款"
 
 
 def test_alpaca_export_reads_back_and_records_the_export(scene, tmp_path):

@@ -1,0 +1,106 @@
+"""DRF serializers: they shape and validate; writes go through the services."""
+from django.urls import reverse
+from rest_framework import serializers
+
+from pipelines.models import Export
+
+from .exports import TRAINSET_FORMATS
+from .models import Assignment, Category, Cause, Dataset, Reasoning, Review, Sample
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    category_count = serializers.IntegerField(read_only=True)
+    sample_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "description", "created_at", "category_count", "sample_count"]
+
+
+class CategorySerializer(serializers.ModelSerializer):
+    effective_definition = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Category
+        fields = ["id", "dataset", "name", "definition", "revised_definition", "effective_definition", "position"]
+
+
+class ReasoningSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Reasoning
+        fields = ["id", "mode", "output", "predicted_name", "predicted_category", "is_correct", "length", "model_name"]
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Review
+        fields = [
+            "id", "sample", "reviewer", "cause", "corrected_output", "label_error", "suggested_label", "note",
+            "version", "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class SampleSerializer(serializers.ModelSerializer):
+    label_name = serializers.CharField(source="label.name", read_only=True)
+    reasonings = ReasoningSerializer(many=True, read_only=True)
+    review = serializers.SerializerMethodField()
+    can_change = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Sample
+        fields = ["id", "dataset", "external_id", "image", "label", "label_name", "reasonings", "review", "can_change"]
+
+    def get_review(self, sample) -> dict | None:
+        review = getattr(sample, "review", None)
+        return ReviewSerializer(review).data if review is not None else None
+
+    def get_can_change(self, sample) -> bool:
+        # `changeable` (None = everything) is computed once per request by the view.
+        changeable = self.context.get("changeable")
+        return changeable is None or sample.label_id in changeable
+
+
+class ReviewWriteSerializer(serializers.Serializer):
+    """A reviewer's verdict. `version` is the review version you read (0 for a sample without one)."""
+
+    sample = serializers.PrimaryKeyRelatedField(queryset=Sample.objects.select_related("label"), required=False)
+    cause = serializers.ChoiceField(choices=[("", "未标注")] + list(Cause.choices), required=False, allow_blank=True)
+    corrected_output = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    label_error = serializers.BooleanField(required=False)
+    suggested_label = serializers.PrimaryKeyRelatedField(queryset=Category.objects.all(), required=False, allow_null=True)
+    note = serializers.CharField(required=False, allow_blank=True)
+    version = serializers.IntegerField(min_value=0)
+
+
+class AssignmentSerializer(serializers.ModelSerializer):
+    reviewer_username = serializers.CharField(source="reviewer.username", read_only=True)
+    category_name = serializers.CharField(source="category.name", read_only=True)
+    assigned_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Assignment
+        fields = ["id", "reviewer", "reviewer_username", "category", "category_name", "assigned_by", "assigned_at"]
+        read_only_fields = ["assigned_by", "assigned_at"]
+        # Uniqueness is the service's business (it keeps the set); no extra validator queries.
+        validators = []
+
+
+class ExportSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Export
+        fields = ["id", "kind", "format", "params", "created_by", "created_at", "row_count", "report", "download_url"]
+        read_only_fields = fields
+
+    def get_download_url(self, export) -> str:
+        return reverse("analysis:export_download", args=[export.pk])
+
+
+class ExportCreateSerializer(serializers.Serializer):
+    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
+    format = serializers.ChoiceField(choices=sorted(TRAINSET_FORMATS))
