@@ -436,7 +436,7 @@ class GenerationHandler(JobKindHandler):
     """Per source item: question → response → structure check → judge → one GeneratedExample row."""
 
     kind = JobKind.GENERATION
-    queue = "default"
+    queue = "generation"
 
     def clean_params(self, params: dict[str, Any]) -> dict[str, Any]:
         collection = str(params.get("collection") or "").strip()
@@ -465,6 +465,12 @@ class GenerationHandler(JobKindHandler):
             cleaned["source_ids"] = [str(x) for x in params["source_ids"]]
         if params.get("output_dir"):
             cleaned["output_dir"] = str(params["output_dir"])
+        if params.get("rerun_changes"):
+            cleaned["rerun_changes"] = params["rerun_changes"]
+        # Provider overrides (concurrency, requests_per_minute, …) are the engine's to validate.
+        for name in ("top_p", "max_tokens", "concurrency", "requests_per_minute", "timeout", "max_retries"):
+            if params.get(name) not in (None, ""):
+                cleaned[name] = params[name]
         return cleaned
 
     def item_keys(self, job: Job):
@@ -640,7 +646,16 @@ def generation_rerun_failed(*, job: Job, user, changes: dict[str, Any]) -> Job:
     unknown = set(changes) - set(RERUN_SETTINGS)
     if unknown:
         raise ApplicationError(f"不能修改的设置：{', '.join(sorted(unknown))}")
-    changed = {k: v for k, v in changes.items() if v not in (None, "") and str(v) != str(job.params.get(k, DEFAULT_PARAMS.get(k)))}
+    changed = {}
+    for name, value in changes.items():
+        if value in (None, ""):
+            continue
+        try:
+            value = float(value) if name not in {"model", "judge_model"} else str(value)
+        except (TypeError, ValueError):
+            raise ApplicationError(f"{name} 必须是数字") from None
+        if value != job.params.get(name, DEFAULT_PARAMS.get(name)):
+            changed[name] = value
     if not changed:
         raise ApplicationError("请至少修改一项生成设置再重跑")
     keys = list(
@@ -653,7 +668,7 @@ def generation_rerun_failed(*, job: Job, user, changes: dict[str, Any]) -> Job:
     params.update(changed)
     params["source_ids"] = keys
     params["rerun_changes"] = {k: {"before": job.params.get(k, DEFAULT_PARAMS.get(k)), "after": v} for k, v in changed.items()}
-    return job_create(kind=JobKind.GENERATION, params=params, created_by=user, parent=job)
+    return job_create(kind=JobKind.GENERATION, params=params, user=user, parent=job)
 
 
 def rerun_comparison(job: Job) -> list[dict]:

@@ -78,7 +78,7 @@ def start(request):
     }
     params = {k: v for k, v in params.items() if v != "" or k == "collection"}
     try:
-        job = job_create(kind=JobKind.GENERATION, params=params, created_by=request.user)
+        job = job_create(kind=JobKind.GENERATION, params=params, user=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("generation:runs")
