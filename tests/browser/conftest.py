@@ -10,7 +10,8 @@ Reuse them from any `tests/browser/test_*.py` (mark the tests `@pytest.mark.brow
 - `chromium` (session): the launched browser (never `playwright install`; /usr/bin/chromium).
 - `browser_page`: a new context + page per test, closed afterwards; depends on `live_server`
   and therefore on `transactional_db`, so rows you create are visible to the server thread.
-  Default timeout 10 s; JS console errors are collected in `browser_page.console_errors`.
+  Default timeout 10 s; uncaught JS exceptions are collected in `browser_page.page_errors`,
+  console errors in `browser_page.console_errors`.
 - `browser_login(user, password="pw-for-tests-1")`: logs `user` in on `browser_page`.
 """
 import os
@@ -51,8 +52,10 @@ def browser_page(chromium, live_server, transactional_db):
     context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
     context.set_default_timeout(10_000)
     page = context.new_page()
-    page.console_errors = []
+    page.console_errors = []  # console.error lines (includes failed resource loads such as /favicon.ico)
+    page.page_errors = []  # uncaught JavaScript exceptions
     page.on("console", lambda msg: page.console_errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: page.page_errors.append(str(exc)))
     yield page
     context.close()
 

@@ -54,4 +54,4 @@ def test_reviewer_reviews_three_samples_with_the_keyboard(browser_page, browser_
     page.keyboard.press("?")
     assert page.locator("#shortcut-help").is_visible()
     assert "正确，保留" in page.locator("#shortcut-help").inner_text()
-    assert not [e for e in page.console_errors if "favicon" not in e]
+    assert page.page_errors == []
