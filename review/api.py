@@ -26,6 +26,12 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
+class _ConflictResponse(Exception):
+    def __init__(self, data: dict):
+        super().__init__(data.get("detail", "conflict"))
+        self.data = data
+
+
 def api_error(exc: ApplicationError) -> APIException:
     """The DRF exception for a service's ApplicationError."""
     if exc.code == "forbidden":
@@ -134,7 +140,15 @@ class ReviewViewSet(
                 version=data["version"],
             )
         except ApplicationError as exc:
+            if exc.code == "conflict":
+                # A 409 body with typed fields (current_version as a number), not stringified details.
+                raise _ConflictResponse({"detail": exc.message, "code": "conflict", **exc.extra}) from exc
             raise api_error(exc) from exc
+
+    def handle_exception(self, exc):
+        if isinstance(exc, _ConflictResponse):
+            return Response(exc.data, status=status.HTTP_409_CONFLICT)
+        return super().handle_exception(exc)
 
     @extend_schema(request=ReviewWriteSerializer, responses={201: ReviewSerializer, 403: None, 409: None})
     def create(self, request, *args, **kwargs):
