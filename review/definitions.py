@@ -22,7 +22,8 @@ def definition_revise(*, category: Category, text: str, author: AbstractBaseUser
     """
     if not (author.is_authenticated and author.is_active and author.is_staff):
         raise ApplicationError("只有管理员可以修改类别定义。", code="forbidden")
-    text = (text or "").strip().replace("\r\n", "\n")
+    # Trailing spaces and Windows line ends are noise, not a new wording.
+    text = "\n".join(line.rstrip() for line in (text or "").splitlines()).strip()
     if len(text) > MAX_DEFINITION_LENGTH:
         raise ApplicationError(f"定义过长（最多 {MAX_DEFINITION_LENGTH} 字）。", code="too_long")
     # Lock the category so two admins saving at once get consecutive versions, not a clash.
