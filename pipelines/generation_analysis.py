@@ -329,5 +329,5 @@ def failed_reason_counts(job: Job) -> list[tuple[str, int]]:
     """Failure reasons of a run's failed examples with counts, most common first."""
     counts = Counter()
     for reasons in GeneratedExample.objects.filter(job=job, passed=False).values_list("failure_reasons", flat=True):
-        counts.update(dict.fromkeys(reasons or []))
+        counts.update(set(reasons or []))
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
