@@ -77,12 +77,14 @@ def _external_id(rng: random.Random, number: int) -> str:
 
 
 def _sizes(rng: random.Random, total: int, classes: int) -> list[int]:
-    sizes = [rng.randint(22, 38) for _ in range(classes)]
+    """Uneven class sizes (like the real data) that add up to `total`, at least one each."""
+    raw = [rng.randint(22, 38) for _ in range(classes)]
+    sizes = [max(1, round(r * total / sum(raw))) for r in raw]
     while sum(sizes) != total:
         i = rng.randrange(classes)
-        if sum(sizes) > total and sizes[i] > 20:
+        if sum(sizes) > total and sizes[i] > 1:
             sizes[i] -= 1
-        elif sum(sizes) < total and sizes[i] < 40:
+        elif sum(sizes) < total:
             sizes[i] += 1
     return sizes
 
@@ -124,15 +126,17 @@ def _mode3(rng, true: DemoCategory, predicted: DemoCategory, long: bool) -> str:
     return text + f"\n类别：{predicted.name}"
 
 
-def build_demo_records(seed: int = DEMO_SEED) -> tuple[list[ClassificationRecord], dict[str, int]]:
+def build_demo_records(
+    seed: int = DEMO_SEED, sample_count: int = DEMO_SAMPLE_COUNT
+) -> tuple[list[ClassificationRecord], dict[str, int]]:
     """The demo samples as records (image paths still empty) and each sample's true class index."""
     rng = random.Random(seed)
     by_name = {c.name: c for c in DEMO_CATEGORIES}
     index_of = {c.name: i for i, c in enumerate(DEMO_CATEGORIES)}
-    sizes = _sizes(rng, DEMO_SAMPLE_COUNT - 1, len(DEMO_CATEGORIES))
+    sizes = _sizes(rng, sample_count - 1, len(DEMO_CATEGORIES))
     records, true_index = [], {}
     number = 1000
-    planted = set(rng.sample(range(DEMO_SAMPLE_COUNT - 1), 9))
+    planted = set(rng.sample(range(sample_count - 1), min(9, sample_count // 10)))
     position = 0
     for category, size in zip(DEMO_CATEGORIES, sizes):
         for _ in range(size):
@@ -270,13 +274,16 @@ def _planted_reviews(dataset: Dataset, users: dict) -> int:
 
 
 @transaction.atomic
-def load_demo() -> DemoResult:
-    """Create or complete the demo dataset, users, assignments and images; safe to run again."""
+def load_demo(*, sample_count: int = DEMO_SAMPLE_COUNT) -> DemoResult:
+    """Create or complete the demo dataset, users, assignments and images; safe to run again.
+
+    `sample_count` exists for fast tests; the demo itself always uses the default.
+    """
     users, users_created = _ensure_users()
     dataset, _ = Dataset.objects.get_or_create(
         name=DEMO_DATASET_NAME, defaults={"description": "23 个电商客服场景类别的演示数据（自动生成）"}
     )
-    records, true_index = build_demo_records()
+    records, true_index = build_demo_records(sample_count=sample_count)
     folder = f"datasets/{dataset.pk}"
     media_path(folder).mkdir(parents=True, exist_ok=True)
     written = 0

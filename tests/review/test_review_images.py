@@ -1,0 +1,86 @@
+"""Path confinement and image checks that every file-handling area relies on."""
+import os
+
+import pytest
+from PIL import Image
+
+from review.errors import ApplicationError
+from review.images import confine_path, inspect_image, media_path, store_image
+
+
+@pytest.mark.parametrize("escape", [
+    "../secret.png", "a/../../secret.png", "/etc/passwd", "..\\secret.png", "C:\\Windows\\x.png",
+    "%2e%2e/secret.png", "%2e%2e%2fsecret.png", "%252e%252e%252fsecret.png", "a/%2E%2E/%2E%2E/x", "x\x00.png", "",
+])
+def test_escapes_are_refused(tmp_path, escape):
+    with pytest.raises(ApplicationError) as caught:
+        confine_path(tmp_path, escape)
+    assert caught.value.code == "path_escape"
+
+
+def test_symlink_out_of_the_root_is_refused(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside.png"
+    root.mkdir()
+    outside.write_bytes(b"x")
+    os.symlink(outside, root / "link.png")
+    with pytest.raises(ApplicationError):
+        confine_path(root, "link.png")
+
+
+def test_paths_inside_the_root_resolve(tmp_path):
+    assert confine_path(tmp_path, "a/./b/c.png") == (tmp_path / "a" / "b" / "c.png").resolve()
+    assert confine_path(tmp_path, "图片/一.png") == (tmp_path / "图片" / "一.png").resolve()
+
+
+def test_media_path_is_confined_to_media_root(media_root):
+    assert media_path("datasets/1/x.png").is_relative_to(media_root.resolve())
+    with pytest.raises(ApplicationError):
+        media_path("../db.sqlite3")
+
+
+def _png(path, size=(20, 10)):
+    Image.new("RGB", size, "red").save(path, format="PNG")
+    return path
+
+
+def test_a_good_image_passes(tmp_path):
+    check = inspect_image(_png(tmp_path / "ok.png"))
+    assert (check.format, check.width, check.height, check.content_type) == ("PNG", 20, 10, "image/png")
+
+
+def test_corrupt_and_truncated_images_are_reported(tmp_path):
+    (tmp_path / "junk.png").write_bytes(b"not an image at all")
+    data = _png(tmp_path / "t.png", (200, 200)).read_bytes()
+    (tmp_path / "trunc.png").write_bytes(data[: len(data) // 2])
+    for name in ("junk.png", "trunc.png"):
+        with pytest.raises(ApplicationError) as caught:
+            inspect_image(tmp_path / name)
+        assert caught.value.code == "image_invalid"
+
+
+def test_byte_cap_is_checked_before_opening(tmp_path, settings):
+    settings.IMAGE_MAX_BYTES = 10
+    with pytest.raises(ApplicationError) as caught:
+        inspect_image(_png(tmp_path / "big.png"))
+    assert caught.value.extra["reason"] == "too_many_bytes"
+
+
+def test_pixel_cap_is_checked_from_the_header(tmp_path, settings):
+    settings.IMAGE_MAX_PIXELS = 100
+    with pytest.raises(ApplicationError) as caught:
+        inspect_image(_png(tmp_path / "wide.png", (50, 50)))
+    assert caught.value.extra["reason"] == "too_many_pixels"
+
+
+def test_disallowed_format_is_refused(tmp_path):
+    Image.new("RGB", (4, 4)).save(tmp_path / "x.tiff", format="TIFF")
+    with pytest.raises(ApplicationError) as caught:
+        inspect_image(tmp_path / "x.tiff")
+    assert caught.value.extra["reason"] == "format"
+
+
+def test_store_image_copies_under_media_root_with_the_detected_extension(tmp_path, media_root):
+    source = _png(tmp_path / "photo.jpg")  # misnamed: really a PNG
+    relative = store_image(source, folder="datasets/7", stem="../../id 1")
+    assert relative == "datasets/7/id_1.png"
+    assert (media_root / relative).read_bytes() == source.read_bytes()

@@ -1,0 +1,120 @@
+"""review_save / review_restore / assignment_set: the rules every writer relies on."""
+import pytest
+
+from review.errors import ApplicationError
+from review.models import Assignment, Cause, Review, ReviewEdit
+from review.services import assignment_set, review_restore, review_save
+from tests.factories import CategoryFactory, DatasetFactory, UserFactory
+
+from .conftest_review import make_sample, other_sample, sample  # noqa: F401
+
+
+def save(sample, user, version=0, **overrides):
+    values = dict(cause=Cause.NONE, corrected_output="", label_error=False, suggested_label=None, note="")
+    values.update(overrides)
+    return review_save(sample=sample, user=user, version=version, **values)
+
+
+def test_first_save_creates_review_version_1_and_an_edit(sample, reviewer):
+    review = save(sample, reviewer, cause=Cause.MODEL_WEAK, note="模型没看到规格")
+    assert (review.version, review.cause, review.reviewer) == (1, Cause.MODEL_WEAK, reviewer)
+    edit = ReviewEdit.objects.get(review=review)
+    assert edit.version == 1 and edit.editor == reviewer and edit.before == {}
+    assert edit.after["cause"] == Cause.MODEL_WEAK and edit.after["note"] == "模型没看到规格"
+
+
+def test_second_save_records_before_and_after(sample, reviewer):
+    save(sample, reviewer, cause=Cause.NONE)
+    review = save(sample, reviewer, version=1, cause=Cause.DEFINITIONS_OVERLAP, corrected_output="新的输出\n类别：商品分类选项")
+    assert review.version == 2
+    edit = review.edits.get(version=2)
+    assert edit.before["cause"] == Cause.NONE and edit.after["cause"] == Cause.DEFINITIONS_OVERLAP
+    assert edit.after["corrected_output"] == "新的输出\n类别：商品分类选项"
+
+
+def test_stale_version_is_a_conflict_naming_who_and_changes_nothing(sample, reviewer, admin_user):
+    save(sample, reviewer, cause=Cause.NONE)
+    save(sample, admin_user, version=1, cause=Cause.MODEL_WEAK)
+    with pytest.raises(ApplicationError) as caught:
+        save(sample, reviewer, version=1, cause=Cause.LABEL_WRONG)
+    assert caught.value.code == "conflict"
+    assert "admin" in caught.value.message and "版本 2" in caught.value.message
+    assert caught.value.extra["current_version"] == 2
+    review = Review.objects.get(sample=sample)
+    assert (review.cause, review.version) == (Cause.MODEL_WEAK, 2)
+    assert review.edits.count() == 2
+
+
+def test_two_people_creating_the_first_review_conflict(sample, reviewer, admin_user):
+    save(sample, admin_user)
+    with pytest.raises(ApplicationError) as caught:
+        save(sample, reviewer, version=0, cause=Cause.MODEL_WEAK)
+    assert caught.value.code == "conflict"
+
+
+def test_unassigned_reviewer_is_forbidden_and_nothing_is_written(other_sample, reviewer):
+    with pytest.raises(ApplicationError) as caught:
+        save(other_sample, reviewer)
+    assert caught.value.code == "forbidden"
+    assert not Review.objects.exists() and not ReviewEdit.objects.exists()
+
+
+def test_staff_may_change_any_category(other_sample, admin_user):
+    assert save(other_sample, admin_user).version == 1
+
+
+def test_output_equal_to_mode3_is_stored_as_keep(sample, reviewer):
+    mode3 = sample.reasonings.get(mode=3).output
+    assert save(sample, reviewer, corrected_output=f"  {mode3}\n").corrected_output == ""
+
+
+def test_suggested_label_kept_only_with_flag_and_must_be_another_class_of_the_dataset(sample, reviewer, unassigned_category):
+    review = save(sample, reviewer, label_error=False, suggested_label=unassigned_category)
+    assert review.suggested_label is None
+    review = save(sample, reviewer, version=1, cause=Cause.LABEL_WRONG, label_error=True, suggested_label=unassigned_category)
+    assert review.suggested_label == unassigned_category
+    foreign = CategoryFactory(dataset=DatasetFactory(name="other"))
+    with pytest.raises(ApplicationError):
+        save(sample, reviewer, version=2, label_error=True, suggested_label=foreign)
+    with pytest.raises(ApplicationError):
+        save(sample, reviewer, version=2, label_error=True, suggested_label=sample.label)
+
+
+def test_unknown_cause_is_invalid(sample, reviewer):
+    with pytest.raises(ApplicationError) as caught:
+        save(sample, reviewer, cause="bogus")
+    assert caught.value.code == "invalid"
+
+
+def test_saving_identical_values_adds_no_version(sample, reviewer):
+    save(sample, reviewer, note="x")
+    review = save(sample, reviewer, version=1, note="x")
+    assert review.version == 1 and review.edits.count() == 1
+
+
+def test_restore_brings_back_an_earlier_version_as_a_new_edit(sample, reviewer, admin_user):
+    save(sample, reviewer, cause=Cause.MODEL_WEAK, note="第一次")
+    save(sample, reviewer, version=1, cause=Cause.LABEL_WRONG, note="第二次")
+    first = ReviewEdit.objects.get(version=1)
+    review = review_restore(edit=first, user=admin_user)
+    assert (review.version, review.cause, review.note) == (3, Cause.MODEL_WEAK, "第一次")
+    latest = review.edits.get(version=3)
+    assert latest.restored_from == first and latest.before["note"] == "第二次"
+
+
+def test_only_staff_may_restore(sample, reviewer):
+    save(sample, reviewer, cause=Cause.MODEL_WEAK)
+    save(sample, reviewer, version=1, cause=Cause.NONE)
+    with pytest.raises(ApplicationError) as caught:
+        review_restore(edit=ReviewEdit.objects.get(version=1), user=reviewer)
+    assert caught.value.code == "forbidden"
+    assert Review.objects.get(sample=sample).version == 2
+
+
+def test_assignment_set_replaces_the_reviewers_of_a_category(assigned_category, reviewer, other_reviewer, admin_user):
+    third = UserFactory(username="reviewer3")
+    assignment_set(category=assigned_category, reviewers=[other_reviewer, third], assigned_by=admin_user)
+    assert set(Assignment.objects.filter(category=assigned_category).values_list("reviewer__username", flat=True)) == {
+        "reviewer2", "reviewer3"}
+    with pytest.raises(ApplicationError):
+        assignment_set(category=assigned_category, reviewers=[reviewer], assigned_by=reviewer)
