@@ -135,8 +135,9 @@ class ClassAnalysis:
     modes: dict[int, ModeStats]
     mode2_errors: list[ModeTwoError]
     causes: dict[str, int]
-    right_to_wrong: list[str]
-    wrong_to_right: list[str]
+    # (sample pk, sample id) pairs
+    right_to_wrong: list[tuple[int, str]]
+    wrong_to_right: list[tuple[int, str]]
     # predicted class name (or "" when unparsed) → {mode: count}, for this class's samples
     predicted: dict[str, dict[int, int]]
     # label name → {mode: count}: samples of other classes predicted as this class
@@ -439,8 +440,8 @@ def class_analysis(*, category: Category) -> ClassAnalysis:
     causes = _cause_counts(dataset, category_id=category.pk).get(category.pk, {})
     right_to_wrong, wrong_to_right = _change_filters()
     samples = Sample.objects.filter(label=category)
-    r2w = list(samples.filter(right_to_wrong).order_by("external_id").values_list("external_id", flat=True))
-    w2r = list(samples.filter(wrong_to_right).order_by("external_id").values_list("external_id", flat=True))
+    r2w = list(samples.filter(right_to_wrong).order_by("external_id").values_list("pk", "external_id"))
+    w2r = list(samples.filter(wrong_to_right).order_by("external_id").values_list("pk", "external_id"))
 
     names = {c.pk: c.name for c in dataset.categories.all()}
     predicted: dict[str, dict[int, int]] = defaultdict(dict)

@@ -355,8 +355,8 @@ def class_analysis_markdown(*, category: Category, level: int = 2) -> Iterator[s
         s = a.mode(mode)
         mean = f"{s.mean_length:.1f}" if s.mean_length is not None else "—"
         yield f"| {md_cell(s.label)} | {s.total} | {s.correct} | {s.wrong} | {s.unparsed} | {_percent(s)} | {mean} | {s.over_limit} |\n"
-    yield f"\n模式2正确→模式3错误（{len(a.right_to_wrong)}）：{', '.join(md_text(i) for i in a.right_to_wrong) or '无'}\n\n"
-    yield f"模式2错误→模式3正确（{len(a.wrong_to_right)}）：{', '.join(md_text(i) for i in a.wrong_to_right) or '无'}\n\n"
+    yield f"\n模式2正确→模式3错误（{len(a.right_to_wrong)}）：{', '.join(md_text(i) for _, i in a.right_to_wrong) or '无'}\n\n"
+    yield f"模式2错误→模式3正确（{len(a.wrong_to_right)}）：{', '.join(md_text(i) for _, i in a.wrong_to_right) or '无'}\n\n"
     yield f"{h}# 3、混淆（标签 vs 预测）\n\n"
     yield "| 预测类别 | 模式1 | 模式2 | 模式3 |\n|---|---:|---:|---:|\n"
     for name, counts in a.predicted.items():

@@ -54,7 +54,7 @@ def test_class_analysis_lists_mode2_errors_with_prediction_and_cause(scene):
         ("b3", "商品分类选项", Cause.DEFINITIONS_OVERLAP, False),
         ("b4", "商品分类选项", Cause.DEFINITIONS_OVERLAP, False),
     ]
-    assert analysis.wrong_to_right == ["b4"] and analysis.right_to_wrong == []
+    assert analysis.wrong_to_right == [(scene.samples["b4"].pk, "b4")] and analysis.right_to_wrong == []
     assert analysis.propose_revision and analysis.overlap_with == [("商品分类选项", 2)]
     assert analysis.predicted == {"换货": {W: 1, L: 2}, "": {W: 1, L: 1}, "商品分类选项": {W: 2, L: 1}}
     assert analysis.predicted_as_this == {"商品分类选项": {W: 2, L: 2}}
@@ -62,8 +62,8 @@ def test_class_analysis_lists_mode2_errors_with_prediction_and_cause(scene):
 
 def test_class_analysis_changes_between_mode2_and_mode3(scene):
     analysis = class_analysis(category=scene.a)
-    assert analysis.right_to_wrong == ["a3"]
-    assert analysis.wrong_to_right == ["a2"]
+    assert analysis.right_to_wrong == [(scene.samples["a3"].pk, "a3")]
+    assert analysis.wrong_to_right == [(scene.samples["a2"].pk, "a2")]
     assert [e.external_id for e in analysis.mode2_errors] == ["a2", "a4"]
     assert analysis.mode2_errors[1].label_error is True
     assert not analysis.propose_revision
