@@ -72,3 +72,116 @@ def llm_simulator(settings):
     finally:
         llm.BACKOFF_BASE_SECONDS = original_backoff
         handle.stop()
+
+
+def _database_url_for_worker() -> str:
+    """The URL of the database this test runs against (the test database), for a subprocess."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    auth = quote(s.get("USER") or "")
+    if s.get("PASSWORD"):
+        auth += ":" + quote(s["PASSWORD"])
+    host = s.get("HOST") or "127.0.0.1"
+    port = f":{s['PORT']}" if s.get("PORT") else ""
+    return f"postgres://{auth}{'@' if auth else ''}{host}{port}/{s['NAME']}"
+
+
+class CeleryWorkerProcess:
+    """A real `celery worker` subprocess against the test database and broker."""
+
+    def __init__(self, env: dict, log_path):
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        celery = Path(sys.executable).with_name("celery")
+        self.process = subprocess.Popen(
+            [str(celery), "-A", "config", "worker", "-l", "info", "-P", "prefork", "-c", "1",
+             "-Q", "default,classification,generation,extraction,dpo",
+             "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-n", f"test-{id(self)}@%h"],
+            cwd=str(Path(__file__).resolve().parent.parent), env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill() takes the pool children too
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "ready." in self.log():
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"celery worker exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+        raise TimeoutError(f"celery worker not ready after {timeout}s:\n{self.log()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children (no graceful shutdown, no acks)."""
+        import os
+        import signal
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        import os
+        import signal
+        import subprocess
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
+@pytest.fixture
+def celery_worker_process(settings, tmp_path):
+    """A factory starting real Celery worker subprocesses (`start()` → a ready CeleryWorkerProcess).
+
+    Use with `@pytest.mark.django_db(transaction=True)` so the worker sees committed test data.
+    The worker gets the test database, the broker, MEDIA_ROOT and the model provider settings of
+    this test (point them first, e.g. request `llm_simulator` before this fixture).
+    """
+    import os
+
+    from config.celery import app as celery_app
+
+    workers: list[CeleryWorkerProcess] = []
+
+    def start(**extra_env) -> CeleryWorkerProcess:
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_TEST_NAME",)}
+        env.update({
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": _database_url_for_worker(),
+            "TEST_CELERY_BROKER_URL": celery_app.conf.broker_url,
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "OPENAI_BASE_URL": settings.OPENAI_BASE_URL,
+            "OPENAI_API_KEY": settings.OPENAI_API_KEY,
+            "LLM_TIMEOUT": str(settings.LLM_TIMEOUT),
+            "LLM_REQUESTS_PER_MINUTE": str(settings.LLM_REQUESTS_PER_MINUTE),
+            "DATAFIX_VAR_DIR": str(tmp_path / "worker-var"),
+        })
+        env.update({k: str(v) for k, v in extra_env.items()})
+        worker = CeleryWorkerProcess(env, tmp_path / f"worker-{len(workers)}.log")
+        workers.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
