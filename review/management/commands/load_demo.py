@@ -5,15 +5,18 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.management.base import BaseCommand
 
-from review.demo import demo_logins, load_demo
+from review.demo import DEMO_SAMPLE_COUNT, demo_logins, load_demo
 
 
 class Command(BaseCommand):
     help = "Create the demo dataset (23 classes, ~700 samples with images and reasoning), users and assignments."
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument("--sample-count", type=int, default=DEMO_SAMPLE_COUNT, help="for quick tests only")
+
+    def handle(self, *args, sample_count, **options):
         started = time.monotonic()
-        result = load_demo()
+        result = load_demo(sample_count=sample_count)
         s = result.saved
         self.stdout.write(self.style.SUCCESS(
             f"演示数据集“{result.dataset.name}”就绪（{time.monotonic() - started:.1f} 秒）："

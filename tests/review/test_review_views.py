@@ -1,0 +1,219 @@
+"""The review pages through the test client: permissions, conflicts, escaping, query counts, images."""
+import pytest
+from django.urls import reverse
+from PIL import Image
+
+from review.models import Cause, Review, ReviewEdit
+from review.services import review_save
+from tests.factories import UserFactory
+
+from .conftest_review import make_sample, other_sample, sample  # noqa: F401
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def post_review(client, sample, version=0, **overrides):
+    data = {"cause": Cause.NONE, "corrected_output": "", "note": "", "version": version, "f": "all", "s": "id"}
+    data.update(overrides)
+    return client.post(reverse("review:save", args=[sample.pk]), data, **HTMX)
+
+
+@pytest.fixture
+def reviewer_client(client, reviewer):
+    client.force_login(reviewer)
+    return client
+
+
+def test_pages_require_login(client, sample):
+    for url in (reverse("review:home"), reverse("review:queue", args=[sample.label_id]),
+                reverse("review:sample", args=[sample.pk]), reverse("review:image", args=["x.png"])):
+        response = client.get(url)
+        assert response.status_code == 302 and "/login/" in response["Location"]
+    assert client.post(reverse("review:save", args=[sample.pk])).status_code == 302
+    assert not Review.objects.exists()
+
+
+def test_reviewer_home_shows_assigned_classes_with_progress(reviewer_client, sample, other_sample, reviewer):
+    review_save(sample=sample, user=reviewer, cause=Cause.NONE, corrected_output="", label_error=True,
+                suggested_label=other_sample.label, note="", version=0)
+    html = reviewer_client.get(reverse("review:home")).content.decode()
+    mine = html.split("我的类别")[1].split("全部类别")[0]
+    assert "商品分类选项" in mine and "换货" not in mine
+    assert "1 / 1（100%）" in mine
+    assert "换货" in html  # every class is visible
+
+
+def test_admin_home_shows_every_reviewer_and_links_to_assignments(client, admin_user, sample, other_sample):
+    client.force_login(admin_user)
+    html = client.get(reverse("review:home")).content.decode()
+    assert "审核员进度" in html and "reviewer1" in html and "reviewer2" in html
+    assert reverse("review:assignments", args=[sample.dataset_id]) in html
+
+
+def test_assignments_are_staff_only_and_saved_from_the_matrix(client, reviewer_client, admin_user, reviewer,
+                                                              assigned_category, unassigned_category):
+    url = reverse("review:assignments", args=[assigned_category.dataset_id])
+    assert reviewer_client.get(url).status_code == 403
+    assert reviewer_client.post(url, {f"assign-{unassigned_category.pk}": reviewer.pk}).status_code == 403
+    client.force_login(admin_user)
+    assert client.get(url).status_code == 200
+    response = client.post(url, {f"assign-{assigned_category.pk}": [reviewer.pk],
+                                 f"assign-{unassigned_category.pk}": [reviewer.pk]})
+    assert response.status_code == 302
+    assert set(reviewer.assignments.values_list("category_id", flat=True)) == {assigned_category.pk, unassigned_category.pk}
+
+
+def test_queue_filters_have_counts_and_filter(reviewer_client, assigned_category, unassigned_category):
+    make_sample(assigned_category, "a-1")
+    make_sample(assigned_category, "a-2", mode2_correct=False, wrong_category=unassigned_category)
+    make_sample(assigned_category, "a-3", mode3_output="长" * 120)
+    url = reverse("review:queue", args=[assigned_category.pk])
+    response = reviewer_client.get(url)
+    filters = {key: count for key, _, count in response.context["filters"]}
+    assert filters == {"all": 3, "mode2_wrong": 1, "mode3_wrong": 0, "mode3_long": 1, "unreviewed": 3, "flagged": 0}
+    page = reviewer_client.get(url, {"f": "mode2_wrong"}, **HTMX)
+    assert [s.external_id for s in page.context["page"].object_list] == ["a-2"]
+    assert b'id="queue"' in page.content and b"<html" not in page.content
+    longest = reviewer_client.get(url, {"s": "mode3_longest"})
+    assert longest.context["page"].object_list[0].external_id == "a-3"
+
+
+def test_queue_query_count_is_flat(reviewer_client, assigned_category, django_assert_max_num_queries):
+    url = reverse("review:queue", args=[assigned_category.pk])
+    for i in range(3):
+        make_sample(assigned_category, f"q-{i}")
+    with django_assert_max_num_queries(8):
+        reviewer_client.get(url)
+    for i in range(3, 40):
+        make_sample(assigned_category, f"q-{i}")
+    with django_assert_max_num_queries(8):
+        reviewer_client.get(url)
+
+
+def test_sample_page_shows_modes_definitions_and_image_info(reviewer_client, assigned_category, unassigned_category):
+    s = make_sample(assigned_category, "p-1", mode2_correct=False, wrong_category=unassigned_category)
+    s.image_info = {"可见文字": ["选择规格", "尺寸"]}
+    s.save()
+    html = reviewer_client.get(reverse("review:sample", args=[s.pk])).content.decode()
+    assert "模式1" in html and "模式2" in html and "模式3" in html
+    assert "✗ 换货" in html  # mode 2's wrong prediction with its mark
+    assert "图片中显示商品颜色、规格选项" in html and "用户申请更换商品" in html  # both definitions
+    assert "选择规格、尺寸" in html
+    assert 'data-key="y"' in html and 'data-key="f"' in html
+
+
+def test_sample_page_query_count_does_not_grow(reviewer_client, reviewer, assigned_category, django_assert_num_queries):
+    first = make_sample(assigned_category, "n-000")
+    url = reverse("review:sample", args=[first.pk])
+    reviewer_client.get(url)  # warm caches (content types, session)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as small:
+        reviewer_client.get(url)
+    for i in range(1, 30):
+        other = make_sample(assigned_category, f"n-{i:03d}")
+        review_save(sample=other, user=reviewer, cause=Cause.NONE, corrected_output="", label_error=False,
+                    suggested_label=None, note="", version=0)
+    version = 0
+    for note in ("a", "b", "c", "d", "e"):
+        version = review_save(sample=first, user=reviewer, cause=Cause.MODEL_WEAK, corrected_output="", label_error=False,
+                              suggested_label=None, note=note, version=version).version
+    # The reviewed page prefetches its review and edit history: a fixed number of extra queries.
+    with django_assert_num_queries(len(small.captured_queries) + 1):
+        response = reviewer_client.get(url)
+    assert response.content.decode().count('class="edit"') == 5
+
+
+def test_saving_moves_to_the_next_sample_without_a_full_page(reviewer_client, reviewer, assigned_category):
+    a, b = make_sample(assigned_category, "m-1"), make_sample(assigned_category, "m-2")
+    response = post_review(reviewer_client, a, cause=Cause.MODEL_WEAK, note="看不清")
+    assert response.status_code == 200
+    assert f'data-sample-id="{b.pk}"' in response.content.decode() and b"<html" not in response.content
+    assert response["HX-Push-Url"] == f"/samples/{b.pk}/?f=all&s=id"
+    review = Review.objects.get(sample=a)
+    assert (review.cause, review.note, review.reviewer, review.version) == (Cause.MODEL_WEAK, "看不清", reviewer, 1)
+
+
+def test_keep_action_saves_correct_and_keep(reviewer_client, assigned_category):
+    a = make_sample(assigned_category, "k-1")
+    post_review(reviewer_client, a, action="keep", cause="", corrected_output="whatever", label_error="1")
+    review = Review.objects.get(sample=a)
+    assert (review.cause, review.corrected_output, review.label_error) == (Cause.NONE, "", False)
+
+
+def test_missing_cause_is_a_400_that_keeps_the_input(reviewer_client, assigned_category):
+    a = make_sample(assigned_category, "c-1")
+    response = post_review(reviewer_client, a, cause="", note="我的备注")
+    assert response.status_code == 400 and "请选择错误原因" in response.content.decode()
+    assert "我的备注" in response.content.decode() and not Review.objects.exists()
+
+
+def test_unassigned_reviewer_gets_403_and_nothing_changes(reviewer_client, other_sample, other_reviewer, reviewer):
+    review_save(sample=other_sample, user=other_reviewer, cause=Cause.NONE, corrected_output="", label_error=False,
+                suggested_label=None, note="原来的", version=0)
+    response = post_review(reviewer_client, other_sample, version=1, cause=Cause.LABEL_WRONG, note="改掉")
+    assert response.status_code == 403
+    review = Review.objects.get(sample=other_sample)
+    assert (review.note, review.version, review.reviewer) == ("原来的", 1, other_reviewer)
+    assert ReviewEdit.objects.count() == 1
+    page = reviewer_client.get(reverse("review:sample", args=[other_sample.pk])).content.decode()
+    assert "只读" in page and 'id="review-form"' not in page
+
+
+def test_version_conflict_is_409_with_a_clear_message(reviewer_client, admin_user, sample):
+    review_save(sample=sample, user=admin_user, cause=Cause.MODEL_WEAK, corrected_output="", label_error=False,
+                suggested_label=None, note="管理员先改了", version=0)
+    response = post_review(reviewer_client, sample, version=0, cause=Cause.NONE, note="我的")
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "admin" in html and "保存失败" in html and "我的" in html
+    assert 'name="version" value="1"' in html  # a deliberate second save may now overwrite
+    assert Review.objects.get(sample=sample).note == "管理员先改了"
+
+
+def test_model_output_and_notes_are_escaped(reviewer_client, reviewer, assigned_category):
+    s = make_sample(assigned_category, "x-1", mode3_output='<script>alert("x")</script>\n类别：商品分类选项')
+    review_save(sample=s, user=reviewer, cause=Cause.NONE, corrected_output="<img src=x onerror=alert(1)>",
+                label_error=False, suggested_label=None, note="<b>note</b>", version=0)
+    html = reviewer_client.get(reverse("review:sample", args=[s.pk])).content.decode()
+    assert '<script>alert("x")</script>' not in html and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert "<img src=x" not in html and "<b>note</b>" not in html
+
+
+def test_history_and_admin_restore_through_the_page(client, reviewer_client, reviewer, admin_user, sample):
+    for version, note in enumerate(("第一版", "第二版")):
+        review_save(sample=sample, user=reviewer, cause=Cause.MODEL_WEAK, corrected_output="", label_error=False,
+                    suggested_label=None, note=note, version=version)
+    first = ReviewEdit.objects.get(version=1)
+    html = reviewer_client.get(reverse("review:sample", args=[sample.pk])).content.decode()
+    assert "版本 1" in html and "版本 2" in html and "恢复此版本" not in html
+    assert reviewer_client.post(reverse("review:restore", args=[first.pk]), **HTMX).status_code == 403
+    assert Review.objects.get(sample=sample).note == "第二版"
+    client.force_login(admin_user)
+    assert "恢复此版本" in client.get(reverse("review:sample", args=[sample.pk])).content.decode()
+    response = client.post(reverse("review:restore", args=[first.pk]), **HTMX)
+    assert response.status_code == 200 and "已恢复到版本 1" in response.content.decode()
+    assert Review.objects.get(sample=sample).note == "第一版"
+
+
+def test_images_are_served_with_their_type_and_nosniff_and_confined(reviewer_client, media_root, client):
+    Image.new("RGB", (8, 8), "red").save(media_root / "a.png", format="PNG")
+    (media_root / "evil.png").write_text("<html><script>alert(1)</script></html>")
+    (media_root.parent / "secret.png").write_bytes((media_root / "a.png").read_bytes())
+    response = reviewer_client.get(reverse("review:image", args=["a.png"]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png" and response["X-Content-Type-Options"] == "nosniff"
+    assert reviewer_client.get(reverse("review:image", args=["evil.png"])).status_code == 404
+    assert reviewer_client.get("/images/%2e%2e/secret.png").status_code == 404
+    assert reviewer_client.get("/images/..%2fsecret.png").status_code == 404
+
+
+def test_sample_and_queue_404_for_unknown_ids(reviewer_client):
+    assert reviewer_client.get(reverse("review:sample", args=[999])).status_code == 404
+    assert reviewer_client.get(reverse("review:queue", args=[999])).status_code == 404
+
+
+def test_a_reviewer_without_assignments_sees_a_hint(client, sample):
+    client.force_login(UserFactory(username="newbie"))
+    assert "还没有给你分配类别" in client.get(reverse("review:home")).content.decode()
