@@ -619,6 +619,9 @@ def generated_example_decide(
             edited_response = ""
     else:
         edited_response = ""
+    if decision == ReviewDecision.ACCEPTED and check_structure(example.response):
+        # A response without its tags would teach the wrong format: fix it, then accept.
+        raise ApplicationError("回答结构不完整，不能原样接受；请补全标签后“修改后接受”")
     example.decision = decision
     example.edited_response = edited_response
     example.decided_by = user

@@ -187,6 +187,9 @@ def test_decide_rules(finished_run, reviewer, other_reviewer):
     with pytest.raises(ApplicationError, match="结构不完整"):
         generated_example_decide(example=example, user=reviewer, decision="edited", version=example.version,
                                  edited_response="<look>x</look><answer>y</answer>")
+    broken = rows["no-answer-1"]
+    with pytest.raises(ApplicationError, match="不能原样接受"):
+        generated_example_decide(example=broken, user=reviewer, decision="accepted", version=broken.version)
     generated_example_decide(example=example, user=reviewer, decision="accepted", version=1)
     with pytest.raises(ApplicationError) as conflict:
         generated_example_decide(example=example, user=other_reviewer, decision="rejected", version=1)
