@@ -34,6 +34,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench
 
+## 50 simulated reviewers against gunicorn + worker + PostgreSQL + Redis while a job runs; p50/p95, errors.
+loadtest: $(STAMP)
+	$(PY) loadtest/run.py
+
 check: $(STAMP)
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
