@@ -249,8 +249,11 @@ def _assign_splits(units: list[list[int]], ratio: tuple[float, ...]) -> list[lis
     """
     total = sum(len(u) for u in units)
     weight = sum(ratio)
-    targets = [int(total * r / weight) for r in ratio]
-    targets[0] += total - sum(targets)  # rounding leftovers go to train
+    exact = [total * r / weight for r in ratio]
+    targets = [int(x) for x in exact]
+    # Largest remainder, so 8 records at 0.8/0.1/0.1 give 6/1/1 rather than 8/0/0.
+    for k in sorted(range(len(ratio)), key=lambda i: (-(exact[i] - targets[i]), i))[:total - sum(targets)]:
+        targets[k] += 1
     splits: list[list[int]] = [[] for _ in ratio]
     for unit in units:
         for k, target in enumerate(targets):
@@ -503,13 +506,13 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: _Spool, options: 
                     preview.append(row)
                 if writer:
                     writer.write(row)
-                    write.kept += 1
+                write.kept += 1
         finally:
             if writer:
                 writer.__exit__(None, None, None)
         split_counts[name] = kept
-    if not paths:
-        write.details["dry_run"] = True
+    # A dry run reports what would be written.
+    write.details["dry_run"] = not paths
     return {"split_counts": split_counts, "preview": preview, "invalid_examples": invalid_examples}
 
 
@@ -559,3 +562,27 @@ def export_create(*, kind: str, result: BuildResult, created_by=None, params: di
             path=next(iter(files.values()), "") if len(files) == 1 else str(Path(next(iter(files.values()))).parent) if files else "",
             report=result.report,
         )
+
+
+def product_sources(*, logs: bool = False, logs_job_id: int | None = None, feedback: bool = False,
+                    feedback_min_rating: int = 1, feedback_model: str = "", feedback_only_reviewed: bool = False,
+                    caps: dict[str, int | None] | None = None,
+                    weights: dict[str, float | None] | None = None) -> list[Source]:
+    """The sources the product offers the builder form and `build_dataset` command: imported log
+    records (one import job or all) and feedback samples (rejected ones never), each with an
+    optional cap and weight. Re-readable: each source is a callable."""
+    from .feedback import feedback_records
+    from .logs import imported_log_records
+
+    caps, weights = caps or {}, weights or {}
+    sources = []
+    if logs:
+        sources.append(Source("logs", lambda: imported_log_records(job_id=logs_job_id),
+                              cap=caps.get("logs"), weight=weights.get("logs")))
+    if feedback:
+        sources.append(Source("feedback", lambda: feedback_records(
+            min_rating=feedback_min_rating, model_name=feedback_model, only_reviewed=feedback_only_reviewed),
+            cap=caps.get("feedback"), weight=weights.get("feedback")))
+    if not sources:
+        raise BuildError("请至少选择一个数据源")
+    return sources

@@ -1,5 +1,18 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import feedback_views as views
 
 app_name = "feedback"
 
-urlpatterns = []
+urlpatterns = [
+    path("", views.samples, name="samples"),
+    path("<int:sample_id>/decide/", views.decide, name="decide"),
+    path("import/", views.import_upload, name="import"),
+    path("logs/", views.logs, name="logs"),
+    path("logs/import/", views.logs_import, name="logs_import"),
+    path("logs/<int:job_id>/", views.log_records, name="log_records"),
+    path("builder/", views.builder, name="builder"),
+    path("builder/preview/", views.builder_preview, name="builder_preview"),
+    path("builder/write/", views.builder_write, name="builder_write"),
+    path("builder/exports/<int:export_id>/<str:name>", views.export_file, name="export_file"),
+]

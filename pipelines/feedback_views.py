@@ -1,0 +1,386 @@
+"""Pages of the feedback / logs / builder area, mounted at /feedback/.
+
+- feedback samples: filters (rating, model, date, decision), full text, accept / edit / reject with
+  keyboard shortcuts; staff upload a feedback file to import (a "feedback_import" job);
+- call logs: import jobs with their drop reasons and problem lines; staff import a folder under
+  MEDIA_ROOT (a "log_extraction" job); the imported records of one job;
+- the dataset builder: sources (imported logs, feedback samples, or both), options, a dry-run
+  preview with per-step counts, then (staff) write the files and record an Export.
+
+Every signed-in user may look at everything and review feedback samples (they belong to no
+category); imports and writing export files are for staff.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date
+from pathlib import Path
+from urllib.parse import urlencode
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+from django.views.decorators.http import require_GET, require_POST
+
+from review.errors import ApplicationError
+
+from . import feedback as feedback_module
+from . import formats
+from .builder import BuildError, BuildOptions, build_dataset, export_create, parse_split_ratio, product_sources
+from .logs import DROP_REASON_LABELS, log_extraction_job_start
+from .models import Export, FeedbackSample, Job, JobKind, LogRecord, ReviewDecision
+
+PAGE_SIZE = 20
+DECISION_FILTERS = (("pending", "待审核"), ("accepted", "已接受"), ("edited", "修改后接受"),
+                    ("rejected", "已拒绝"), ("all", "全部"))
+FEEDBACK_UPLOAD_MAX_BYTES = getattr(settings, "FEEDBACK_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
+BUILDER_EXPORT_KIND = "builder"
+
+
+def _staff_only(user) -> None:
+    if not user.is_staff:
+        raise PermissionDenied("只有管理员可以执行此操作")
+
+
+def _status_for(exc: ApplicationError) -> int:
+    return {"conflict": 409, "forbidden": 403, "not_found": 404}.get(exc.code, 400)
+
+
+# --------------------------------------------------------------------------- feedback samples
+
+class FeedbackFilterForm(forms.Form):
+    rating = forms.TypedChoiceField(choices=[("", "全部评分")] + [(str(i), f"{i} 分") for i in range(5, 0, -1)],
+                                    coerce=int, empty_value=None, required=False, label="评分")
+    model = forms.CharField(required=False, label="模型")
+    date_from = forms.DateField(required=False, label="起始日期")
+    date_to = forms.DateField(required=False, label="截止日期")
+    decision = forms.ChoiceField(choices=DECISION_FILTERS, required=False, label="审核状态")
+
+
+def _filters(data) -> dict:
+    """The page's filters from a query dict; invalid values are ignored, not errors."""
+    form = FeedbackFilterForm(data)
+    form.is_valid()
+    cleaned = {k: v for k, v in form.cleaned_data.items() if k not in form.errors}
+    return {
+        "rating": cleaned.get("rating"),
+        "model": (cleaned.get("model") or "").strip(),
+        "date_from": cleaned.get("date_from"),
+        "date_to": cleaned.get("date_to"),
+        "decision": cleaned.get("decision") or "pending",
+    }
+
+
+def _filter_query(filters: dict, page: int | None = None) -> str:
+    values = {
+        "rating": filters["rating"] or "", "model": filters["model"],
+        "date_from": filters["date_from"].isoformat() if isinstance(filters["date_from"], date) else "",
+        "date_to": filters["date_to"].isoformat() if isinstance(filters["date_to"], date) else "",
+        "decision": filters["decision"],
+    }
+    if page and page > 1:
+        values["page"] = page
+    return urlencode({k: v for k, v in values.items() if v not in ("", None)})
+
+
+def _samples_context(request, data) -> dict:
+    filters = _filters(data)
+    samples = feedback_module.feedback_sample_list(
+        rating=filters["rating"], model_name=filters["model"], date_from=filters["date_from"],
+        date_to=filters["date_to"], decision="" if filters["decision"] == "all" else filters["decision"],
+    )
+    page = Paginator(samples, PAGE_SIZE).get_page(data.get("page"))
+    return {
+        "page": page,
+        "samples": list(page.object_list),
+        "filters": filters,
+        "filter_query": _filter_query(filters, page.number),
+        "filter_query_nopage": _filter_query(filters),
+        "decision_filters": DECISION_FILTERS,
+        "rating_choices": range(5, 0, -1),
+    }
+
+
+@require_GET
+@login_required
+def samples(request):
+    """Feedback samples with filters by rating, model, date and decision; reviewers act on each."""
+    context = _samples_context(request, request.GET)
+    if request.htmx and request.htmx.target == "sample-list":
+        return render(request, "pipelines/feedback_samples.html#sample-list", context)
+    context.update(
+        model_names=feedback_module.feedback_model_names(),
+        decision_counts=feedback_module.feedback_decision_counts(),
+        import_jobs=list(Job.objects.filter(kind=JobKind.FEEDBACK_IMPORT).select_related("created_by")[:5]),
+        max_upload_mb=FEEDBACK_UPLOAD_MAX_BYTES // (1024 * 1024),
+    )
+    return render(request, "pipelines/feedback_samples.html", context)
+
+
+@require_POST
+@login_required
+def decide(request, sample_id: int):
+    """Accept, accept with an edited output, or reject one feedback sample (version-checked)."""
+    sample = get_object_or_404(FeedbackSample, pk=sample_id)
+    filters_query = request.POST.get("filters", "")
+    try:
+        version = int(request.POST.get("version", ""))
+    except ValueError:
+        version = -1
+    error, status = "", 200
+    try:
+        sample = feedback_module.feedback_sample_decide(
+            sample=sample, user=request.user, decision=request.POST.get("decision", ""), version=version,
+            edited_output=request.POST.get("edited_output", ""),
+        )
+    except ApplicationError as exc:
+        error, status = exc.message, _status_for(exc)
+        sample = FeedbackSample.objects.select_related("decided_by").get(pk=sample.pk)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, "已保存")
+        return redirect(reverse("feedback:samples") + (f"?{filters_query}" if filters_query else ""))
+    context = {"sample": sample, "error": error, "filter_query": filters_query}
+    return render(request, "pipelines/feedback_samples.html#sample-card", context, status=status)
+
+
+@require_POST
+@login_required
+def import_upload(request):
+    """Upload a feedback file (JSON/JSONL, size-checked) and queue its import job (staff)."""
+    _staff_only(request.user)
+    upload = request.FILES.get("feedback_file")
+    if upload is None:
+        messages.error(request, "请选择反馈文件")
+        return redirect("feedback:samples")
+    if upload.size > FEEDBACK_UPLOAD_MAX_BYTES:
+        messages.error(request, f"文件过大（{upload.size} 字节，上限 {FEEDBACK_UPLOAD_MAX_BYTES}）")
+        return redirect("feedback:samples")
+    if not upload.name.lower().endswith((".json", ".jsonl")):
+        messages.error(request, "只接受 .json 或 .jsonl 文件")
+        return redirect("feedback:samples")
+    folder = Path(settings.MEDIA_ROOT) / "feedback_uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex[:12]}_{get_valid_filename(Path(upload.name).name)}"
+    with open(path, "wb") as fh:
+        for chunk in upload.chunks():
+            fh.write(chunk)
+    try:
+        min_rating = int(request.POST.get("min_rating") or feedback_module.DEFAULT_MIN_RATING)
+        job = feedback_module.feedback_import_job_start(
+            feedback_file=path, min_rating=min_rating, model_name=request.POST.get("model_name", "").strip() or None,
+            user=request.user,
+        )
+    except (ApplicationError, ValueError) as exc:
+        path.unlink(missing_ok=True)
+        messages.error(request, getattr(exc, "message", "最低评分须是 1–5 的整数"))
+        return redirect("feedback:samples")
+    messages.success(request, f"已创建导入任务 #{job.pk}（{upload.name}）")
+    return redirect("feedback:samples")
+
+
+# --------------------------------------------------------------------------- call logs
+
+def _confined_media_dir(relative: str) -> Path:
+    """A folder under MEDIA_ROOT named by a relative path; ApplicationError if it escapes or is missing."""
+    root = Path(settings.MEDIA_ROOT).resolve()
+    folder = (root / (relative or "").strip().lstrip("/")).resolve()
+    if not folder.is_relative_to(root):
+        raise ApplicationError("目录必须位于 MEDIA_ROOT 之内", code="forbidden")
+    if not folder.is_dir():
+        raise ApplicationError(f"目录不存在：{relative}", code="not_found")
+    return folder
+
+
+@require_GET
+@login_required
+def logs(request):
+    """Log import jobs with their counts, drop reasons and problem lines; the import form (staff)."""
+    jobs = list(Job.objects.filter(kind=JobKind.LOG_EXTRACTION).select_related("created_by")[:50])
+    return render(request, "pipelines/logs_jobs.html", {
+        "jobs": jobs, "reason_labels": DROP_REASON_LABELS, "media_root": settings.MEDIA_ROOT,
+    })
+
+
+@require_POST
+@login_required
+def logs_import(request):
+    """Queue a "log_extraction" job for a folder under MEDIA_ROOT (staff)."""
+    _staff_only(request.user)
+    try:
+        folder = _confined_media_dir(request.POST.get("log_dir", ""))
+        job = log_extraction_job_start(log_dir=folder, user=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("feedback:logs")
+    messages.success(request, f"已创建日志导入任务 #{job.pk}")
+    return redirect("feedback:logs")
+
+
+@require_GET
+@login_required
+def log_records(request, job_id: int):
+    """The records one log import job extracted, full text, paginated."""
+    job = get_object_or_404(Job, pk=job_id, kind=JobKind.LOG_EXTRACTION)
+    page = Paginator(LogRecord.objects.filter(job=job).order_by("source_file", "line_no"), PAGE_SIZE).get_page(
+        request.GET.get("page"))
+    return render(request, "pipelines/logs_records.html", {"job": job, "page": page, "records": list(page.object_list)})
+
+
+# --------------------------------------------------------------------------- the dataset builder
+
+SOURCE_CHOICES = (("logs", "已导入的调用日志"), ("feedback", "反馈样本"), ("combined", "日志 + 反馈（混合）"))
+BUILDER_FORMATS = tuple((name, formats.FORMATS[name].label) for name in formats.SFT_FORMATS
+                        if name != "sharegpt_multimodal")
+
+
+class BuilderForm(forms.Form):
+    source = forms.ChoiceField(choices=SOURCE_CHOICES, initial="logs", label="数据源", widget=forms.RadioSelect)
+    logs_job = forms.TypedChoiceField(coerce=int, empty_value=None, required=False, label="日志导入任务")
+    logs_cap = forms.IntegerField(min_value=0, required=False, label="日志上限")
+    logs_weight = forms.FloatField(min_value=0, required=False, label="日志权重")
+    feedback_min_rating = forms.IntegerField(min_value=1, max_value=5, initial=4, label="反馈最低评分")
+    feedback_model = forms.CharField(required=False, label="反馈模型")
+    feedback_only_reviewed = forms.BooleanField(required=False, label="只用已接受的反馈")
+    feedback_cap = forms.IntegerField(min_value=0, required=False, label="反馈上限")
+    feedback_weight = forms.FloatField(min_value=0, required=False, label="反馈权重")
+    format = forms.ChoiceField(choices=BUILDER_FORMATS, initial="alpaca", label="格式")
+    container = forms.ChoiceField(choices=(("json", ".json"), ("jsonl", ".jsonl")), initial="json", label="文件类型")
+    dedup = forms.BooleanField(required=False, initial=True, label="精确去重")
+    dedup_field = forms.ChoiceField(choices=(("prompt", "prompt"), ("response", "response")), initial="prompt",
+                                    label="去重字段")
+    near_dup = forms.BooleanField(required=False, label="近似去重（MinHash）")
+    near_dup_threshold = forms.FloatField(min_value=0.3, max_value=1.0, initial=0.8, label="近似阈值")
+    min_length = forms.IntegerField(min_value=0, required=False, label="回答最小长度")
+    max_length = forms.IntegerField(min_value=0, required=False, label="回答最大长度")
+    limit = forms.IntegerField(min_value=0, required=False, label="数量上限")
+    shuffle = forms.BooleanField(required=False, initial=True, label="打乱")
+    seed = forms.IntegerField(initial=42, label="随机种子")
+    split_ratio = forms.CharField(required=False, initial="", label="拆分比例",
+                                  help_text="如 0.8,0.1,0.1；留空不拆分")
+    name = forms.SlugField(required=False, initial="dataset", label="数据集名称")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        jobs = Job.objects.filter(kind=JobKind.LOG_EXTRACTION).order_by("-created_at")[:50]
+        self.fields["logs_job"].choices = [("", "全部已导入日志")] + [
+            (str(job.pk), f"#{job.pk} {Path(job.params.get('log_dir', '')).name} · {job.report.get('kept', 0)} 条")
+            for job in jobs
+        ]
+
+    def clean_split_ratio(self):
+        try:
+            return parse_split_ratio(self.cleaned_data.get("split_ratio"))
+        except BuildError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def sources(self):
+        data = self.cleaned_data
+        source = data["source"]
+        return product_sources(
+            logs=source in {"logs", "combined"}, logs_job_id=data.get("logs_job"),
+            feedback=source in {"feedback", "combined"}, feedback_min_rating=data["feedback_min_rating"],
+            feedback_model=data.get("feedback_model", "").strip(),
+            feedback_only_reviewed=data.get("feedback_only_reviewed", False),
+            caps={"logs": data.get("logs_cap"), "feedback": data.get("feedback_cap")},
+            weights={"logs": data.get("logs_weight"), "feedback": data.get("feedback_weight")},
+        )
+
+    def options(self) -> BuildOptions:
+        data = self.cleaned_data
+        return BuildOptions(
+            format=data["format"], container=data["container"], dedup=data["dedup"], dedup_field=data["dedup_field"],
+            near_dup=data["near_dup"], near_dup_threshold=data["near_dup_threshold"],
+            min_length=data.get("min_length"), max_length=data.get("max_length"), limit=data.get("limit"),
+            shuffle=data["shuffle"], seed=data["seed"], split_ratio=data.get("split_ratio"),
+            dataset_name=data.get("name") or "dataset",
+        )
+
+
+@require_GET
+@login_required
+def builder(request):
+    """The builder form; previews and writes happen through the two POST endpoints."""
+    exports = list(Export.objects.filter(kind=BUILDER_EXPORT_KIND).select_related("created_by")[:10])
+    return render(request, "pipelines/builder_form.html", {"form": BuilderForm(), "exports": exports})
+
+
+def _builder_result(request, form: BuilderForm, *, write: bool):
+    context = {"form": form}
+    status = 200
+    if not form.is_valid():
+        context["error"] = "请修正表单中的错误"
+        return context, 400
+    try:
+        output = None
+        if write:
+            stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+            name = form.cleaned_data.get("name") or "dataset"
+            suffix = ".jsonl" if form.cleaned_data["container"] == "jsonl" else ".json"
+            output = Path(settings.EXPORT_ROOT) / "builder" / f"{stamp}-{uuid.uuid4().hex[:6]}" / f"{name}{suffix}"
+        result = build_dataset(form.sources(), form.options(), output=output)
+        if write:
+            export = export_create(kind=BUILDER_EXPORT_KIND, result=result, created_by=request.user)
+            context["export"] = export
+            context["export_files"] = [Path(p).name for p in result.files.values()] + [
+                "dataset_info.json", Path(result.report["report_file"]).name]
+    except (BuildError, ApplicationError) as exc:
+        context["error"] = getattr(exc, "message", str(exc))
+        return context, 400
+    source_rows = [
+        {"name": name, "read": counts.get("read", 0),
+         "kept": sum(v for k, v in counts.items() if k.startswith("split:"))}
+        for name, counts in result.report["sources"].items()
+    ]
+    context.update(
+        report=result.report, written=write, source_rows=source_rows,
+        preview_json=[json.dumps(row, ensure_ascii=False, indent=2) for row in result.preview],
+    )
+    return context, status
+
+
+@require_POST
+@login_required
+def builder_preview(request):
+    """Dry run: per-step counts and the first formatted records, nothing written."""
+    form = BuilderForm(request.POST)
+    context, status = _builder_result(request, form, write=False)
+    template = "pipelines/builder_form.html#builder-result" if request.htmx else "pipelines/builder_form.html"
+    return render(request, template, context, status=status)
+
+
+@require_POST
+@login_required
+def builder_write(request):
+    """Write the dataset under EXPORT_ROOT/builder/ and record an Export (staff)."""
+    _staff_only(request.user)
+    form = BuilderForm(request.POST)
+    context, status = _builder_result(request, form, write=True)
+    template = "pipelines/builder_form.html#builder-result" if request.htmx else "pipelines/builder_form.html"
+    return render(request, template, context, status=status)
+
+
+@require_GET
+@login_required
+def export_file(request, export_id: int, name: str):
+    """Download one file of a builder export; only files inside that export's folder."""
+    export = get_object_or_404(Export, pk=export_id, kind=BUILDER_EXPORT_KIND)
+    root = Path(settings.EXPORT_ROOT).resolve()
+    folder = Path(export.path).resolve()
+    folder = folder if folder.is_dir() else folder.parent
+    path = (folder / name).resolve()
+    if not folder.is_relative_to(root) or path.parent != folder or not path.is_file():
+        raise Http404("文件不存在")
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)
+
