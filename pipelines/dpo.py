@@ -34,7 +34,7 @@ from django.db.models import Q
 
 from review.errors import ApplicationError
 
-from . import pair_checks
+from . import formats, pair_checks
 from .jobkinds import ItemFailed, JobKindHandler, register
 from .models import FeedbackSample, GeneratedExample, Job, JobKind, LogRecord, PreferencePair, ReviewDecision
 
@@ -415,7 +415,7 @@ class NearMissIndex:
 
     def __init__(self, records: list[PromptRecord]):
         self.records = records
-        self.grams = [pair_checks.content_grams(r.prompt) for r in records]
+        self.grams = [pair_checks.content_grams(r.prompt, keep_stop_words=True) for r in records]
         self.postings: dict[str, list[int]] = {}
         for i, grams in enumerate(self.grams):
             for gram in grams:
@@ -427,7 +427,7 @@ class NearMissIndex:
     def near_miss(self, record: PromptRecord) -> PromptRecord:
         """The record whose prompt is most like `record`'s, with a different answer; ItemFailed if none."""
         own = self.position.get(record.key)
-        grams = self.grams[own] if own is not None else pair_checks.content_grams(record.prompt)
+        grams = self.grams[own] if own is not None else pair_checks.content_grams(record.prompt, keep_stop_words=True)
         scores: Counter = Counter()
         for gram in grams:
             ids = self.postings.get(gram, ())
@@ -627,22 +627,31 @@ def preview(params: dict[str, Any], n: int = PREVIEW_DEFAULT) -> dict[str, Any]:
         records.append(record)
     strategy = params["strategy"]
 
+    # Reading the source (and the near-miss index) is sync database work: done before the event loop.
+    prepared: list[tuple[PromptRecord, Any]] = []
+    for record in records:
+        try:
+            prepared.append((record, prepare_record(params, record)))
+        except ItemFailed as exc:
+            prepared.append((record, exc))
+
     async def run() -> list[tuple[PromptRecord, Any]]:
         client, owned = llm_for(strategy) if strategy["name"] == "model" else (None, False)
         try:
-            async def one(record: PromptRecord):
+            async def one(record: PromptRecord, payload: Any):
+                if isinstance(payload, ItemFailed):
+                    return record, payload
                 try:
-                    payload = prepare_record(params, record)
                     return record, await generate(client, payload, params)
                 except ItemFailed as exc:
                     return record, exc
 
-            return await asyncio.gather(*(one(r) for r in records))
+            return await asyncio.gather(*(one(r, p) for r, p in prepared))
         finally:
             if owned:
                 await client.aclose()
 
-    outcomes = asyncio.run(run()) if records else []
+    outcomes = asyncio.run(run()) if prepared else []
     pairs, failures = [], []
     for record, outcome in outcomes:
         if isinstance(outcome, ItemFailed):
@@ -722,8 +731,10 @@ class DpoHandler(JobKindHandler):
         return source_keys(job.params)
 
     def prepare(self, job: Job, key: str) -> dict[str, Any]:
-        record = source_record(job.params["source"], key, cache_token=job.pk)
-        return prepare_record(job.params, record, cache_token=job.pk)
+        # Per-job caches (file index, near-miss index) are keyed by the job's identity, never reused.
+        token = (job.pk, job.created_at.isoformat())
+        record = source_record(job.params["source"], key, cache_token=token)
+        return prepare_record(job.params, record, cache_token=token)
 
     async def call(self, llm, payload: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
         if "candidates" in payload:
@@ -742,3 +753,195 @@ class DpoHandler(JobKindHandler):
 
     def finalize(self, job: Job) -> dict[str, Any]:
         return job_checks(job)
+
+
+# --------------------------------------------------------------------------- review (services)
+REVIEW_ACTIONS = {
+    "accept": "接受",
+    "swap": "交换 chosen / rejected",
+    "edit": "保存修改",
+    "discard": "丢弃",
+    "reset": "恢复待审核",
+}
+
+
+def can_review_pairs(user) -> bool:
+    """Any signed-in, active user may review pairs: pairs belong to no category, so assignments do not apply."""
+    return bool(user and user.is_authenticated and user.is_active)
+
+
+def _recheck(pair: PreferencePair, *, keep_boilerplate: bool) -> None:
+    """Re-run the per-pair checks after an edit; the batch-level boilerplate flag survives only if asked."""
+    result = pair_checks.check_pair(pair.prompt, pair.chosen, pair.rejected)
+    metrics = dict(result.metrics)
+    if keep_boilerplate and "boilerplate" in pair.issues:
+        metrics.update({k: v for k, v in pair.metrics.items() if k.startswith("boilerplate_")})
+        result.issues.append("boilerplate")
+        result.issues.sort(key=pair_checks.ISSUE_NAMES.index)
+    pair.issues, pair.metrics = result.issues, metrics
+
+
+@transaction.atomic
+def pair_review(
+    *, pair: PreferencePair, user, action: str, version: int, chosen: str | None = None, rejected: str | None = None
+) -> PreferencePair:
+    """A reviewer's decision on a pair: accept, swap the two answers, edit either side, discard, or reset.
+
+    `version` is the version the reviewer saw; ApplicationError(code="conflict") if someone saved since.
+    Swapping and editing re-run the pair checks on the new texts.
+    """
+    from django.utils import timezone
+
+    if not can_review_pairs(user):
+        raise ApplicationError("没有审核权限", code="forbidden")
+    if action not in REVIEW_ACTIONS:
+        raise ApplicationError("未知操作")
+    pair = PreferencePair.objects.select_for_update().get(pk=pair.pk)
+    if int(version) != pair.version:
+        raise ApplicationError(
+            "这条偏好对已被其他人修改，请刷新后再操作", code="conflict", extra={"current_version": pair.version}
+        )
+    if action == "swap":
+        if not pair.rejected.strip():
+            raise ApplicationError("rejected 为空，不能交换")
+        pair.chosen, pair.rejected = pair.rejected, pair.chosen
+        _recheck(pair, keep_boilerplate=False)
+        pair.metrics["swapped"] = True
+        pair.decision = ReviewDecision.EDITED
+    elif action == "edit":
+        new_chosen = pair.chosen if chosen is None else chosen.strip()
+        new_rejected = pair.rejected if rejected is None else rejected.strip()
+        if not new_chosen or not new_rejected:
+            raise ApplicationError("chosen 和 rejected 都不能为空")
+        keep = new_rejected == pair.rejected
+        pair.chosen, pair.rejected = new_chosen, new_rejected
+        _recheck(pair, keep_boilerplate=keep)
+        pair.decision = ReviewDecision.EDITED
+    elif action == "accept":
+        pair.decision = ReviewDecision.ACCEPTED
+    elif action == "discard":
+        pair.decision = ReviewDecision.REJECTED
+    else:
+        pair.decision = ReviewDecision.PENDING
+    pair.decided_by = user if action != "reset" else None
+    pair.decided_at = timezone.now() if action != "reset" else None
+    pair.version += 1
+    pair.save()
+    return pair
+
+
+# --------------------------------------------------------------------------- selectors
+def dpo_jobs():
+    """DPO jobs, newest first, with their pair counts (one query)."""
+    from django.db.models import Count
+
+    return (
+        Job.objects.filter(kind=JobKind.DPO)
+        .select_related("created_by")
+        .annotate(
+            pair_count=Count("preference_pairs"),
+            discarded_count=Count("preference_pairs", filter=Q(preference_pairs__decision=ReviewDecision.REJECTED)),
+        )
+        .order_by("-created_at")
+    )
+
+
+def job_pairs(*, job: Job, issue: str = "", decision: str = ""):
+    """The pairs of a job, optionally only those with one issue or one decision ("flagged" = any issue)."""
+    rows = PreferencePair.objects.filter(job=job).select_related("decided_by").order_by("id")
+    if issue == "flagged":
+        rows = rows.exclude(issues=[])
+    elif issue == "clean":
+        rows = rows.filter(issues=[])
+    elif issue in pair_checks.ISSUE_NAMES:
+        # JSON containment is not portable to SQLite; the issue names are plain strings in a list.
+        rows = rows.filter(issues__icontains=f'"{issue}"')
+    if decision in ReviewDecision.values:
+        rows = rows.filter(decision=decision)
+    return rows
+
+
+def job_report(job: Job) -> dict[str, Any]:
+    """The job's ranked issues as the pairs stand now (reviewers edit them), plus decision counts."""
+    rows = list(PreferencePair.objects.filter(job=job).values_list("issues", "decision"))
+    report = pair_checks.batch_report([issues for issues, _ in rows], (job.report or {}).get("boilerplate_clusters", []))
+    report["decisions"] = dict(Counter(decision for _, decision in rows))
+    report["context"] = job_context(job.params)
+    report["failed_items"] = (job.report or {}).get("failed_items", {})
+    return report
+
+
+# --------------------------------------------------------------------------- export
+EXPORT_FORMATS = {
+    "trl_preference": "TRL 标准（prompt / chosen / rejected）",
+    "trl_preference_conversational": "TRL 对话式（messages）",
+    "alpaca_preference": "LLaMA-Factory alpaca 风格（ranking）",
+    "sharegpt_preference": "LLaMA-Factory sharegpt 风格（ranking）",
+}
+
+
+def export_records(*, job: Job, include_flagged: bool = False, counts: Counter | None = None) -> Iterator[dict]:
+    """Builder records for a job's pairs: discarded pairs never; flagged pending pairs only if asked.
+
+    A pair a reviewer accepted or edited is exported whatever its check results.
+    """
+    counts = counts if counts is not None else Counter()
+    rows = PreferencePair.objects.filter(job=job).order_by("id").values_list(
+        "key", "source", "prompt", "chosen", "rejected", "images", "issues", "decision"
+    )
+    for key, source, prompt, chosen, rejected, images, issues, decision in rows.iterator(chunk_size=2000):
+        if decision == ReviewDecision.REJECTED:
+            counts["discarded"] += 1
+            continue
+        if issues and decision == ReviewDecision.PENDING and not include_flagged:
+            counts["flagged_pending"] += 1
+            continue
+        counts["exported"] += 1
+        record = {"id": key, "prompt": prompt, "chosen": chosen, "rejected": rejected}
+        if images:
+            record["images"] = list(images)
+        yield record
+
+
+def export_path(*, job: Job, fmt: str) -> Path:
+    """Where a job's export in `fmt` is written (inside EXPORT_ROOT)."""
+    suffix = "jsonl" if fmt.startswith("trl") else "json"
+    return Path(settings.EXPORT_ROOT) / "dpo" / f"job-{job.pk}" / f"dpo_job{job.pk}_{fmt}.{suffix}"
+
+
+def pairs_export(*, job: Job, fmt: str, user=None, include_flagged: bool = False):
+    """Export a job's pairs through the dataset builder; records an Export row and returns it."""
+    from .builder import BuildError, BuildOptions, Source, build_dataset
+    from .models import Export
+
+    if fmt not in EXPORT_FORMATS:
+        raise ApplicationError("未知导出格式")
+    counts: Counter = Counter()
+    path = export_path(job=job, fmt=fmt)
+    supports_images = "images" in formats.FORMATS[fmt].optional_columns
+
+    def records():
+        for record in export_records(job=job, include_flagged=include_flagged, counts=counts):
+            if not supports_images:
+                record.pop("images", None)
+            yield record
+
+    options = BuildOptions(
+        format=fmt,
+        # Several rejects per prompt are several rows: never dedup on the prompt.
+        dedup=False,
+        shuffle=False,
+        dataset_name=f"dpo_job{job.pk}_{fmt}",
+    )
+    try:
+        result = build_dataset([Source("dpo", records)], options, output=path)
+    except BuildError as exc:
+        raise ApplicationError(str(exc)) from None
+    report = dict(result.report)
+    report["pairs"] = dict(counts)
+    with transaction.atomic():
+        export = Export.objects.create(
+            kind="dpo", format=fmt, created_by=user, row_count=result.total, path=str(path),
+            params={"job_id": job.pk, "include_flagged": include_flagged}, report=report,
+        )
+    return export

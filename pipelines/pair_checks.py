@@ -108,8 +108,11 @@ def normalize(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text or "").lower().split())
 
 
-def content_grams(text: str) -> set[str]:
-    """Distinct content n-grams: character bigrams inside CJK runs, words (crudely singularised) in Latin runs."""
+def content_grams(text: str, *, keep_stop_words: bool = False) -> set[str]:
+    """Distinct content n-grams: character bigrams inside CJK runs, words (crudely singularised) in Latin runs.
+
+    Function words are dropped unless `keep_stop_words` (prompt similarity: "列出…" prompts are alike).
+    """
     grams: set[str] = set()
     for run in _RUN.findall(normalize(text)):
         if _CJK_RUN.match(run):
@@ -117,10 +120,10 @@ def content_grams(text: str) -> set[str]:
                 grams.add(run)
             else:
                 grams.update(run[i : i + 2] for i in range(len(run) - 1))
-        elif run not in _STOP_WORDS and (len(run) > 1 or run.isdigit()):
+        elif (keep_stop_words or run not in _STOP_WORDS) and (len(run) > 1 or run.isdigit()):
             # "fruits" and "fruit" are the same topic; "glass" stays "glass".
             grams.add(run[:-1] if len(run) > 3 and run.endswith("s") and not run.endswith("ss") else run)
-    return grams - _STOP_BIGRAMS
+    return grams if keep_stop_words else grams - _STOP_BIGRAMS
 
 
 def _bigram_counts(text: str) -> Counter:

@@ -1,4 +1,4 @@
-"""Fixtures for the DPO tests: a simulator over real HTTP and a small prompt source."""
+"""Fixtures for the DPO tests: a small prompt source (the simulator is `llm_simulator` in tests/conftest.py)."""
 import json
 
 import pytest
@@ -15,20 +15,6 @@ FRUIT_PROMPTS = [
     ("怎样保持身体健康？", "1. 均衡饮食\n2. 规律运动\n3. 充足睡眠\n4. 保持好心情"),
     ("水的化学式是什么？", "<think>水由两个氢原子和一个氧原子组成。</think>水的化学式是 H2O。"),
 ]
-
-
-@pytest.fixture
-def dpo_simulator(settings):
-    """The project's OpenAI-compatible simulator in a thread; the app's default endpoint points at it."""
-    from pipelines.simulator import serve_in_thread
-
-    handle = serve_in_thread(port=0)
-    settings.OPENAI_BASE_URL = handle.base_url
-    settings.OPENAI_API_KEY = "sk-test"
-    settings.LLM_REQUESTS_PER_MINUTE = 0
-    settings.LLM_MAX_RETRIES = 1
-    yield handle
-    handle.stop()
 
 
 @pytest.fixture
