@@ -79,3 +79,20 @@ def test_staff_can_restore_an_earlier_version(shared_sample):
     first_edit = ReviewEdit.objects.get(review__sample=sample, version=1)
     restored = review_restore(edit=first_edit, user=UserFactory(username="boss", is_staff=True))
     assert (restored.version, restored.note) == (3, "first")
+
+
+def test_feedback_decisions_of_the_same_version_never_overwrite_each_other():
+    from pipelines.feedback import feedback_sample_decide
+    from pipelines.models import FeedbackSample, ReviewDecision
+
+    item = FeedbackSample.objects.create(feedback_id="fb-1", instruction="问", output="答", rating=2)
+    users = [UserFactory(username=f"fb-editor{n}", is_staff=True) for n in range(3)]
+    outcomes = run_at_once([
+        lambda u=u: feedback_sample_decide(sample=item, user=u, decision=ReviewDecision.EDITED, version=item.version,
+                                           edited_output=f"改写 by {u.username}")
+        for u in users
+    ])
+    wins = [o for o in outcomes if isinstance(o, FeedbackSample)]
+    assert len(wins) == 1, outcomes
+    item.refresh_from_db()
+    assert item.version == wins[0].version and item.edited_output == wins[0].edited_output
