@@ -176,12 +176,15 @@ def _edit_rows(sample: Sample) -> list[dict]:
     for edit in review.edits.all():
         changes = []
         for key, label in labels.items():
-            before, after = (edit.before or {}).get(key, ""), (edit.after or {}).get(key, "")
+            before, after = (edit.before or {}).get(key), (edit.after or {}).get(key)
+            if not edit.before and not after:
+                continue  # a new review: list only the fields it set
             if before != after:
                 if key == "cause":
                     before, after = causes.get(before, before or "—"), causes.get(after, after or "—")
                 if key == "label_error":
-                    before, after = ("是" if before else "否"), ("是" if after else "否")
+                    before = "—" if before is None else ("是" if before else "否")
+                    after = "是" if after else "否"
                 changes.append({"field": label, "before": before, "after": after})
         rows.append({"edit": edit, "changes": changes})
     return rows
