@@ -677,13 +677,19 @@ def generation_rerun_failed(*, job: Job, user, changes: dict[str, Any]) -> Job:
 def rerun_comparison(job: Job) -> list[dict]:
     """Per re-run of `job`: the setting changed, pass rate of those items before (0) and after,
     and the run's overall pass rate before and with the re-run's passes counted."""
+    from django.db.models import Count, Q
+
     total = GeneratedExample.objects.filter(job=job).count()
     passed_before = GeneratedExample.objects.filter(job=job, passed=True).count()
+    reruns = (
+        Job.objects.filter(parent=job, kind=JobKind.GENERATION)
+        .annotate(done=Count("generated_examples"),
+                  rescued=Count("generated_examples", filter=Q(generated_examples__passed=True)))
+        .order_by("created_at")
+    )
     rows = []
-    for rerun in Job.objects.filter(parent=job, kind=JobKind.GENERATION).order_by("created_at"):
-        examples = GeneratedExample.objects.filter(job=rerun)
-        n = examples.count()
-        rescued = examples.filter(passed=True).count()
+    for rerun in reruns:
+        n, rescued = rerun.done, rerun.rescued
         rows.append({
             "job": rerun,
             "changes": rerun.params.get("rerun_changes", {}),

@@ -7,6 +7,7 @@ app_name = "generation"
 urlpatterns = [
     path("", views.runs, name="runs"),
     path("start/", views.start, name="start"),
+    path("sources/import/", views.import_sources, name="import_sources"),
     path("runs/<int:job_id>/", views.analysis, name="analysis"),
     path("runs/<int:job_id>/files/<str:name>", views.team_file, name="team_file"),
     path("runs/<int:job_id>/failed/", views.failed, name="failed"),

@@ -86,6 +86,44 @@ def start(request):
     return redirect("generation:analysis", job_id=job.pk)
 
 
+SOURCE_UPLOAD_MAX_BYTES = 50 * 1024 * 1024
+PROBLEMS_SHOWN = 20
+
+
+@require_POST
+@login_required
+def import_sources(request):
+    """Import source items from an uploaded JSON/JSONL file (staff); bad lines are listed."""
+    _staff_only(request.user)
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, "请选择要导入的文件")
+        return redirect("generation:runs")
+    if upload.size > SOURCE_UPLOAD_MAX_BYTES:
+        messages.error(request, f"文件过大（{upload.size // 1024 // 1024} MB，上限 {SOURCE_UPLOAD_MAX_BYTES // 1024 // 1024} MB）")
+        return redirect("generation:runs")
+    try:
+        text = upload.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        messages.error(request, "文件不是 UTF-8 文本")
+        return redirect("generation:runs")
+    collection = request.POST.get("collection", "").strip() or upload.name
+    sample = request.POST.get("sample", "").strip()
+    try:
+        report = generation.source_items_import(
+            text=text, collection=collection[:200], sample=int(sample) if sample else None,
+        )
+    except (ApplicationError, ValueError) as exc:
+        messages.error(request, getattr(exc, "message", "样本数必须是整数"))
+        return redirect("generation:runs")
+    messages.success(request, f"集合 {report.collection}：新增 {report.created}，更新 {report.updated}，问题 {len(report.problems)} 行")
+    for problem in report.problems[:PROBLEMS_SHOWN]:
+        messages.warning(request, f"{upload.name} {problem}")
+    if len(report.problems) > PROBLEMS_SHOWN:
+        messages.warning(request, f"另有 {len(report.problems) - PROBLEMS_SHOWN} 行问题未列出")
+    return redirect("generation:runs")
+
+
 # --------------------------------------------------------------------------- failure analysis
 def _chart_data(analysis: dict) -> dict:
     """Only what the charts need, as plain JSON (rendered through json_script)."""

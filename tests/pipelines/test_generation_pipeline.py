@@ -249,3 +249,19 @@ def test_import_sources_command_reports_bad_lines(tmp_path):
     call_command("import_sources", str(path), "--collection", "cli", stdout=out, stderr=err)
     assert f"{path}:2:" in err.getvalue()
     assert "新增 2" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refused_model_calls_are_generation_errors_not_examples(marked_sources, llm_simulator, admin_user):
+    # The content filter refuses some inputs for good (HTTP 400 data_inspection_failed).
+    llm_simulator.set_faults(rate_content_filter=0.3)
+    job = run_job_inline(start_run(marked_sources, user=admin_user))
+    failed_items = job.items.filter(status=ItemStatus.FAILED)
+    assert failed_items.exists()
+    assert set(failed_items.values_list("error_kind", flat=True)) == {"content_filter"}
+    stats = job.report["pipeline_stats"]
+    examples = GeneratedExample.objects.filter(job=job).count()
+    assert stats["generation_errors"] == failed_items.count()
+    assert stats["valid_examples"] + stats["failed_validation"] == examples == 8 - failed_items.count()
+    assert job.report["generation_error_kinds"] == {"content_filter": failed_items.count()}
+    assert run_analysis(job)["totals"]["generation_errors"] == failed_items.count()

@@ -170,3 +170,17 @@ def test_any_signed_in_reviewer_may_overrule_without_an_assignment(client, finis
     example = _failed(finished_run, "fail-2")
     client.post(_url("decide", finished_run.pk, example.pk), {"decision": "rejected", "version": 1})
     assert GeneratedExample.objects.get(pk=example.pk).decision == ReviewDecision.REJECTED
+
+
+def test_staff_imports_sources_from_the_browser(client, admin_user, reviewer):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    data = '{"id": "a", "wiki_title": "应县木塔"}\n{oops\n{"id": "b", "image": "x.png"}\n'.encode()
+    client.force_login(reviewer)
+    assert client.post(_url("import_sources"), {"file": SimpleUploadedFile("s.jsonl", data)}).status_code == 403
+    client.force_login(admin_user)
+    response = client.post(_url("import_sources"), {"file": SimpleUploadedFile("s.jsonl", data), "collection": "web"},
+                           follow=True)
+    html = response.content.decode()
+    assert "新增 2" in html and "第 2 行" in html
+    assert set(SourceItem.objects.filter(collection="web").values_list("external_id", flat=True)) == {"a", "b"}
