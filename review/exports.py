@@ -113,7 +113,7 @@ class TrainsetReport:
             "corrected": self.corrected,
             "pending": self.pending,
             "pending_by_reason": dict(sorted(self.pending_by_reason.items())),
-            "pending_by_class": dict(sorted(self.pending_by_class.items())),
+            "pending_by_class": dict(self.pending_by_class),  # class order, as exported
             "label_error_count": self.label_error_count,
             "label_errors": {
                 name: [{"id": sid, "suggested": suggested} for sid, suggested in ids]
