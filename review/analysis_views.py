@@ -39,14 +39,12 @@ def _quote(filename: str) -> str:
 
 
 def rerun_url(category: Category, mode: int) -> str:
-    """The jobs area's form to re-run mode `mode` on the class's wrong samples, pre-filled."""
-    query = urlencode({"kind": "classification_rerun_wrong", "dataset": category.dataset_id,
-                       "category": category.pk, "mode": mode})
+    """The jobs area's form that re-runs mode `mode` on the class's wrong samples."""
     try:
-        return reverse("jobs:create") + "?" + query
+        return reverse("jobs:rerun_wrong", args=[category.pk]) + "?" + urlencode({"mode": mode})
     except NoReverseMatch:
-        # Link target for the jobs area's form until it lands (see README, analysis section).
-        return "/jobs/new/?" + query
+        # Link target kept stable in case the jobs area's URL is not mounted (see README, analysis).
+        return f"/jobs/rerun-wrong/{category.pk}/?mode={mode}"
 
 
 @require_GET

@@ -57,7 +57,7 @@ def test_class_page_lists_errors_and_escapes_model_output(reviewer_client, scene
     assert "<script>alert" not in text
     assert "b3" in text and "(1) 类别定义有交集" in text
     assert "建议修订定义" in text
-    assert "classification_rerun_wrong" in text
+    assert f"/jobs/rerun-wrong/{scene.b.pk}/?mode=2" in text
     # Only staff get the edit form.
     assert 'name="text"' not in text
 
