@@ -1,0 +1,209 @@
+"""The dataset builder: each step's counts, determinism for a seed, near-duplicates kept inside one
+split, mixing sources with caps and weights, validation, and the files it writes."""
+import json
+
+import pytest
+
+from pipelines import formats
+from pipelines.builder import BuildError, BuildOptions, Source, build_dataset, parse_split_ratio
+from pipelines.neardup import near_duplicate_clusters
+
+TOPICS = ["春天的早晨", "数据库索引", "长城的历史", "咖啡的烘焙", "量子计算", "唐诗宋词", "城市交通", "海洋生物",
+          "人工智能伦理", "家庭园艺", "古代天文", "足球战术", "围棋定式", "火山喷发", "电影配乐", "中医养生"]
+
+
+def record(i, prompt=None, response=None, **extra):
+    return {"id": f"r{i}", "prompt": prompt if prompt is not None else f"第{i}题：请详细介绍{TOPICS[i % len(TOPICS)]}的第{i}个方面",
+            "response": response if response is not None else "回答" * (5 + i % 20), **extra}
+
+
+def steps(result):
+    return {s["step"]: s for s in result.report["steps"]}
+
+
+def test_each_step_reports_kept_and_dropped():
+    records = [record(i) for i in range(40)]
+    records += [record(100 + i, prompt=records[i]["prompt"]) for i in range(5)]      # 5 exact duplicates
+    records += [record(200, response="短")]                                             # too short
+    records += [record(201, response="长" * 500)]                                       # too long
+    records += [record(202, prompt="跳过我")]                                            # filtered
+    options = BuildOptions(filter=lambda r: "人工跳过" if r["prompt"] == "跳过我" else None,
+                           min_length=5, max_length=100, limit=30, shuffle=False)
+    result = build_dataset([Source("logs", records)], options)
+    by_step = steps(result)
+    assert (by_step["filter"]["in"], by_step["filter"]["kept"], by_step["filter"]["reasons"]) == (48, 47, {"人工跳过": 1})
+    assert (by_step["dedup"]["kept"], by_step["dedup"]["reasons"]) == (42, {"重复的 prompt": 5})
+    assert by_step["near_dup"]["dropped"] == 0  # off by default
+    assert by_step["length"]["reasons"] == {"回答过短": 1, "回答过长": 1}
+    assert (by_step["limit"]["in"], by_step["limit"]["kept"]) == (40, 30)
+    assert by_step["validate"]["kept"] == by_step["write"]["kept"] == result.total == 30
+    assert result.report["sources"]["logs"]["read"] == 48
+    # limit keeps the first records in input order (the team's --limit)
+    assert [json.loads(json.dumps(r))["instruction"] for r in result.preview] == [records[i]["prompt"] for i in range(5)]
+
+
+def test_dedup_on_another_field_and_off():
+    records = [record(1, response="同一个回答" * 3), record(2, response="同一个回答" * 3), record(3)]
+    assert build_dataset([Source("a", records)], BuildOptions(dedup_field="response")).total == 2
+    assert build_dataset([Source("a", records + records)], BuildOptions(dedup=False)).total == 6
+
+
+def test_near_dup_removal_reports_clusters():
+    base = "请根据以下章节内容提取三级大纲，要求每个标题不超过二十个字：第一章 春天来了，万物复苏，小草从地里探出头来。"
+    records = [record(1, prompt=base), record(2, prompt=base.replace("小草", "嫩芽")), record(3, prompt=base + "！"),
+               record(4, prompt="完全不同的问题：如何给 PostgreSQL 建立合适的索引并评估选择性？")]
+    result = build_dataset([Source("logs", records)], BuildOptions(near_dup=True, near_dup_threshold=0.7))
+    near = steps(result)["near_dup"]
+    assert (near["in"], near["kept"], near["dropped"]) == (4, 2, 2)
+    assert near["clusters"] == 1 and near["largest_clusters"] == [3]
+    assert near["cluster_examples"] == [["r1", "r2", "r3"]]
+
+
+def test_same_seed_same_files_other_seed_other_order(tmp_path):
+    records = [record(i) for i in range(60)]
+    options = BuildOptions(format="sharegpt", split_ratio=(0.8, 0.1, 0.1), seed=7)
+    first = build_dataset([Source("logs", records)], options, output=tmp_path / "a" / "data.json")
+    second = build_dataset([Source("logs", iter(records))], options, output=tmp_path / "b" / "data.json")
+    for split in ("train", "val", "test"):
+        assert (tmp_path / "a" / f"data_{split}.json").read_bytes() == (tmp_path / "b" / f"data_{split}.json").read_bytes()
+    assert first.report["splits"] == second.report["splits"] == {"train": 48, "val": 6, "test": 6}
+    other = build_dataset([Source("logs", records)], BuildOptions(format="sharegpt", split_ratio=(0.8, 0.1, 0.1), seed=8),
+                          output=tmp_path / "c" / "data.json")
+    assert other.report["splits"] == first.report["splits"]
+    assert (tmp_path / "c" / "data_train.json").read_bytes() != (tmp_path / "a" / "data_train.json").read_bytes()
+
+
+def test_no_shuffle_keeps_input_order(tmp_path):
+    records = [record(i) for i in range(10)]
+    build_dataset([Source("logs", records)], BuildOptions(shuffle=False), output=tmp_path / "d.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["instruction"] for r in rows] == [r["prompt"] for r in records]
+
+
+CJK = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经"
+
+
+def _near_dup_families(n_families=30, per_family=4):
+    import random
+
+    rng = random.Random(0)
+    records = []
+    for f in range(n_families):
+        base = "".join(rng.choice(CJK) for _ in range(60))  # unrelated families
+        for v in range(per_family):
+            records.append(record(len(records), prompt=base + "补充" * v))
+    return records
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 42])
+def test_near_duplicate_pairs_never_cross_splits(tmp_path, seed):
+    records = _near_dup_families()
+    result = build_dataset([Source("logs", records)],
+                           BuildOptions(split_ratio=(0.6, 0.2, 0.2), seed=seed, near_dup_threshold=0.7),
+                           output=tmp_path / "data.jsonl")
+    split_of = {}
+    for split, path in result.files.items():
+        for line in open(path, encoding="utf-8"):
+            split_of[json.loads(line)["instruction"]] = split
+    assert len(split_of) == len(records)
+    assert len(set(split_of.values())) == 3
+    clusters = near_duplicate_clusters(((r["prompt"], r["prompt"]) for r in records), threshold=0.7)
+    assert len(clusters) == 30  # the families really are near-duplicates
+    for cluster in clusters:
+        assert len({split_of[p] for p in cluster}) == 1, cluster
+    assert steps(result)["split"]["near_dup_groups"] == 30
+
+
+def test_sources_mix_with_caps_and_weights():
+    logs = [record(i) for i in range(100)]
+    feedback = [record(1000 + i, prompt=f"反馈问题{i}") for i in range(30)]
+    capped = build_dataset([Source("logs", logs, cap=10), Source("feedback", feedback)], BuildOptions())
+    assert steps(capped)["limit"]["quotas"] == {"logs": 10, "feedback": 30}
+    assert capped.report["sources"]["logs"]["split:all"] == 10
+    weighted = build_dataset([Source("logs", logs, weight=3), Source("feedback", feedback, weight=1)], BuildOptions())
+    assert steps(weighted)["limit"]["quotas"] == {"logs": 90, "feedback": 30}  # 3:1, as large as feedback allows
+    limited = build_dataset([Source("logs", logs, weight=3), Source("feedback", feedback, weight=1)],
+                            BuildOptions(limit=40))
+    assert steps(limited)["limit"]["quotas"] == {"logs": 30, "feedback": 10}
+    assert limited.report["sources"]["feedback"]["read"] == 30
+
+
+def test_records_keep_their_source_and_callable_sources_are_read():
+    result = build_dataset([Source("logs", lambda: iter([record(1)])), Source("feedback", [record(2, prompt="另一个")])],
+                           BuildOptions(shuffle=False))
+    assert result.report["sources"]["logs"]["split:all"] == 1
+    assert result.report["sources"]["feedback"]["split:all"] == 1
+
+
+def test_validation_drops_records_the_format_cannot_hold():
+    records = [record(1), {"id": "no-response", "prompt": "没有回答"},
+               record(3, prompt="<image>图里有什么？", images=["a.jpg", "b.jpg"])]
+    result = build_dataset([Source("gen", records)], BuildOptions(format="sharegpt"))
+    validate = steps(result)["validate"]
+    assert (validate["in"], validate["kept"], validate["dropped"]) == (3, 1, 2)
+    bad = {e["id"]: e["errors"][0] for e in result.report["invalid_examples"]}
+    assert bad["no-response"] == "SFT 记录缺少 response"
+    assert "图片数 2 与 <image> 标记数 1 不一致" in bad["r3"]
+
+
+def test_preference_records_build_with_length_on_chosen(tmp_path):
+    pairs = [{"id": f"p{i}", "prompt": f"问题{i}", "chosen": "好的回答" * (i + 1), "rejected": "差"} for i in range(5)]
+    result = build_dataset([Source("dpo", pairs)], BuildOptions(format="trl_preference", min_length=8, shuffle=False),
+                           output=tmp_path / "dpo.jsonl")
+    assert result.total == 4
+    assert formats.read_records(tmp_path / "dpo.jsonl", "trl_preference")[0] == {"prompt": "问题1", "chosen": "好的回答" * 2, "rejected": "差"}
+
+
+def test_written_files_dataset_info_and_report(tmp_path):
+    records = [record(i, system="你是助手。") for i in range(20)]
+    result = build_dataset([Source("logs", records)],
+                           BuildOptions(format="alpaca", split_ratio=(0.5, 0.5), dataset_name="logs_sft"),
+                           output=tmp_path / "out" / "logs.json")
+    info = json.loads((tmp_path / "out" / "dataset_info.json").read_text(encoding="utf-8"))
+    assert set(info) == {"logs_sft_train", "logs_sft_test"}
+    assert info["logs_sft_train"] == {"file_name": "logs_train.json", "columns": {
+        "prompt": "instruction", "query": "input", "response": "output", "system": "system"}}
+    report = json.loads((tmp_path / "out" / "logs_report.json").read_text(encoding="utf-8"))
+    assert report["splits"] == {"train": 10, "test": 10}
+    assert [s["step"] for s in report["steps"]] == ["filter", "dedup", "near_dup", "length", "limit", "shuffle",
+                                                    "split", "validate", "write"]
+    assert len(formats.read_records(tmp_path / "out" / "logs_train.json", "alpaca")) == 10
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    result = build_dataset([Source("logs", [record(i) for i in range(8)])], BuildOptions(preview_rows=3))
+    assert result.files == {} and len(result.preview) == 3
+    assert steps(result)["write"]["dry_run"] is True
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["exports", "media"]
+
+
+def test_sources_are_streamed_once():
+    consumed = []
+
+    def generate():
+        for i in range(1000):
+            consumed.append(i)
+            yield record(i)
+
+    result = build_dataset([Source("logs", generate())], BuildOptions(limit=10))
+    assert len(consumed) == 1000 and result.total == 10
+
+
+@pytest.mark.parametrize("text", ["0.8,0.1", "0.8,0.1,0.1"])
+def test_parse_split_ratio(text):
+    assert parse_split_ratio(text) == tuple(float(x) for x in text.split(","))
+
+
+@pytest.mark.parametrize("text", ["0.8", "a,b", "0.5,-0.5", "1,1,1,1"])
+def test_bad_split_ratio_is_refused(text):
+    with pytest.raises(BuildError):
+        parse_split_ratio(text)
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(BuildError):
+        build_dataset([Source("a", [])], BuildOptions(format="alpaka"))
+    with pytest.raises(BuildError):
+        build_dataset([Source("a", [])], BuildOptions(min_length=10, max_length=5))
+    with pytest.raises(BuildError):
+        build_dataset([], BuildOptions())
