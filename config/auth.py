@@ -1,8 +1,12 @@
-"""Login with rate limiting, for the product's login page and the Django admin's.
+"""Login with rate limiting, wherever a password is checked.
 
-Failed logins are counted in the cache per (username, client IP) and per client IP; past the limit
-the form is refused without checking the password (HTTP 429) until the window expires. Unknown
-and known usernames are treated identically: same message, same counters, and Django's
+`RateLimitedModelBackend` (settings.AUTHENTICATION_BACKENDS) counts failed logins in the cache per
+(username, client IP) and per client IP; past the limit it refuses without checking the password
+until the window expires. Being the backend, it covers every path that calls `authenticate()`:
+our login page, the Django admin's, and the REST API's token endpoint. `rate_limited_login` wraps
+the HTML login views so a locked user sees why (HTTP 429 and a message).
+
+Unknown and known usernames are treated identically: same message, same counters, and Django's
 ModelBackend runs the password hasher for unknown users too, so timing does not tell them apart.
 """
 import hashlib
@@ -11,6 +15,7 @@ from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.core.cache import cache
@@ -72,28 +77,53 @@ def login_failures_clear(*, username: str, ip: str) -> None:
     cache.delete(_keys(username, ip)[0][0])
 
 
-def rate_limited_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Wrap a login view (Django's LoginView, the admin's login) with the failure limits.
+class RateLimitedModelBackend(ModelBackend):
+    """Django's ModelBackend behind the failure limits (see the module docstring)."""
 
-    A POST that re-renders the form (200) is a failed login; a redirect is a successful one.
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if username is None:
+            username = kwargs.get(self._username_field(), "")
+        ip = client_ip(request) if request is not None else "no-request"
+        if login_is_locked(username=username or "", ip=ip):
+            if request is not None:
+                request.login_locked = True
+            return None
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        if user is None:
+            login_failure_record(username=username or "", ip=ip)
+        else:
+            login_failures_clear(username=username or "", ip=ip)
+        return user
+
+    @staticmethod
+    def _username_field() -> str:
+        from django.contrib.auth import get_user_model
+
+        return get_user_model().USERNAME_FIELD
+
+
+def _locked_response(request: HttpRequest) -> HttpResponse:
+    minutes = max(1, settings.LOGIN_FAILURE_WINDOW_SECONDS // 60)
+    messages.error(request, LOCKED_MESSAGE.format(minutes=minutes))
+    context = {"form": AuthenticationForm(request), "next": request.POST.get("next", "")}
+    return render(request, "registration/login.html", context, status=429)
+
+
+def rate_limited_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Wrap an HTML login view (ours, the admin's) so a locked login gets 429 and a message.
+
+    The counting itself happens in RateLimitedModelBackend; this only explains the refusal.
     """
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.method != "POST":
             return view(request, *args, **kwargs)
-        username = request.POST.get("username", "")
-        ip = client_ip(request)
-        if login_is_locked(username=username, ip=ip):
-            minutes = max(1, settings.LOGIN_FAILURE_WINDOW_SECONDS // 60)
-            messages.error(request, LOCKED_MESSAGE.format(minutes=minutes))
-            context = {"form": AuthenticationForm(request), "next": request.POST.get("next", "")}
-            return render(request, "registration/login.html", context, status=429)
+        if login_is_locked(username=request.POST.get("username", ""), ip=client_ip(request)):
+            return _locked_response(request)
         response = view(request, *args, **kwargs)
-        if response.status_code == 200:
-            login_failure_record(username=username, ip=ip)
-        elif 300 <= response.status_code < 400:
-            login_failures_clear(username=username, ip=ip)
+        if getattr(request, "login_locked", False):
+            return _locked_response(request)  # the limit was reached by this very attempt's check
         return response
 
     return wrapper

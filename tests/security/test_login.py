@@ -228,3 +228,16 @@ def test_admin_refuses_to_create_a_user_with_a_weak_password(client):
     assert response.status_code == 200  # the form again, with errors
     assert not get_user_model().objects.filter(username="newbie").exists()
     assert "errorlist" in response.content.decode()
+
+
+def test_api_token_endpoint_is_rate_limited_too(client):
+    """Every password check shares the limits: the API cannot be used to bypass the login page's."""
+    UserFactory(username="alice")
+    token_url = reverse("api:token")
+    assert client.post(token_url, {"username": "alice", "password": PASSWORD}, REMOTE_ADDR="10.0.0.1").status_code == 200
+    for _ in range(settings.LOGIN_FAILURES_PER_USER_IP):
+        response = client.post(token_url, {"username": "alice", "password": "wrong"}, REMOTE_ADDR="10.0.0.1")
+        assert response.status_code == 400
+    refused = client.post(token_url, {"username": "alice", "password": PASSWORD}, REMOTE_ADDR="10.0.0.1")
+    assert refused.status_code == 400 and "token" not in refused.json()
+    assert login(Client(), "alice", PASSWORD, ip="10.0.0.1").status_code == 429
