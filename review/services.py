@@ -94,7 +94,7 @@ def review_save(
     note = (note or "").strip()
 
     review = (
-        Review.objects.select_for_update().select_related("reviewer", "suggested_label").filter(sample=sample).first()
+        Review.objects.select_for_update(of=("self",)).select_related("reviewer", "suggested_label").filter(sample=sample).first()
     )
     current_version = review.version if review else 0
     if int(version) != current_version:
@@ -141,7 +141,7 @@ def review_restore(*, edit: ReviewEdit, user: AbstractBaseUser) -> Review:
     """Restore the review to the state right after `edit` (staff only); recorded as a new edit."""
     if not (user.is_authenticated and user.is_staff):
         raise ApplicationError("只有管理员可以恢复历史版本。", code="forbidden")
-    review = Review.objects.select_for_update().select_related("reviewer", "suggested_label").get(pk=edit.review_id)
+    review = Review.objects.select_for_update(of=("self",)).select_related("reviewer", "suggested_label").get(pk=edit.review_id)
     state = edit.after or {}
     suggested = None
     if state.get("suggested_label"):
