@@ -708,6 +708,10 @@ PROVENANCE_JUDGE = "judge_passed"
 PROVENANCE_RERUN = "rerun_passed"
 PROVENANCE_ACCEPTED = "human_accepted"
 PROVENANCE_EDITED = "human_edited"
+PROVENANCE_LABELS = {
+    PROVENANCE_JUDGE: "评判通过", PROVENANCE_RERUN: "重跑通过",
+    PROVENANCE_ACCEPTED: "人工接受", PROVENANCE_EDITED: "人工修改",
+}
 EXPORT_FORMATS = ("sharegpt_multimodal", "openai")
 
 

@@ -174,13 +174,19 @@ def analysis(request, job_id: int):
         (label, result["comparison"]["passed"][key], result["comparison"]["failed"][key], key.endswith("_rate"))
         for key, label in COMPARISON_LABELS
     ]
+    exports = list(Export.objects.filter(kind="generation", params__job=job.pk).select_related("created_by")[:10])
+    for record in exports:
+        record.provenance_labels = [
+            (generation.PROVENANCE_LABELS.get(name, name), count)
+            for name, count in (record.report.get("provenance") or {}).items()
+        ]
     context = {
         "job": job,
         "analysis": result,
         "chart_data": _chart_data(result),
         "comparison": comparison,
         "reruns": generation.rerun_comparison(job) if job.parent_id is None else [],
-        "exports": Export.objects.filter(kind="generation", params__job=job.pk).select_related("created_by")[:10],
+        "exports": exports,
         "rerun_settings": [
             ("temperature", "temperature", job.params.get("temperature")),
             ("multiple_choice_ratio", "选择题比例", job.params.get("multiple_choice_ratio")),
@@ -189,7 +195,10 @@ def analysis(request, job_id: int):
         "training_count": len(generation.training_examples(job)) if job.parent_id is None else 0,
     }
     if request.htmx and request.GET.get("partial") == "run-status":
-        return render(request, "pipelines/generation_analysis.html#run-status", context)
+        response = render(request, "pipelines/generation_analysis.html#run-status", context)
+        if not job.is_active:
+            response["HX-Refresh"] = "true"  # finished: reload once so the charts show every example
+        return response
     return render(request, "pipelines/generation_analysis.html", context)
 
 

@@ -184,3 +184,13 @@ def test_staff_imports_sources_from_the_browser(client, admin_user, reviewer):
     html = response.content.decode()
     assert "新增 2" in html and "第 2 行" in html
     assert set(SourceItem.objects.filter(collection="web").values_list("external_id", flat=True)) == {"a", "b"}
+
+
+def test_status_polling_reloads_the_page_once_the_run_has_finished(client, finished_run, reviewer):
+    client.force_login(reviewer)
+    url = _url("analysis", finished_run.pk) + "?partial=run-status"
+    response = client.get(url, HTTP_HX_REQUEST="true")
+    assert response["HX-Refresh"] == "true"
+    running = JobFactory(kind="generation", params={"collection": "marked"}, status="running")
+    response = client.get(_url("analysis", running.pk) + "?partial=run-status", HTTP_HX_REQUEST="true")
+    assert "HX-Refresh" not in response and 'hx-trigger="every 3s"' in response.content.decode()
