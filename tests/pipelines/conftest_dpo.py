@@ -37,3 +37,31 @@ def write_prompt_file(media_root, records, name="prompts.jsonl"):
     path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records) + "\n",
                     encoding="utf-8")
     return f"dpo/{name}"
+
+
+SEED_REJECT = "这篇文章主要讨论了人工智能在医疗保健领域的应用，包括疾病诊断和药物研发……"
+
+
+@pytest.fixture
+def dpo_job(db, admin_user):
+    """A finished model-strategy DPO job whose rejects were mostly the seed's boilerplate."""
+    from pipelines.dpo import job_checks
+    from pipelines.models import Job, JobKind, JobStatus, PreferencePair
+
+    job = Job.objects.create(
+        kind=JobKind.DPO, created_by=admin_user, status=JobStatus.DONE, items_total=len(FRUIT_PROMPTS),
+        items_done=len(FRUIT_PROMPTS),
+        params={"source": {"name": "feedback"}, "limit": None, "strategy": {
+            "name": "model", "base_url": "http://127.0.0.1:8765/v1", "model": "sft-small", "template": "{prompt}",
+            "system": "", "mode": "greedy", "n": 1, "max_tokens": None, "temperature": 0.0, "top_p": None}},
+    )
+    from pipelines.pair_checks import check_pair
+
+    for number, (prompt, chosen) in enumerate(FRUIT_PROMPTS, start=1):
+        rejected = SEED_REJECT if number <= 6 else chosen[: len(chosen) // 2]
+        result = check_pair(prompt, chosen, rejected)
+        PreferencePair.objects.create(job=job, key=f"feedback:{number}", source="feedback", prompt=prompt, chosen=chosen,
+                                      rejected=rejected, strategy="model", issues=result.issues, metrics=result.metrics)
+    job.report = job_checks(job)
+    job.save(update_fields=["report"])
+    return job

@@ -1,0 +1,293 @@
+"""Pages of the DPO area: jobs, the start form with its preview, the job report, pair review, export.
+
+Permissions: every signed-in user may look at everything and review pairs (pairs belong to no
+category, so category assignments do not apply); previews, starting jobs and exports are for staff.
+"""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from review.errors import ApplicationError
+
+from . import dpo, pair_checks
+from .models import Export, Job, JobKind, PreferencePair, ReviewDecision
+
+PAGE_SIZE = 50
+MAX_UPLOAD_BYTES = dpo.MAX_IMPORT_BYTES
+
+
+def _staff_only(user) -> None:
+    if not user.is_staff:
+        raise PermissionDenied("只有管理员可以执行此操作")
+
+
+def _job_or_404(job_id: int) -> Job:
+    return get_object_or_404(Job.objects.select_related("created_by"), pk=job_id, kind=JobKind.DPO)
+
+
+def _pair_or_404(job: Job, pair_id: int) -> PreferencePair:
+    # 404 for a pair of another job: the URL's parent must be the pair's job.
+    return get_object_or_404(PreferencePair.objects.select_related("decided_by"), pk=pair_id, job=job)
+
+
+# --------------------------------------------------------------------------- jobs
+@require_GET
+@login_required
+def job_list(request):
+    """DPO jobs with their pair counts; staff get the link to start one."""
+    jobs = list(dpo.dpo_jobs()[:100])
+    return render(request, "pipelines/dpo_jobs.html", {"jobs": jobs})
+
+
+def _form_params(request) -> dict:
+    """The start form's fields as job parameters (the service validates them)."""
+    post = request.POST
+    source = {"name": post.get("source", "")}
+    for name in ("job_id", "model_name", "dataset"):
+        if post.get(f"source_{name}", "").strip():
+            source[name] = post[f"source_{name}"].strip()
+    upload = request.FILES.get("file")
+    if upload is not None:
+        source["path"] = _save_upload(upload)
+    elif post.get("source_path"):
+        source["path"] = post["source_path"]
+    strategy = {"name": post.get("strategy", "")}
+    for name in ("base_url", "model", "template", "system", "mode", "temperature", "top_p", "n", "max_tokens", "keep"):
+        if post.get(name, "") != "":
+            strategy[name] = post[name]
+    params = {"source": source, "strategy": strategy}
+    if post.get("limit", "").strip():
+        params["limit"] = post["limit"].strip()
+    return params
+
+
+def _save_upload(upload) -> str:
+    """Store an uploaded JSONL under MEDIA_ROOT/dpo/imports (size-checked); returns the relative path."""
+    if upload.size > MAX_UPLOAD_BYTES:
+        raise ApplicationError(f"文件太大（{upload.size // 1024 // 1024} MB），上限 {MAX_UPLOAD_BYTES // 1024 // 1024} MB")
+    if not upload.name.lower().endswith((".jsonl", ".json")):
+        raise ApplicationError("请上传 .jsonl 文件")
+    relative = f"dpo/imports/{uuid.uuid4().hex}.jsonl"
+    path = Path(settings.MEDIA_ROOT) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    return relative
+
+
+def _form_context(request, values: dict | None = None, **extra) -> dict:
+    from review.models import Dataset
+
+    values = values or {}
+    return {
+        "sources": dpo.SOURCES,
+        "strategies": dpo.STRATEGIES,
+        "sampling_modes": dpo.SAMPLING_MODES,
+        "datasets": list(Dataset.objects.values_list("name", flat=True)),
+        "values": {
+            "source": "feedback", "strategy": "model", "base_url": settings.OPENAI_BASE_URL,
+            "model": dpo.DEFAULT_MODEL, "template": dpo.DEFAULT_TEMPLATE, "mode": "greedy",
+            "n": "1", "preview_n": str(dpo.PREVIEW_DEFAULT), **values,
+        },
+        "max_candidates": dpo.MAX_CANDIDATES,
+        **extra,
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def job_new(request):
+    """The start form (staff). POST runs the preview on the first N prompts and shows it under the form."""
+    _staff_only(request.user)
+    if request.method == "GET":
+        return render(request, "pipelines/dpo_new.html", _form_context(request))
+    values = request.POST.dict()
+    try:
+        params = _form_params(request)
+        values["source_path"] = params["source"].get("path", "")
+        n = max(1, min(int(request.POST.get("preview_n") or dpo.PREVIEW_DEFAULT), 20))
+        shown = dpo.preview(params, n=n)
+        file_errors = dpo.read_import(params["source"]["path"])[1] if params["source"].get("path") else ()
+    except (ApplicationError, ValueError) as exc:
+        context = _form_context(request, values, error=getattr(exc, "message", str(exc)))
+        template = "pipelines/dpo_new.html#preview" if request.htmx else "pipelines/dpo_new.html"
+        return render(request, template, context, status=400)
+    context = _form_context(request, values, shown=shown, file_errors=file_errors[:20], file_error_count=len(file_errors))
+    template = "pipelines/dpo_new.html#preview" if request.htmx else "pipelines/dpo_new.html"
+    return render(request, template, context)
+
+
+@require_POST
+@login_required
+def job_start(request):
+    """Start the full job with exactly the parameters that were previewed (staff)."""
+    from .jobs import job_create
+
+    _staff_only(request.user)
+    try:
+        job = job_create(kind=JobKind.DPO, params=_form_params(request), user=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return render(request, "pipelines/dpo_new.html", _form_context(request, request.POST.dict(), error=exc.message), status=400)
+    messages.success(request, f"DPO 任务 #{job.pk} 已创建，共 {job.items_total} 个 prompt。")
+    return redirect("dpo:job", job.pk)
+
+
+@require_GET
+@login_required
+def job_detail(request, job_id: int):
+    """The job report: ranked issues, the plain-language diagnosis, what produced the rejects, export."""
+    job = _job_or_404(job_id)
+    report = dpo.job_report(job)
+    exports = list(Export.objects.filter(kind="dpo", params__job_id=job.pk).order_by("-created_at")[:10]) if request.user.is_staff else []
+    context = {
+        "job": job,
+        "report": report,
+        "issue_names": pair_checks.ISSUE_LABELS,
+        "export_formats": dpo.EXPORT_FORMATS,
+        "exports": exports,
+    }
+    if request.htmx and request.GET.get("partial") == "status":
+        return render(request, "pipelines/dpo_job.html#job-status", context)
+    return render(request, "pipelines/dpo_job.html", context)
+
+
+# --------------------------------------------------------------------------- pairs
+def _filters(request) -> dict:
+    return {"issue": request.GET.get("issue", ""), "decision": request.GET.get("decision", "")}
+
+
+def _query(filters: dict) -> str:
+    kept = {k: v for k, v in filters.items() if v}
+    return f"?{urlencode(kept)}" if kept else ""
+
+
+@require_GET
+@login_required
+def pair_list(request, job_id: int):
+    """The pairs of a job, filtered by issue and decision, a page at a time."""
+    job = _job_or_404(job_id)
+    filters = _filters(request)
+    page = Paginator(dpo.job_pairs(job=job, **filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "job": job, "page": page, "filters": filters, "query": _query(filters),
+        "issue_labels": pair_checks.ISSUE_LABELS, "decisions": ReviewDecision.choices,
+    }
+    return render(request, "pipelines/dpo_pairs.html", context)
+
+
+def _neighbours(job: Job, pair: PreferencePair, filters: dict) -> tuple[int | None, int | None]:
+    rows = dpo.job_pairs(job=job, **filters)
+    previous = rows.filter(id__lt=pair.pk).order_by("-id").values_list("id", flat=True).first()
+    following = rows.filter(id__gt=pair.pk).order_by("id").values_list("id", flat=True).first()
+    return previous, following
+
+
+def _review_context(job: Job, pair: PreferencePair, filters: dict, **extra) -> dict:
+    previous, following = _neighbours(job, pair, filters)
+    metrics = pair.metrics or {}
+    return {
+        "job": job, "pair": pair, "filters": filters, "query": _query(filters),
+        "previous_id": previous, "next_id": following,
+        "issue_rows": [
+            {"name": name, "label": label, "present": name in pair.issues}
+            for name, label in pair_checks.ISSUE_LABELS.items()
+        ],
+        "metrics": metrics,
+        "context": dpo.job_context(job.params),
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+def pair_review_page(request, job_id: int, pair_id: int):
+    """Prompt, chosen and rejected side by side with the check results, and the reviewer's actions."""
+    job = _job_or_404(job_id)
+    pair = _pair_or_404(job, pair_id)
+    return render(request, "pipelines/dpo_review.html", _review_context(job, pair, _filters(request)))
+
+
+@require_POST
+@login_required
+def pair_review_action(request, job_id: int, pair_id: int):
+    """Accept, swap, edit, discard or reset a pair; 409 with the current state on a version conflict."""
+    job = _job_or_404(job_id)
+    pair = _pair_or_404(job, pair_id)
+    filters = {"issue": request.POST.get("issue", ""), "decision": request.POST.get("decision_filter", "")}
+    # Ctrl+Enter in a textarea submits without a button: that is saving the edit.
+    action = request.POST.get("action") or "edit"
+    try:
+        version = int(request.POST.get("version", ""))
+    except ValueError:
+        version = -1
+    try:
+        pair = dpo.pair_review(
+            pair=pair, user=request.user, action=action, version=version,
+            chosen=request.POST.get("chosen") if action == "edit" else None,
+            rejected=request.POST.get("rejected") if action == "edit" else None,
+        )
+    except ApplicationError as exc:
+        status = {"conflict": 409, "forbidden": 403}.get(exc.code, 400)
+        pair.refresh_from_db()
+        context = _review_context(job, pair, filters, error=exc.message)
+        if request.htmx:
+            return render(request, "pipelines/dpo_review.html#pair-panel", context, status=status)
+        return render(request, "pipelines/dpo_review.html", context, status=status)
+    context = _review_context(job, pair, filters, saved=dpo.REVIEW_ACTIONS[action])
+    if request.POST.get("advance") and context["next_id"]:
+        return redirect(reverse("dpo:pair", args=[job.pk, context["next_id"]]) + context["query"])
+    if request.htmx:
+        return render(request, "pipelines/dpo_review.html#pair-panel", context)
+    return redirect(reverse("dpo:pair", args=[job.pk, pair.pk]) + context["query"])
+
+
+# --------------------------------------------------------------------------- export
+@require_POST
+@login_required
+def export_create(request, job_id: int):
+    """Export the job's pairs in one preference format through the dataset builder (staff)."""
+    _staff_only(request.user)
+    job = _job_or_404(job_id)
+    try:
+        export = dpo.pairs_export(
+            job=job, fmt=request.POST.get("format", ""), user=request.user,
+            include_flagged=request.POST.get("include_flagged") == "1",
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        counts = export.report.get("pairs", {})
+        messages.success(
+            request,
+            f"已导出 {export.row_count} 条（丢弃 {counts.get('discarded', 0)} 条，"
+            f"未审核且有问题 {counts.get('flagged_pending', 0)} 条未导出）。",
+        )
+    return redirect("dpo:job", job.pk)
+
+
+@require_GET
+@login_required
+def export_download(request, export_id: int, which: str):
+    """Download an export's data file or its dataset_info.json (staff; paths confined to EXPORT_ROOT)."""
+    _staff_only(request.user)
+    export = get_object_or_404(Export, pk=export_id, kind="dpo")
+    root = Path(settings.EXPORT_ROOT).resolve()
+    data = Path(export.path).resolve()
+    path = data if which == "data" else data.parent / "dataset_info.json" if which == "dataset_info" else None
+    if path is None or not path.is_relative_to(root) or not path.is_file():
+        raise Http404("文件不存在")
+    return FileResponse(path.open("rb"), as_attachment=True, filename=path.name, content_type="application/json")
