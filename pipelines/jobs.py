@@ -169,8 +169,12 @@ def job_create(
     user=None,
     parent: Job | None = None,
     item_keys: Iterable[str] | None = None,
+    enqueue: bool = True,
 ) -> Job:
-    """Create a job with one item per key (the handler's, or `item_keys`) and queue it after commit."""
+    """Create a job with one item per key (the handler's, or `item_keys`) and queue it after commit.
+
+    `enqueue=False` leaves the job queued without a message, for `run_job_inline` (CLI `--inline`).
+    """
     try:
         handler = get_handler(kind)
     except LookupError:
@@ -192,7 +196,8 @@ def job_create(
     JobItem.objects.bulk_create([JobItem(job=job, key=key) for key in keys], batch_size=1000)
     job.items_total = len(keys)
     job.save(update_fields=["items_total"])
-    _enqueue_on_commit(job)
+    if enqueue:
+        _enqueue_on_commit(job)
     return job
 
 
@@ -202,7 +207,7 @@ def job_cancel(*, job: Job, user=None) -> Job:
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status not in ACTIVE_STATUSES:
         raise ApplicationError("任务已结束，不能取消")
-    if job.status == JobStatus.QUEUED or not _lease_alive(job):
+    if job.status == JobStatus.QUEUED or not job_lease_alive(job):
         # Nobody is running it: cancel right away.
         JobItem.objects.filter(job=job, status=ItemStatus.RUNNING).update(status=ItemStatus.PENDING)
         job.status = JobStatus.CANCELLED
@@ -224,7 +229,7 @@ def job_resume(*, job: Job, user=None) -> Job:
     Failed items keep their outcome; use `job_retry_failed` for them.
     """
     job = Job.objects.select_for_update().get(pk=job.pk)
-    if job.status in (JobStatus.RUNNING, JobStatus.CANCELLING) and _lease_alive(job):
+    if job.status in (JobStatus.RUNNING, JobStatus.CANCELLING) and job_lease_alive(job):
         raise ApplicationError("任务正在运行")
     remaining = job.items.exclude(status__in=[ItemStatus.DONE, ItemStatus.FAILED]).count()
     if not remaining:
@@ -335,7 +340,8 @@ def _owner_dead(token: str) -> bool:
     return False
 
 
-def _lease_alive(job: Job) -> bool:
+def job_lease_alive(job: Job) -> bool:
+    """Whether a live execution holds the job's lease (recent heartbeat, owner process alive)."""
     if not job.lease_token or job.heartbeat_at is None:
         return False
     age = (timezone.now() - job.heartbeat_at).total_seconds()
@@ -355,7 +361,7 @@ def _lease_acquire(job_id: int, token: str) -> tuple[str, Job | None]:
         return "missing", None
     if job.status not in ACTIVE_STATUSES:
         return "finished", None
-    if job.lease_token and _lease_alive(job):
+    if job.lease_token and job_lease_alive(job):
         return "busy", None
     now = timezone.now()
     # Items a dead execution had claimed go back to the queue (their attempt stays counted).
@@ -686,7 +692,7 @@ def jobs_recover_orphaned() -> list[int]:
     for job in Job.objects.filter(status__in=[JobStatus.RUNNING, JobStatus.CANCELLING]).only(
         "id", "kind", "status", "lease_token", "heartbeat_at"
     ):
-        if not _lease_alive(job):
+        if not job_lease_alive(job):
             job_enqueue(job.pk, job.kind)
             recovered.append(job.pk)
     if recovered:

@@ -180,7 +180,8 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with state.lock:
                 state.in_flight -= 1
-                state.outcomes[outcome] += 1
+                if outcome:
+                    state.outcomes[outcome] += 1
 
     def _serve(self, request: dict[str, Any], key: str, nth: int, faults: Faults) -> str:
         state = self.state
@@ -188,7 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
             # Jitter ±10 % around the configured latency, like a real server.
             latency = faults.latency_ms / 1000 * (0.9 + 0.2 * _rng(faults.seed, key, nth, "lat").random())
             if state.stopping.wait(latency):
-                return "stopped"
+                return ""
         if _rng(faults.seed, key, "filter").random() < faults.rate_content_filter:
             self._send_json(400, {
                 "error": {"code": "data_inspection_failed", "param": None,
@@ -206,10 +207,12 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             name = "ok"
         if name == "hang":
+            with state.lock:  # counted now: the client gives up long before the hang ends
+                state.outcomes["hang"] += 1
             state.stopping.wait(faults.hang_seconds)
             self.close_connection = True
             self._send_json(504, {"error": {"message": "upstream hung", "type": "server_error", "code": None}})
-            return "hang"
+            return ""
         if name == "429":
             self._send_json(429, {"error": {"message": "Requests rate limit exceeded", "type": "rate_limit_error",
                                             "code": "rate_limit_exceeded"}},

@@ -1,0 +1,212 @@
+"""Job kind "info_extraction": a structured description of each sample's image (the seed's
+`qwen72B_enhance.py` step), stored in `Sample.image_info` and shown beside the reasoning.
+
+Parameters: `dataset`, optionally `categories` (names) and `overwrite` (default False: samples that
+already have image_info are skipped), plus the engine overrides. The answer must be a JSON object
+(a ```json fence around it is accepted); anything else fails the item as "unparseable".
+
+`info_extra_import` reads the team's existing `info_extra` JSON files instead of re-running.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from review.errors import ApplicationError
+from review.models import Dataset, Sample
+
+from .classification import _PromptCache, image_message, resolve_categories, resolve_dataset
+from .jobkinds import ItemFailed, JobKindHandler, register
+from .models import Job, JobKind, PromptTemplate
+from .prompts import prompt_current
+
+INFO_FIELDS = ("visible_text", "objects", "screen_elements", "scene")
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
+
+
+def parse_info(text: str) -> dict[str, Any] | None:
+    """The JSON object in a model answer (bare, fenced, or the outermost {...}), else None."""
+    if not text:
+        return None
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        candidates.append(text[start:end + 1])
+    for candidate in candidates:
+        try:
+            value = json.loads(candidate.strip())
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+@register
+class InfoExtractionHandler(JobKindHandler):
+    kind = JobKind.INFO_EXTRACTION
+    queue = "extraction"
+
+    def __init__(self) -> None:
+        self._cache = _PromptCache()
+
+    def clean_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        dataset = resolve_dataset(params.get("dataset") or params.get("dataset_id"))
+        categories = resolve_categories(dataset, list(params.get("categories") or []))
+        template_id = params.get("prompt_template_id")
+        template = (PromptTemplate.objects.filter(pk=template_id, kind=PromptTemplate.Kind.INFO_EXTRACTION).first()
+                    if template_id else prompt_current(PromptTemplate.Kind.INFO_EXTRACTION))
+        if template is None:
+            raise ApplicationError("信息提取提示词版本不存在")
+        cleaned = {k: v for k, v in params.items() if k not in ("dataset", "dataset_id", "categories")}
+        cleaned.update({
+            "dataset_id": dataset.pk,
+            "dataset": dataset.name,
+            "categories": [c.name for c in categories],
+            "category_ids": [c.pk for c in categories],
+            "overwrite": bool(params.get("overwrite")),
+            "prompt_template_id": template.pk,
+            "prompt_version": template.version,
+            "model": params.get("model") or settings.LLM_VISION_MODEL,
+        })
+        return cleaned
+
+    def item_keys(self, job: Job) -> Iterable[str]:
+        qs = Sample.objects.filter(dataset_id=job.params["dataset_id"])
+        if job.params.get("category_ids"):
+            qs = qs.filter(label_id__in=job.params["category_ids"])
+        if not job.params.get("overwrite"):
+            qs = qs.filter(image_info__isnull=True)
+        return (str(pk) for pk in qs.order_by("label__position", "label_id", "external_id").values_list("pk", flat=True))
+
+    def prepare(self, job: Job, key: str) -> dict[str, Any]:
+        sample = Sample.objects.filter(pk=key, dataset_id=job.params["dataset_id"]).values("id", "image").first()
+        if sample is None:
+            raise ItemFailed("missing", "样本已不存在")
+        prompt = self._cache.get(("info", job.pk),
+                                 lambda: PromptTemplate.objects.get(pk=job.params["prompt_template_id"]).text)
+        return {"sample_id": sample["id"], "messages": image_message(prompt, sample["image"])}
+
+    async def call(self, llm, payload: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        result = await llm.chat(payload["messages"], model=params.get("model"), temperature=params.get("temperature"),
+                                max_tokens=params.get("max_tokens"))
+        return {"text": result.text, "model": result.model}
+
+    def store(self, job: Job, key: str, payload: dict[str, Any], output: dict[str, Any]) -> dict[str, Any]:
+        info = parse_info(output["text"])
+        if info is None:
+            raise ItemFailed("unparseable", f"回答不是 JSON：{output['text'][:80]}")
+        info["_source"] = {"job_id": job.pk, "model": output.get("model") or job.params.get("model"),
+                           "prompt_version": job.params.get("prompt_version")}
+        Sample.objects.filter(pk=payload["sample_id"]).update(image_info=info, updated_at=timezone.now())
+        return {"fields": sorted(k for k in info if not k.startswith("_"))}
+
+    def finalize(self, job: Job) -> dict[str, Any]:
+        return {"dataset": job.params.get("dataset"), "prompt_version": job.params.get("prompt_version"),
+                "model": job.params.get("model")}
+
+
+# --------------------------------------------------------------------------- importing info_extra files
+_ID_KEYS = ("external_id", "id", "sample_id", "image_id", "uuid")
+_IMAGE_KEYS = ("image", "image_path", "img", "path", "images")
+_INFO_KEYS = ("image_info", "info", "info_extra", "response", "output", "result", "description", "answer")
+
+
+@dataclass
+class InfoImportResult:
+    files: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    unknown_ids: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _record_id(record: dict[str, Any]) -> str | None:
+    for key in _ID_KEYS:
+        if record.get(key) not in (None, ""):
+            return str(record[key]).strip()
+    for key in _IMAGE_KEYS:
+        value = record.get(key)
+        if isinstance(value, list) and value:
+            value = value[0]
+        if isinstance(value, str) and value.strip():
+            return PurePath(value.replace("\\", "/")).stem
+    return None
+
+
+def _record_info(record: dict[str, Any]) -> Any:
+    for key in _INFO_KEYS:
+        if key in record:
+            value = record[key]
+            if isinstance(value, str):
+                return parse_info(value) or {"text": value}
+            return value
+    rest = {k: v for k, v in record.items() if k not in _ID_KEYS and k not in _IMAGE_KEYS}
+    return rest or None
+
+
+def _records(data: Any) -> Iterable[tuple[str, Any]]:
+    """(where, record) pairs from a list of records or an {id: info} mapping."""
+    if isinstance(data, list):
+        for index, record in enumerate(data):
+            yield f"第 {index + 1} 条", record
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(value, dict) and _record_id(value):
+                yield f"键 {key}", value
+            else:
+                yield f"键 {key}", {"id": key, "info": value}
+    else:
+        raise ValueError("顶层必须是列表或对象")
+
+
+@transaction.atomic
+def info_extra_import(*, dataset: Dataset, paths: Iterable[Path]) -> InfoImportResult:
+    """Store the image descriptions in the team's info_extra JSON files on the matching samples.
+
+    Samples are matched by external id (or the image file name's stem). Bad files or records are
+    reported with the file and position; the rest is imported.
+    """
+    result = InfoImportResult()
+    ids = dict(Sample.objects.filter(dataset=dataset).values_list("external_id", "pk"))
+    for path in paths:
+        path = Path(path)
+        result.files += 1
+        try:
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
+            records = list(_records(data))
+        except (OSError, ValueError) as exc:
+            result.errors.append(f"{path.name}: 无法读取 JSON（{exc}）")
+            continue
+        for where, record in records:
+            if not isinstance(record, dict):
+                result.errors.append(f"{path.name} {where}: 不是对象")
+                continue
+            external_id, info = _record_id(record), _record_info(record)
+            if not external_id or info in (None, "", {}):
+                result.errors.append(f"{path.name} {where}: 缺少样本 id 或信息")
+                continue
+            sample_id = ids.get(external_id)
+            if sample_id is None:
+                result.unknown_ids.append(external_id)
+                continue
+            if isinstance(info, dict):
+                info = {**info, "_source": {"file": path.name}}
+            else:
+                info = {"text": info, "_source": {"file": path.name}}
+            changed = Sample.objects.filter(pk=sample_id).exclude(image_info=info).update(
+                image_info=info, updated_at=timezone.now()
+            )
+            if changed:
+                result.updated += 1
+            else:
+                result.unchanged += 1
+    return result

@@ -1,0 +1,71 @@
+"""Shared by the job-starting commands: start through the job service, optionally follow with tqdm."""
+import time
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import CommandError
+from tqdm import tqdm
+
+from pipelines.jobs import job_create, job_progress, run_job_inline
+from pipelines.models import Job
+from review.errors import ApplicationError
+
+
+def add_job_arguments(parser):
+    parser.add_argument("--model", help="model name (default: LLM_VISION_MODEL)")
+    parser.add_argument("--concurrency", type=int, help="model calls in flight (default: LLM_CONCURRENCY)")
+    parser.add_argument("--requests-per-minute", type=int, help="rate limit (0 = none)")
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--max-tokens", type=int)
+    parser.add_argument("--user", help="username recorded as the job's creator")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--wait", action="store_true", help="queue to Celery and show a progress bar until it ends")
+    how.add_argument("--inline", action="store_true", help="run in this process (no worker needed)")
+
+
+def engine_params(opts) -> dict:
+    params = {"model": opts.get("model"), "concurrency": opts.get("concurrency"),
+              "requests_per_minute": opts.get("requests_per_minute"), "temperature": opts.get("temperature"),
+              "max_tokens": opts.get("max_tokens")}
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def start_job(command, *, kind: str, params: dict, opts) -> Job:
+    user = None
+    if opts.get("user"):
+        user = get_user_model().objects.filter(username=opts["user"]).first()
+        if user is None:
+            raise CommandError(f"no such user: {opts['user']}")
+    try:
+        job = job_create(kind=kind, params=params, user=user, enqueue=not opts.get("inline"))
+    except ApplicationError as exc:
+        raise CommandError(exc.message) from None
+    command.stdout.write(f"job #{job.pk} ({job.get_kind_display()}): {job.items_total} items → /jobs/{job.pk}/")
+    if opts.get("inline"):
+        with tqdm(total=job.items_total, unit="item", dynamic_ncols=True) as bar:
+            def update(progress):
+                bar.n = progress.finished
+                bar.set_postfix(failed=progress.failed, refresh=False)
+                bar.refresh()
+
+            job = run_job_inline(job, on_progress=update)
+            update(job_progress(job))
+    elif opts.get("wait"):
+        job = follow(job)
+    if not job.is_active:
+        command.stdout.write(f"job #{job.pk}: {job.get_status_display()} — done {job.items_done}, "
+                             f"failed {job.items_failed}. {job.error_summary}")
+    return job
+
+
+def follow(job: Job, *, interval: float = 1.0) -> Job:
+    """Show a progress bar until the job ends (a worker must be running)."""
+    with tqdm(total=job.items_total, unit="item", dynamic_ncols=True) as bar:
+        while True:
+            job.refresh_from_db()
+            progress = job_progress(job)
+            bar.n = progress.finished
+            bar.set_postfix(status=job.status, failed=progress.failed, refresh=False)
+            bar.refresh()
+            if not job.is_active:
+                return job
+            time.sleep(interval)

@@ -1,0 +1,292 @@
+"""Job pages (signed-in users), job start forms, prompt editor and queue monitor (staff only)."""
+from __future__ import annotations
+
+import json
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from review.errors import ApplicationError
+from review.models import Category, Mode
+
+from . import monitor
+from .classification import classification_rerun_wrong
+from .forms import ClassificationJobForm, InfoExtractionJobForm, PromptForm, RerunWrongForm
+from .jobs import (
+    error_label,
+    job_cancel,
+    job_create,
+    job_lease_alive,
+    job_progress,
+    job_resume,
+    job_retry_failed,
+)
+from .models import ItemStatus, Job, JobItem, JobKind, JobStatus, PromptTemplate
+from .prompts import EDITABLE_KINDS, MODE_KINDS, prompt_current, prompt_save_version
+
+FAILURES_SHOWN = 20
+ITEMS_PER_PAGE = 100
+JOBS_PER_PAGE = 50
+# Job kinds whose start form lives here (other areas link their own forms).
+START_FORMS = {
+    JobKind.CLASSIFICATION: ClassificationJobForm,
+    JobKind.INFO_EXTRACTION: InfoExtractionJobForm,
+}
+
+
+def staff_required(view):
+    """Signed-in staff only; everyone else gets 403."""
+
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied("仅管理员可以执行此操作")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------- job list and detail
+@require_GET
+@login_required
+def job_list(request):
+    jobs = Job.objects.select_related("created_by").order_by("-created_at")
+    kind, status = request.GET.get("kind", ""), request.GET.get("status", "")
+    if kind in JobKind.values:
+        jobs = jobs.filter(kind=kind)
+    if status in JobStatus.values:
+        jobs = jobs.filter(status=status)
+    page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "pipelines/jobs_list.html", {
+        "page": page, "kind": kind, "status": status, "kinds": JobKind.choices, "statuses": JobStatus.choices,
+        "start_kinds": [(k, JobKind(k).label) for k in START_FORMS],
+    })
+
+
+def _detail_context(job: Job) -> dict:
+    failures = list(
+        job.items.filter(status=ItemStatus.FAILED).order_by("id")
+        .only("id", "key", "error_kind", "error", "attempts", "finished_at")[:FAILURES_SHOWN]
+    )
+    for item in failures:
+        item.error_label = error_label(item.error_kind)
+    progress = job_progress(job)
+    # Resume: items without an outcome and nobody running them (stopped, or the worker died).
+    can_resume = bool(progress.pending + progress.running) and not job_lease_alive(job)
+    return {"job": job, "progress": progress, "failures": failures, "failures_shown": FAILURES_SHOWN,
+            "can_resume": can_resume}
+
+
+@require_GET
+@login_required
+def job_detail(request, job_id: int):
+    job = get_object_or_404(Job.objects.select_related("created_by", "parent"), pk=job_id)
+    context = _detail_context(job)
+    context.update({
+        "params_json": json.dumps(_visible_params(job.params), ensure_ascii=False, indent=2),
+        "report_json": json.dumps(job.report or {}, ensure_ascii=False, indent=2),
+        "reruns": list(job.reruns.order_by("-created_at")[:10]),
+    })
+    return render(request, "pipelines/job_detail.html", context)
+
+
+def _visible_params(params: dict) -> dict:
+    # Long id lists would drown the page; their count is what matters.
+    shown = {}
+    for key, value in params.items():
+        if isinstance(value, list) and len(value) > 20:
+            shown[key] = f"[{len(value)} 项]"
+        else:
+            shown[key] = value
+    return shown
+
+
+@require_GET
+@login_required
+def job_progress_partial(request, job_id: int):
+    """The progress region of the job page; htmx polls it while the job is active."""
+    job = get_object_or_404(Job, pk=job_id)
+    return render(request, "pipelines/job_detail.html#progress", _detail_context(job))
+
+
+@require_GET
+@login_required
+def job_items(request, job_id: int):
+    job = get_object_or_404(Job, pk=job_id)
+    status = request.GET.get("status", "")
+    items = job.items.order_by("id").only("id", "key", "status", "attempts", "error_kind", "error", "finished_at")
+    if status in ItemStatus.values:
+        items = items.filter(status=status)
+    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    for item in page.object_list:
+        item.error_label = error_label(item.error_kind) if item.error_kind else ""
+    return render(request, "pipelines/job_items.html", {
+        "job": job, "page": page, "status": status, "statuses": ItemStatus.choices,
+    })
+
+
+# --------------------------------------------------------------------------- actions (staff)
+def _act(request, job_id: int, action, success: str):
+    job = get_object_or_404(Job, pk=job_id)
+    try:
+        result = action(job)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("jobs:detail", job.pk)
+    messages.success(request, success)
+    return redirect("jobs:detail", result.pk)
+
+
+@require_POST
+@staff_required
+def job_cancel_view(request, job_id: int):
+    return _act(request, job_id, lambda job: job_cancel(job=job, user=request.user), "已请求取消：不再派发新的条目。")
+
+
+@require_POST
+@staff_required
+def job_resume_view(request, job_id: int):
+    return _act(request, job_id, lambda job: job_resume(job=job, user=request.user), "任务已重新排队，只运行未完成的条目。")
+
+
+@require_POST
+@staff_required
+def job_retry_view(request, job_id: int):
+    return _act(request, job_id, lambda job: job_retry_failed(job=job, user=request.user),
+                "已为失败的条目创建新任务。")
+
+
+# --------------------------------------------------------------------------- start forms (staff)
+@require_GET
+@staff_required
+def job_create_dispatch(request):
+    """`/jobs/new/?kind=…`: the start form for a kind (analysis links here with kind=classification_rerun_wrong)."""
+    kind = request.GET.get("kind", "")
+    if kind == "classification_rerun_wrong" and request.GET.get("category", "").isdigit():
+        url = reverse("jobs:rerun_wrong", args=[int(request.GET["category"])])
+        return redirect(f"{url}?mode={request.GET.get('mode', '')}")
+    if kind in START_FORMS:
+        query = request.GET.copy()
+        query.pop("kind", None)
+        return redirect(reverse("jobs:start", args=[kind]) + (f"?{query.urlencode()}" if query else ""))
+    return render(request, "pipelines/jobs_new.html", {"start_kinds": [(k, JobKind(k).label) for k in START_FORMS]})
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def job_start(request, kind: str):
+    form_class = START_FORMS.get(kind)
+    if form_class is None:
+        raise Http404("这个任务类型不能在这里启动")
+    form = form_class(request.POST or None, initial=request.GET.dict() if request.method == "GET" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = job_create(kind=kind, params=form.job_params(), user=request.user)
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"任务 #{job.pk} 已创建，共 {job.items_total} 个条目。")
+            return redirect("jobs:detail", job.pk)
+    return render(request, "pipelines/job_form.html", {"form": form, "kind": kind, "kind_label": JobKind(kind).label})
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def rerun_wrong(request, category_id: int):
+    """Re-run a mode on a category's wrong samples with an edited prompt (linked from analysis)."""
+    category = get_object_or_404(Category.objects.select_related("dataset"), pk=category_id)
+    try:
+        mode = int(request.POST.get("mode") or request.GET.get("mode") or Mode.WITH_DEFINITIONS)
+    except ValueError:
+        mode = Mode.WITH_DEFINITIONS
+    mode = mode if mode in MODE_KINDS else Mode.WITH_DEFINITIONS
+    template = prompt_current(MODE_KINDS[mode])
+    form = RerunWrongForm(request.POST or None, initial={"mode": mode, "prompt_text": template.text})
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = classification_rerun_wrong(category=category, mode=form.cleaned_data["mode"],
+                                             prompt_text=form.cleaned_data["prompt_text"], user=request.user)
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"已创建重跑任务 #{job.pk}（{job.items_total} 个错误样本）。")
+            return redirect("jobs:detail", job.pk)
+    from .classification import accuracy
+
+    return render(request, "pipelines/job_rerun.html", {
+        "form": form, "category": category, "mode": mode, "template": template,
+        "before": accuracy(category=category, mode=mode), "modes": Mode.choices,
+    })
+
+
+# --------------------------------------------------------------------------- prompts (staff)
+@require_GET
+@staff_required
+def prompt_list(request):
+    for kind in EDITABLE_KINDS:
+        prompt_current(kind)  # seeds version 1 of the defaults on first visit
+    templates = PromptTemplate.objects.select_related("created_by").order_by("kind", "-version")
+    latest = {}
+    for template in templates:
+        latest.setdefault(template.kind, template)
+    rows = [{"kind": k, "label": PromptTemplate.Kind(k).label, "latest": latest.get(k)} for k in EDITABLE_KINDS]
+    return render(request, "pipelines/prompt_list.html", {"rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def prompt_edit(request, kind: str):
+    if kind not in EDITABLE_KINDS:
+        raise PermissionDenied("这个提示词不能在这里编辑")
+    current = prompt_current(kind)
+    form = PromptForm(request.POST or None, initial={"text": current.text})
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = prompt_save_version(kind=kind, text=form.cleaned_data["text"], note=form.cleaned_data["note"],
+                                        user=request.user)
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            if saved.pk == current.pk:
+                messages.info(request, "内容没有变化，未创建新版本。")
+            else:
+                messages.success(request, f"已保存为 v{saved.version}。之后的任务使用新版本。")
+            return redirect("jobs:prompt_edit", kind)
+    versions = PromptTemplate.objects.filter(kind=kind).select_related("created_by").order_by("-version")
+    return render(request, "pipelines/prompt_edit.html", {
+        "form": form, "kind": kind, "label": PromptTemplate.Kind(kind).label, "current": current,
+        "versions": versions,
+    })
+
+
+# --------------------------------------------------------------------------- monitor (staff)
+@require_GET
+@staff_required
+def monitor_page(request):
+    return render(request, "pipelines/monitor.html", {"broker": monitor.broker_kind(), "lazy": True})
+
+
+@require_GET
+@staff_required
+def monitor_panel(request):
+    """The monitor's live part (queues, workers, executions, jobs, failures); htmx polls it."""
+    queues, unacked = monitor.queue_lengths()
+    workers, workers_note = monitor.workers_online()
+    return render(request, "pipelines/monitor.html#panel", {
+        "broker": monitor.broker_kind(), "queues": queues, "unacked": unacked,
+        "workers": workers, "workers_note": workers_note,
+        "executions": monitor.running_executions(), "recent": monitor.recent_jobs(),
+        "failed_jobs": monitor.failed_jobs(), "failed_tasks": monitor.failed_tasks(),
+    })
+
+
+def job_detail_url(job: Job) -> str:
+    return reverse("jobs:detail", args=[job.pk])
