@@ -13,6 +13,7 @@ Every area that reads, stores or serves an image goes through these helpers:
 - `image_content_type(format)` — the MIME type to serve a checked image with.
 """
 import shutil
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -110,34 +111,74 @@ def inspect_image(path: str | Path) -> ImageCheck:
         )
     if size == 0:
         raise ApplicationError(f"图片为空：{path.name}", code="image_invalid", extra={"reason": "empty"})
+    header = _read_header(path)
+    if header is None:
+        other = _other_format(path)
+        if other:
+            raise ApplicationError(f"不支持的图片格式：{path.name}（{other}）", code="image_invalid",
+                                   extra={"reason": "format"})
+        raise ApplicationError(f"图片无法读取或已损坏：{path.name}（无法识别的文件头）", code="image_invalid",
+                               extra={"reason": "corrupt"})
+    image_format, (width, height) = header
+    if width * height > settings.IMAGE_MAX_PIXELS:
+        raise ApplicationError(
+            f"图片像素过多：{path.name}（{width}×{height}，上限 {settings.IMAGE_MAX_PIXELS} 像素）",
+            code="image_invalid",
+            extra={"reason": "too_many_pixels"},
+        )
     try:
         with warnings.catch_warnings():
-            # Our own pixel cap below replaces Pillow's DecompressionBombWarning.
+            # Our own pixel cap above replaces Pillow's DecompressionBombWarning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image_format, (width, height) = image.format, image.size
-                if image_format not in settings.IMAGE_ALLOWED_FORMATS or image_format not in CONTENT_TYPES:
-                    raise ApplicationError(
-                        f"不支持的图片格式：{path.name}（{image_format}）",
-                        code="image_invalid",
-                        extra={"reason": "format"},
-                    )
-                if width * height > settings.IMAGE_MAX_PIXELS:
-                    raise ApplicationError(
-                        f"图片像素过多：{path.name}（{width}×{height}，上限 {settings.IMAGE_MAX_PIXELS} 像素）",
-                        code="image_invalid",
-                        extra={"reason": "too_many_pixels"},
-                    )
+            with Image.open(path, formats=[image_format]) as image:
                 image.verify()
-    except ApplicationError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise ApplicationError(
             f"图片无法读取或已损坏：{path.name}（{exc.__class__.__name__}）",
             code="image_invalid",
             extra={"reason": "corrupt"},
         ) from exc
     return ImageCheck(path=path, format=image_format, width=width, height=height, size_bytes=size)
+
+
+def _read_header(path: Path) -> tuple[str, tuple[int, int]] | None:
+    """(format, size) from the file header for an allowed format, without Pillow's own bomb check.
+
+    Mirrors what `Image.open` does, but stops before the pixel-count check so a huge image is
+    reported as "too many pixels" with its dimensions rather than as an unreadable file. No pixel
+    data is decoded here.
+    """
+    Image.init()
+    with path.open("rb") as fp:
+        prefix = fp.read(16)
+        for image_format in settings.IMAGE_ALLOWED_FORMATS:
+            if image_format not in CONTENT_TYPES or image_format not in Image.OPEN:
+                continue
+            factory, accept = Image.OPEN[image_format]
+            accepted = accept(prefix) if accept else True
+            if isinstance(accepted, str) or not accepted:
+                continue
+            fp.seek(0)
+            try:
+                image = factory(fp, str(path))
+            except (SyntaxError, IndexError, TypeError, ValueError, OSError, EOFError, struct.error):
+                continue
+            try:
+                return image.format or image_format, image.size
+            finally:
+                image.close()
+    return None
+
+
+def _other_format(path: Path) -> str | None:
+    """The format Pillow recognises for a file none of the allowed formats accepted, if any."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                return image.format
+    except Exception:  # noqa: BLE001 - any failure means "not a recognisable image"
+        return None
 
 
 def safe_file_stem(text: str, *, max_length: int = 120) -> str:
