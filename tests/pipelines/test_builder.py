@@ -207,3 +207,28 @@ def test_bad_options_are_refused():
         build_dataset([Source("a", [])], BuildOptions(min_length=10, max_length=5))
     with pytest.raises(BuildError):
         build_dataset([], BuildOptions())
+
+
+# --------------------------------------------------------------------------- build_dataset command
+
+@pytest.mark.django_db
+def test_build_dataset_command_mixes_imported_sources(tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from pipelines.jobs import job_create, run_job_inline
+    from pipelines.models import Export, JobKind
+    from tests.pipelines.conftest_builder import write_feedback_file, write_log_folder
+
+    folder = write_log_folder(tmp_path / "logs")
+    run_job_inline(job_create(kind=JobKind.LOG_EXTRACTION, params={"log_dir": str(folder)}))
+    run_job_inline(job_create(kind=JobKind.FEEDBACK_IMPORT, params={"feedback_file": str(write_feedback_file(tmp_path / "f.jsonl"))}))
+    out = StringIO()
+    call_command("build_dataset", "--logs", "--feedback", "--weight", "logs=2", "--weight", "feedback=1",
+                 "--format", "openai", "--output", str(tmp_path / "out" / "mix.jsonl"), stdout=out)
+    report = json.loads((tmp_path / "out" / "mix_report.json").read_text(encoding="utf-8"))
+    assert report["steps"][4]["quotas"] == {"logs": 4, "feedback": 2}
+    assert report["total"] == 6 and Export.objects.get().row_count == 6
+    assert formats.read_records(tmp_path / "out" / "mix.jsonl", "openai")[0]["prompt"]
+    assert "共写入 6 条" in out.getvalue()
