@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Avg, Count, Exists, OuterRef, Q
+from django.db.models import Count, FilteredRelation, Q, Sum
 
 from .models import Assignment, Category, Cause, Dataset, Mode, Reasoning, Review, Sample
 
@@ -157,37 +157,44 @@ def _reasonings(dataset: Dataset):
     return Reasoning.objects.filter(sample__dataset=dataset)
 
 
-def _mode_stats(dataset: Dataset, *, category_id: int | None = None) -> dict[int | None, dict[int, ModeStats]]:
-    """ModeStats keyed by label id (or None for the whole dataset), then by mode."""
+def _reasoning_groups(dataset: Dataset, *, category_id: int | None = None):
+    """Reasoning counts grouped by (label, mode, predicted class): enough for accuracy and confusion.
+
+    is_correct is implied by label == predicted (None predicted = unparseable), so no extra group.
+    """
     limit = length_limit()
     qs = _reasonings(dataset)
     if category_id is not None:
         qs = qs.filter(sample__label_id=category_id)
-    rows = qs.values("sample__label_id", "mode").annotate(
-        total=Count("id"),
-        correct=Count("id", filter=Q(is_correct=True)),
-        wrong=Count("id", filter=Q(is_correct=False)),
-        unparsed=Count("id", filter=Q(is_correct__isnull=True)),
-        over_limit=Count("id", filter=Q(length__gt=limit)),
-        mean_length=Avg("length"),
-    ).order_by()
+    return list(
+        qs.values("sample__label_id", "mode", "predicted_category_id").annotate(
+            total=Count("id"),
+            correct=Count("id", filter=Q(is_correct=True)),
+            wrong=Count("id", filter=Q(is_correct=False)),
+            unparsed=Count("id", filter=Q(is_correct__isnull=True)),
+            over_limit=Count("id", filter=Q(length__gt=limit)),
+            length_sum=Sum("length"),
+        ).order_by()
+    )
+
+
+def _mode_stats(dataset: Dataset, *, category_id: int | None = None, groups=None) -> dict[int | None, dict[int, ModeStats]]:
+    """ModeStats keyed by label id (or None for the whole dataset), then by mode."""
+    groups = groups if groups is not None else _reasoning_groups(dataset, category_id=category_id)
     result: dict[int | None, dict[int, ModeStats]] = defaultdict(dict)
-    totals: dict[int, ModeStats] = {}
-    weighted_length: dict[int, float] = defaultdict(float)
-    for row in rows:
-        stats = ModeStats(
-            mode=row["mode"], total=row["total"], correct=row["correct"], wrong=row["wrong"],
-            unparsed=row["unparsed"], over_limit=row["over_limit"],
-            mean_length=round(row["mean_length"], 1) if row["mean_length"] is not None else None,
-        )
-        result[row["sample__label_id"]][row["mode"]] = stats
-        total = totals.setdefault(row["mode"], ModeStats(mode=row["mode"]))
-        for name in ("total", "correct", "wrong", "unparsed", "over_limit"):
-            setattr(total, name, getattr(total, name) + getattr(stats, name))
-        weighted_length[row["mode"]] += (row["mean_length"] or 0) * row["total"]
-    for mode, total in totals.items():
-        total.mean_length = round(weighted_length[mode] / total.total, 1) if total.total else None
-    result[None] = totals
+    length_sums: dict[tuple[int | None, int], int] = defaultdict(int)
+    for row in groups:
+        for key in (row["sample__label_id"], None):
+            stats = result[key].get(row["mode"])
+            if stats is None:
+                stats = result[key][row["mode"]] = ModeStats(mode=row["mode"])
+            for name in ("total", "correct", "wrong", "unparsed", "over_limit"):
+                setattr(stats, name, getattr(stats, name) + row[name])
+            length_sums[(key, row["mode"])] += row["length_sum"] or 0
+    for key, modes in result.items():
+        for mode, stats in modes.items():
+            stats.mean_length = round(length_sums[(key, mode)] / stats.total, 1) if stats.total else None
+    result.setdefault(None, {})
     return result
 
 
@@ -195,32 +202,39 @@ def _not_correct(mode: int) -> Q:
     return Q(mode=mode) & (Q(is_correct=False) | Q(is_correct__isnull=True))
 
 
-def _change_filters() -> tuple[Q, Q]:
-    """Sample filters: mode 2 right → mode 3 not right, and mode 2 not right → mode 3 right."""
-    reasoning = Reasoning.objects.filter(sample=OuterRef("pk"))
-    m2_right = Exists(reasoning.filter(mode=Mode.WITH_DEFINITIONS, is_correct=True))
-    m2_not_right = Exists(reasoning.filter(_not_correct(Mode.WITH_DEFINITIONS)))
-    m3_right = Exists(reasoning.filter(mode=Mode.LIMITED, is_correct=True))
-    m3_not_right = Exists(reasoning.filter(_not_correct(Mode.LIMITED)))
-    return Q(m2_right) & Q(m3_not_right), Q(m2_not_right) & Q(m3_right)
+def _with_modes(samples):
+    """Samples joined to their mode-2 and mode-3 reasoning as `m2` / `m3` (one LEFT JOIN each).
 
-
-def _todo_filters() -> tuple[Q, Q]:
-    """(needs review, review done) sample filters.
-
-    A sample needs review when mode 2 got it wrong (a cause is wanted) or mode 3's output cannot be
-    kept (wrong, unparsed or over the limit: a correction or a label-error flag is wanted).
+    The flags below use only positive lookups on these joins, so counting them over 100,000 samples
+    is one grouped query instead of a correlated subquery per sample.
     """
-    reasoning = Reasoning.objects.filter(sample=OuterRef("pk"))
-    needs_cause = Exists(reasoning.filter(_not_correct(Mode.WITH_DEFINITIONS)))
-    needs_fix = Exists(
-        reasoning.filter(Q(mode=Mode.LIMITED) & (~Q(is_correct=True) | Q(length__gt=length_limit())))
+    return samples.annotate(
+        m2=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.WITH_DEFINITIONS)),
+        m3=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.LIMITED)),
     )
+
+
+def _flags() -> dict[str, Q]:
+    """Per-sample conditions over `_with_modes` (not right = wrong or unparseable)."""
+    limit = length_limit()
+    m2_right = Q(m2__is_correct=True)
+    m2_not_right = Q(m2__is_correct=False) | Q(m2__id__isnull=False, m2__is_correct__isnull=True)
+    m3_right = Q(m3__is_correct=True)
+    m3_not_right = Q(m3__is_correct=False) | Q(m3__id__isnull=False, m3__is_correct__isnull=True)
+    # Mode 2 wrong wants a cause; mode 3 not keepable (not right, or over the limit) wants a fix.
+    needs_cause, no_cause_needed = m2_not_right, Q(m2__is_correct=True) | Q(m2__id__isnull=True)
+    needs_fix = m3_not_right | Q(m3__is_correct=True, m3__length__gt=limit)
+    no_fix_needed = Q(m3__id__isnull=True) | Q(m3__is_correct=True, m3__length__lte=limit)
     cause_done = Q(review__cause__gt="")
     fix_done = Q(review__corrected_output__gt="") | Q(review__label_error=True)
-    needs = Q(needs_cause) | Q(needs_fix)
-    done = (~Q(needs_cause) | cause_done) & (~Q(needs_fix) | fix_done)
-    return needs, done
+    return {
+        "right_to_wrong": m2_right & m3_not_right,
+        "wrong_to_right": m2_not_right & m3_right,
+        "needs": needs_cause | needs_fix,
+        "done": (needs_cause & cause_done & needs_fix & fix_done)
+        | (needs_cause & cause_done & no_fix_needed)
+        | (no_cause_needed & needs_fix & fix_done),
+    }
 
 
 def _cause_counts(dataset: Dataset, *, category_id: int | None = None) -> dict[int, dict[str, int]]:
@@ -282,22 +296,22 @@ class DatasetOverview:
 def dataset_overview(*, dataset: Dataset) -> DatasetOverview:
     """The whole dataset at a glance: per-class accuracy per mode, causes, progress, proposals."""
     categories = list(dataset.categories.all())
-    stats = _mode_stats(dataset)
+    groups = _reasoning_groups(dataset)
+    stats = _mode_stats(dataset, groups=groups)
     causes = _cause_counts(dataset)
     sample_counts = dict(
         Sample.objects.filter(dataset=dataset).values_list("label_id").annotate(n=Count("id")).order_by()
     )
-    right_to_wrong, wrong_to_right = _change_filters()
-    needs, done = _todo_filters()
+    flags = _flags()
     changes = {
         row["label_id"]: row
-        for row in Sample.objects.filter(dataset=dataset)
+        for row in _with_modes(Sample.objects.filter(dataset=dataset))
         .values("label_id")
         .annotate(
-            r2w=Count("id", filter=right_to_wrong),
-            w2r=Count("id", filter=wrong_to_right),
-            todo=Count("id", filter=needs),
-            done=Count("id", filter=needs & done),
+            r2w=Count("id", filter=flags["right_to_wrong"]),
+            w2r=Count("id", filter=flags["wrong_to_right"]),
+            todo=Count("id", filter=flags["needs"]),
+            done=Count("id", filter=flags["done"]),
         )
         .order_by()
     }
@@ -343,7 +357,10 @@ def dataset_overview(*, dataset: Dataset) -> DatasetOverview:
         for username, cids in categories_by_reviewer.items()
     ]
     names = {c.pk: c.name for c in categories}
-    confusion = confusion_counts(dataset=dataset, mode=Mode.WITH_DEFINITIONS)
+    confusion: dict[tuple[int, int | None], int] = defaultdict(int)
+    for row in groups:
+        if row["mode"] == Mode.WITH_DEFINITIONS:
+            confusion[(row["sample__label_id"], row["predicted_category_id"])] += row["total"]
     top_confusions = sorted(
         (
             (names.get(label_id, "?"), names.get(predicted_id, "?"), n)
@@ -438,10 +455,14 @@ def class_analysis(*, category: Category) -> ClassAnalysis:
     modes = _mode_stats(dataset, category_id=category.pk).get(category.pk, {})
     errors = mode2_errors(category=category)
     causes = _cause_counts(dataset, category_id=category.pk).get(category.pk, {})
-    right_to_wrong, wrong_to_right = _change_filters()
+    flags = _flags()
     samples = Sample.objects.filter(label=category)
-    r2w = list(samples.filter(right_to_wrong).order_by("external_id").values_list("pk", "external_id"))
-    w2r = list(samples.filter(wrong_to_right).order_by("external_id").values_list("pk", "external_id"))
+    r2w = list(
+        _with_modes(samples).filter(flags["right_to_wrong"]).order_by("external_id").values_list("pk", "external_id")
+    )
+    w2r = list(
+        _with_modes(samples).filter(flags["wrong_to_right"]).order_by("external_id").values_list("pk", "external_id")
+    )
 
     names = {c.pk: c.name for c in dataset.categories.all()}
     predicted: dict[str, dict[int, int]] = defaultdict(dict)
