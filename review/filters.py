@@ -1,6 +1,8 @@
 """django-filter FilterSets for the API. Every filter is named here: query parameters that are not
 listed (e.g. `?user__password__startswith=`) are ignored, never turned into lookups."""
 import django_filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from django.db.models import Exists, OuterRef
 from django_filters import rest_framework as filters
 
@@ -31,6 +33,7 @@ class SampleFilter(filters.FilterSet):
     def filter_reviewed(self, queryset, name, value):
         return queryset.filter(review__isnull=not value)
 
+    @extend_schema_field(OpenApiTypes.INT)
     def filter_wrong_in_mode(self, queryset, name, value):
         # Wrong or unparseable (not correct) in that mode.
         not_correct = Reasoning.objects.filter(sample=OuterRef("pk"), mode=value).exclude(is_correct=True)
