@@ -151,7 +151,7 @@ def definition_revise(request, dataset_id: int, category_id: int):
         return render(request, "review/analysis_class.html#definition", {
             "category": category, "dataset": category.dataset, "definition_error": error,
             "a": {"revisions": definitions.definition_history(category=category)},
-        }, status=400 if error else 200)
+        })  # 200 even with an error: htmx swaps only 2xx responses, and the message is in the partial
     if error:
         messages.error(request, error)
     return redirect("analysis:class", dataset_id=dataset_id, category_id=category_id)
