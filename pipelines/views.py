@@ -74,7 +74,7 @@ def job_list(request):
 def _detail_context(job: Job) -> dict:
     failures = list(
         job.items.filter(status=ItemStatus.FAILED).order_by("id")
-        .only("id", "key", "error_kind", "error", "attempts", "finished_at")[:FAILURES_SHOWN]
+        .only("id", "job_id", "key", "error_kind", "error", "attempts", "finished_at")[:FAILURES_SHOWN]
     )
     for item in failures:
         item.error_label = error_label(item.error_kind)
@@ -122,7 +122,7 @@ def job_progress_partial(request, job_id: int):
 def job_items(request, job_id: int):
     job = get_object_or_404(Job, pk=job_id)
     status = request.GET.get("status", "")
-    items = job.items.order_by("id").only("id", "key", "status", "attempts", "error_kind", "error", "finished_at")
+    items = job.items.order_by("id").only("id", "job_id", "key", "status", "attempts", "error_kind", "error", "finished_at")
     if status in ItemStatus.values:
         items = items.filter(status=status)
     page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))

@@ -1,0 +1,37 @@
+"""The staff-only queue monitor."""
+import pytest
+from django.urls import reverse
+
+from pipelines import monitor
+from pipelines.models import JobStatus
+from tests.factories import JobFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_monitor_page_and_panel_for_staff(client, admin_user):
+    JobFactory(status=JobStatus.FAILED, error_summary="2 个条目失败：超时×2", items_failed=2, items_total=2)
+    client.force_login(admin_user)
+    page = client.get(reverse("jobs:monitor")).content.decode()
+    assert 'hx-get="/jobs/monitor/panel/"' in page
+    panel = client.get(reverse("jobs:monitor_panel"), HTTP_HX_REQUEST="true").content.decode()
+    for queue in ("default", "classification", "generation", "extraction", "dpo"):
+        assert queue in panel
+    assert "超时×2" in panel and "重试失败条目" in panel
+
+
+def test_queue_lengths_count_waiting_messages():
+    queues, _ = monitor.queue_lengths()
+    assert [q.name for q in queues] == ["default", "classification", "generation", "extraction", "dpo"]
+    assert all(q.length is not None for q in queues), [q.error for q in queues]
+
+
+def test_running_executions_flag_stale_heartbeats():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    JobFactory(status=JobStatus.RUNNING, lease_token="host-a:123:1:x", heartbeat_at=timezone.now())
+    JobFactory(status=JobStatus.RUNNING, lease_token="host-b:456:1:y", heartbeat_at=timezone.now() - timedelta(minutes=5))
+    rows = {row["host"]: row for row in monitor.running_executions()}
+    assert rows["host-a"]["stale"] is False and rows["host-b"]["stale"] is True
