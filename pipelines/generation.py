@@ -742,6 +742,15 @@ def training_examples(job: Job) -> list[tuple[GeneratedExample, str]]:
     return sorted(chosen.values(), key=lambda pair: pair[0].pk)
 
 
+def training_example_count(job: Job) -> int:
+    """How many examples `training_examples` would give (one per source item), in one query."""
+    family = [job.pk, *Job.objects.filter(parent=job, kind=JobKind.GENERATION).values_list("pk", flat=True)]
+    return (
+        GeneratedExample.objects.filter(job_id__in=family).exclude(decision=ReviewDecision.REJECTED)
+        .filter(models_q_passed_or_rescued()).values("source_item_id").distinct().count()
+    )
+
+
 def models_q_passed_or_rescued():
     from django.db.models import Q
 

@@ -291,10 +291,22 @@ def example_to_record(example: GeneratedExample) -> dict:
 
 
 def run_analysis(job: Job) -> dict[str, Any]:
-    """The failure analysis of one run, from the database."""
+    """The failure analysis of one run, from the database (plain values, no model instances)."""
     passed, failed = [], []
-    for example in run_examples(job):
-        (passed if example.passed else failed).append(example_to_record(example))
+    rows = (
+        GeneratedExample.objects.filter(job=job)
+        .order_by("id")
+        .values_list("example_id", "question", "response", "is_multiple_choice", "overall_score", "passed",
+                     "failure_reasons", "decision", "source_item__attributes")
+    )
+    for example_id, question, response, mc, score, ok, reasons, decision, attributes in rows.iterator(chunk_size=2000):
+        record = {"id": example_id, "question": question, "response": response, "is_multiple_choice": mc,
+                  "overall_score": score, "attributes": attributes or {}, "decision": decision}
+        if ok:
+            passed.append(record)
+        else:
+            record["failure_reason"] = reasons or []
+            failed.append(record)
     errors = job.items.filter(status=ItemStatus.FAILED).count()
     return analyze(passed, failed, generation_errors=errors)
 

@@ -192,7 +192,7 @@ def analysis(request, job_id: int):
             ("multiple_choice_ratio", "选择题比例", job.params.get("multiple_choice_ratio")),
             ("pass_threshold", "通过阈值", job.params.get("pass_threshold")),
         ],
-        "training_count": len(generation.training_examples(job)) if job.parent_id is None else 0,
+        "training_count": generation.training_example_count(job) if job.parent_id is None else 0,
     }
     if request.htmx and request.GET.get("partial") == "run-status":
         response = render(request, "pipelines/generation_analysis.html#run-status", context)
