@@ -185,6 +185,22 @@ def assignment_set(
 
 
 @transaction.atomic
+def assignments_add(
+    *, reviewer: AbstractBaseUser, categories: Iterable[Category], assigned_by: AbstractBaseUser | None
+) -> int:
+    """Give `reviewer` the `categories` (keeping other assignments); returns how many were new.
+
+    `assigned_by` None means an operator at the command line; a user must be staff.
+    """
+    if assigned_by is not None and not (assigned_by.is_authenticated and assigned_by.is_staff):
+        raise ApplicationError("只有管理员可以分配类别。", code="forbidden")
+    existing = set(Assignment.objects.filter(reviewer=reviewer).values_list("category_id", flat=True))
+    new = [Assignment(reviewer=reviewer, category=c, assigned_by=assigned_by) for c in categories if c.pk not in existing]
+    Assignment.objects.bulk_create(new)
+    return len(new)
+
+
+@transaction.atomic
 def assignments_set_for_dataset(
     *,
     dataset: Dataset,

@@ -118,3 +118,14 @@ def test_assignment_set_replaces_the_reviewers_of_a_category(assigned_category, 
         "reviewer2", "reviewer3"}
     with pytest.raises(ApplicationError):
         assignment_set(category=assigned_category, reviewers=[reviewer], assigned_by=reviewer)
+
+
+def test_assign_command_adds_categories_by_name(assigned_category, unassigned_category, reviewer, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    call_command("assign", "reviewer1", "换货", "商品分类选项", "--dataset", "scenes")
+    assert set(reviewer.assignments.values_list("category__name", flat=True)) == {"换货", "商品分类选项"}
+    assert "新分配 1 个类别" in capsys.readouterr().out
+    with pytest.raises(CommandError):
+        call_command("assign", "reviewer1", "不存在的类", "--dataset", "scenes")

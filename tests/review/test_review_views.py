@@ -217,3 +217,31 @@ def test_sample_and_queue_404_for_unknown_ids(reviewer_client):
 def test_a_reviewer_without_assignments_sees_a_hint(client, sample):
     client.force_login(UserFactory(username="newbie"))
     assert "还没有给你分配类别" in client.get(reverse("review:home")).content.decode()
+
+
+def test_home_query_count_does_not_grow_with_classes_or_samples(client, admin_user, dataset, reviewer,
+                                                                django_assert_max_num_queries):
+    from tests.factories import AssignmentFactory, CategoryFactory
+
+    client.force_login(admin_user)
+    category = CategoryFactory(dataset=dataset)
+    AssignmentFactory(reviewer=reviewer, category=category)
+    make_sample(category, "h-0")
+    with django_assert_max_num_queries(9):
+        client.get(reverse("review:home"))
+    for i in range(10):
+        c = CategoryFactory(dataset=dataset)
+        AssignmentFactory(reviewer=UserFactory(), category=c)
+        make_sample(c, f"h-{i + 1}")
+    with django_assert_max_num_queries(9):
+        assert client.get(reverse("review:home")).status_code == 200
+
+
+def test_previous_and_next_over_htmx_return_only_the_sample_region(reviewer_client, assigned_category):
+    a, b = make_sample(assigned_category, "g-1"), make_sample(assigned_category, "g-2")
+    page = reviewer_client.get(reverse("review:sample", args=[a.pk]), {"f": "all", "s": "id"})
+    assert page.context["next_url"] == f"/samples/{b.pk}/?f=all&s=id" and page.context["previous_url"] == ""
+    partial = reviewer_client.get(page.context["next_url"], **HTMX)
+    html = partial.content.decode()
+    assert html.lstrip().startswith('<div id="sample-page"') and f'data-sample-id="{b.pk}"' in html
+    assert "<html" not in html and "第 2 / 2 条" in html
