@@ -149,6 +149,7 @@ def trainset_records(*, dataset: Dataset, report: TrainsetReport | None = None) 
     """Yield the corrected mode-3 training set as plain records; fill `report` as it goes."""
     report = report if report is not None else TrainsetReport(dataset=dataset.name)
     prompts = _PromptCache(dataset)
+    prompt_texts: dict[tuple[int | None, int], str] = {}
     limit = length_limit()
     for (external_id, image, label_name, mode3_id, output, is_correct, length, template_id,
          corrected, label_error, suggested) in _trainset_rows(dataset).iterator(chunk_size=CHUNK_SIZE):
@@ -176,10 +177,14 @@ def trainset_records(*, dataset: Dataset, report: TrainsetReport | None = None) 
             continue
         images = [image] if image else []
         report.rows += 1
+        key = (template_id, len(images))
+        prompt = prompt_texts.get(key)
+        if prompt is None:  # the same few prompts for every row: build each once
+            prompt = prompt_texts[key] = formats.with_image_tokens(prompts.get(template_id), len(images))
         yield {
             "id": external_id,
             "source": source,
-            "prompt": formats.with_image_tokens(prompts.get(template_id), len(images)),
+            "prompt": prompt,
             "response": response,
             "system": "",
             "images": images,
