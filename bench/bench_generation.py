@@ -73,7 +73,7 @@ def main() -> None:
     simulator = serve_in_thread(latency_ms=20)
     try:
         text = "\n".join(
-            json.dumps({"id": f"s{i:06d}", "image": f"wiki/{i}.jpg", "wiki_title": f"条目 {i}",
+            json.dumps({"id": f"s{i:06d}", "wiki_title": f"条目 {i}",
                         "facts": [f"事实 {i}"], "category": ["建筑", "艺术", "动物"][i % 3]}, ensure_ascii=False)
             for i in range(SOURCES)
         )

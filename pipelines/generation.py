@@ -490,7 +490,19 @@ class GenerationHandler(JobKindHandler):
         if existing is not None:
             # Stored before an interruption: do not pay for the model calls again.
             return {"source_id": source.pk, "done": True}
-        image_path = resolve_image(source.image)
+        image_url = None
+        if source.image:
+            # A question about an image the model cannot see would be worthless training data.
+            from review.images import inspect_image
+
+            image_path = resolve_image(source.image)
+            if image_path is None:
+                raise ItemFailed("image_missing", f"图片不存在或不在 MEDIA_ROOT 内：{source.image}")
+            try:
+                inspect_image(image_path)
+            except ApplicationError as exc:
+                raise ItemFailed("image_invalid", exc.message) from None
+            image_url = image_data_url(image_path)
         return {
             "source_id": source.pk,
             "done": False,
@@ -499,7 +511,7 @@ class GenerationHandler(JobKindHandler):
             "is_multiple_choice": is_multiple_choice_for(
                 source.external_id, ratio=job.params["multiple_choice_ratio"], seed=job.params.get("seed", 42)
             ),
-            "image_url": image_data_url(image_path) if image_path else None,
+            "image_url": image_url,
         }
 
     async def call(self, llm, payload: dict, params: dict[str, Any]) -> dict | None:

@@ -265,3 +265,17 @@ def test_refused_model_calls_are_generation_errors_not_examples(marked_sources, 
     assert stats["valid_examples"] + stats["failed_validation"] == examples == 8 - failed_items.count()
     assert job.report["generation_error_kinds"] == {"content_filter": failed_items.count()}
     assert run_analysis(job)["totals"]["generation_errors"] == failed_items.count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_items_whose_image_is_missing_or_broken_fail_without_model_calls(marked_sources, llm_simulator, media_root):
+    from pipelines.models import SourceItem
+
+    SourceItem.objects.filter(external_id="pass-1").update(image="img/not-there.png")
+    (media_root / "img" / "pass-2.png").write_bytes(b"not a png")
+    SourceItem.objects.filter(external_id="pass-3").update(image="../../etc/passwd")
+    job = run_job_inline(start_run(marked_sources))
+    kinds = dict(job.items.filter(status=ItemStatus.FAILED).values_list("key", "error_kind"))
+    assert kinds == {"pass-1": "image_missing", "pass-2": "image_invalid", "pass-3": "image_missing"}
+    assert job.report["pipeline_stats"]["generation_errors"] == 3
+    assert not GeneratedExample.objects.filter(job=job, source_item__external_id__startswith="pass-").exists()
