@@ -76,7 +76,9 @@ def check_long_job_settings(app_configs=None, **kwargs) -> list:
     errors = []
     hard = settings.CELERY_TASK_TIME_LIMIT
     soft = settings.CELERY_TASK_SOFT_TIME_LIMIT
-    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
+    broker_is_redis = (getattr(settings, "CELERY_BROKER_URL", "") or "").startswith(REDIS_SCHEMES)
+    # Only Redis has a visibility timeout; Celery's default for it is one hour.
+    visibility = (settings.CELERY_BROKER_TRANSPORT_OPTIONS or {}).get("visibility_timeout", 3600) if broker_is_redis else None
     if not (settings.CELERY_TASK_ACKS_LATE and settings.CELERY_TASK_REJECT_ON_WORKER_LOST):
         errors.append(
             Error(
@@ -110,7 +112,10 @@ def check_long_job_settings(app_configs=None, **kwargs) -> list:
                 id="datafix.E005",
             )
         )
-    if visibility != settings.CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS.get("visibility_timeout"):
+    backend_is_redis = str(getattr(settings, "CELERY_RESULT_BACKEND", "")).startswith(REDIS_SCHEMES)
+    backend_visibility = (getattr(settings, "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS", None) or {}).get(
+        "visibility_timeout", 3600)
+    if broker_is_redis and backend_is_redis and visibility != backend_visibility:
         errors.append(
             Error(
                 "broker and result backend transport options must use the same visibility_timeout.",

@@ -86,10 +86,26 @@ def test_celery_is_configured_for_long_jobs():
     assert conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_soft_time_limit < conf.task_time_limit
-    visibility = conf.broker_transport_options["visibility_timeout"]
-    assert visibility > conf.task_time_limit
-    assert conf.result_backend_transport_options["visibility_timeout"] == visibility
+    if conf.broker_url.startswith("redis"):
+        assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
     assert checks.check_long_job_settings() == []
+
+
+def test_redis_broker_visibility_timeout_comes_from_settings_and_outlives_the_time_limit(tmp_path):
+    """What a worker on a Redis broker runs with (a subprocess: settings are read at start-up)."""
+    code = (
+        "from config.celery import app; c = app.conf;"
+        "print(c.broker_transport_options.get('visibility_timeout'), c.task_time_limit, c.task_soft_time_limit,"
+        " c.task_acks_late, c.task_reject_on_worker_lost, c.worker_prefetch_multiplier)"
+    )
+    env = subprocess_env(REDIS_URL="redis://127.0.0.1:6399/0", DJANGO_SETTINGS_MODULE="config.settings.local",
+                         DATAFIX_VAR_DIR=str(tmp_path / "var"), TEST_CELERY_BROKER_URL=None)
+    result = subprocess.run([PYTHON, "-c", "import django, os; django.setup();" + code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    visibility, hard, soft, acks_late, reject, prefetch = result.stdout.split()
+    assert int(visibility) > int(hard) > int(soft)
+    assert (acks_late, reject, prefetch) == ("True", "True", "1")
 
 
 @pytest.mark.parametrize(
@@ -98,7 +114,11 @@ def test_celery_is_configured_for_long_jobs():
         ({"CELERY_TASK_ACKS_LATE": False}, "datafix.E002"),
         ({"CELERY_WORKER_PREFETCH_MULTIPLIER": 4}, "datafix.E003"),
         ({"CELERY_TASK_SOFT_TIME_LIMIT": 4000, "CELERY_TASK_TIME_LIMIT": 3600}, "datafix.E004"),
-        ({"CELERY_BROKER_TRANSPORT_OPTIONS": {"visibility_timeout": 3600}}, "datafix.E005"),
+        ({"CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
+          "CELERY_BROKER_TRANSPORT_OPTIONS": {"visibility_timeout": 3600}}, "datafix.E005"),
+        ({"CELERY_BROKER_URL": "redis://127.0.0.1:1/0", "CELERY_BROKER_TRANSPORT_OPTIONS": {}}, "datafix.E005"),
+        ({"CELERY_BROKER_URL": "redis://127.0.0.1:1/0", "CELERY_RESULT_BACKEND": "redis://127.0.0.1:1/1",
+          "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS": {"visibility_timeout": 60}}, "datafix.E006"),
         ({"LLM_TIMEOUT": 4000.0}, "datafix.E007"),
     ],
 )
