@@ -136,3 +136,12 @@ def test_admin_exports_from_the_browser_and_downloads(admin_client, scene, setti
 def test_download_refuses_paths_outside_the_export_root(admin_client, scene):
     export = Export.objects.create(kind="classification_trainset", format="alpaca", path="../../etc/passwd")
     assert admin_client.get(reverse("analysis:export_download", args=[export.pk])).status_code == 404
+
+
+def test_imported_names_stay_text_in_the_overview_and_its_chart_data(reviewer_client, scene):
+    scene.c.name = "</script><img src=x onerror=alert(1)>"
+    scene.c.save()
+    text = reviewer_client.get(reverse("analysis:overview", args=[scene.dataset.pk])).content.decode()
+    assert "<img src=x" not in text
+    assert "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in text  # table cell
+    assert "\\u003C/script\\u003E\\u003Cimg" in text  # json_script data for the chart
