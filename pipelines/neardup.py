@@ -2,7 +2,7 @@
 
 Character n-grams (default 3) work for Chinese, which has no spaces to split words on. Text is
 normalised first (lower-case, whitespace runs collapsed). Shingles are hashed and permuted with
-numpy in one vectorised pass per text, which is what keeps 100,000 prompts in seconds; the hashes
+numpy, a batch of texts per pass (`MinHasher.signatures`), which keeps 100,000 prompts fast; the hashes
 are a fixed polynomial over code points, so signatures — and therefore clusters and the
 builder's splits — are the same in every process (Python's own `hash()` is salted per process).
 
@@ -23,6 +23,10 @@ from datasketch import MinHashLSH
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_NUM_PERM = 128
 DEFAULT_NGRAM = 3
+# Windows permuted at once: BLOCK × num_perm × 8 bytes (32 MB at the defaults).
+BLOCK = 32_768
+# Texts whose signatures are computed together.
+BATCH_TEXTS = 256
 
 _MAX_HASH = np.uint64((1 << 32) - 1)
 _WHITESPACE = re.compile(r"\s+")
@@ -43,31 +47,60 @@ class MinHasher:
         # datasketch's "affine32" scheme: h(x) = (a*x + b) mod 2^32 with odd a (a bijection).
         self._a = rng.randint(0, 1 << 31, size=num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
         self._b = rng.randint(0, 1 << 32, size=num_perm, dtype=np.uint64)
+        self._a32, self._b32 = self._a.astype(np.uint32), self._b.astype(np.uint32)
         self._powers = np.array([pow(1_000_003, ngram - 1 - j, 1 << 64) for j in range(ngram)], dtype=np.uint64)
 
-    def shingle_hashes(self, text: str) -> np.ndarray:
-        """32-bit hashes of the distinct character n-grams of the normalised text."""
-        norm = normalize(text)
-        codes = np.frombuffer(norm.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    def signature(self, text: str) -> np.ndarray:
+        """The MinHash signature of one text (uint32, length num_perm)."""
+        return self.signatures([text])[0]
+
+    def signatures(self, texts: list[str]) -> np.ndarray:
+        """Signatures of many texts at once, shape (len(texts), num_perm).
+
+        All texts are hashed in one numpy pass over their concatenated code points (windows that
+        would cross from one text into the next are masked out), then permuted and reduced per text
+        in blocks of at most BLOCK windows, so memory stays bounded however long a text is.
+        """
         n = self.ngram
-        if codes.size == 0:
-            return np.zeros(1, dtype=np.uint64)
-        if codes.size < n:
-            codes = np.concatenate([codes, np.zeros(n - codes.size, dtype=np.uint64)])
+        normalized = [normalize(t) for t in texts]
+        # Texts shorter than n are padded, so every text has at least one shingle.
+        padded = [t if len(t) >= n else t + "\x00" * (n - len(t)) for t in normalized]
+        lengths = np.fromiter((len(t) for t in padded), dtype=np.int64, count=len(padded))
+        codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        total = codes.size
+        windows = total - n + 1
         # Polynomial hash of every window (uint64 arithmetic wraps, which is what we want).
-        windows = np.lib.stride_tricks.sliding_window_view(codes, n)
-        # uint64 array arithmetic wraps silently, which is what a polynomial hash wants.
-        h = windows @ self._powers
+        h = codes[:windows] * self._powers[0]
+        for j in range(1, n):
+            h += codes[j:j + windows] * self._powers[j]
         # Mix the bits so that nearby code points spread over the 32-bit range.
         h ^= h >> np.uint64(33)
         h *= np.uint64(0xFF51AFD7ED558CCD)
         h ^= h >> np.uint64(33)
-        return np.unique(h & _MAX_HASH)
+        h &= _MAX_HASH
+        per_text = lengths - n + 1
+        valid = np.ones(windows, dtype=bool)
+        ends = np.cumsum(lengths)
+        crossing = (ends[:, None] - np.arange(1, n)[None, :]).ravel()
+        valid[crossing[crossing < windows]] = False
+        hashes = h[valid]
+        segment = np.repeat(np.arange(len(texts)), per_text)
+        return self._segment_min(hashes, segment, len(texts))
 
-    def signature(self, text: str) -> np.ndarray:
-        hashes = self.shingle_hashes(text)
-        permuted = (np.outer(hashes, self._a) + self._b) & _MAX_HASH
-        return permuted.min(axis=0).astype(np.uint32)
+    def _segment_min(self, hashes: np.ndarray, segment: np.ndarray, count: int) -> np.ndarray:
+        # (a*x + b) mod 2^32 is exactly uint32 arithmetic with wrap-around: half the memory traffic.
+        # Laid out (num_perm, windows) so each reduction runs along contiguous memory.
+        hashes = hashes.astype(np.uint32)
+        out = np.full((self.num_perm, count), np.iinfo(np.uint32).max, dtype=np.uint32)
+        for lo in range(0, hashes.size, BLOCK):
+            hi = min(lo + BLOCK, hashes.size)
+            permuted = np.multiply.outer(self._a32, hashes[lo:hi])
+            permuted += self._b32[:, None]
+            segs = segment[lo:hi]
+            starts = np.concatenate(([0], np.flatnonzero(np.diff(segs)) + 1))
+            ids = segs[starts]
+            out[:, ids] = np.minimum(out[:, ids], np.minimum.reduceat(permuted, starts, axis=1))
+        return np.ascontiguousarray(out.T)
 
     def minhash(self, signature: np.ndarray) -> _Sketch:
         return _Sketch(signature)
@@ -145,7 +178,14 @@ class NearDupRemover:
         self.clusters: dict[Hashable, list[Hashable]] = {}
 
     def check(self, key: Hashable, text: str) -> Hashable | None:
-        signature = self.index.hasher.signature(text)
+        return self.check_signature(key, self.index.hasher.signature(text))
+
+    def check_many(self, items: list[tuple[Hashable, str]]) -> list[Hashable | None]:
+        """`check` for many items in order, with their signatures computed in one batch."""
+        signatures = self.index.hasher.signatures([text for _, text in items])
+        return [self.check_signature(key, sig) for (key, _), sig in zip(items, signatures)]
+
+    def check_signature(self, key: Hashable, signature: np.ndarray) -> Hashable | None:
         found = self.index.matches(signature)
         if found:
             kept = min(found, key=_sort_key)
@@ -171,10 +211,23 @@ def near_duplicate_clusters(items: Iterable[tuple[Hashable, str]], threshold: fl
             key = parent[key]
         return key
 
-    for position, (key, text) in enumerate(items):
+    def batches():
+        batch: list[tuple[Hashable, str]] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) == BATCH_TEXTS:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def signed():
+        for batch in batches():
+            yield from zip((key for key, _ in batch), index.hasher.signatures([text for _, text in batch]))
+
+    for position, (key, signature) in enumerate(signed()):
         order[key] = position
         parent[key] = key
-        signature = index.hasher.signature(text)
         for other in index.matches(signature):
             a, b = root(key), root(other)
             if a != b:

@@ -61,3 +61,16 @@ def test_empty_and_short_texts_do_not_crash():
     hasher = MinHasher()
     assert len(hasher.signature("")) == hasher.num_perm
     assert near_duplicate_clusters([(1, "好"), (2, "好"), (3, "")], threshold=0.9) == [[1, 2]]
+
+
+def test_batch_signatures_equal_one_by_one_even_across_blocks(monkeypatch):
+    import numpy as np
+
+    from pipelines import neardup
+
+    monkeypatch.setattr(neardup, "BLOCK", 50)  # force texts to straddle permutation blocks
+    hasher = MinHasher()
+    texts = ["", "好", "春眠不觉晓" * 30, "Hello  World", BASE, "处处闻啼鸟" * 7]
+    batch = hasher.signatures(texts)
+    for text, signature in zip(texts, batch):
+        assert np.array_equal(signature, hasher.signatures([text])[0])
