@@ -30,7 +30,7 @@ Steps, in this order, each reporting how many records it kept and dropped (`repo
 
 Memory model (a 1 GB log folder in constant memory, apart from per-record hashes):
 records are streamed from the sources one at a time; those that pass filter/dedup/near-dup/length
-are appended (marshal-encoded) to a temporary *spool file*. In memory the builder keeps only a
+are appended (pickled) to a temporary *spool file*. In memory the builder keeps only a
 16-byte digest per distinct dedup value, the spool offset, length and source index per spooled
 record (~20 bytes), and — only with near-dup removal or split grouping — one 128×4-byte MinHash signature
 per record. Limit, shuffle and split work on the offsets; validate and write read the records back
@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import marshal
 import os
+import pickle
 import random
 import tempfile
 from array import array
@@ -187,8 +187,8 @@ def _field_text(record: dict, name: str) -> str:
 class _Spool:
     """Records spooled to a temporary file, addressed by offset.
 
-    marshal (not JSON) because records are plain dicts of str/int/list and marshal round-trips them
-    several times faster; the file lives only for one build. Reads use os.pread (one syscall, no
+    pickle (not JSON) because it round-trips records several times faster and keeps any value a
+    producer put in `meta` (dates, decimals); the file is private to this build and deleted after. Reads use os.pread (one syscall, no
     seek), so reading in shuffled order costs little more than reading in order.
     """
 
@@ -200,7 +200,7 @@ class _Spool:
         self.sources = array("H")
 
     def append(self, record: dict, source_index: int) -> None:
-        data = marshal.dumps(record)
+        data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
         self.offsets.append(self._end)
         self.lengths.append(len(data))
         self.sources.append(source_index)
@@ -211,14 +211,14 @@ class _Spool:
         return len(self.offsets)
 
     def read(self, index: int) -> dict:
-        return marshal.loads(os.pread(self._fh.fileno(), self.lengths[index], self.offsets[index]))
+        return pickle.loads(os.pread(self._fh.fileno(), self.lengths[index], self.offsets[index]))
 
     def read_many(self, indexes: Iterable[int]) -> Iterator[tuple[int, dict]]:
         self._fh.flush()
         fd = self._fh.fileno()
         offsets, lengths = self.offsets, self.lengths
         for index in indexes:
-            yield index, marshal.loads(os.pread(fd, lengths[index], offsets[index]))
+            yield index, pickle.loads(os.pread(fd, lengths[index], offsets[index]))
 
     def close(self) -> None:
         self._fh.close()

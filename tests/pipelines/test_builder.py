@@ -232,3 +232,13 @@ def test_build_dataset_command_mixes_imported_sources(tmp_path):
     assert report["total"] == 6 and Export.objects.get().row_count == 6
     assert formats.read_records(tmp_path / "out" / "mix.jsonl", "openai")[0]["prompt"]
     assert "共写入 6 条" in out.getvalue()
+
+
+def test_meta_may_hold_any_value_and_is_never_written(tmp_path):
+    from datetime import datetime
+    from decimal import Decimal
+
+    records = [record(1, meta={"at": datetime(2025, 1, 1), "score": Decimal("0.5")})]
+    build_dataset([Source("logs", records)], BuildOptions(), output=tmp_path / "d.json")
+    rows = json.loads((tmp_path / "d.json").read_text(encoding="utf-8"))
+    assert set(rows[0]) == {"instruction", "input", "output"}
