@@ -284,7 +284,8 @@ def decide(request, job_id: int, example_id: int):
             version=version, edited_response=request.POST.get("edited_response", ""),
         )
     except ApplicationError as exc:
-        status = 409 if exc.code == "conflict" else 403 if exc.code == "forbidden" else 400
+        # 422 rather than 400: django-htmx's DEBUG helper replaces the whole page on a 400.
+        status = 409 if exc.code == "conflict" else 403 if exc.code == "forbidden" else 422
         # Show the same example again (fresh from the database) with the error.
         context = _review_context(request, job, page_number=page_number, error=exc.message)
         if not request.htmx:

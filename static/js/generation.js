@@ -3,6 +3,7 @@
  * The data comes from <script type="application/json" id="generation-charts"> (Django's json_script);
  * each <canvas data-chart="…"> names which chart it shows (reasons, histogram, question_type,
  * attribute + data-attribute="name"). No inline script: the production CSP forbids it.
+ * Also lets the failed-example review card show its error answers (see the end).
  */
 (function () {
   "use strict";
@@ -84,4 +85,15 @@
   }
 
   document.addEventListener("DOMContentLoaded", init);
+
+  // The review card answers a rejected decision (422), a forbidden one (403) or a version conflict
+  // (409) with the card and its message: show it instead of htmx's default of swapping nothing.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    var target = event.detail.target;
+    if ((status === 422 || status === 403 || status === 409) && target && target.id === "review-card") {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
 })();

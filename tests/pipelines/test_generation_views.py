@@ -194,3 +194,14 @@ def test_status_polling_reloads_the_page_once_the_run_has_finished(client, finis
     running = JobFactory(kind="generation", params={"collection": "marked"}, status="running")
     response = client.get(_url("analysis", running.pk) + "?partial=run-status", HTTP_HX_REQUEST="true")
     assert "HX-Refresh" not in response and 'hx-trigger="every 3s"' in response.content.decode()
+
+
+def test_a_rejected_decision_answers_the_card_with_its_message(client, finished_run, reviewer):
+    client.force_login(reviewer)
+    example = _failed(finished_run, "no-answer-1")
+    response = client.post(_url("decide", finished_run.pk, example.pk),
+                           {"decision": "accepted", "version": example.version, "status": "all"},
+                           HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    assert "不能原样接受" in response.content.decode() and 'id="review-card"' in response.content.decode()
+    assert GeneratedExample.objects.get(pk=example.pk).decision == ReviewDecision.PENDING
