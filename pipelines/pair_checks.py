@@ -53,16 +53,22 @@ RELEVANCE_MIN_GRAMS = 2
 BOILERPLATE_MIN_SIMILARITY = 0.5
 # A template under three unrelated prompts is a pattern, not a coincidence; fewer is normal reuse.
 BOILERPLATE_MIN_PROMPTS = 3
+# Prompts this alike (bigram Dice ≥ 0.8: "…（第4题）" / "…（第14题）") are one prompt asked twice, where the
+# same reject is expected; prompts that merely share an instruction template stay unrelated.
+SAME_PROMPT_MIN_SIMILARITY = 0.8
 # Short rejects ("是", "不知道", "A") legitimately recur across prompts; only longer ones are boilerplate.
 BOILERPLATE_MIN_CHARS = 10
 # truncated: a reject this long that ends on a letter while the chosen ends a sentence is cut off;
 # shorter ones are usually list-like answers ("苹果、香蕉") that end without punctuation.
 TRUNCATED_MIN_CHARS = 12
 # likely_swapped: the reject is ≥ 1.5× as long and has ≥ 1.3× (and ≥ 5 more) distinct content n-grams —
-# clearly more substance, not a few words of padding.
+# clearly more substance, not a few words of padding …
 SWAPPED_MIN_LENGTH_RATIO = 1.5
 SWAPPED_MIN_RICHNESS_RATIO = 1.3
 SWAPPED_MIN_EXTRA_GRAMS = 5
+# … and it covers at least half of the chosen answer's content: the fuller answer contains the thinner
+# one. A vague reject that only echoes the prompt ("关于水果，这个问题比较复杂…") is longer, not richer.
+SWAPPED_MIN_CHOSEN_COVERAGE = 0.5
 # The job report calls the batch "mostly off-topic" above half of the rejects (the seed: all of them).
 MOSTLY_OFF_TOPIC_SHARE = 0.5
 
@@ -261,9 +267,11 @@ def check_pair(prompt: str, chosen: str, rejected: str, *, finish_reason: str | 
 
     length_ratio = len(rejected_answer) / max(len(chosen_answer), 1)
     richness_ratio = len(rejected_grams) / max(len(chosen_grams), 1)
+    chosen_coverage = len(chosen_grams & rejected_grams) / len(chosen_grams) if chosen_grams else 0.0
     metrics.update(
         length_ratio=_round(length_ratio),
         richness_ratio=_round(richness_ratio),
+        chosen_coverage=_round(chosen_coverage),
         chosen_list_items=list_item_count(chosen_answer),
         rejected_list_items=list_item_count(rejected_answer),
     )
@@ -273,6 +281,7 @@ def check_pair(prompt: str, chosen: str, rejected: str, *, finish_reason: str | 
         and length_ratio >= SWAPPED_MIN_LENGTH_RATIO
         and richness_ratio >= SWAPPED_MIN_RICHNESS_RATIO
         and len(rejected_grams) - len(chosen_grams) >= SWAPPED_MIN_EXTRA_GRAMS
+        and chosen_coverage >= SWAPPED_MIN_CHOSEN_COVERAGE
     ):
         result.issues.append("likely_swapped")
     return result
@@ -307,7 +316,7 @@ def _unrelated_prompts(prompts: Iterable[str]) -> int:
     """
     representatives: list[str] = []
     for prompt in prompts:
-        if all(similarity(prompt, rep) < BOILERPLATE_MIN_SIMILARITY for rep in representatives):
+        if all(similarity(prompt, rep) < SAME_PROMPT_MIN_SIMILARITY for rep in representatives):
             representatives.append(prompt)
             if len(representatives) >= BOILERPLATE_MIN_PROMPTS:
                 break
@@ -340,15 +349,18 @@ def find_boilerplate(prompts: Sequence[str], rejects: Sequence[str]) -> list[Boi
         shingles = [_shingles(t) for t in texts]
         lsh = MinHashLSH(threshold=BOILERPLATE_MIN_SIMILARITY, num_perm=64)
         hashes = []
+        # Generating the permutations is most of a MinHash's cost: make them once and share them.
+        template = MinHash(num_perm=64, seed=1)
         for i, sh in enumerate(shingles):
-            mh = MinHash(num_perm=64, seed=1)
+            mh = MinHash(num_perm=64, seed=1, permutations=template.permutations, scheme=template.scheme)
             mh.update_batch([s.encode("utf-8") for s in sh])
             hashes.append(mh)
             lsh.insert(str(i), mh)
         for i, mh in enumerate(hashes):
             for other in lsh.query(mh):
                 j = int(other)
-                if j > i and _jaccard(shingles[i], shingles[j]) >= BOILERPLATE_MIN_SIMILARITY:
+                # Already joined through another member: no need to verify (keeps big clusters linear).
+                if j > i and find(i) != find(j) and _jaccard(shingles[i], shingles[j]) >= BOILERPLATE_MIN_SIMILARITY:
                     parent[find(j)] = find(i)
 
     groups: dict[int, list[int]] = {}

@@ -21,6 +21,8 @@ GOOD_PAIRS = [
     ("解释什么是机器学习。", "机器学习是人工智能的一个分支，它让计算机从数据中学习规律，并用学到的规律对新数据做出预测。",
      "机器学习就是让计算机学习。"),
     (EN_PROMPT, EN_CHOSEN, "Apple and banana."),
+    # Longer than the chosen but vaguer: worse, not swapped.
+    (FRUIT_PROMPT, FRUIT_CHOSEN, "关于5种不同的水果，这个问题比较复杂，简单来说就是要看具体情况。"),
     ("Explain why the sky is blue.", "Sunlight is scattered by air molecules; blue light scatters more than red, so the sky looks blue.",
      "The sky is blue because of light."),
 ]
