@@ -48,6 +48,9 @@ def _pair_or_404(job: Job, pair_id: int) -> PreferencePair:
 def job_list(request):
     """DPO jobs with their pair counts; staff get the link to start one."""
     jobs = list(dpo.dpo_jobs()[:100])
+    for job in jobs:
+        job.source_label = dpo.SOURCES.get((job.params.get("source") or {}).get("name"), "")
+        job.strategy_label = dpo.STRATEGIES.get((job.params.get("strategy") or {}).get("name"), "")
     return render(request, "pipelines/dpo_jobs.html", {"jobs": jobs})
 
 
