@@ -48,6 +48,12 @@ def test_reviewer_decides_with_keyboard_shortcuts(browser_page, live_server, bro
     rejected = GeneratedExample.objects.get(job=finished_run, example_id=first.split(" ")[0])
     assert rejected.decision == ReviewDecision.REJECTED
 
+    # A refused decision (422) shows its message in the card instead of doing nothing.
+    browser_page.goto(f"{live_server.url}/generation/runs/{finished_run.pk}/failed/?reason=Missing+%3Canswer%3E+tag")
+    browser_page.keyboard.press("a")
+    browser_page.wait_for_selector("#review-card .message.error")
+    assert "不能原样接受" in browser_page.locator("#review-card .message.error").inner_text()
+
     browser_page.keyboard.press("?")
     assert browser_page.locator("#shortcut-help").is_visible()
     assert browser_page.page_errors == []
