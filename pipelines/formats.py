@@ -129,9 +129,10 @@ def to_row(fmt: str, record: dict, columns: Iterable[str] | None = None) -> dict
     cols = set(columns) if columns is not None else {c for c in OPTIONAL_COLUMNS if record.get(c)}
     if fmt == "sharegpt_multimodal":
         cols.add("images")
-    unsupported = _unsupported(spec, record, cols)
-    if unsupported:
-        raise FormatError(f"{fmt} 不能表示 {', '.join(sorted(unsupported))}")
+    carries = _CARRIES[fmt]
+    wanted = cols.union(c for c in OPTIONAL_COLUMNS if record.get(c))
+    if not wanted <= carries:
+        raise FormatError(f"{fmt} 不能表示 {', '.join(sorted(wanted - carries))}")
     if spec.kind == "sft" and record.get("response") is None:
         raise FormatError("SFT 记录缺少 response")
     if spec.kind == "preference" and (record.get("chosen") is None or record.get("rejected") is None):
@@ -139,17 +140,20 @@ def to_row(fmt: str, record: dict, columns: Iterable[str] | None = None) -> dict
     return _WRITERS[fmt](record, cols)
 
 
-def _unsupported(spec: Format, record: dict, cols: set[str]) -> set[str]:
-    wanted = set(cols) | {c for c in OPTIONAL_COLUMNS if record.get(c)}
-    bad = wanted - set(spec.optional_columns)
+def _carries(spec: Format) -> frozenset[str]:
+    """The optional record fields a format can represent (as a column or inside its turns)."""
+    carried = set(spec.optional_columns)
     # sharegpt-style and messages formats carry history as earlier turns, not as a column.
     if spec.name in {"sharegpt", "sharegpt_multimodal", "openai", "sharegpt_preference",
                      "trl_preference_conversational"}:
-        bad.discard("history")
+        carried.add("history")
     # OpenAI messages and TRL conversational carry the system prompt as a system message.
     if spec.name in {"openai", "trl_preference_conversational"}:
-        bad.discard("system")
-    return bad
+        carried.add("system")
+    return frozenset(carried)
+
+
+_CARRIES = {name: _carries(spec) for name, spec in FORMATS.items()}
 
 
 def _alpaca_base(record: dict, cols: set[str]) -> dict:
@@ -276,12 +280,12 @@ def _is_str(value: Any) -> bool:
 
 def validate_row(fmt: str, row: Any) -> list[str]:
     """Every way `row` breaks format `fmt` (exact keys, roles, types, image tokens); [] if valid."""
-    spec = get_format(fmt)
+    get_format(fmt)
     if not isinstance(row, dict):
         return ["行不是 JSON 对象"]
     errors: list[str] = []
     required = _REQUIRED[fmt]
-    allowed = required | set(spec.optional_columns)
+    allowed = _ALLOWED[fmt]
     missing = required - row.keys()
     if missing:
         errors.append(f"缺少键 {', '.join(sorted(missing))}")
@@ -290,14 +294,7 @@ def validate_row(fmt: str, row: Any) -> list[str]:
         errors.append(f"多余的键 {', '.join(sorted(extra))}")
     if missing:
         return errors
-    checker = {
-        "alpaca": _check_alpaca, "alpaca_preference": _check_alpaca,
-        "sharegpt": _check_sharegpt, "sharegpt_multimodal": _check_sharegpt,
-        "sharegpt_preference": _check_sharegpt, "openai": _check_openai,
-        "trl_prompt_completion": _check_trl_strings, "trl_preference": _check_trl_strings,
-        "trl_preference_conversational": _check_trl_conversational,
-    }[fmt]
-    errors += checker(fmt, row)
+    errors += _CHECKERS[fmt](fmt, row)
     if "system" in row and not _is_str(row["system"]):
         errors.append("system 必须是字符串")
     if "images" in row:
@@ -398,6 +395,16 @@ def _check_trl_conversational(fmt: str, row: dict) -> list[str]:
                 and set(value[0]) == {"role", "content"}):
             errors.append(f"{key} 必须是一条 assistant 消息的列表")
     return errors
+
+
+_ALLOWED = {name: _REQUIRED[name] | set(spec.optional_columns) for name, spec in FORMATS.items()}
+_CHECKERS = {
+    "alpaca": _check_alpaca, "alpaca_preference": _check_alpaca,
+    "sharegpt": _check_sharegpt, "sharegpt_multimodal": _check_sharegpt,
+    "sharegpt_preference": _check_sharegpt, "openai": _check_openai,
+    "trl_prompt_completion": _check_trl_strings, "trl_preference": _check_trl_strings,
+    "trl_preference_conversational": _check_trl_conversational,
+}
 
 
 def validate_record(fmt: str, record: dict, columns: Iterable[str] | None = None) -> list[str]:
