@@ -29,6 +29,9 @@ from .models import Job, JobKind, PromptTemplate
 from .prompts import MODE_KINDS, prompt_current, prompt_save_version, render_prompt
 
 CACHE_SECONDS = 60
+# What a (re)run writes on a sample's Reasoning row for the mode.
+REASONING_FIELDS = ("output", "predicted_name", "predicted_category_id", "is_correct", "length", "model_name",
+                    "prompt_template_id", "raw_response")
 
 
 def resolve_dataset(value: Any) -> Dataset:
@@ -170,36 +173,71 @@ class ClassificationHandler(JobKindHandler):
         return {"sample_id": sample["id"], "label_id": sample["label_id"],
                 "messages": image_message(self._prompt(job), sample["image"])}
 
+    def prepare_many(self, job: Job, keys: list[str]) -> dict[str, Any]:
+        """`prepare` for a batch of items in one query."""
+        samples = {str(s["id"]): s for s in Sample.objects.filter(pk__in=keys, dataset_id=job.params["dataset_id"])
+                   .values("id", "image", "label_id")}
+        prompt = self._prompt(job)
+        payloads: dict[str, Any] = {}
+        for key in keys:
+            sample = samples.get(key)
+            try:
+                if sample is None:
+                    raise ItemFailed("missing", "样本已不存在")
+                payloads[key] = {"sample_id": sample["id"], "label_id": sample["label_id"],
+                                 "messages": image_message(prompt, sample["image"])}
+            except ItemFailed as exc:
+                payloads[key] = exc
+        return payloads
+
     async def call(self, llm, payload: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         result = await llm.chat(payload["messages"], model=params.get("model"), temperature=params.get("temperature"),
                                 top_p=params.get("top_p"), max_tokens=params.get("max_tokens"))
         raw = {k: result.raw.get(k) for k in ("id", "model", "usage") if k in result.raw}
         return {"text": result.text, "model": result.model, "raw": raw}
 
-    def store(self, job: Job, key: str, payload: dict[str, Any], output: dict[str, Any]) -> dict[str, Any]:
+    def _reasoning(self, job: Job, payload: dict[str, Any], output: dict[str, Any]) -> Reasoning:
         by_name = self._cache.get(("names", job.params["dataset_id"]),
                                   lambda: {c.name: c.pk for c in self._categories(job.params["dataset_id"])})
         text = output["text"] or ""
         predicted_name = parse_predicted_category(text, list(by_name)) or ""
         predicted_id = by_name.get(predicted_name)
-        is_correct = None if predicted_id is None else predicted_id == payload["label_id"]
-        reasoning, _ = Reasoning.objects.update_or_create(
+        return Reasoning(
             sample_id=payload["sample_id"],
             mode=job.params["mode"],
-            defaults={
-                "output": text,
-                "predicted_name": predicted_name,
-                "predicted_category_id": predicted_id,
-                "is_correct": is_correct,
-                "length": text_length(text),
-                "model_name": output.get("model") or job.params.get("model") or "",
-                "prompt_template_id": job.params["prompt_template_id"],
-                "raw_response": output.get("raw"),
-            },
+            output=text,
+            predicted_name=predicted_name,
+            predicted_category_id=predicted_id,
+            is_correct=None if predicted_id is None else predicted_id == payload["label_id"],
+            length=text_length(text),
+            model_name=output.get("model") or job.params.get("model") or "",
+            prompt_template_id=job.params["prompt_template_id"],
+            raw_response=output.get("raw"),
         )
-        if predicted_id is None:
-            raise ItemFailed("unparseable", "无法从回答中解析出类别（已保存原文）")
-        return {"reasoning_id": reasoning.pk, "predicted": predicted_name, "is_correct": is_correct}
+
+    @staticmethod
+    def _outcome(row: Reasoning) -> dict[str, Any] | ItemFailed:
+        if row.predicted_category_id is None:
+            return ItemFailed("unparseable", "无法从回答中解析出类别（已保存原文）")
+        return {"predicted": row.predicted_name, "is_correct": row.is_correct}
+
+    def store(self, job: Job, key: str, payload: dict[str, Any], output: dict[str, Any]) -> dict[str, Any]:
+        row = self._reasoning(job, payload, output)
+        values = {f: getattr(row, f) for f in REASONING_FIELDS}
+        Reasoning.objects.update_or_create(sample_id=row.sample_id, mode=row.mode, defaults=values)
+        outcome = self._outcome(row)
+        if isinstance(outcome, ItemFailed):
+            raise outcome
+        return outcome
+
+    def store_many(self, job: Job, results: list[tuple[str, Any, Any]]) -> dict[str, Any]:
+        """`store` for a batch: one upsert on (sample, mode) for all rows."""
+        rows = {key: self._reasoning(job, payload, output) for key, payload, output in results}
+        Reasoning.objects.bulk_create(
+            list(rows.values()), update_conflicts=True, unique_fields=["sample", "mode"],
+            update_fields=[*REASONING_FIELDS, "updated_at"],
+        )
+        return {key: self._outcome(row) for key, row in rows.items()}
 
     def finalize(self, job: Job) -> dict[str, Any]:
         sample_ids = [int(k) for k in job.items.values_list("key", flat=True)]

@@ -28,6 +28,11 @@ calls `job_execute`, which:
    in-flight items back and re-enqueues a continuation message, so no message outlives the Redis
    visibility timeout however long the job is.
 
+Handlers may also define `prepare_many(job, keys) -> {key: payload or ItemFailed}` and
+`store_many(job, [(key, payload, output)]) -> {key: result or ItemFailed}` to read and write a
+batch of items in a few queries (the classification kind does); the engine falls back to the
+per-item methods when they are absent or raise.
+
 `store` may write rows and then raise ItemFailed (e.g. an unparseable answer is still recorded as a
 Reasoning row): those writes are kept and the item is failed with that reason. Any other exception
 from `store` rolls its writes back and fails the item as `error`.
@@ -496,8 +501,7 @@ class _Execution:
                     claimed = self._claim(self.concurrency - len(self.in_flight))
                     if not claimed:
                         exhausted = True
-                    for item_id, key in claimed:
-                        self._dispatch(loop, item_id, key)
+                    self._dispatch(loop, claimed)
                 if not self.in_flight:
                     if exhausted or stop:
                         break
@@ -551,18 +555,29 @@ class _Execution:
                 claimed.append((item_id, key))
         return claimed
 
-    def _dispatch(self, loop: _LoopThread, item_id: int, key: str) -> None:
-        try:
-            payload = self.handler.prepare(self.job, key)
-        except ItemFailed as exc:
-            self._fail(item_id, exc.kind, exc.message)
-            return
-        except Exception as exc:  # noqa: BLE001 - one bad item never stops the job
-            logger.exception("job %s item %s: prepare failed", self.job.pk, key)
-            self._fail(item_id, "error", f"{type(exc).__name__}: {exc}")
-            return
-        future = loop.submit(self.handler.call(self.llm, payload, self.params))
-        self.in_flight[future] = (item_id, key, payload)
+    def _dispatch(self, loop: _LoopThread, claimed: list[tuple[int, str]]) -> None:
+        prepare_many = getattr(self.handler, "prepare_many", None)
+        payloads: dict[str, Any] = {}
+        if prepare_many is not None and len(claimed) > 1:
+            try:
+                payloads = prepare_many(self.job, [key for _, key in claimed])
+            except Exception:  # noqa: BLE001 - fall back to one item at a time
+                logger.exception("job %s: prepare_many failed; preparing items one by one", self.job.pk)
+                payloads = {}
+        for item_id, key in claimed:
+            try:
+                payload = payloads[key] if key in payloads else self.handler.prepare(self.job, key)
+                if isinstance(payload, ItemFailed):
+                    raise payload
+            except ItemFailed as exc:
+                self._fail(item_id, exc.kind, exc.message)
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad item never stops the job
+                logger.exception("job %s item %s: prepare failed", self.job.pk, key)
+                self._fail(item_id, "error", f"{type(exc).__name__}: {exc}")
+                continue
+            future = loop.submit(self.handler.call(self.llm, payload, self.params))
+            self.in_flight[future] = (item_id, key, payload)
 
     def _abandon_in_flight(self, *, release: bool) -> None:
         if not self.in_flight:
@@ -591,37 +606,61 @@ class _Execution:
 
     def _store(self, finished: list[tuple[tuple[int, str, Any], concurrent.futures.Future]]) -> None:
         with transaction.atomic():
+            successes: list[tuple[int, str, Any, Any]] = []
             for (item_id, key, payload), future in finished:
                 try:
-                    output = future.result()
+                    successes.append((item_id, key, payload, future.result()))
                 except ItemFailed as exc:
                     self._fail(item_id, exc.kind, exc.message)
-                    continue
                 except LLMError as exc:
                     self._fail(item_id, exc.kind, exc.message)
-                    continue
                 except concurrent.futures.CancelledError:
                     continue
                 except Exception as exc:  # noqa: BLE001
                     logger.exception("job %s item %s: call failed", self.job.pk, key)
                     self._fail(item_id, "error", f"{type(exc).__name__}: {exc}")
-                    continue
-                savepoint = transaction.savepoint()
-                try:
-                    result = self.handler.store(self.job, key, payload, output)
-                except ItemFailed as exc:
-                    transaction.savepoint_commit(savepoint)  # what store wrote is kept
-                    self._fail(item_id, exc.kind, exc.message)
-                    continue
-                except Exception as exc:  # noqa: BLE001
-                    transaction.savepoint_rollback(savepoint)
-                    logger.exception("job %s item %s: store failed", self.job.pk, key)
-                    self._fail(item_id, "error", f"{type(exc).__name__}: {exc}")
-                    continue
-                transaction.savepoint_commit(savepoint)
-                JobItem.objects.filter(pk=item_id).exclude(status=ItemStatus.DONE).update(
-                    status=ItemStatus.DONE, result=result, error_kind="", error="", finished_at=timezone.now()
-                )
+            outcomes = self._store_many(successes) if successes else {}
+            done = []
+            now = timezone.now()
+            for item_id, key, payload, output in successes:
+                outcome = outcomes[item_id] if item_id in outcomes else self._store_one(key, payload, output)
+                if isinstance(outcome, ItemFailed):
+                    self._fail(item_id, outcome.kind, outcome.message)
+                else:
+                    done.append(JobItem(pk=item_id, status=ItemStatus.DONE, result=outcome, error_kind="", error="",
+                                        finished_at=now))
+            if done:
+                JobItem.objects.bulk_update(done, ["status", "result", "error_kind", "error", "finished_at"])
+
+    def _store_many(self, successes: list[tuple[int, str, Any, Any]]) -> dict[int, Any]:
+        """Results by item id from the handler's optional batch `store_many` ({} when it has none)."""
+        store_many = getattr(self.handler, "store_many", None)
+        if store_many is None or len(successes) < 2:
+            return {}
+        savepoint = transaction.savepoint()
+        try:
+            by_key = store_many(self.job, [(key, payload, output) for _, key, payload, output in successes])
+        except Exception:  # noqa: BLE001 - fall back to storing one by one
+            transaction.savepoint_rollback(savepoint)
+            logger.exception("job %s: store_many failed; storing items one by one", self.job.pk)
+            return {}
+        transaction.savepoint_commit(savepoint)
+        return {item_id: by_key[key] for item_id, key, _, _ in successes if key in by_key}
+
+    def _store_one(self, key: str, payload: Any, output: Any) -> Any:
+        """The item's result, or the ItemFailed it ended with (store's writes kept for ItemFailed)."""
+        savepoint = transaction.savepoint()
+        try:
+            result = self.handler.store(self.job, key, payload, output)
+        except ItemFailed as exc:
+            transaction.savepoint_commit(savepoint)  # what store wrote is kept
+            return exc
+        except Exception as exc:  # noqa: BLE001
+            transaction.savepoint_rollback(savepoint)
+            logger.exception("job %s item %s: store failed", self.job.pk, key)
+            return ItemFailed("error", f"{type(exc).__name__}: {exc}")
+        transaction.savepoint_commit(savepoint)
+        return result
 
     def _report_progress(self) -> None:
         _refresh_counters(self.job.pk)

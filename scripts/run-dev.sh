@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Starts everything `make run` promises in one terminal; Ctrl-C stops all of it.
+# Starts everything `make run` promises in one terminal; Ctrl-C stops all of it:
+# the LLM simulator (unless OPENAI_BASE_URL points at a real provider), a Celery worker on every
+# job queue, and the web server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -9,12 +11,16 @@ trap 'kill 0' EXIT INT TERM
 
 if [ -z "${OPENAI_BASE_URL:-}" ]; then
   export OPENAI_BASE_URL="http://127.0.0.1:${SIM_PORT}/v1"
-  $PY manage.py llm_simulator --port "$SIM_PORT" &
+  $PY manage.py llm_simulator --port "$SIM_PORT" --latency-ms "${SIM_LATENCY_MS:-300}" &
   echo "LLM simulator:  $OPENAI_BASE_URL"
+else
+  echo "LLM provider:   $OPENAI_BASE_URL"
 fi
-.venv/bin/celery -A config worker -l info -Q default,classification,generation,extraction,dpo --concurrency 2 &
+.venv/bin/celery -A config worker -l info -Q default,classification,generation,extraction,dpo \
+  --concurrency "${WORKER_CONCURRENCY:-2}" &
 echo
 echo "datafix is starting on  http://127.0.0.1:${PORT}/"
 echo "Demo logins are printed above by load_demo (admin / reviewer1 … reviewer5)."
+echo "Jobs: http://127.0.0.1:${PORT}/jobs/   queue monitor: http://127.0.0.1:${PORT}/jobs/monitor/"
 echo
 $PY manage.py runserver "127.0.0.1:${PORT}"
