@@ -168,23 +168,28 @@ def test_an_item_that_kills_its_worker_every_time_is_failed_and_the_rest_of_the_
     poison = JobItem.objects.filter(job=job).order_by("id")[2]
     kills = 0
     worker = celery_worker_process(JOB_MAX_DELIVERIES=max_deliveries)
-    deadline_kills = max_deliveries + 3
-    while not job_finished(job.pk):
-        running = wait_until(
-            lambda: job_finished(job.pk) or JobItem.objects.filter(pk=poison.pk, status=ItemStatus.RUNNING).exists(),
-            timeout=120, what="the poison item to run (or the job to end)", interval=0.02)
-        if job_finished(job.pk) or running is not True:
+
+    def poison_runs_again():
+        # A new claim of the poison item (its attempts went up), or the end of the job.
+        return job_finished(job.pk) or JobItem.objects.filter(
+            pk=poison.pk, status=ItemStatus.RUNNING, attempts__gt=kills).exists()
+
+    while True:
+        wait_until(poison_runs_again, timeout=120, what="the poison item to run again (or the job to end)",
+                   interval=0.02)
+        if job_finished(job.pk):
             break
         worker.kill()
         kills += 1
-        assert kills <= deadline_kills, "the poison item is retried without end"
+        assert kills <= max_deliveries + 1, "the poison item is retried without end"
         worker = celery_worker_process(JOB_MAX_DELIVERIES=max_deliveries)
     wait_until(lambda: job_finished(job.pk), timeout=120, what="the job to end")
 
     job.refresh_from_db()
     poison.refresh_from_db()
     assert poison.status == ItemStatus.FAILED and poison.error_kind == "max_deliveries", (poison.status, poison.error)
-    assert kills == max_deliveries
+    # The watcher may also catch the instant the item is claimed once more only to be given up.
+    assert max_deliveries <= kills <= max_deliveries + 1
     others = [s for s in samples if str(s.pk) != poison.key]
     other_items = JobItem.objects.filter(job=job).exclude(pk=poison.pk)
     given_up = list(other_items.exclude(status=ItemStatus.DONE).exclude(error_kind__in=ANSWER_FAILURES)
