@@ -83,7 +83,10 @@ def main() -> None:
         prompts = [bases[i % len(bases)] + _text(rng, 3) if i >= len(bases) else bases[i] for i in range(NEAR_DUP_PROMPTS)]
         remover = NearDupRemover()
         started = time.perf_counter()
-        removed = sum(remover.check(i, p) is not None for i, p in enumerate(prompts))
+        removed = 0
+        for start in range(0, NEAR_DUP_PROMPTS, 256):  # batches, as the builder feeds it
+            batch = list(enumerate(prompts[start:start + 256], start=start))
+            removed += sum(match is not None for match in remover.check_many(batch))
         seconds = time.perf_counter() - started
         print(f"near-dedup of {NEAR_DUP_PROMPTS:,} prompts (~120 characters, 3-gram MinHash/LSH, threshold 0.8): "
               f"{seconds:.1f} s ({NEAR_DUP_PROMPTS / seconds:,.0f} prompts/s), {removed:,} near-duplicates removed")
