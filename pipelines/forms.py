@@ -19,6 +19,15 @@ class EngineParamsForm(forms.Form):
     temperature = forms.FloatField(label="temperature", required=False, min_value=0, max_value=2)
     max_tokens = forms.IntegerField(label="max_tokens", required=False, min_value=1, max_value=32768)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from django.conf import settings
+
+        # Show the provider defaults a blank field falls back to.
+        self.fields["model"].widget.attrs["placeholder"] = settings.LLM_VISION_MODEL
+        self.fields["concurrency"].widget.attrs["placeholder"] = str(settings.LLM_CONCURRENCY)
+        self.fields["requests_per_minute"].widget.attrs["placeholder"] = str(settings.LLM_REQUESTS_PER_MINUTE)
+
     def engine_params(self) -> dict:
         names = ("model", "concurrency", "requests_per_minute", "temperature", "max_tokens")
         return {n: self.cleaned_data[n] for n in names if self.cleaned_data.get(n) not in (None, "")}
