@@ -62,20 +62,25 @@ def _topic(prompt: str) -> str:
 
 
 def worse_answer(prompt: str, rng) -> str:
-    """A relevant but worse answer: vague, half-done or hedging, always on the prompt's topic."""
+    """A relevant but worse answer: vague or half-done, always on the prompt's topic.
+
+    Mostly the prompt's own words with little fixed wording, so answers to different prompts do
+    not look alike (a weak model that is on topic is not a boilerplate machine).
+    """
     topic = _topic(prompt)
+    half = topic[: max(2, len(topic) // 2)]
     if re.search(r"[\u4e00-\u9fff]", prompt):
         options = (
-            f"关于{topic}，这个问题比较复杂，简单来说就是要看具体情况。",
-            f"{topic}有很多种情况，比如第一种，等等。",
-            f"我觉得{topic}这个问题不太好回答，可能需要更多信息。",
-            f"{topic}：首先要了解基本概念，其次要多练习。",
+            f"{topic}，大概就是{half}吧。",
+            f"{topic}？嗯，{half}，不太确定。",
+            f"{topic}的话，比如{half}等等。",
+            f"{half}。",
         )
     else:
         options = (
-            f"About {topic}: it depends on the situation.",
-            f"{topic} has many aspects, for example the first one, and so on.",
-            f"I think {topic} is hard to answer without more information.",
+            f"{topic}? Maybe {half}.",
+            f"{topic}: {half}, and so on.",
+            f"{half}.",
         )
     return rng.choice(options)
 

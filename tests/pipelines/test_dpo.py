@@ -228,3 +228,43 @@ def test_export_round_trips_and_leaves_out_discarded_and_unreviewed_flagged_pair
     assert export_dir.exists()
     with_flagged = dpo.pairs_export(job=job, fmt=fmt, user=admin_user, include_flagged=True)
     assert with_flagged.row_count == len(expected) + 1
+
+
+def test_corrected_classification_outputs_are_a_source_with_their_images(dataset, assigned_category):
+    from review.models import Mode, Review
+    from tests.factories import ReasoningFactory, SampleFactory
+
+    kept = SampleFactory(label=assigned_category, image="scenes/a.png")
+    ReasoningFactory(sample=kept, mode=Mode.LIMITED, is_correct=True, output="图片显示颜色和尺码选项，因此属于商品分类选项。")
+    corrected = SampleFactory(label=assigned_category, image="scenes/b.png")
+    ReasoningFactory(sample=corrected, mode=Mode.LIMITED, is_correct=False, output="错误的推理")
+    Review.objects.create(sample=corrected, corrected_output="图中是规格选择界面，属于商品分类选项。")
+
+    job = run({"source": {"name": "classification", "dataset": dataset.name}, "strategy": {"name": "truncate"}})
+
+    pairs = {p.key: p for p in PreferencePair.objects.filter(job=job)}
+    assert set(pairs) == {f"classification:{kept.external_id}", f"classification:{corrected.external_id}"}
+    pair = pairs[f"classification:{corrected.external_id}"]
+    assert pair.chosen == "图中是规格选择界面，属于商品分类选项。" and pair.images == ["scenes/b.png"]
+    assert pair.prompt.startswith("<image>")
+
+
+def test_passed_or_rescued_generation_examples_are_a_source(db):
+    from pipelines.models import GeneratedExample, Job, SourceItem
+
+    gen_job = Job.objects.create(kind=JobKind.GENERATION)
+    items = [SourceItem.objects.create(collection="c", external_id=str(i), wiki_title=f"t{i}") for i in range(3)]
+    good = GeneratedExample.objects.create(job=gen_job, source_item=items[0], example_id="e0", question="长城有多长？",
+                                           response="<think>查资料。</think>长城全长两万多公里。", passed=True)
+    GeneratedExample.objects.create(job=gen_job, source_item=items[1], example_id="e1", question="失败的问题",
+                                    response="坏回答", passed=False)
+    rescued = GeneratedExample.objects.create(job=gen_job, source_item=items[2], example_id="e2", question="故宫在哪里？",
+                                              response="旧回答", passed=False, decision=ReviewDecision.EDITED,
+                                              edited_response="<think>想一想。</think>故宫在北京。")
+
+    job = run({"source": {"name": "generation", "job_id": gen_job.pk}, "strategy": {"name": "drop_reasoning"}})
+
+    pairs = {p.key: p for p in PreferencePair.objects.filter(job=job)}
+    assert set(pairs) == {f"generation:{good.pk}", f"generation:{rescued.pk}"}
+    assert pairs[f"generation:{rescued.pk}"].chosen == "<think>想一想。</think>故宫在北京。"
+    assert pairs[f"generation:{rescued.pk}"].rejected == "故宫在北京。"
