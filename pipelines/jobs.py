@@ -452,9 +452,20 @@ def job_execute(*, job_id: int, time_budget: float | None = None,
     if outcome != "run":
         logger.info("job %s: %s", job_id, outcome)
         return outcome
-    handler = get_handler(job.kind)
     try:
+        handler = get_handler(job.kind)
         return _Execution(job, handler, token, time_budget, on_progress).run()
+    except Exception as exc:
+        # A bug or a lost database: show it on the job (resume is possible) and let Celery record it.
+        logger.exception("job %s crashed", job_id)
+        try:
+            JobItem.objects.filter(job_id=job_id, status=ItemStatus.RUNNING).update(status=ItemStatus.PENDING)
+            _refresh_counters(job_id)
+            _lease_release(job_id, token, status=JobStatus.FAILED, finished_at=timezone.now(),
+                           error_summary=_scrub(f"任务中断（程序错误）：{type(exc).__name__}: {exc}"))
+        except Exception:  # noqa: BLE001 - the database itself may be what failed
+            logger.exception("job %s: could not record the crash", job_id)
+        raise
     finally:
         _lease_release(job_id, token)
 
