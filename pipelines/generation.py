@@ -30,7 +30,7 @@ from review.errors import ApplicationError
 
 from . import judge as judge_module
 from .jobkinds import ItemFailed, JobKindHandler, register
-from .models import GeneratedExample, Job, JobKind, JobStatus, ReviewDecision, SourceItem
+from .models import GeneratedExample, Job, JobKind, ReviewDecision, SourceItem
 
 # --------------------------------------------------------------------------- response structure
 TAGS = ("look", "think", "answer")

@@ -16,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -214,13 +214,14 @@ def team_file(request, job_id: int, name: str):
         raise Http404
     if name == "pipeline_report.json":
         body = json.dumps(generation.pipeline_report(job), ensure_ascii=False, indent=2) + "\n"
-        content_type = "application/json; charset=utf-8"
+        response = HttpResponse(body, content_type="application/json; charset=utf-8")
     else:
         passed = name == "generated_examples.jsonl"
         examples = GeneratedExample.objects.filter(job=job, passed=passed).select_related("source_item").order_by("id")
-        body = "".join(json.dumps(generation.example_record(e), ensure_ascii=False) + "\n" for e in examples)
-        content_type = "application/x-ndjson; charset=utf-8"
-    response = HttpResponse(body, content_type=content_type)
+        # Streamed: a large run's file never sits in memory whole.
+        lines = (json.dumps(generation.example_record(e), ensure_ascii=False) + "\n"
+                 for e in examples.iterator(chunk_size=1000))
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="run{job.pk}_{name}"'
     return response
 

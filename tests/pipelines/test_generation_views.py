@@ -9,7 +9,6 @@ from tests.factories import JobFactory, UserFactory
 from tests.pipelines.conftest_generation import (  # noqa: F401 - fixtures
     finished_run,
     marked_sources,
-    start_run,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -205,3 +204,12 @@ def test_a_rejected_decision_answers_the_card_with_its_message(client, finished_
     assert response.status_code == 422
     assert "不能原样接受" in response.content.decode() and 'id="review-card"' in response.content.decode()
     assert GeneratedExample.objects.get(pk=example.pk).decision == ReviewDecision.PENDING
+
+
+def test_team_files_download_in_the_seed_format(client, finished_run, reviewer):
+    client.force_login(reviewer)
+    failed = client.get(_url("team_file", finished_run.pk, "failed_examples.jsonl"))
+    lines = [json.loads(line) for line in b"".join(failed.streaming_content).decode().splitlines()]
+    assert len(lines) == 5 and all("failure_reason" in line for line in lines)
+    report = json.loads(client.get(_url("team_file", finished_run.pk, "pipeline_report.json")).content)
+    assert report["pipeline_stats"]["valid_examples"] == 3 and report["pipeline_stats"]["failed_validation"] == 5
