@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -372,7 +372,7 @@ def feedback_sample_decide(*, sample: FeedbackSample, user, decision: str, versi
         raise ApplicationError("请先登录", code="forbidden")
     if decision not in REVIEW_DECISIONS:
         raise ApplicationError("未知的决定")
-    sample = FeedbackSample.objects.select_for_update().select_related("decided_by").get(pk=sample.pk)
+    sample = FeedbackSample.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=sample.pk)
     if sample.version != version:
         who = sample.decided_by.get_username() if sample.decided_by else "其他人"
         raise ApplicationError(f"该样本已被 {who} 修改（版本 {sample.version}），请刷新后再决定",
@@ -410,7 +410,8 @@ def feedback_sample_list(*, rating: int | None = None, model_name: str = "", dat
         qs = qs.filter(rated_at__date__lte=date_to)
     if decision:
         qs = qs.filter(decision=decision)
-    return qs.order_by("-rated_at", "id")
+    # Unknown rating times last on every database (PostgreSQL puts NULLs first when descending).
+    return qs.order_by(F("rated_at").desc(nulls_last=True), "id")
 
 
 def feedback_model_names() -> list[str]:
