@@ -316,6 +316,17 @@ def classification_records_save(
         result.categories_created += created
         names = list(by_name)
 
+    for start in range(0, len(records), IMPORT_CHUNK):
+        _save_records_chunk(dataset=dataset, records=records[start:start + IMPORT_CHUNK], by_name=by_name,
+                            names=names, result=result)
+    return result
+
+
+IMPORT_CHUNK = 500  # keeps IN (...) lists under SQLite's variable limit
+
+
+def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRecord], by_name: dict[str, Category],
+                        names: list[str], result: RecordsSaveResult) -> None:
     samples = {s.external_id: s for s in Sample.objects.filter(dataset=dataset, external_id__in=[r.external_id for r in records])}
     reasonings = {
         (r.sample_id, r.mode): r
@@ -338,7 +349,8 @@ def classification_records_save(
     for sample in to_update_samples:
         sample.updated_at = now
     Sample.objects.bulk_update(to_update_samples, ["label", "image", "image_info", "updated_at"], batch_size=500)
-    result.samples_created, result.samples_updated = len(new_samples), len(to_update_samples)
+    result.samples_created += len(new_samples)
+    result.samples_updated += len(to_update_samples)
     if new_samples and new_samples[0].pk is None:  # backends that return no ids from bulk_create
         fresh = Sample.objects.filter(dataset=dataset, external_id__in=[s.external_id for s in new_samples])
         samples.update({s.external_id: s for s in fresh})
@@ -371,5 +383,5 @@ def classification_records_save(
                 update.append(existing)
     Reasoning.objects.bulk_create(create, batch_size=500)
     Reasoning.objects.bulk_update(update, fields, batch_size=500)
-    result.reasonings_created, result.reasonings_updated = len(create), len(update)
-    return result
+    result.reasonings_created += len(create)
+    result.reasonings_updated += len(update)

@@ -38,6 +38,11 @@ def _query(filter_key: str, sort_key: str, **extra) -> str:
     return urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
+def _partial(request) -> bool:
+    """htmx wants just the swapped region (not for history restores, which need the whole page)."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
 def sample_url(sample_id: int, filter_key: str, sort_key: str) -> str:
     """The sample page inside a queue (filter and sort travel in the query string)."""
     return f"{reverse('review:sample', args=[sample_id])}?{_query(filter_key, sort_key)}"
@@ -116,7 +121,7 @@ def queue(request, category_id: int):
         "can_change": can_change_category(request.user, category),
         "long_limit": LONG_OUTPUT_LIMIT,
     }
-    template = "review/queue.html#queue" if request.htmx else "review/queue.html"
+    template = "review/queue.html#queue" if _partial(request) else "review/queue.html"
     return render(request, template, context)
 
 
@@ -235,9 +240,9 @@ def _sample_context(request, sample_id: int, filter_key: str, sort_key: str, *, 
 
 
 def _render_sample(request, context, *, status=200, push_url: str | None = None):
-    template = "review/sample.html#sample-page" if request.htmx else "review/sample.html"
+    template = "review/sample.html#sample-page" if _partial(request) else "review/sample.html"
     response = render(request, template, context, status=status)
-    if push_url and request.htmx:
+    if push_url and _partial(request):
         response["HX-Push-Url"] = push_url
     return response
 

@@ -132,3 +132,14 @@ def test_command_prints_a_summary_and_fails_clearly_on_an_empty_folder(manifest_
     (tmp_path / "empty").mkdir()
     with pytest.raises(CommandError):
         call_command("import_classification", str(tmp_path / "empty"), "--dataset", "scenes")
+
+
+def test_large_imports_are_saved_in_chunks_without_losing_records(manifest_root, monkeypatch):
+    import review.services
+
+    monkeypatch.setattr(review.services, "IMPORT_CHUNK", 2)
+    write_jsonl(manifest_root / "manifest.jsonl", [record(i) | {"image": "images/0.png"} for i in range(5)])
+    report = import_classification(path=manifest_root, dataset_name="scenes")
+    assert (report.saved.samples_created, report.saved.reasonings_created) == (5, 15)
+    report = import_classification(path=manifest_root, dataset_name="scenes")
+    assert (report.saved.samples_created, report.saved.samples_updated, report.saved.reasonings_updated) == (0, 0, 0)

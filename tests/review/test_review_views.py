@@ -245,3 +245,10 @@ def test_previous_and_next_over_htmx_return_only_the_sample_region(reviewer_clie
     html = partial.content.decode()
     assert html.lstrip().startswith('<div id="sample-page"') and f'data-sample-id="{b.pk}"' in html
     assert "<html" not in html and "第 2 / 2 条" in html
+
+
+def test_htmx_history_restore_gets_the_whole_page(reviewer_client, assigned_category):
+    a = make_sample(assigned_category, "r-1")
+    response = reviewer_client.get(reverse("review:sample", args=[a.pk]), HTTP_HX_REQUEST="true",
+                                   HTTP_HX_HISTORY_RESTORE_REQUEST="true")
+    assert b"<html" in response.content
