@@ -7,7 +7,7 @@ Reuse them from any `tests/browser/test_*.py` (mark the tests `@pytest.mark.brow
         browser_login(reviewer)                    # signs in through /login/ (password "pw-for-tests-1")
         browser_page.goto(live_server.url + "/")  # a fresh Playwright `Page`, 1280×900, zh-CN
 
-- `chromium` (session): the launched browser (never `playwright install`; /usr/bin/chromium).
+- `chromium` (module): the launched browser (never `playwright install`; /usr/bin/chromium).
 - `browser_page`: a new context + page per test, closed afterwards; depends on `live_server`
   and therefore on `transactional_db`, so rows you create are visible to the server thread.
   Default timeout 10 s; uncaught JS exceptions are collected in `browser_page.page_errors`,
@@ -30,20 +30,31 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """One headless Chromium for the whole session."""
+    """One headless Chromium per test module.
+
+    Module scope on purpose: Playwright's sync API keeps an event loop running in this thread
+    while it is alive, which would break later tests that call `asyncio.run()`; and the
+    DJANGO_ALLOW_ASYNC_UNSAFE it needs (the tests' ORM calls between page actions are synchronous
+    and safe) must not leak into later tests or their subprocesses.
+    """
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium fonts-wqy-zenhei")
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
-    # between page actions are still synchronous and safe.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
