@@ -282,7 +282,7 @@ def _assign_splits(units: list[list[int]], ratio: tuple[float, ...]) -> list[lis
 
 # --------------------------------------------------------------------------- the builder
 
-def output_paths(output: str | Path, names: tuple[str, ...], container: str | None = None) -> dict[str, Path]:
+def output_paths(output: str | Path, names: tuple[str, ...]) -> dict[str, Path]:
     """File per split: `out.json` unsplit, else `out_train.json`, `out_val.json`, `out_test.json`."""
     output = Path(output)
     if names == ("all",):
@@ -349,7 +349,7 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
             if isinstance(reader_report, dict):
                 per_source[source.name]["reader"] = reader_report
         if remover is not None:
-            steps["near_dup"].details.update(_cluster_report(remover.clusters, spool=None))
+            steps["near_dup"].details.update(_cluster_report(remover.clusters))
 
         # limit: caps, weights, global limit — on spool indexes.
         step = steps["limit"]
@@ -472,7 +472,7 @@ def _spool_pending(pending: list[tuple[dict, int]], options: BuildOptions, steps
     pending.clear()
 
 
-def _cluster_report(clusters: dict, spool: _Spool | None) -> dict:
+def _cluster_report(clusters: dict) -> dict:
     sizes = sorted((1 + len(members) for members in clusters.values()), reverse=True)
     examples = [[kept, *removed[:3]] for kept, removed in list(clusters.items())[:EXAMPLES_PER_REASON]]
     return {"clusters": len(clusters), "largest_clusters": sizes[:5], "cluster_examples": examples}
@@ -582,13 +582,13 @@ def export_create(*, kind: str, result: BuildResult, created_by=None, params: di
 
     from .models import Export
 
+    files = list(result.files.values())
+    # One file: its path; split files: their folder (which also holds dataset_info.json and the report).
+    path = files[0] if len(files) == 1 else str(Path(files[0]).parent) if files else ""
     with transaction.atomic():
-        files = result.files
         return Export.objects.create(
             kind=kind, format=result.report["format"], params=params or result.report["options"],
-            created_by=created_by, row_count=result.total,
-            path=next(iter(files.values()), "") if len(files) == 1 else str(Path(next(iter(files.values()))).parent) if files else "",
-            report=result.report,
+            created_by=created_by, row_count=result.total, path=path, report=result.report,
         )
 
 

@@ -37,7 +37,7 @@ from . import feedback as feedback_module
 from . import formats
 from .builder import BuildError, BuildOptions, build_dataset, export_create, parse_split_ratio, product_sources
 from .logs import DROP_REASON_LABELS, log_extraction_job_start
-from .models import Export, FeedbackSample, Job, JobKind, LogRecord, ReviewDecision
+from .models import Export, FeedbackSample, Job, JobKind, LogRecord
 
 PAGE_SIZE = 20
 DECISION_FILTERS = (("pending", "待审核"), ("accepted", "已接受"), ("edited", "修改后接受"),
