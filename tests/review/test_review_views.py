@@ -252,3 +252,13 @@ def test_htmx_history_restore_gets_the_whole_page(reviewer_client, assigned_cate
     response = reviewer_client.get(reverse("review:sample", args=[a.pk]), HTTP_HX_REQUEST="true",
                                    HTTP_HX_HISTORY_RESTORE_REQUEST="true")
     assert b"<html" in response.content
+
+
+def test_queue_paginates_fifty_per_page(reviewer_client, assigned_category):
+    for i in range(55):
+        make_sample(assigned_category, f"pg-{i:02d}")
+    url = reverse("review:queue", args=[assigned_category.pk])
+    first, second = reviewer_client.get(url), reviewer_client.get(url, {"page": 2})
+    assert len(first.context["page"].object_list) == 50
+    assert [s.external_id for s in second.context["page"].object_list] == [f"pg-{i}" for i in range(50, 55)]
+    assert "第 2 / 2 页" in second.content.decode()
