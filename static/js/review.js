@@ -89,6 +89,11 @@
     }
   });
 
-  document.body.addEventListener("htmx:load", function (event) { initCounters(event.detail.elt); });
+  document.body.addEventListener("htmx:load", function (event) {
+    initCounters(event.detail.elt);
+    // The sample region carries its page title, so the tab follows htmx navigation.
+    var page = event.detail.elt.closest && event.detail.elt.closest("[data-title]");
+    if (page) document.title = page.getAttribute("data-title");
+  });
   initCounters(document);
 })();

@@ -54,4 +54,5 @@ def test_reviewer_reviews_three_samples_with_the_keyboard(browser_page, browser_
     page.keyboard.press("?")
     assert page.locator("#shortcut-help").is_visible()
     assert "正确，保留" in page.locator("#shortcut-help").inner_text()
+    assert page.title().startswith("s-3 · ")
     assert page.page_errors == []
