@@ -200,47 +200,66 @@ def near_duplicate_clusters(items: Iterable[tuple[Hashable, str]], threshold: fl
     """Group all items into clusters of near-duplicates (transitively); only clusters of 2+ returned.
 
     Each cluster lists its keys in input order; clusters are ordered by their first key's position.
+    Offline, so done in bulk with numpy: datasketch chooses the bands × rows for the threshold,
+    records sharing a band are sorted next to each other, and each candidate is confirmed against
+    the first and the previous record of its run by the estimated Jaccard similarity. Memory: one
+    signature per item (num_perm × 4 bytes) and a few integers per item and band.
     """
-    index = NearDupIndex(threshold, num_perm, ngram)
-    parent: dict[Hashable, Hashable] = {}
-    order: dict[Hashable, int] = {}
+    hasher = MinHasher(num_perm=num_perm, ngram=ngram)
+    keys: list[Hashable] = []
+    chunks: list[np.ndarray] = []
+    batch: list[str] = []
+    for key, text in items:
+        keys.append(key)
+        batch.append(text)
+        if len(batch) == BATCH_TEXTS:
+            chunks.append(hasher.signatures(batch))
+            batch = []
+    if batch:
+        chunks.append(hasher.signatures(batch))
+    count = len(keys)
+    if count < 2:
+        return []
+    signatures = np.concatenate(chunks)
+    del chunks
+    bands = MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges
+    multipliers = np.random.RandomState(7).randint(1, 1 << 62, size=num_perm, dtype=np.uint64) | np.uint64(1)
+    positions = np.arange(count)
+    verified = []
+    for start, end in bands:
+        # One 64-bit key per record and band; a rare key collision only adds a candidate to verify.
+        band_keys = signatures[:, start:end].astype(np.uint64) @ multipliers[start:end]
+        order = np.argsort(band_keys, kind="stable")
+        sorted_keys = band_keys[order]
+        same = np.concatenate(([False], sorted_keys[1:] == sorted_keys[:-1]))
+        run_first = np.maximum.accumulate(np.where(same, 0, positions))
+        members = np.flatnonzero(same)
+        for left in (order[run_first[members]], order[members - 1]):
+            right = order[members]
+            similarity = np.count_nonzero(signatures[left] == signatures[right], axis=1) / num_perm
+            keep = similarity >= threshold
+            low, high = np.minimum(left[keep], right[keep]), np.maximum(left[keep], right[keep])
+            # Verified pairs as one integer each, so duplicates across bands collapse cheaply.
+            verified.append(np.unique(low.astype(np.int64) * count + high))
+    codes = np.unique(np.concatenate(verified)) if verified else np.empty(0, dtype=np.int64)
+    pairs = np.stack([codes // count, codes % count], axis=1)
 
-    def root(key):
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
+    parent = list(range(count))
 
-    def batches():
-        batch: list[tuple[Hashable, str]] = []
-        for item in items:
-            batch.append(item)
-            if len(batch) == BATCH_TEXTS:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
 
-    def signed():
-        for batch in batches():
-            yield from zip((key for key, _ in batch), index.hasher.signatures([text for _, text in batch]))
-
-    for position, (key, signature) in enumerate(signed()):
-        order[key] = position
-        parent[key] = key
-        for other in index.matches(signature):
-            a, b = root(key), root(other)
-            if a != b:
-                # The earlier item stays the root, so cluster ids do not depend on set order.
-                if order[a] < order[b]:
-                    parent[b] = a
-                else:
-                    parent[a] = b
-        index.insert(key, signature)
-
-    groups: dict[Hashable, list[Hashable]] = {}
-    for key in order:
-        groups.setdefault(root(key), []).append(key)
+    for a, b in pairs.tolist():
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            # The earlier item stays the root, so cluster ids do not depend on pair order.
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[int, list[int]] = {}
+    for i in range(count):
+        groups.setdefault(root(i), []).append(i)
     clusters = [members for members in groups.values() if len(members) > 1]
-    clusters.sort(key=lambda members: order[members[0]])
-    return clusters
+    clusters.sort(key=lambda members: members[0])
+    return [[keys[i] for i in members] for members in clusters]
