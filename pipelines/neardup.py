@@ -1,16 +1,20 @@
-"""Near-duplicate detection with MinHash + LSH (datasketch) over character n-grams.
+"""Near-duplicate detection with MinHash + LSH over character n-grams.
 
 Character n-grams (default 3) work for Chinese, which has no spaces to split words on. Text is
-normalised first (lower-case, whitespace runs collapsed). Shingles are hashed and permuted with
-numpy, a batch of texts per pass (`MinHasher.signatures`), which keeps 100,000 prompts fast; the hashes
-are a fixed polynomial over code points, so signatures — and therefore clusters and the
-builder's splits — are the same in every process (Python's own `hash()` is salted per process).
+normalised first (lower-case, whitespace runs collapsed). Signatures follow datasketch's
+"affine32" MinHash scheme, computed with numpy a batch of texts per pass
+(`MinHasher.signatures`), which keeps 100,000 prompts fast; the shingle hashes are a fixed
+polynomial over code points, so signatures — and therefore clusters and the builder's splits — are
+the same in every process (Python's own `hash()` is salted per process).
 
-Candidates found by the LSH index are confirmed with the Jaccard similarity estimated from the two
+LSH: datasketch's MinHashLSH chooses the bands × rows for the threshold; the band tables are
+plain dicts of 64-bit band keys (streaming, `NearDupIndex`) or sorted numpy arrays (bulk,
+`near_duplicate_clusters`), because datasketch's set-based storage costs ~4.5 KB per text and
+several times the time. Candidates are confirmed with the Jaccard similarity estimated from the two
 signatures, so a reported pair really is above the threshold (up to MinHash's estimation error).
 
 Memory: per indexed text one signature (`num_perm` × 4 bytes, 512 bytes at the default 128) plus
-the LSH band keys; texts themselves are not kept.
+one integer per band (~1 KB in all); texts themselves are not kept.
 """
 from __future__ import annotations
 
@@ -102,35 +106,45 @@ class MinHasher:
             out[:, ids] = np.minimum(out[:, ids], np.minimum.reduceat(permuted, starts, axis=1))
         return np.ascontiguousarray(out.T)
 
-    def minhash(self, signature: np.ndarray) -> _Sketch:
-        return _Sketch(signature)
-
-
-class _Sketch:
-    """What MinHashLSH reads of a MinHash (hash values, scheme, length), without MinHash's cost of
-    regenerating its permutations on every construction."""
-
-    __slots__ = ("hashvalues",)
-    scheme = "affine32"
-
-    def __init__(self, hashvalues: np.ndarray):
-        self.hashvalues = hashvalues
-
-    def __len__(self) -> int:
-        return len(self.hashvalues)
 
 
 def jaccard_estimate(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
     return float(np.count_nonzero(sig_a == sig_b)) / len(sig_a)
 
 
+class Banding:
+    """LSH bands for a threshold: datasketch chooses bands × rows (its weighted optimum of false
+    positives and negatives); each band of a signature becomes one 64-bit integer key."""
+
+    def __init__(self, threshold: float, num_perm: int):
+        self.ranges = MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges
+        rng = np.random.RandomState(7)
+        self._multipliers = rng.randint(1, 1 << 62, size=num_perm, dtype=np.uint64) | np.uint64(1)
+
+    def column(self, signatures: np.ndarray, band: int) -> np.ndarray:
+        """The keys of one band for all signatures (bulk clustering goes band by band)."""
+        a, b = self.ranges[band]
+        return signatures[:, a:b].astype(np.uint64) @ self._multipliers[a:b]
+
+    def keys(self, signatures: np.ndarray) -> np.ndarray:
+        """Band keys, shape (len(signatures), bands); a rare collision only adds a candidate."""
+        wide = signatures.astype(np.uint64)
+        return np.stack([wide[:, a:b] @ self._multipliers[a:b] for a, b in self.ranges], axis=1)
+
+
 class NearDupIndex:
-    """An LSH index of signatures keyed by anything hashable.
+    """A streaming LSH index of signatures keyed by anything hashable.
 
         index = NearDupIndex(threshold=0.8)
         match = index.find(text)          # key of an indexed near-duplicate, or None
         index.add(key, text)
+
+    Compact on purpose (a big log folder may index hundreds of thousands of prompts): per indexed
+    text one signature in a chunked uint32 array and one int per band in plain dicts — about
+    1 KB, against ~4.5 KB in datasketch's MinHashLSH storage of Python sets.
     """
+
+    CHUNK = 65_536
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, num_perm: int = DEFAULT_NUM_PERM,
                  ngram: int = DEFAULT_NGRAM):
@@ -138,31 +152,60 @@ class NearDupIndex:
             raise ValueError("threshold must be in (0, 1]")
         self.threshold = threshold
         self.hasher = MinHasher(num_perm=num_perm, ngram=ngram)
-        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        self._signatures: dict[Hashable, np.ndarray] = {}
+        self.banding = Banding(threshold, num_perm)
+        self._tables: list[dict[int, int | list[int]]] = [{} for _ in self.banding.ranges]
+        self._chunks: list[np.ndarray] = []
+        self._keys: list[Hashable] = []
 
     def __len__(self) -> int:
-        return len(self._signatures)
+        return len(self._keys)
 
-    def matches(self, signature: np.ndarray) -> list[Hashable]:
-        """Indexed keys whose estimated Jaccard similarity reaches the threshold."""
-        candidates = self._lsh.query(self.hasher.minhash(signature))
-        return [k for k in candidates if jaccard_estimate(self._signatures[k], signature) >= self.threshold]
+    def _signature_at(self, index: int) -> np.ndarray:
+        return self._chunks[index // self.CHUNK][index % self.CHUNK]
+
+    def _candidates(self, band_keys) -> set[int]:
+        found: set[int] = set()
+        for table, key in zip(self._tables, band_keys):
+            hit = table.get(key)
+            if hit is None:
+                continue
+            if isinstance(hit, int):
+                found.add(hit)
+            else:
+                found.update(hit)
+        return found
+
+    def matches(self, signature: np.ndarray, band_keys=None) -> list[Hashable]:
+        """Indexed keys whose estimated Jaccard similarity reaches the threshold, oldest first."""
+        if band_keys is None:
+            band_keys = self.banding.keys(signature[None, :])[0].tolist()
+        found = sorted(i for i in self._candidates(band_keys)
+                       if jaccard_estimate(self._signature_at(i), signature) >= self.threshold)
+        return [self._keys[i] for i in found]
 
     def find(self, text: str) -> Hashable | None:
         found = self.matches(self.hasher.signature(text))
-        return min(found, key=_sort_key) if found else None
+        return found[0] if found else None
 
-    def insert(self, key: Hashable, signature: np.ndarray) -> None:
-        self._signatures[key] = signature
-        self._lsh.insert(key, self.hasher.minhash(signature), check_duplication=False)
+    def insert(self, key: Hashable, signature: np.ndarray, band_keys=None) -> None:
+        if band_keys is None:
+            band_keys = self.banding.keys(signature[None, :])[0].tolist()
+        index = len(self._keys)
+        if index % self.CHUNK == 0:
+            self._chunks.append(np.empty((self.CHUNK, self.hasher.num_perm), dtype=np.uint32))
+        self._chunks[-1][index % self.CHUNK] = signature
+        self._keys.append(key)
+        for table, band_key in zip(self._tables, band_keys):
+            hit = table.get(band_key)
+            if hit is None:
+                table[band_key] = index
+            elif isinstance(hit, int):
+                table[band_key] = [hit, index]
+            else:
+                hit.append(index)
 
     def add(self, key: Hashable, text: str) -> None:
         self.insert(key, self.hasher.signature(text))
-
-
-def _sort_key(key: Hashable):
-    return (str(type(key)), key)
 
 
 class NearDupRemover:
@@ -178,20 +221,23 @@ class NearDupRemover:
         self.clusters: dict[Hashable, list[Hashable]] = {}
 
     def check(self, key: Hashable, text: str) -> Hashable | None:
-        return self.check_signature(key, self.index.hasher.signature(text))
+        return self.check_many([(key, text)])[0]
 
     def check_many(self, items: list[tuple[Hashable, str]]) -> list[Hashable | None]:
         """`check` for many items in order, with their signatures computed in one batch."""
+        if not items:
+            return []
         signatures = self.index.hasher.signatures([text for _, text in items])
-        return [self.check_signature(key, sig) for (key, _), sig in zip(items, signatures)]
+        band_keys = self.index.banding.keys(signatures).tolist()
+        return [self._check(key, sig, keys) for (key, _), sig, keys in zip(items, signatures, band_keys)]
 
-    def check_signature(self, key: Hashable, signature: np.ndarray) -> Hashable | None:
-        found = self.index.matches(signature)
+    def _check(self, key: Hashable, signature: np.ndarray, band_keys: list[int]) -> Hashable | None:
+        found = self.index.matches(signature, band_keys)
         if found:
-            kept = min(found, key=_sort_key)
+            kept = found[0]  # the earliest kept text it resembles
             self.clusters.setdefault(kept, []).append(key)
             return kept
-        self.index.insert(key, signature)
+        self.index.insert(key, signature, band_keys)
         return None
 
 
@@ -222,13 +268,11 @@ def near_duplicate_clusters(items: Iterable[tuple[Hashable, str]], threshold: fl
         return []
     signatures = np.concatenate(chunks)
     del chunks
-    bands = MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges
-    multipliers = np.random.RandomState(7).randint(1, 1 << 62, size=num_perm, dtype=np.uint64) | np.uint64(1)
+    banding = Banding(threshold, num_perm)
     positions = np.arange(count)
     verified = []
-    for start, end in bands:
-        # One 64-bit key per record and band; a rare key collision only adds a candidate to verify.
-        band_keys = signatures[:, start:end].astype(np.uint64) @ multipliers[start:end]
+    for band in range(len(banding.ranges)):
+        band_keys = banding.column(signatures, band)
         order = np.argsort(band_keys, kind="stable")
         sorted_keys = band_keys[order]
         same = np.concatenate(([False], sorted_keys[1:] == sorted_keys[:-1]))
