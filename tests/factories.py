@@ -53,7 +53,7 @@ class ReasoningFactory(factory.django.DjangoModelFactory):
     predicted_category = factory.LazyAttribute(lambda o: o.sample.label)
     predicted_name = factory.LazyAttribute(lambda o: o.predicted_category.name if o.predicted_category else "")
     is_correct = factory.LazyAttribute(
-        lambda o: None if o.predicted_category is None else o.predicted_category_id == o.sample.label_id
+        lambda o: None if o.predicted_category is None else o.predicted_category.pk == o.sample.label_id
     )
     output = factory.LazyAttribute(lambda o: f"图片显示了相关内容，因此属于{o.predicted_name}。")
     length = factory.LazyAttribute(lambda o: len(o.output))
