@@ -275,8 +275,6 @@ def review_submit(request, sample_id: int):
             values["version"] = version
         context = _sample_context(request, sample.pk, filter_key, sort_key, values=values, notice=message,
                                   notice_kind="error")
-        if not request.htmx:
-            messages.error(request, message)
         return _render_sample(request, context, status=status)
 
     if not can_change_category(request.user, sample.label_id):

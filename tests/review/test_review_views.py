@@ -262,3 +262,12 @@ def test_queue_paginates_fifty_per_page(reviewer_client, assigned_category):
     assert len(first.context["page"].object_list) == 50
     assert [s.external_id for s in second.context["page"].object_list] == [f"pg-{i}" for i in range(50, 55)]
     assert "第 2 / 2 页" in second.content.decode()
+
+
+def test_without_javascript_saving_redirects_to_the_next_sample(reviewer_client, assigned_category):
+    a, b = make_sample(assigned_category, "w-1"), make_sample(assigned_category, "w-2")
+    data = {"cause": Cause.NONE, "version": 0, "f": "unreviewed", "s": "id"}
+    response = reviewer_client.post(reverse("review:save", args=[a.pk]), data)
+    assert response.status_code == 302 and response["Location"] == f"/samples/{b.pk}/?f=unreviewed&s=id"
+    page = reviewer_client.get(response["Location"]).content.decode()
+    assert "已保存：w-1" in page and "第 1 / 1 条" in page
