@@ -215,7 +215,8 @@ def test_export_round_trips_and_leaves_out_discarded_and_unreviewed_flagged_pair
     assert export.row_count == len(expected)
     assert export.report["pairs"] == {"discarded": 1, "flagged_pending": 1, "exported": len(expected)}
     raw = open(export.path, encoding="utf-8").read()
-    assert "人工智能" in raw  # CJK written as UTF-8, not escaped
+    # CJK written as UTF-8, not escaped.
+    assert "\\u" not in raw and any("\u4e00" <= ch <= "\u9fff" for ch in raw)
     info = json.loads((export_dir := __import__("pathlib").Path(export.path).parent / "dataset_info.json").read_text(encoding="utf-8"))
     entry = info[f"dpo_job{job.pk}_{fmt}"]
     assert entry["file_name"] == __import__("pathlib").Path(export.path).name

@@ -195,6 +195,7 @@ def test_check_pairs_command_writes_one_line_per_pair_and_reports_malformed_line
 
     rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == [1, "p-2", 4, 5]
+    assert all(set(r) == {"id", "issues"} for r in rows)
     by_id = {r["id"]: r["issues"] for r in rows}
     assert "off_topic" in by_id[1] and "boilerplate" in by_id[1]
     assert "boilerplate" in by_id["p-2"]
@@ -210,5 +211,6 @@ def test_check_pairs_command_reads_a_llama_factory_json_array(tmp_path):
         {"instruction": FRUIT_PROMPT, "input": "", "chosen": FRUIT_CHOSEN, "rejected": FRUIT_CHOSEN},
     ], ensure_ascii=False), encoding="utf-8")
     output = tmp_path / "report.jsonl"
-    call_command("check_pairs", str(source), "--output", str(output))
-    assert json.loads(output.read_text(encoding="utf-8"))["issues"] == ["identical"]
+    call_command("check_pairs", str(source), "--output", str(output), "--metrics")
+    row = json.loads(output.read_text(encoding="utf-8"))
+    assert row["issues"] == ["identical"] and row["metrics"]["similarity"] >= 0.95

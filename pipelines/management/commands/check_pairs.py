@@ -16,6 +16,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", help="pair file: JSON lines, or a JSON array as LLaMA-Factory reads it")
         parser.add_argument("--output", required=True, help="where to write one JSON line per pair")
+        parser.add_argument("--metrics", action="store_true", help="also write the measured numbers of each pair")
 
     def handle(self, *args, **options):
         path = Path(options["file"])
@@ -29,6 +30,9 @@ class Command(BaseCommand):
         output.parent.mkdir(parents=True, exist_ok=True)
         with output.open("w", encoding="utf-8") as out:
             for line, result in zip(lines, results):
-                out.write(json.dumps({"id": line.id, "issues": result.issues, "metrics": result.metrics}, ensure_ascii=False) + "\n")
+                row = {"id": line.id, "issues": result.issues}
+                if options["metrics"]:
+                    row["metrics"] = result.metrics
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
         report = pair_checks.batch_report([r.issues for r in results], clusters)
         self.stdout.write(pair_checks.format_report(report, malformed=len(errors)))
