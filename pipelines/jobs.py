@@ -54,7 +54,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from review.errors import ApplicationError
@@ -149,15 +149,32 @@ def llm_for_job(params: dict[str, Any]) -> LLMClient:
 
 
 # --------------------------------------------------------------------------- dispatch
-def job_enqueue(job_id: int, kind: str, *, countdown: float | None = None) -> None:
-    """Send the job's message to its kind's queue (call after commit)."""
+def job_enqueue(job_id: int, kind: str, *, countdown: float | None = None) -> bool:
+    """Send the job's message to its kind's queue (call after commit); False if the broker is away."""
     from .tasks import run_job
 
     queue = get_handler(kind).queue
     try:
         run_job.apply_async(args=[job_id], kwargs={"kind": kind}, queue=queue, countdown=countdown)
-    except Exception:  # broker down: the job stays queued; "继续" on its page sends it again
+    except Exception:  # broker down: the job stays queued without enqueued_at; the sweeper sends it later
         logger.exception("could not enqueue job %s", job_id)
+        return False
+    Job.objects.filter(pk=job_id).update(enqueued_at=timezone.now())
+    return True
+
+
+def jobs_enqueue_unsent(*, older_than: float = 2.0) -> list[int]:
+    """Send the messages of queued jobs whose enqueue failed (the broker was down); workers call
+    this every few seconds."""
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    sent = []
+    for job_id, kind in Job.objects.filter(status=JobStatus.QUEUED, enqueued_at__isnull=True,
+                                           created_at__lt=cutoff).values_list("id", "kind")[:100]:
+        if job_enqueue(job_id, kind):
+            sent.append(job_id)
+    if sent:
+        logger.info("sent the messages of queued jobs %s", sent)
+    return sent
 
 
 def _enqueue_on_commit(job: Job) -> None:
@@ -245,7 +262,8 @@ def job_resume(*, job: Job, user=None) -> Job:
     job.finished_at = None
     job.lease_token = ""
     job.heartbeat_at = None
-    job.save(update_fields=["status", "deliveries", "finished_at", "lease_token", "heartbeat_at"])
+    job.enqueued_at = None
+    job.save(update_fields=["status", "deliveries", "finished_at", "lease_token", "heartbeat_at", "enqueued_at"])
     _enqueue_on_commit(job)
     return job
 
@@ -538,7 +556,8 @@ class _Execution:
             return "cancelled"
         if stop == "budget":
             _refresh_counters(self.job.pk)
-            _lease_release(self.job.pk, self.token, deliveries=0)
+            # Queued again until the continuation message is sent (the sweeper resends it if it can't be).
+            _lease_release(self.job.pk, self.token, deliveries=0, status=JobStatus.QUEUED, enqueued_at=None)
             return "continue"
         return self._finalize()
 
@@ -737,11 +756,15 @@ class _Execution:
 
 # --------------------------------------------------------------------------- recovery
 def jobs_recover_orphaned() -> list[int]:
-    """Re-enqueue running jobs whose execution died (stale lease); called when a worker starts."""
+    """Re-enqueue jobs whose execution died (stale lease) or whose message may have been lost with a
+    killed worker (queued for a while); called when a worker starts. Duplicates are harmless: the
+    lease makes all but one delivery a no-op."""
     recovered = []
-    for job in Job.objects.filter(status__in=[JobStatus.RUNNING, JobStatus.CANCELLING]).only(
-        "id", "kind", "status", "lease_token", "heartbeat_at"
-    ):
+    waiting_since = timezone.now() - timedelta(seconds=_setting("JOB_LEASE_SECONDS", 30.0))
+    candidates = Job.objects.filter(
+        Q(status__in=[JobStatus.RUNNING, JobStatus.CANCELLING]) | Q(status=JobStatus.QUEUED, created_at__lt=waiting_since)
+    ).only("id", "kind", "status", "lease_token", "heartbeat_at")
+    for job in candidates:
         if not job_lease_alive(job):
             job_enqueue(job.pk, job.kind)
             recovered.append(job.pk)

@@ -43,6 +43,9 @@ class Job(models.Model):
     # a second delivery of the same message finds it held and does not run the items again.
     lease_token = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the job's last message reached the broker; empty while it could not be sent (broker down),
+    # so the workers' sweeper knows which queued jobs still need one.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

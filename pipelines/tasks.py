@@ -1,8 +1,11 @@
-"""Celery tasks: thin wrappers around the job engine (pipelines/jobs.py)."""
+"""Celery tasks: thin wrappers around the job engine (pipelines/jobs.py), plus the worker hooks
+that keep jobs moving when a broker or a worker went away."""
 import logging
+import threading
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
 
 from . import jobs
 
@@ -24,6 +27,12 @@ def _kind_of(job_id: int) -> str:
     return Job.objects.values_list("kind", flat=True).get(pk=job_id)
 
 
+def _close_connections() -> None:
+    from django.db import connections
+
+    connections.close_all()
+
+
 @worker_ready.connect
 def recover_orphaned_jobs(**kwargs):
     """A worker (re)started: jobs whose execution died with a previous worker continue."""
@@ -32,6 +41,41 @@ def recover_orphaned_jobs(**kwargs):
     except Exception:  # noqa: BLE001 - a worker must start even if the database is briefly away
         logger.exception("could not look for orphaned jobs")
     finally:
-        from django.db import connections
+        _close_connections()
+    _Sweeper.start()
 
-        connections.close_all()
+
+class _Sweeper:
+    """A thread in the worker's main process that sends the messages of jobs whose enqueue failed
+    (the broker was down when they were created) once the broker is back."""
+
+    _stop = threading.Event()
+    _thread: threading.Thread | None = None
+
+    @classmethod
+    def start(cls) -> None:
+        interval = getattr(settings, "JOB_SWEEP_SECONDS", 5.0)
+        if cls._thread is not None or not interval:
+            return
+        cls._stop.clear()
+        cls._thread = threading.Thread(target=cls._run, args=(interval,), name="job-sweeper", daemon=True)
+        cls._thread.start()
+
+    @classmethod
+    def _run(cls, interval: float) -> None:
+        while not cls._stop.wait(interval):
+            try:
+                jobs.jobs_enqueue_unsent()
+            except Exception:  # noqa: BLE001 - try again next round
+                logger.warning("job sweeper: could not send queued jobs", exc_info=True)
+            finally:
+                _close_connections()
+
+    @classmethod
+    def stop(cls) -> None:
+        cls._stop.set()
+
+
+@worker_shutdown.connect
+def stop_sweeper(**kwargs):
+    _Sweeper.stop()

@@ -114,7 +114,11 @@ def _visible_params(params: dict) -> dict:
 def job_progress_partial(request, job_id: int):
     """The progress region of the job page; htmx polls it while the job is active."""
     job = get_object_or_404(Job, pk=job_id)
-    return render(request, "pipelines/job_detail.html#progress", _detail_context(job))
+    response = render(request, "pipelines/job_detail.html#progress", _detail_context(job))
+    if request.htmx and not job.is_active:
+        # The job just ended while the page polled: reload once so the report shows too.
+        response["HX-Refresh"] = "true"
+    return response
 
 
 @require_GET

@@ -244,6 +244,8 @@ JOB_MAX_DELIVERIES = env_int("JOB_MAX_DELIVERIES", 3)
 # A running job renews its lease this often; a lease not renewed for JOB_LEASE_SECONDS is stale.
 JOB_HEARTBEAT_SECONDS = env_float("JOB_HEARTBEAT_SECONDS", 1.0)
 JOB_LEASE_SECONDS = env_float("JOB_LEASE_SECONDS", 30.0)
+# Workers resend the messages of queued jobs that could not be enqueued (broker down) this often.
+JOB_SWEEP_SECONDS = env_float("JOB_SWEEP_SECONDS", 5.0)
 
 # --------------------------------------------------------------------------- LLM provider
 # Any OpenAI-compatible server (vLLM, DashScope, OpenAI). `make run` points this at the

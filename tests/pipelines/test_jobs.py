@@ -209,3 +209,30 @@ def test_job_create_enqueues_only_after_commit(scene_dataset, admin_user, django
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         job_create(kind="classification", params={"dataset": dataset.name, "mode": 2}, user=admin_user)
     assert len(callbacks) == 1
+
+
+
+@pytest.mark.django_db
+def test_orphaned_jobs_are_found_when_a_worker_starts(scene_dataset, admin_user, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pipelines.jobs import jobs_recover_orphaned
+    from pipelines.models import Job
+
+    dataset, _ = scene_dataset
+    dead = job_create(kind="classification", params={"dataset": dataset.name, "mode": 2}, user=admin_user)
+    alive = job_create(kind="classification", params={"dataset": dataset.name, "mode": 3}, user=admin_user)
+    fresh = job_create(kind="classification", params={"dataset": dataset.name, "mode": 1}, user=admin_user)
+    lost = job_create(kind="classification", params={"dataset": dataset.name, "mode": 1}, user=admin_user)
+    import os
+    import socket
+    now = timezone.now()
+    Job.objects.filter(pk=dead.pk).update(status=JobStatus.RUNNING, heartbeat_at=now - timedelta(minutes=5),
+                                          lease_token="elsewhere:1:1:x")
+    Job.objects.filter(pk=alive.pk).update(status=JobStatus.RUNNING, heartbeat_at=now,
+                                           lease_token=f"{socket.gethostname()}:{os.getpid()}:1:x")
+    Job.objects.filter(pk=lost.pk).update(created_at=now - timedelta(minutes=5))
+    assert sorted(jobs_recover_orphaned()) == sorted([dead.pk, lost.pk])
+    assert fresh.pk not in jobs_recover_orphaned()
