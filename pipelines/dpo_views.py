@@ -164,7 +164,11 @@ def job_detail(request, job_id: int):
         "exports": exports,
     }
     if request.htmx and request.GET.get("partial") == "status":
-        return render(request, "pipelines/dpo_job.html#job-status", context)
+        response = render(request, "pipelines/dpo_job.html#job-status", context)
+        if not job.is_active:
+            # The job just ended: reload the whole page so the report shows the final checks.
+            response["HX-Refresh"] = "true"
+        return response
     return render(request, "pipelines/dpo_job.html", context)
 
 

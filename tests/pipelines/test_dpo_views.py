@@ -191,3 +191,12 @@ def test_export_from_the_job_page_writes_the_file_and_dataset_info(staff_client,
     other = UserFactory(username="plain")
     staff_client.force_login(other)
     assert staff_client.get(reverse("dpo:export_download", args=[export.pk, "data"])).status_code == 403
+
+
+def test_the_status_poll_reloads_the_page_when_the_job_ends(reviewer_client, dpo_job):
+    url = reverse("dpo:job", args=[dpo_job.pk]) + "?partial=status"
+    Job.objects.filter(pk=dpo_job.pk).update(status="running")
+    running = reviewer_client.get(url, HTTP_HX_REQUEST="true")
+    assert "HX-Refresh" not in running and 'hx-trigger="every 2s"' in running.content.decode()
+    Job.objects.filter(pk=dpo_job.pk).update(status="done")
+    assert reviewer_client.get(url, HTTP_HX_REQUEST="true")["HX-Refresh"] == "true"
