@@ -12,15 +12,17 @@ calls `job_execute`, which:
    JOB_LEASE_SECONDS, or at once when its owner was a process on this host that no longer exists
    (a worker child killed with SIGKILL). Taking a stale lease puts the dead execution's claimed
    items back to pending;
-2. counts the delivery (Job.deliveries) and gives the job up after JOB_MAX_DELIVERIES deliveries
-   that never ended cleanly (a job that kills its worker every time);
+2. counts the delivery (Job.deliveries, reset as soon as a delivery stores an item) and gives the
+   job up after JOB_MAX_DELIVERIES deliveries in a row that got nothing done (a job that kills its
+   worker every time);
 3. claims pending items in small batches (`UPDATE … WHERE status='pending'`, so an item is claimed
    once), reads what each needs in this thread (`handler.prepare`), and runs `handler.call` on an
    asyncio loop in a helper thread, keeping up to `concurrency` items in flight. The database is
    only touched from the calling thread; the loop thread only does network I/O;
 4. stores finished items in one transaction per batch (`handler.store`, idempotent) and marks them
-   done or failed with a stable reason. An item claimed more than JOB_MAX_DELIVERIES times without
-   an outcome (it crashed the worker each time) is failed as `max_deliveries`;
+   done or failed with a stable reason. Items that were running when a worker died run last, one at
+   a time; one claimed more than JOB_MAX_DELIVERIES times without an outcome (it crashed the worker
+   each time) is failed as `max_deliveries`;
 5. renews the lease every JOB_HEARTBEAT_SECONDS, refreshes the counters and reads the status, so a
    cancel stops dispatching within about a second (in-flight calls are abandoned and their items go
    back to pending, done items stay done);
@@ -502,6 +504,7 @@ class _Execution:
         self.max_attempts = _setting("JOB_MAX_DELIVERIES", 3)
         self.llm = llm_for_job(self.params) if handler.uses_llm else None
         self.in_flight: dict[concurrent.futures.Future, tuple[int, str, Any]] = {}
+        self.progressed = False
 
     # -- the loop
     def run(self) -> str:
@@ -563,10 +566,14 @@ class _Execution:
 
     # -- claiming and dispatching
     def _claim(self, n: int) -> list[tuple[int, str]]:
-        ids = list(
-            JobItem.objects.filter(job_id=self.job.pk, status=ItemStatus.PENDING)
-            .order_by("id").values_list("id", flat=True)[:n]
-        )
+        pending = JobItem.objects.filter(job_id=self.job.pk, status=ItemStatus.PENDING)
+        ids = list(pending.filter(attempts=0).order_by("id").values_list("id", flat=True)[:n])
+        if not ids:
+            # Items that were running when a worker died go last and one at a time with nothing else
+            # in flight, so an item that kills its worker takes no innocent items down with it.
+            if self.in_flight:
+                return []
+            ids = list(pending.order_by("id").values_list("id", flat=True)[:1])
         if not ids:
             return []
         claimed_at = timezone.now()
@@ -661,6 +668,10 @@ class _Execution:
                                         finished_at=now))
             if done:
                 JobItem.objects.bulk_update(done, ["status", "result", "error_kind", "error", "finished_at"])
+                if not self.progressed:
+                    # This delivery got work done: it is no poison job, whatever happened before.
+                    self.progressed = True
+                    Job.objects.filter(pk=self.job.pk).update(deliveries=0)
 
     def _store_many(self, successes: list[tuple[int, str, Any, Any]]) -> dict[int, Any]:
         """Results by item id from the handler's optional batch `store_many` ({} when it has none)."""

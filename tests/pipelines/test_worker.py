@@ -58,7 +58,6 @@ def test_worker_killed_with_sigkill_mid_job_loses_nothing(llm_simulator, celery_
     job.refresh_from_db()
     assert_one_result_per_item(job, samples)
     assert job.items_done + job.items_failed == len(samples)
-    assert job.deliveries >= 1
 
 
 def test_the_same_message_delivered_twice_does_not_double_model_calls(llm_simulator, celery_worker_process):
