@@ -4,7 +4,6 @@ import pytest
 from django.utils import timezone
 
 from pipelines.models import FeedbackSample, ReviewDecision
-from tests.browser.conftest import browser_login, browser_page, chromium  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -37,8 +36,8 @@ def test_reviewer_works_through_feedback_with_the_keyboard(browser_page, browser
 
     page.keyboard.press("j")  # skip to the third sample
     page.wait_for_selector(f"#feedback-{samples[2].pk}.is-current")
-    page.keyboard.press("e")
-    page.keyboard.press("End")
+    page.keyboard.press("e")  # opens the editor; feedback.js focuses the textarea, caret at the end
+    page.wait_for_selector("[data-fb-edit] textarea:focus")
     page.keyboard.type("（已修改）")
     page.keyboard.press("Control+Enter")
     wait_until(lambda: FeedbackSample.objects.get(pk=samples[2].pk).decision == ReviewDecision.EDITED, page)
