@@ -26,7 +26,8 @@ Steps, in this order, each reporting how many records it kept and dropped (`repo
     split       by `split_ratio` ("train"/"val"/"test"; 2 ratios = "train"/"test"); near-duplicate
                 clusters are assigned as a unit so no near-duplicate pair crosses splits
     validate    each row against FORMATS.md's exact keys and image count == <image> count
-    write       the files, the LLaMA-Factory dataset_info.json entries and `<stem>_report.json`
+    write       the files, the LLaMA-Factory dataset_info.json entries, `<stem>_report.json` and
+                `<stem>_sources.jsonl` (split, row, record id and source of every written row)
 
 Memory model (a 1 GB log folder in constant memory, apart from per-record hashes):
 records are streamed from the sources one at a time; those that pass filter/dedup/near-dup/length
@@ -386,8 +387,9 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
 
         # validate (+ write)
         paths = output_paths(output, names) if output is not None else {}
+        provenance_path = Path(output).with_name(f"{Path(output).stem}_sources.jsonl") if output is not None else None
         result = _validate_and_write(split_of, spool, options, spec.name, columns, steps, per_source,
-                                     sources, paths)
+                                     sources, paths, provenance_path)
     finally:
         spool.close()
 
@@ -411,6 +413,7 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
         report["dataset_info"] = entries
         report_path = output.with_name(f"{output.stem}_report.json")
         report["report_file"] = str(report_path)
+        report["sources_file"] = str(provenance_path)
         report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return BuildResult(report=report, preview=result["preview"], files=files)
 
@@ -501,8 +504,12 @@ def _split_units(selected: list[int], spool: _Spool, options: BuildOptions, remo
 
 def _validate_and_write(split_of: dict[str, list[int]], spool: _Spool, options: BuildOptions, fmt: str,
                         columns: set[str], steps: dict[str, _Step], per_source: dict[str, Counter],
-                        sources: list[Source], paths: dict[str, Path]) -> dict:
+                        sources: list[Source], paths: dict[str, Path], provenance_path: Path | None) -> dict:
     validate, write = steps["validate"], steps["write"]
+    # Which source each written row came from: one line per row, in file order.
+    if provenance_path:
+        provenance_path.parent.mkdir(parents=True, exist_ok=True)
+    provenance = open(provenance_path, "w", encoding="utf-8") if provenance_path else None
     spec = formats.get_format(fmt)
     row_columns = columns & set(spec.optional_columns)
     preview: list[dict] = []
@@ -534,11 +541,15 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: _Spool, options: 
                     preview.append(row)
                 if writer:
                     writer.write(row)
+                    provenance.write(json.dumps({"split": name, "row": kept - 1, "id": record.get("id"),
+                                                 "source": record["source"]}, ensure_ascii=False) + "\n")
                 write.kept += 1
         finally:
             if writer:
                 writer.__exit__(None, None, None)
         split_counts[name] = kept
+    if provenance:
+        provenance.close()
     # A dry run reports what would be written.
     write.details["dry_run"] = not paths
     return {"split_counts": split_counts, "preview": preview, "invalid_examples": invalid_examples}

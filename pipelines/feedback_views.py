@@ -336,7 +336,7 @@ def _builder_result(request, form: BuilderForm, *, write: bool):
             export = export_create(kind=BUILDER_EXPORT_KIND, result=result, created_by=request.user)
             context["export"] = export
             context["export_files"] = [Path(p).name for p in result.files.values()] + [
-                "dataset_info.json", Path(result.report["report_file"]).name]
+                "dataset_info.json", Path(result.report["report_file"]).name, Path(result.report["sources_file"]).name]
     except (BuildError, ApplicationError) as exc:
         context["error"] = getattr(exc, "message", str(exc))
         return context, 400

@@ -168,6 +168,9 @@ def test_written_files_dataset_info_and_report(tmp_path):
     assert [s["step"] for s in report["steps"]] == ["filter", "dedup", "near_dup", "length", "limit", "shuffle",
                                                     "split", "validate", "write"]
     assert len(formats.read_records(tmp_path / "out" / "logs_train.json", "alpaca")) == 10
+    provenance = [json.loads(line) for line in (tmp_path / "out" / "logs_sources.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(provenance) == 20 and {p["source"] for p in provenance} == {"logs"}
+    assert [p["row"] for p in provenance if p["split"] == "test"] == list(range(10))
 
 
 def test_dry_run_writes_nothing(tmp_path):
