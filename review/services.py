@@ -72,8 +72,8 @@ def review_save(
     who may change the sample's label category may save (code="forbidden"). `cause` is one of
     `Cause` values or "" (not decided). `corrected_output` equal to the mode-3 output (or blank)
     means "keep the model's output" and is stored as "". `suggested_label` is kept only with
-    `label_error` and must be another category of the same dataset. Saving identical values is a
-    no-op (no new version).
+    `label_error` and must be another category of the same dataset. Saving the values already
+    saved is a no-op (no new version), even with a stale `version` (a double submit).
     """
     if not can_change_category(user, sample.label_id):
         raise ApplicationError("你没有被分配这个类别，只能查看，不能修改。", code="forbidden")
@@ -97,9 +97,18 @@ def review_save(
         Review.objects.select_for_update(of=("self",)).select_related("reviewer", "suggested_label").filter(sample=sample).first()
     )
     current_version = review.version if review else 0
+    same_values = review is not None and (
+        review.cause == cause
+        and review.corrected_output == corrected_output
+        and review.label_error == bool(label_error)
+        and review.suggested_label_id == (suggested_label.pk if suggested_label else None)
+        and review.note == note
+    )
     if int(version) != current_version:
         if review is None:
             raise ApplicationError("保存失败：版本号无效，请刷新页面。", code="conflict")
+        if same_values:
+            return review  # a repeated submit of what is already saved overwrites nothing
         raise _conflict(review, int(version))
 
     before = review_snapshot(review)
@@ -111,16 +120,8 @@ def review_save(
             # Someone created the review between our read and our insert.
             review = Review.objects.select_for_update().get(sample=sample)
             raise _conflict(review, int(version)) from None
-    else:
-        unchanged = (
-            review.cause == cause
-            and review.corrected_output == corrected_output
-            and review.label_error == bool(label_error)
-            and review.suggested_label_id == (suggested_label.pk if suggested_label else None)
-            and review.note == note
-        )
-        if unchanged:
-            return review
+    elif same_values:
+        return review
 
     review.reviewer = user
     review.cause = cause

@@ -129,3 +129,9 @@ def test_assign_command_adds_categories_by_name(assigned_category, unassigned_ca
     assert "新分配 1 个类别" in capsys.readouterr().out
     with pytest.raises(CommandError):
         call_command("assign", "reviewer1", "不存在的类", "--dataset", "scenes")
+
+
+def test_a_repeated_submit_of_the_saved_values_is_not_a_conflict(sample, reviewer):
+    save(sample, reviewer, cause=Cause.MODEL_WEAK, note="同一次提交")
+    review = save(sample, reviewer, version=0, cause=Cause.MODEL_WEAK, note="同一次提交")
+    assert review.version == 1 and review.edits.count() == 1
