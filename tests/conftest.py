@@ -185,3 +185,18 @@ def celery_worker_process(settings, tmp_path):
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_celery_connections(request):
+    """Tests with real workers start with fresh broker connections in this process: an earlier test
+    may have pointed the Celery app elsewhere and closed its pools ("Acquire on closed pool")."""
+    if request.node.get_closest_marker("worker"):
+        from kombu import pools
+
+        from config.celery import app as celery_app
+
+        pools.reset()
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+    yield
