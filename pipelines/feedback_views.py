@@ -151,7 +151,9 @@ def decide(request, sample_id: int):
         else:
             messages.success(request, "已保存")
         return redirect(reverse("feedback:samples") + (f"?{filters_query}" if filters_query else ""))
-    context = {"sample": sample, "error": error, "filter_query": filters_query}
+    # On an error the reviewer's edited text is offered again, not lost.
+    draft = request.POST.get("edited_output", "") if error else ""
+    context = {"sample": sample, "error": error, "filter_query": filters_query, "draft_output": draft}
     return render(request, "pipelines/feedback_samples.html#sample-card", context, status=status)
 
 

@@ -134,6 +134,18 @@ def test_stale_version_gets_409_with_the_message_in_the_card(reviewer_client, ot
     assert FeedbackSample.objects.get(pk=sample.pk).decision == ReviewDecision.REJECTED
 
 
+def test_an_edit_refused_for_a_stale_version_keeps_the_reviewers_text(reviewer_client, other_reviewer):
+    sample = make_samples(1)[0]
+    from pipelines.feedback import feedback_sample_decide
+
+    feedback_sample_decide(sample=sample, user=other_reviewer, decision="accepted", version=1)
+    response = reviewer_client.post(reverse("feedback:decide", args=[sample.pk]),
+                                    {"decision": "edited", "version": 1, "edited_output": "我改了半天的回答"}, **HTMX)
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "我改了半天的回答</textarea>" in html and "data-fb-edit open" in html
+
+
 def test_without_htmx_decide_redirects_back_to_the_filtered_list(reviewer_client):
     sample = make_samples(1)[0]
     response = reviewer_client.post(reverse("feedback:decide", args=[sample.pk]),

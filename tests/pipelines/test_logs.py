@@ -152,5 +152,7 @@ def test_command_errors_are_clear(tmp_path):
         run_command("--log-dir", str(tmp_path / "missing"))
     with pytest.raises(CommandError, match="拆分比例"):
         run_command("--log-dir", str(tmp_path), "--split-ratio", "0.8")
+    with pytest.raises(CommandError, match="没有 .jsonl"):
+        run_command("--log-dir", str(tmp_path))
     with pytest.raises(CommandError, match="偏好格式"):
         run_command("--log-dir", str(tmp_path), "--format", "trl_preference")

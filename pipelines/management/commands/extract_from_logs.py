@@ -51,6 +51,8 @@ class Command(BaseCommand):
                 limit=limit, shuffle=shuffle, seed=seed, split_ratio=parse_split_ratio(split_ratio),
             )
             reader = LogReader(log_dir)
+            if not reader.files:
+                raise CommandError(f"日志目录中没有 .jsonl 文件：{log_dir}")
             output_path = Path(output) if output else Path(settings.EXPORT_ROOT) / "logs" / f"{fmt}_from_logs.json"
             result = build_dataset([Source("logs", reader)], options, output=output_path)
         except (BuildError, ApplicationError) as exc:
