@@ -12,7 +12,7 @@ Prints p50/p95/p99 latency per kind of request and overall, the error count (5xx
 errors, unexpected statuses; version conflicts 409 are counted apart, they are the app working),
 and how far the job got. Exits 1 when the target is missed (p95 ≥ 500 ms or any 5xx).
 
-Environment: LOADTEST_USERS (50), LOADTEST_SECONDS (60), LOADTEST_THINK_MS ("300,1500"),
+Environment: LOADTEST_USERS (50), LOADTEST_SECONDS (60), LOADTEST_THINK_MS ("2000,8000": think time per step),
 LOADTEST_WEB_WORKERS (3), LOADTEST_KEEP=1 keeps the scratch directory and database.
 """
 from __future__ import annotations
@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 USERS = int(os.environ.get("LOADTEST_USERS", 50))
 SECONDS = float(os.environ.get("LOADTEST_SECONDS", 60))
-THINK = tuple(int(x) / 1000 for x in os.environ.get("LOADTEST_THINK_MS", "300,1500").split(","))
+# A reviewer reads a sample (image, three reasonings) for a few seconds before deciding.
+THINK = tuple(int(x) / 1000 for x in os.environ.get("LOADTEST_THINK_MS", "2000,8000").split(","))
 WEB_WORKERS = os.environ.get("LOADTEST_WEB_WORKERS", "3")
 PASSWORD = "load-test-password-2026"
 DB_NAME = "datafix_loadtest"
@@ -234,11 +235,16 @@ class Reviewer:
     async def think(self) -> None:
         await asyncio.sleep(random.uniform(*THINK))
 
+    async def arrive(self, gate: asyncio.Semaphore) -> bool:
+        """Log in (before the measured window: people log in once, over the morning)."""
+        async with gate:
+            if await self.login():
+                return True
+        self.stats.errors.append(f"{self.username}: could not log in")
+        return False
+
     async def run(self, deadline: float) -> None:
-        await asyncio.sleep(random.uniform(0, 10))  # people do not all arrive in the same second
-        if not await self.login():
-            self.stats.errors.append(f"{self.username}: could not log in")
-            return
+        await asyncio.sleep(random.uniform(0, 3))  # not all in the same second
         loop = 0
         while time.monotonic() < deadline:
             loop += 1
@@ -274,14 +280,19 @@ class Reviewer:
                 await self.think()
 
 
-async def drive(base: str, reviewers: list[tuple[str, int]], seconds: float) -> Stats:
+async def drive(base: str, reviewers: list[tuple[str, int]], seconds: float, start_job) -> tuple[Stats, float]:
+    """Log everyone in, start the job, then browse and save for `seconds`; (stats, elapsed)."""
     stats = Stats()
     limits = httpx.Limits(max_connections=len(reviewers) * 2, max_keepalive_connections=len(reviewers))
     async with httpx.AsyncClient(timeout=30, limits=limits, follow_redirects=False) as client:
-        deadline = time.monotonic() + seconds
-        await asyncio.gather(*(Reviewer(client, base, name, category, stats).run(deadline)
-                               for name, category in reviewers))
-    return stats
+        people = [Reviewer(client, base, name, category, stats) for name, category in reviewers]
+        gate = asyncio.Semaphore(4)
+        arrived = await asyncio.gather(*(person.arrive(gate) for person in people))
+        await asyncio.to_thread(start_job)
+        started = time.monotonic()
+        deadline = started + seconds
+        await asyncio.gather(*(person.run(deadline) for person, ok in zip(people, arrived) if ok))
+    return stats, time.monotonic() - started
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -373,12 +384,15 @@ def main() -> int:
                                 "--bind", f"127.0.0.1:{web_port}"], env)
         wait_for(lambda: port_open(sim_port) and port_open(web_port), timeout=60, what="simulator and gunicorn")
 
-        job_id, total = manage(env, "shell", "-c", START_JOB.format(dataset=dataset)).strip().splitlines()[-1].split()
-        print(f"loadtest: classification job #{job_id} over {total} samples started")
+        job = {}
 
-        started = time.monotonic()
-        stats = asyncio.run(drive(f"http://127.0.0.1:{web_port}", reviewers, SECONDS))
-        elapsed = time.monotonic() - started
+        def start_job():
+            job_id, total = manage(env, "shell", "-c", START_JOB.format(dataset=dataset)).strip().splitlines()[-1].split()
+            job["id"] = job_id
+            print(f"loadtest: {USERS} reviewers logged in; classification job #{job_id} over {total} samples started")
+
+        stats, elapsed = asyncio.run(drive(f"http://127.0.0.1:{web_port}", reviewers, SECONDS, start_job))
+        job_id = job["id"]
         p95, errors, server_errors = report(stats, elapsed)
         status, done, failed, total = manage(env, "shell", "-c", JOB_STATE.format(job_id=job_id)).split()[-4:]
         print(f"job #{job_id}: {status}, {done} done + {failed} failed of {total} items during the test")
