@@ -293,3 +293,15 @@ def test_backup_script_dumps_postgres_and_archives_media(tmp_path):
         assert "./scenes/图片1.png" in archive.getnames()
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=backup, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout
+
+
+def test_every_worker_queue_serves_a_job_kind():
+    """Queues per job kind: a queue the workers listen on that no kind uses means that kind's long
+    model calls share the default queue with short work."""
+    from pipelines.jobkinds import get_handler
+    from pipelines.models import JobKind
+
+    worker = shlex.split(procfile()["worker"])
+    queues = set(worker[worker.index("-Q") + 1].split(",")) - {"default"}
+    used = {get_handler(kind).queue for kind in JobKind.values}
+    assert queues <= used, f"no job kind is routed to {sorted(queues - used)}"
