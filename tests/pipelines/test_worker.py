@@ -76,3 +76,17 @@ def test_the_same_message_delivered_twice_does_not_double_model_calls(llm_simula
     answered = llm_simulator.answered_counts()
     assert len(answered) == len(samples)
     assert set(answered.values()) == {1}, "an item was sent to the model twice"
+
+
+def test_run_classification_wait_follows_the_job_on_a_real_worker(llm_simulator, celery_worker_process, capsys):
+    from django.core.management import call_command
+
+    dataset, samples = make_scene_dataset(name="cli", per_category=2, categories=3)
+    celery_worker_process()
+    call_command("run_classification", "--dataset", dataset.name, "--mode", "1", "--wait", "--timeout", "120")
+    out = capsys.readouterr()
+    job = Job.objects.get(kind="classification", params__dataset=dataset.name)
+    assert job.status == JobStatus.DONE
+    assert f"job #{job.pk}" in out.out and "完成" in out.out
+    assert "item" in out.err  # the tqdm progress bar
+    assert_one_result_per_item(job, samples)

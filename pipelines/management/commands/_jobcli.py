@@ -20,6 +20,7 @@ def add_job_arguments(parser):
     how = parser.add_mutually_exclusive_group()
     how.add_argument("--wait", action="store_true", help="queue to Celery and show a progress bar until it ends")
     how.add_argument("--inline", action="store_true", help="run in this process (no worker needed)")
+    parser.add_argument("--timeout", type=float, help="with --wait: give up waiting after this many seconds")
 
 
 def engine_params(opts) -> dict:
@@ -50,15 +51,19 @@ def start_job(command, *, kind: str, params: dict, opts) -> Job:
             job = run_job_inline(job, on_progress=update)
             update(job_progress(job))
     elif opts.get("wait"):
-        job = follow(job)
+        job = follow(job, timeout=opts.get("timeout"))
+        if job.is_active:
+            raise CommandError(f"job #{job.pk} still {job.status} after {opts['timeout']:.0f} s "
+                               "(is a worker running? `celery -A config worker -Q …`)")
     if not job.is_active:
         command.stdout.write(f"job #{job.pk}: {job.get_status_display()} — done {job.items_done}, "
                              f"failed {job.items_failed}. {job.error_summary}")
     return job
 
 
-def follow(job: Job, *, interval: float = 1.0) -> Job:
-    """Show a progress bar until the job ends (a worker must be running)."""
+def follow(job: Job, *, interval: float = 1.0, timeout: float | None = None) -> Job:
+    """Show a progress bar until the job ends (a worker must be running) or `timeout` passes."""
+    deadline = time.monotonic() + timeout if timeout else None
     with tqdm(total=job.items_total, unit="item", dynamic_ncols=True) as bar:
         while True:
             job.refresh_from_db()
@@ -66,6 +71,6 @@ def follow(job: Job, *, interval: float = 1.0) -> Job:
             bar.n = progress.finished
             bar.set_postfix(status=job.status, failed=progress.failed, refresh=False)
             bar.refresh()
-            if not job.is_active:
+            if not job.is_active or (deadline and time.monotonic() > deadline):
                 return job
             time.sleep(interval)
