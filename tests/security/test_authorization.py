@@ -462,3 +462,19 @@ def test_the_sweeps_form_data_does_change_what_the_reviewer_may_change(world, cl
     assert response.status_code == 200
     review = Review.objects.get(sample=world.own_sample)
     assert (review.cause, review.label_error, review.reviewer) == (Cause.LABEL_WRONG, True, world.reviewer)
+
+
+def test_export_lists_and_downloads_show_a_reviewer_only_their_own(world, client):
+    """Exports are staff's: a reviewer sees none of them in lists, details or downloads."""
+    client.force_login(world.reviewer)
+    staff_export = world.exports["trainset"]
+    api = client.get("/api/exports/")
+    assert api.status_code == 200
+    listed = api.json()["results"] if isinstance(api.json(), dict) else api.json()
+    assert staff_export.pk not in [row["id"] for row in listed]
+    page = client.get("/analysis/exports/")
+    assert page.status_code in (200, 403)
+    assert f"/analysis/exports/{staff_export.pk}/" not in page.content.decode()
+    for url in [f"/api/exports/{staff_export.pk}/", f"/analysis/exports/{staff_export.pk}/",
+                f"/analysis/exports/{staff_export.pk}/download/"]:
+        assert client.get(url).status_code in (403, 404), url
