@@ -305,3 +305,15 @@ def test_every_worker_queue_serves_a_job_kind():
     queues = set(worker[worker.index("-Q") + 1].split(",")) - {"default"}
     used = {get_handler(kind).queue for kind in JobKind.values}
     assert queues <= used, f"no job kind is routed to {sorted(queues - used)}"
+
+
+@pytest.mark.worker
+def test_gunicorn_refuses_to_start_on_an_evicting_redis(tmp_path):
+    with private_redis(tmp_path / "redis", policy="volatile-lru") as redis_server:
+        env = production_env(tmp_path, DATABASE_URL=None, REDIS_URL=redis_server.url, WEB_CONCURRENCY="1",
+                             PORT=str(free_port()))
+        result = subprocess.run([str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "datafix web refuses to start" in result.stdout + result.stderr
+    assert "maxmemory-policy='volatile-lru'" in result.stdout + result.stderr
