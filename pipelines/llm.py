@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import mimetypes
 import random
@@ -262,10 +263,12 @@ class LLMClient:
             self.stats.requests += 1
             try:
                 async with self._semaphore:
-                    completion = await asyncio.wait_for(
-                        client.chat.completions.create(**kwargs), timeout=self.timeout + 5
+                    # The raw response: we read the JSON ourselves (choices, finish reasons, usage),
+                    # which saves building pydantic models for every answer of a long job.
+                    response = await asyncio.wait_for(
+                        client.chat.completions.with_raw_response.create(**kwargs), timeout=self.timeout + 5
                     )
-                result = self._result(completion, kwargs["model"], attempt + 1)
+                result = self._result(json.loads(response.content), kwargs["model"], attempt + 1)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure becomes an LLMError
@@ -285,18 +288,20 @@ class LLMClient:
             return result
 
     @staticmethod
-    def _result(completion: Any, model: str, attempts: int) -> ChatResult:
-        choices = getattr(completion, "choices", None)
-        if not choices:
+    def _result(raw: Any, model: str, attempts: int) -> ChatResult:
+        choices = raw.get("choices") if isinstance(raw, dict) else None
+        if not choices or not isinstance(choices, list):
             raise LLMError(UNPARSEABLE, "模型响应中没有 choices")
         texts = []
         for choice in choices:
-            if getattr(choice, "finish_reason", None) == "content_filter":
+            if not isinstance(choice, dict):
+                raise LLMError(UNPARSEABLE, "模型响应的 choices 格式不对")
+            if choice.get("finish_reason") == "content_filter":
                 raise LLMError(CONTENT_FILTER, "输出被内容审核拦截")
-            texts.append((choice.message.content or "") if choice.message else "")
-        raw = completion.model_dump(mode="json") if hasattr(completion, "model_dump") else {}
-        return ChatResult(text=texts[0], texts=texts, raw=raw, model=getattr(completion, "model", None) or model,
-                          attempts=attempts)
+            message = choice.get("message") or {}
+            content = message.get("content") if isinstance(message, dict) else None
+            texts.append(content if isinstance(content, str) else "")
+        return ChatResult(text=texts[0], texts=texts, raw=raw, model=raw.get("model") or model, attempts=attempts)
 
     def chat_sync(self, messages: list[dict[str, Any]], **kwargs: Any) -> ChatResult:
         """`chat` for synchronous callers (CLI previews); not for use inside a running event loop."""
