@@ -7,7 +7,6 @@ item that takes its worker down every time. Redis restarts use a private redis-s
 port (the shared one is never touched), so this runs the same with or without REDIS_URL.
 """
 import threading
-from collections import Counter
 from contextlib import contextmanager
 
 import pytest
