@@ -182,27 +182,32 @@ class _Handler(BaseHTTPRequestHandler):
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
             faults = Faults(**asdict(state.faults))
         try:
-            outcome = self._serve(request, key, nth, faults)
+            self._serve(request, key, nth, faults)
         finally:
             with state.lock:
                 state.in_flight -= 1
-                if outcome:
-                    state.outcomes[outcome] += 1
 
-    def _serve(self, request: dict[str, Any], key: str, nth: int, faults: Faults) -> str:
+    def _count(self, outcome: str, *, answered: str | None = None) -> None:
+        with self.state.lock:
+            self.state.outcomes[outcome] += 1
+            if answered:
+                self.state.answered[answered] += 1
+
+    def _serve(self, request: dict[str, Any], key: str, nth: int, faults: Faults) -> None:
         state = self.state
         if faults.latency_ms:
             # Jitter ±10 % around the configured latency, like a real server.
             latency = faults.latency_ms / 1000 * (0.9 + 0.2 * _rng(faults.seed, key, nth, "lat").random())
             if state.stopping.wait(latency):
-                return ""
+                return
         if _rng(faults.seed, key, "filter").random() < faults.rate_content_filter:
+            self._count("content_filter")
             self._send_json(400, {
                 "error": {"code": "data_inspection_failed", "param": None,
                           "message": "Input data may contain inappropriate content.", "type": "data_inspection_failed"},
                 "id": f"chatcmpl-sim-{key}", "request_id": f"sim-{key}-{nth}",
             })
-            return "content_filter"
+            return
         roll = _rng(faults.seed, key, nth, "fault").random()
         edge = 0.0
         for name, rate in (("hang", faults.rate_hang), ("429", faults.rate_429), ("500", faults.rate_500),
@@ -213,34 +218,36 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             name = "ok"
         if name == "hang":
-            with state.lock:  # counted now: the client gives up long before the hang ends
-                state.outcomes["hang"] += 1
+            self._count("hang")  # counted now: the client gives up long before the hang ends
             state.stopping.wait(faults.hang_seconds)
             self.close_connection = True
             self._send_json(504, {"error": {"message": "upstream hung", "type": "server_error", "code": None}})
-            return ""
+            return
         if name == "429":
+            self._count("429")
             self._send_json(429, {"error": {"message": "Requests rate limit exceeded", "type": "rate_limit_error",
                                             "code": "rate_limit_exceeded"}},
                             {"Retry-After": str(max(1, round(faults.retry_after))),
                              "retry-after-ms": str(int(faults.retry_after * 1000))})
-            return "429"
+            return
         if name == "500":
+            self._count("500")
             self._send_json(500, {"error": {"message": "Internal server error", "type": "server_error", "code": None}})
-            return "500"
+            return
         if name == "malformed":
+            self._count("malformed")
             self._send_raw(200, b'{"id": "chatcmpl-sim-broken", "choices": [{"index": 0, "message": {"con')
-            return "malformed"
+            return
         try:
             contents = answer(state, request, key)
         except Exception as exc:  # a responder bug must surface as a 500, not a dropped connection
             logger.exception("simulator responder failed")
+            self._count("responder_error")
             self._send_json(500, {"error": {"message": f"responder error: {exc}", "type": "server_error", "code": None}})
-            return "responder_error"
+            return
+        # Counted before the answer leaves, so a client that got it always sees it counted.
+        self._count("ok", answered=key)
         self._send_json(200, completion_body(request, contents, key))
-        with state.lock:
-            state.answered[key] += 1
-        return "ok"
 
 
 class SimulatorServer(ThreadingHTTPServer):
