@@ -10,6 +10,8 @@ import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("DATAFIX_VAR_DIR", BASE_DIR / "var"))
+# The embedded defaults (SQLite database, SQLite broker, media) live here; a fresh checkout has none.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env(name: str, default: str = "") -> str:
