@@ -11,7 +11,10 @@ import dj_database_url
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("DATAFIX_VAR_DIR", BASE_DIR / "var"))
 # The embedded defaults (SQLite database, SQLite broker, media) live here; a fresh checkout has none.
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+try:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+except OSError:  # a read-only deployment that configures every path itself
+    pass
 
 
 def env(name: str, default: str = "") -> str:
