@@ -723,6 +723,7 @@ class DpoHandler(JobKindHandler):
     """One item per prompt: prepare (messages or a model-free reject) → model call → checked pairs."""
 
     kind = JobKind.DPO
+    queue = "dpo"  # model calls for rejects are long: keep them off the default queue
 
     def clean_params(self, params: dict[str, Any]) -> dict[str, Any]:
         return clean_params(params)
