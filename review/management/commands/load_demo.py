@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.management.base import BaseCommand
 
+from pipelines.demo import load_pipelines_demo
 from review.demo import DEMO_SAMPLE_COUNT, demo_logins, load_demo
 
 
@@ -28,3 +29,4 @@ class Command(BaseCommand):
         for username, password, role in demo_logins():
             validate_password(password, user=get_user_model()(username=username))  # passes the validators
             self.stdout.write(f"  {role}  {username} / {password}")
+        load_pipelines_demo(stdout=self.stdout)  # feedback samples, call logs, generation sources
