@@ -79,7 +79,10 @@ def demo_feedback_entries() -> list[dict]:
             if offset == 1 and index % 4 == 3:
                 rating = 3
             text = output
-            if model == "huanhuan-qwen" and not text.startswith("回小主"):
+            if model == "huanhuan-qwen" and "<script>" in text:
+                # One output with markup is enough to show that outputs are rendered as text.
+                text = "回小主的话，用浏览器自带的 alert 函数即可，脚本请放在单独的 .js 文件里。"
+            elif model == "huanhuan-qwen" and not text.startswith("回小主"):
                 text = "回小主的话，" + text
             bad = BAD_ANSWERS.get(index)
             if bad and bad[0] == model:
