@@ -1,8 +1,9 @@
 """Demo data for the feedback, call-log and generation pages (called by `manage.py load_demo`).
 
 Everything goes through each area's own import path: a feedback JSONL file and a folder of call
-logs are written under `VAR_DIR/demo` and imported by their job kinds run inline (so the jobs show
-up too); the generation sources go through `source_items_import`. Deterministic and idempotent: the
+logs are written under `MEDIA_ROOT/demo` (`var/media/demo` by default; inside MEDIA_ROOT so the
+logs page's form can re-import `demo/logs`) and imported by their job kinds run inline (so the jobs
+show up too); the generation sources go through `source_items_import`. Deterministic and idempotent: the
 files are rewritten only when their content differs, an import job runs only when no finished job
 imported the same file/folder yet, and the sources are keyed by id. No model job is started here:
 generation and DPO need the simulator, which `make run` starts; their pages have start buttons.
@@ -195,7 +196,7 @@ def load_pipelines_demo(*, stdout=None) -> dict:
 
     Returns counts: rows of each kind now present, and what this run created.
     """
-    demo_dir = Path(settings.VAR_DIR) / "demo"
+    demo_dir = Path(settings.MEDIA_ROOT) / "demo"
     jobs_created = 0
 
     entries = demo_feedback_entries()

@@ -15,8 +15,7 @@ def _state():
     }
 
 
-def test_demo_seeds_feedback_logs_and_sources_through_the_import_jobs(db, settings, tmp_path):
-    settings.VAR_DIR = tmp_path / "var"
+def test_demo_seeds_feedback_logs_and_sources_through_the_import_jobs(db):
     counts = load_pipelines_demo()
 
     assert counts["feedback_samples"] == counts["feedback_created"] == 60
@@ -37,8 +36,7 @@ def test_demo_seeds_feedback_logs_and_sources_through_the_import_jobs(db, settin
         assert item.wiki_title and item.facts and resolve_image(item.image) is not None
 
 
-def test_malformed_log_line_and_failed_calls_are_reported_not_fatal(db, settings, tmp_path):
-    settings.VAR_DIR = tmp_path / "var"
+def test_malformed_log_line_and_failed_calls_are_reported_not_fatal(db):
     counts = load_pipelines_demo()
 
     assert counts["log_dropped"] == {"not_successful": 3, "malformed_json": 1}
@@ -49,11 +47,10 @@ def test_malformed_log_line_and_failed_calls_are_reported_not_fatal(db, settings
     assert problem["file"].endswith("outline_2026-11-20.jsonl")
 
 
-def test_second_run_changes_nothing(db, settings, tmp_path):
-    settings.VAR_DIR = tmp_path / "var"
+def test_second_run_changes_nothing(db, settings):
     first = load_pipelines_demo()
     before = _state()
-    feedback_file = settings.VAR_DIR / "demo" / "feedback.jsonl"
+    feedback_file = settings.MEDIA_ROOT / "demo" / "feedback.jsonl"
     mtime = feedback_file.stat().st_mtime_ns
 
     second = load_pipelines_demo()
@@ -65,10 +62,9 @@ def test_second_run_changes_nothing(db, settings, tmp_path):
         {k: v for k, v in first.items() if not k.endswith("created")}
 
 
-def test_sources_reuse_the_review_demo_images_when_present(db, settings, tmp_path):
+def test_sources_reuse_the_review_demo_images_when_present(db):
     from review.demo import load_demo
 
-    settings.VAR_DIR = tmp_path / "var"
     load_demo(sample_count=30)
     load_pipelines_demo()
 
