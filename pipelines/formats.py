@@ -1,5 +1,5 @@
 """Training-data formats: writers, readers written from each format's spec, validation and the
-matching LLaMA-Factory `dataset_info.json` entries (see /work/shared/FORMATS.md).
+matching LLaMA-Factory `dataset_info.json` entries (as documented in LLaMA-Factory's data/README.md and TRL's dataset_formats.md).
 
 The record contract
 -------------------
