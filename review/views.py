@@ -150,8 +150,13 @@ def _form_values(sample: Sample, reasonings: dict[int, object]) -> dict:
     }
 
 
+# Labels for the fields the info-extraction job writes (pipelines/info_extraction.py INFO_FIELDS).
+IMAGE_INFO_LABELS = {"visible_text": "可见文字", "objects": "物体", "screen_elements": "界面元素", "scene": "场景", "text": "内容"}
+
+
 def _image_info_rows(info) -> list[tuple[str, str]]:
-    """`Sample.image_info` as (key, text) rows: lists joined with 、, other values as JSON."""
+    """`Sample.image_info` as (label, text) rows: known fields in Chinese, lists joined with 、,
+    other values as JSON; the `_source` provenance last, as 来源."""
     import json
 
     if info in (None, "", {}, []):
@@ -160,13 +165,18 @@ def _image_info_rows(info) -> list[tuple[str, str]]:
         return [("内容", info if isinstance(info, str) else json.dumps(info, ensure_ascii=False))]
     rows = []
     for key, value in info.items():
+        if key == "_source":
+            continue
         if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
             text = "、".join(str(v) for v in value)
         elif isinstance(value, (dict, list)):
             text = json.dumps(value, ensure_ascii=False)
         else:
             text = str(value)
-        rows.append((str(key), text))
+        rows.append((IMAGE_INFO_LABELS.get(str(key), str(key)), text))
+    source = info.get("_source")
+    if isinstance(source, dict):
+        rows.append(("来源", "，".join(f"{k}: {v}" for k, v in source.items() if v not in (None, ""))))
     return rows
 
 

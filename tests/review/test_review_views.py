@@ -102,6 +102,16 @@ def test_sample_page_shows_modes_definitions_and_image_info(reviewer_client, ass
     assert 'data-key="y"' in html and 'data-key="f"' in html
 
 
+
+def test_sample_page_labels_info_extraction_fields_in_chinese(reviewer_client, assigned_category):
+    s = make_sample(assigned_category, "p-2")
+    s.image_info = {"visible_text": ["选择规格"], "scene": "规格选择弹窗", "_source": {"job_id": 7, "model": "qwen-vl"}}
+    s.save()
+    html = reviewer_client.get(reverse("review:sample", args=[s.pk])).content.decode()
+    assert "<dt>可见文字</dt><dd>选择规格</dd>" in html and "<dt>场景</dt>" in html
+    assert "visible_text" not in html and "_source" not in html
+    assert "<dt>来源</dt><dd>job_id: 7，model: qwen-vl</dd>" in html
+
 def test_sample_page_query_count_does_not_grow(reviewer_client, reviewer, assigned_category, django_assert_num_queries):
     first = make_sample(assigned_category, "n-000")
     url = reverse("review:sample", args=[first.pk])
