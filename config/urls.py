@@ -1,5 +1,4 @@
 """Top-level URLs. Each area of the product owns its own urls module."""
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -23,8 +22,5 @@ urlpatterns = [
     path("dpo/", include("pipelines.dpo_urls")),
     path("", include("review.urls")),
 ]
-
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# Media files are never served raw (not even in DEBUG): images go through review:image, which
+# checks the login, confines the path to MEDIA_ROOT and sets the image content type.
