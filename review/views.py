@@ -175,8 +175,8 @@ def _image_info_rows(info) -> list[tuple[str, str]]:
             text = str(value)
         rows.append((IMAGE_INFO_LABELS.get(str(key), str(key)), text))
     source = info.get("_source")
-    if isinstance(source, dict):
-        rows.append(("来源", "，".join(f"{k}: {v}" for k, v in source.items() if v not in (None, ""))))
+    if isinstance(source, dict):  # sorted: PostgreSQL's jsonb does not keep key order
+        rows.append(("来源", "，".join(f"{k}: {v}" for k, v in sorted(source.items()) if v not in (None, ""))))
     return rows
 
 
