@@ -25,6 +25,20 @@ def reviewer(db):
 
 
 @pytest.fixture
+def staff_client(client, admin_user):
+    """The test client signed in as the staff user."""
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def reviewer_client(client, reviewer):
+    """The test client signed in as `reviewer` (no staff rights)."""
+    client.force_login(reviewer)
+    return client
+
+
+@pytest.fixture
 def other_reviewer(db):
     return UserFactory(username="reviewer2")
 

@@ -11,18 +11,6 @@ from tests.pipelines.conftest_dpo import SEED_REJECT, dpo_job, feedback_prompts 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
-def reviewer_client(client, reviewer):
-    client.force_login(reviewer)
-    return client
-
-
 def _pair(job, number=1):
     return PreferencePair.objects.get(job=job, key=f"feedback:{number}")
 

@@ -30,18 +30,6 @@ def make_samples(n, **overrides):
     ]
 
 
-@pytest.fixture
-def reviewer_client(client, reviewer):
-    client.force_login(reviewer)
-    return client
-
-
-@pytest.fixture
-def staff_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 @pytest.mark.parametrize("name,args", [("feedback:samples", []), ("feedback:logs", []), ("feedback:builder", []),
                                        ("feedback:log_records", [1])])
 def test_anonymous_users_are_sent_to_login(client, name, args):

@@ -10,18 +10,6 @@ from tests.pipelines.conftest_jobs import scene_dataset  # noqa: F401
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
-def reviewer_client(client, reviewer):
-    client.force_login(reviewer)
-    return client
-
-
 def make_job_with_items(n_done=3, n_failed=25, error='<script>alert("x")</script>'):
     job = JobFactory(status=JobStatus.DONE, items_total=n_done + n_failed, items_done=n_done, items_failed=n_failed)
     JobItem.objects.bulk_create(

@@ -18,12 +18,6 @@ def post_review(client, sample, version=0, **overrides):
     return client.post(reverse("review:save", args=[sample.pk]), data, **HTMX)
 
 
-@pytest.fixture
-def reviewer_client(client, reviewer):
-    client.force_login(reviewer)
-    return client
-
-
 def test_pages_require_login(client, sample):
     for url in (reverse("review:home"), reverse("review:queue", args=[sample.label_id]),
                 reverse("review:sample", args=[sample.pk]), reverse("review:image", args=["x.png"])):
@@ -100,7 +94,6 @@ def test_sample_page_shows_modes_definitions_and_image_info(reviewer_client, ass
     assert "图片中显示商品颜色、规格选项" in html and "用户申请更换商品" in html  # both definitions
     assert "选择规格、尺寸" in html
     assert 'data-key="y"' in html and 'data-key="f"' in html
-
 
 
 def test_sample_page_labels_info_extraction_fields_in_chinese(reviewer_client, assigned_category):
