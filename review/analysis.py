@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db.models import Count, FilteredRelation, Q, Sum
 
 from .models import Assignment, Category, Cause, Dataset, Mode, Reasoning, Review, Sample
+from .selectors import LONG_OUTPUT_LIMIT
 
 MODES: tuple[int, ...] = (Mode.FREE, Mode.WITH_DEFINITIONS, Mode.LIMITED)
 
@@ -26,7 +26,7 @@ CAUSE_CODES: tuple[str, ...] = (Cause.DEFINITIONS_OVERLAP, Cause.LABEL_WRONG, Ca
 
 def length_limit() -> int:
     """The mode-3 length limit (字数) a kept output must respect; 100 unless configured."""
-    return int(getattr(settings, "TRAINSET_MAX_LENGTH", 100))
+    return LONG_OUTPUT_LIMIT
 
 
 @dataclass

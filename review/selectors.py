@@ -1,6 +1,7 @@
 """Every non-trivial read of the review application, shaped so query counts stay flat."""
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, F, FilteredRelation, Prefetch, Q, QuerySet
@@ -8,7 +9,8 @@ from django.shortcuts import get_object_or_404
 
 from .models import Assignment, Category, Dataset, Mode, Reasoning, ReviewEdit, Sample
 
-LONG_OUTPUT_LIMIT = 100  # the mode-3 prompt asks for at most 100 characters
+# The mode-3 prompt asks for at most 100 characters; one configured value for every page and export.
+LONG_OUTPUT_LIMIT = settings.TRAINSET_MAX_LENGTH
 
 # Queue filters: key → (Chinese label, condition on the annotated sample queryset).
 QUEUE_FILTERS: dict[str, tuple[str, Q]] = {

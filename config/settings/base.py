@@ -264,6 +264,8 @@ LLM_TIMEOUT = env_float("LLM_TIMEOUT", 60.0)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 5)
 LLM_CONCURRENCY = env_int("LLM_CONCURRENCY", 8)
 LLM_REQUESTS_PER_MINUTE = env_int("LLM_REQUESTS_PER_MINUTE", 600)
+# The mode-3 length limit (字数): queue filter, sample-page warning, analysis and export alike.
+TRAINSET_MAX_LENGTH = env_int("TRAINSET_MAX_LENGTH", 100)
 # Optional tokenizer for length counting; empty means characters (the team's 字数).
 LENGTH_TOKENIZER = env("LENGTH_TOKENIZER", "")
 
