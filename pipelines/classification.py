@@ -76,12 +76,18 @@ def image_message(prompt: str, image_relative_path: str) -> list[dict[str, Any]]
 
 
 class _PromptCache:
-    """Rendered prompts and category names per job, re-read at most every CACHE_SECONDS."""
+    """Rendered prompts and category names per job execution, re-read at most every CACHE_SECONDS.
+
+    Entries are keyed by the execution (the job's lease token and creation time), never by ids
+    alone: a dataset id can name another dataset later (ids are reused after a rollback on SQLite),
+    and a new execution should see edited classes at once.
+    """
 
     def __init__(self) -> None:
         self._entries: dict[tuple, tuple[float, Any]] = {}
 
-    def get(self, key: tuple, build):
+    def get(self, job: Job, name: str, build):
+        key = (name, job.pk, job.created_at, job.lease_token)
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is None or now - entry[0] > CACHE_SECONDS:
@@ -164,7 +170,7 @@ class ClassificationHandler(JobKindHandler):
             template = PromptTemplate.objects.get(pk=job.params["prompt_template_id"])
             return render_prompt(template.text, categories=self._categories(job.params["dataset_id"]))
 
-        return self._cache.get(("prompt", job.pk), build)
+        return self._cache.get(job, "prompt", build)
 
     def prepare(self, job: Job, key: str) -> dict[str, Any]:
         sample = Sample.objects.filter(pk=key, dataset_id=job.params["dataset_id"]).values("id", "image", "label_id").first()
@@ -197,7 +203,7 @@ class ClassificationHandler(JobKindHandler):
         return {"text": result.text, "model": result.model, "raw": raw}
 
     def _reasoning(self, job: Job, payload: dict[str, Any], output: dict[str, Any]) -> Reasoning:
-        by_name = self._cache.get(("names", job.params["dataset_id"]),
+        by_name = self._cache.get(job, "names",
                                   lambda: {c.name: c.pk for c in self._categories(job.params["dataset_id"])})
         text = output["text"] or ""
         predicted_name = parse_predicted_category(text, list(by_name)) or ""

@@ -91,7 +91,7 @@ class InfoExtractionHandler(JobKindHandler):
         sample = Sample.objects.filter(pk=key, dataset_id=job.params["dataset_id"]).values("id", "image").first()
         if sample is None:
             raise ItemFailed("missing", "样本已不存在")
-        prompt = self._cache.get(("info", job.pk),
+        prompt = self._cache.get(job, "info",
                                  lambda: PromptTemplate.objects.get(pk=job.params["prompt_template_id"]).text)
         return {"sample_id": sample["id"], "messages": image_message(prompt, sample["image"])}
 

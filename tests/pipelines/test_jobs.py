@@ -24,6 +24,21 @@ def test_classification_job_happy_path(llm_simulator, scene_dataset, admin_user)
 
 
 @pytest.mark.django_db
+def test_a_job_never_has_more_model_calls_open_than_its_concurrency(llm_simulator, admin_user):
+    from tests.pipelines.conftest_jobs import make_scene_dataset
+
+    # The engine hands the loop more items than `concurrency` (so a slot never waits for the
+    # database); the server must still never see more than `concurrency` requests at once.
+    llm_simulator.set_faults(latency_ms=60)
+    dataset, samples = make_scene_dataset(name="bounded", per_category=6, categories=4)
+    job = run_job_inline(job_create(kind="classification", params={"dataset": dataset.name, "mode": 2, "concurrency": 4},
+                                    user=admin_user))
+    assert job.items_done + job.items_failed == len(samples)
+    assert llm_simulator.max_in_flight == 4
+    assert set(llm_simulator.answered_counts().values()) == {1}
+
+
+@pytest.mark.django_db
 def test_a_storm_of_429_500_and_hangs_still_completes_with_correct_counts(llm_simulator, settings, admin_user):
     from tests.pipelines.conftest_jobs import make_scene_dataset
 
