@@ -71,7 +71,8 @@ def review_save(
     saved in between, raise code="conflict" naming who and when, and change nothing. Only users
     who may change the sample's label category may save (code="forbidden"). `cause` is one of
     `Cause` values or "" (not decided). `corrected_output` equal to the mode-3 output (or blank)
-    means "keep the model's output" and is stored as "". `suggested_label` is kept only with
+    means "keep the model's output" and is stored as "". Cause (2) "label wrong" sets
+    `label_error`. `suggested_label` is kept only with
     `label_error` and must be another category of the same dataset. Saving the values already
     saved is a no-op (no new version), even with a stale `version` (a double submit).
     """
@@ -79,6 +80,8 @@ def review_save(
         raise ApplicationError("你没有被分配这个类别，只能查看，不能修改。", code="forbidden")
     if cause not in Cause.values and cause != "":
         raise ApplicationError(f"未知的错误原因：{cause}", code="invalid")
+    if cause == Cause.LABEL_WRONG:
+        label_error = True  # cause (2) *is* a label error: it must reach trainset_error.md
     if not label_error:
         suggested_label = None
     if suggested_label is not None:

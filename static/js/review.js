@@ -1,6 +1,6 @@
 /* Review pages: image zoom, the mode-3 character counter with its 100-character warning,
- * "restore the model's output", the help button, and letting htmx swap 400/403/409 responses
- * (they carry the re-rendered sample page with the error message).
+ * "restore the model's output", cause (2) ticking "label error", the help button, and letting
+ * htmx swap 400/403/409 responses (they carry the re-rendered sample page with the error message).
  * Configured through data-* attributes; no inline scripts (CSP). Works after htmx swaps because
  * everything is delegated from `document` or re-run on `htmx:load`.
  */
@@ -32,6 +32,36 @@
 
   document.addEventListener("input", function (event) {
     if (event.target.matches && event.target.matches("textarea[data-char-limit]")) updateCounter(event.target);
+  });
+
+  // A choice that implies a checkbox (cause (2) "label wrong" implies "label error") ticks it and
+  // locks it while chosen; the server applies the same rule (review_save).
+  function syncImpliedChecks(form) {
+    var implied = {};
+    form.querySelectorAll("input[data-implies]").forEach(function (choice) {
+      var name = choice.getAttribute("data-implies");
+      implied[name] = implied[name] || choice.checked;
+    });
+    Object.keys(implied).forEach(function (name) {
+      var box = form.querySelector('input[type="checkbox"][name="' + name + '"]');
+      if (!box) return;
+      if (implied[name]) box.checked = true;
+      box.disabled = implied[name];
+    });
+  }
+
+  function initImpliedChecks(root) {
+    var forms = new Set();
+    (root || document).querySelectorAll("input[data-implies]").forEach(function (choice) {
+      if (choice.form) forms.add(choice.form);
+    });
+    forms.forEach(syncImpliedChecks);
+  }
+
+  document.addEventListener("change", function (event) {
+    var form = event.target.form;
+    if (form && event.target.matches && event.target.matches('input[type="radio"]') &&
+        form.querySelector("input[data-implies]")) syncImpliedChecks(form);
   });
 
   function zoomOverlay() {
@@ -91,9 +121,11 @@
 
   document.body.addEventListener("htmx:load", function (event) {
     initCounters(event.detail.elt);
+    initImpliedChecks(event.detail.elt);
     // The sample region carries its page title, so the tab follows htmx navigation.
     var page = event.detail.elt.closest && event.detail.elt.closest("[data-title]");
     if (page) document.title = page.getAttribute("data-title");
   });
   initCounters(document);
+  initImpliedChecks(document);
 })();

@@ -34,9 +34,12 @@ def test_reviewer_reviews_three_samples_with_the_keyboard(browser_page, browser_
     page.keyboard.press("Escape")
     page.keyboard.press("Enter")
     page.wait_for_selector(f'#sample-page[data-sample-id="{samples[2].pk}"]')
-    # 3: the label is wrong: cause (2) + flag, save.
+    # 3: the label is wrong: cause (2) ticks and locks the label-error flag ("f" can't untick it).
     page.keyboard.press("2")
+    flag = page.locator('input[name="label_error"]')
+    assert flag.is_checked() and flag.is_disabled()
     page.keyboard.press("f")
+    assert flag.is_checked()
     page.keyboard.press("Enter")
     page.wait_for_selector(f'#sample-page[data-sample-id="{samples[3].pk}"]')
 

@@ -80,6 +80,14 @@ def test_suggested_label_kept_only_with_flag_and_must_be_another_class_of_the_da
         save(sample, reviewer, version=2, label_error=True, suggested_label=sample.label)
 
 
+def test_cause_label_wrong_is_a_label_error_even_without_the_flag(sample, reviewer, unassigned_category):
+    # Otherwise the sample would be missing from trainset_error.md although its label is wrong.
+    review = save(sample, reviewer, cause=Cause.LABEL_WRONG, label_error=False, suggested_label=unassigned_category)
+    assert review.label_error is True and review.suggested_label == unassigned_category
+    review = save(sample, reviewer, version=1, cause=Cause.MODEL_WEAK, label_error=False)
+    assert review.label_error is False
+
+
 def test_unknown_cause_is_invalid(sample, reviewer):
     with pytest.raises(ApplicationError) as caught:
         save(sample, reviewer, cause="bogus")
