@@ -8,7 +8,7 @@ apostrophe, which spreadsheets show as text and do not evaluate.
 """
 import csv
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -41,17 +41,38 @@ def neutralize_row(row: Iterable[Any]) -> list[Any]:
     return [neutralize_cell(value) for value in row]
 
 
+def _writer(file) -> Any:
+    # Every field quoted and CRLF line ends: Excel and WPS read CJK text with commas, quotes and
+    # newlines from that without surprises.
+    return csv.writer(file, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+
+
 def write_csv(file: TextIO, header: Iterable[str], rows: Iterable[Iterable[Any]]) -> int:
     """Write a header and rows as CSV with every cell neutralised; returns the number of rows.
 
-    Line endings are CRLF and every field is quoted, which Excel and WPS read without surprises
-    for CJK text with commas, quotes and newlines. Open `file` with ``newline=""``; write a UTF-8
-    BOM first (``encoding="utf-8-sig"``) if Excel on Windows must detect the encoding.
+    Open `file` with ``newline=""``; write a UTF-8 BOM first (``encoding="utf-8-sig"``) if Excel
+    on Windows must detect the encoding.
     """
-    writer = csv.writer(file, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    writer = _writer(file)
     writer.writerow(neutralize_row(header))
     count = 0
     for row in rows:
         writer.writerow(neutralize_row(row))
         count += 1
     return count
+
+
+class _Line:
+    """A file whose write() hands the text back, so csv.writer can feed a generator."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+def csv_lines(header: Iterable[str], rows: Iterable[Iterable[Any]], *, bom: bool = True) -> Iterator[str]:
+    """The CSV text of a header and rows, one line at a time (for a streamed download), every cell
+    neutralised; starts with a UTF-8 BOM so that Excel on Windows reads the Chinese correctly."""
+    writer = _writer(_Line())
+    yield ("\ufeff" if bom else "") + writer.writerow(neutralize_row(header))
+    for row in rows:
+        yield writer.writerow(neutralize_row(row))

@@ -13,6 +13,7 @@ urlpatterns = [
     path("<int:dataset_id>/confusion/", views.confusion, name="confusion"),
     path("<int:dataset_id>/analysis.md", views.dataset_markdown, name="dataset_markdown"),
     path("<int:dataset_id>/trainset_error.md", views.trainset_error, name="trainset_error"),
+    path("<int:dataset_id>/mode2_errors.csv", views.mode2_errors_csv, name="mode2_errors_csv"),
     path("<int:dataset_id>/exports/", views.export_create, name="export_create"),
     path("<int:dataset_id>/classes/<int:category_id>/", views.class_detail, name="class"),
     path("<int:dataset_id>/classes/<int:category_id>/analysis.md", views.class_markdown, name="class_markdown"),

@@ -1,8 +1,8 @@
 """Pages of the analysis area: dataset overview, per-class analysis, confusion table, Markdown
 downloads, revised definitions and training-set exports.
 
-Who may do what: every signed-in user may view the analysis and download 分类分析.md and
-trainset_error.md (they show only what reviewers may already view); revising a definition and
+Who may do what: every signed-in user may view the analysis and download 分类分析.md,
+trainset_error.md and the mode-2 error list as CSV (they show only what reviewers may already view); revising a definition and
 exporting the training set are staff-only (403 for others).
 """
 import json
@@ -132,6 +132,16 @@ def class_markdown(request, dataset_id: int, category_id: int):
 def trainset_error(request, dataset_id: int):
     dataset = get_object_or_404(Dataset, pk=dataset_id)
     return _markdown_response(exports.trainset_error_markdown(dataset=dataset), "trainset_error.md")
+
+
+@require_GET
+@login_required
+def mode2_errors_csv(request, dataset_id: int):
+    dataset = get_object_or_404(Dataset, pk=dataset_id)
+    response = StreamingHttpResponse((line.encode("utf-8") for line in exports.mode2_errors_csv(dataset=dataset)),
+                                     content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f"attachment; filename*=UTF-8''{_quote(f'模式2错误-{dataset.name}.csv')}"
+    return response
 
 
 @require_POST

@@ -26,12 +26,13 @@ from django.conf import settings
 from django.db.models import FilteredRelation, Q
 from django.utils import timezone
 
+from config.spreadsheet import csv_lines
 from pipelines import formats, prompts
 from pipelines.models import Export, PromptTemplate
 
 from .analysis import MODES, class_analysis, length_limit
 from .errors import ApplicationError
-from .models import Category, Dataset, Mode, Review, Sample
+from .models import Category, Cause, Dataset, Mode, Reasoning, Review, Sample
 
 EXPORT_KIND = "classification_trainset"
 # The formats the training-set export offers, and the pipelines.formats writer behind each.
@@ -325,6 +326,34 @@ def trainset_error_markdown(*, dataset: Dataset) -> Iterator[str]:
         count += 1
     if not count:
         yield "\n（暂无标签错误样本）\n"
+
+
+MODE2_ERRORS_CSV_HEADER = ("类别", "样本ID", "模式2预测", "原因", "标签错误", "建议类别", "备注", "审核人")
+
+
+def mode2_errors_csv(*, dataset: Dataset) -> Iterator[str]:
+    """模式2错误.csv: every sample mode 2 did not get right, by class, with the reviewer's cause,
+    label-error flag and note (the list each reviewer kept by hand), as CSV lines for a spreadsheet.
+
+    Model output and notes may hold anything: cells pass through `config.spreadsheet`, which
+    defuses formulas.
+    """
+    causes = dict(Cause.choices)
+    rows = (
+        Reasoning.objects.filter(sample__dataset=dataset, mode=Mode.WITH_DEFINITIONS)
+        .filter(Q(is_correct=False) | Q(is_correct__isnull=True))
+        .order_by("sample__label__position", "sample__label__name", "sample__external_id")
+        .values_list("sample__label__name", "sample__external_id", "predicted_name", "sample__review__cause",
+                     "sample__review__label_error", "sample__review__suggested_label__name", "sample__review__note",
+                     "sample__review__reviewer__username")
+    )
+    lines = (
+        (label, external_id, predicted or "（无法解析）", causes.get(cause or "", "未标注") if cause else "未标注",
+         "是" if label_error else "", suggested or "", note or "", reviewer or "")
+        for label, external_id, predicted, cause, label_error, suggested, note, reviewer
+        in rows.iterator(chunk_size=CHUNK_SIZE)
+    )
+    return csv_lines(MODE2_ERRORS_CSV_HEADER, lines)
 
 
 def _percent(stats) -> str:

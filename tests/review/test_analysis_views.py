@@ -85,6 +85,27 @@ def test_markdown_downloads(reviewer_client, scene):
     assert "- a4（建议类别：换货）" in b"".join(response.streaming_content).decode()
 
 
+def test_mode2_errors_download_as_csv_a_spreadsheet_opens_safely(reviewer_client, scene):
+    import csv
+    import io
+
+    from review.models import Review
+
+    Review.objects.filter(sample=scene.samples["b3"]).update(note='=HYPERLINK("http://evil.example","点")')
+    response = reviewer_client.get(reverse("analysis:mode2_errors_csv", args=[scene.dataset.pk]))
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    body = b"".join(response.streaming_content).decode("utf-8")
+    assert body.startswith("\ufeff")  # Excel reads the Chinese as UTF-8
+    rows = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))
+    assert rows[0] == ["类别", "样本ID", "模式2预测", "原因", "标签错误", "建议类别", "备注", "审核人"]
+    by_id = {row[1]: row for row in rows[1:]}
+    assert list(by_id) == ["a2", "a4", "b2", "b3", "b4"], "mode 2's misses only, by class then id"
+    assert by_id["a4"][3:6] == ["(2) 数据集标签错误", "是", "换货"]
+    assert by_id["b2"][2] == "（无法解析）" and by_id["b2"][3] == "(3) 模型能力不足"
+    assert by_id["b3"][6] == "'=HYPERLINK(\"http://evil.example\",\"点\")", "a formula must arrive as text"
+
+
 def test_reviewer_cannot_revise_definitions(reviewer_client, scene):
     url = reverse("analysis:definition_revise", args=[scene.dataset.pk, scene.b.pk])
     response = reviewer_client.post(url, {"text": "新定义"})
