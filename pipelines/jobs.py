@@ -28,9 +28,10 @@ calls `job_execute`, which:
 5. renews the lease every JOB_HEARTBEAT_SECONDS, refreshes the counters and reads the status, so a
    cancel stops dispatching within about a second (in-flight calls are abandoned and their items go
    back to pending, done items stay done);
-6. after a time budget below the Celery soft time limit (or on SoftTimeLimitExceeded), puts its
-   in-flight items back and re-enqueues a continuation message, so no message outlives the Redis
-   visibility timeout however long the job is.
+6. after a time budget below the Celery soft time limit, starts no more model calls (queued ones
+   and retries raise RequestsClosed), stores the calls already sent, puts the rest back to pending
+   and re-enqueues a continuation message, so no message outlives the Redis visibility timeout
+   however long the job is. On SoftTimeLimitExceeded it puts every unfinished item back at once.
 
 Handlers may also define `prepare_many(job, keys) -> {key: payload or ItemFailed}` and
 `store_many(job, [(key, payload, output)]) -> {key: result or ItemFailed}` to read and write a
@@ -64,7 +65,7 @@ from django.utils import timezone
 from review.errors import ApplicationError
 
 from .jobkinds import ItemFailed, JobKindHandler, get_handler
-from .llm import LLMClient, LLMError
+from .llm import LLMClient, LLMError, RequestsClosed
 from .models import ItemStatus, Job, JobItem, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -425,6 +426,13 @@ def _lease_release(job_id: int, token: str, **fields: Any) -> None:
     Job.objects.filter(pk=job_id, lease_token=token).update(lease_token="", **fields)
 
 
+def _release_items(item_ids: list[int]) -> None:
+    """Running items back to pending; the attempt did not happen as far as the item is concerned."""
+    JobItem.objects.filter(pk__in=item_ids, status=ItemStatus.RUNNING).update(
+        status=ItemStatus.PENDING, attempts=F("attempts") - 1
+    )
+
+
 def _mark_items_done(results: list[tuple[int, Any]], finished_at) -> None:
     """Mark items done with their results: one statement run for every row (executemany).
 
@@ -525,10 +533,11 @@ class _Execution:
         self.heartbeat_every = _setting("JOB_HEARTBEAT_SECONDS", 1.0)
         self.max_attempts = _setting("JOB_MAX_DELIVERIES", 3)
         self.llm = llm_for_job(self.params) if handler.uses_llm else None
-        # More items than `concurrency` are handed to the loop: the client's semaphore holds the extra
-        # ones back, and each starts the moment a call finishes, without waiting for this thread to
-        # store results and claim more (which it then does in batches).
-        self.in_flight_target = self.concurrency + self.concurrency // 2
+        # With a model client, more items than `concurrency` are handed to the loop: the client's
+        # semaphore holds the extra ones back, and each starts the moment a call finishes, without
+        # waiting for this thread to store results and claim more (which it then does in batches).
+        # Kinds without one (file imports) have no such gate: exactly `concurrency` in flight.
+        self.in_flight_target = self.concurrency + (self.concurrency // 2 if self.llm is not None else 0)
         self.claim_batch = max(1, self.concurrency // 4)
         self.in_flight: dict[concurrent.futures.Future, tuple[int, str, Any]] = {}
         self.progressed = False
@@ -554,6 +563,10 @@ class _Execution:
                     self._report_progress()
                 if stop is None and self.deadline and now >= self.deadline:
                     stop = "budget"
+                    if self.llm is not None:
+                        # Calls already sent finish and are stored; queued ones and retries don't start
+                        # (their items go back to pending), so the slice ends within one call's time.
+                        self.llm.close_to_new_requests()
                 if stop in ("lost", "cancel"):
                     break
                 free = self.in_flight_target - len(self.in_flight)
@@ -599,6 +612,23 @@ class _Execution:
 
     # -- claiming and dispatching
     def _claim(self, n: int) -> list[tuple[int, str]]:
+        """Up to `n` pending items marked running, as (id, key); [] only when none is left to run
+        now. Items claimed once too often are failed on the way (`max_deliveries`)."""
+        while True:
+            rows = self._claim_rows(n)
+            if not rows:
+                return []
+            claimed = []
+            for item_id, key, attempts in rows:
+                if attempts > self.max_attempts:
+                    self._fail(item_id, "max_deliveries", f"该条目已被领取 {attempts - 1} 次仍未完成（可能导致了进程崩溃）")
+                else:
+                    claimed.append((item_id, key))
+            if claimed:
+                return claimed
+            # All of them were given up: that says nothing about the items still pending.
+
+    def _claim_rows(self, n: int) -> list[tuple[int, str, int]]:
         pending = JobItem.objects.filter(job_id=self.job.pk, status=ItemStatus.PENDING)
         ids = list(pending.filter(attempts=0).order_by("id").values_list("id", flat=True)[:n])
         if not ids:
@@ -613,17 +643,10 @@ class _Execution:
         JobItem.objects.filter(pk__in=ids, status=ItemStatus.PENDING).update(
             status=ItemStatus.RUNNING, attempts=F("attempts") + 1, started_at=claimed_at
         )
-        rows = list(
+        return list(
             JobItem.objects.filter(pk__in=ids, status=ItemStatus.RUNNING, started_at=claimed_at)
             .order_by("id").values_list("id", "key", "attempts")
         )
-        claimed = []
-        for item_id, key, attempts in rows:
-            if attempts > self.max_attempts:
-                self._fail(item_id, "max_deliveries", f"该条目已被领取 {attempts - 1} 次仍未完成（可能导致了进程崩溃）")
-            else:
-                claimed.append((item_id, key))
-        return claimed
 
     def _dispatch(self, loop: _LoopThread, claimed: list[tuple[int, str]]) -> None:
         prepare_many = getattr(self.handler, "prepare_many", None)
@@ -662,10 +685,7 @@ class _Execution:
             future.cancel()
         self.in_flight.clear()
         if release:
-            # The attempt did not happen as far as the item is concerned.
-            JobItem.objects.filter(pk__in=ids, status=ItemStatus.RUNNING).update(
-                status=ItemStatus.PENDING, attempts=F("attempts") - 1
-            )
+            _release_items(ids)
 
     # -- outcomes
     def _fail(self, item_id: int, kind: str, message: str) -> None:
@@ -677,6 +697,7 @@ class _Execution:
     def _store(self, finished: list[tuple[tuple[int, str, Any], concurrent.futures.Future]]) -> None:
         with transaction.atomic():
             successes: list[tuple[int, str, Any, Any]] = []
+            not_started: list[int] = []
             for (item_id, key, payload), future in finished:
                 try:
                     successes.append((item_id, key, payload, future.result()))
@@ -684,8 +705,8 @@ class _Execution:
                     self._fail(item_id, exc.kind, exc.message)
                 except LLMError as exc:
                     self._fail(item_id, exc.kind, exc.message)
-                except concurrent.futures.CancelledError:
-                    continue
+                except (concurrent.futures.CancelledError, RequestsClosed):
+                    not_started.append(item_id)
                 except Exception as exc:  # noqa: BLE001
                     logger.exception("job %s item %s: call failed", self.job.pk, key)
                     self._fail(item_id, "error", f"{type(exc).__name__}: {exc}")
@@ -698,6 +719,8 @@ class _Execution:
                     self._fail(item_id, outcome.kind, outcome.message)
                 else:
                     done.append((item_id, outcome))
+            if not_started:
+                _release_items(not_started)
             if done:
                 _mark_items_done(done, now)
                 if not self.progressed:

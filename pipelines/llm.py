@@ -82,6 +82,10 @@ class LLMError(Exception):
         return self.kind in RETRYABLE_KINDS
 
 
+class RequestsClosed(Exception):
+    """The client takes no new requests (the job's time slice is over): the call never started."""
+
+
 @dataclass
 class ChatResult:
     """One chat completion: `text` is the first choice, `texts` all choices (n > 1)."""
@@ -243,6 +247,12 @@ class LLMClient:
         self._client: openai.AsyncOpenAI | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._limiter = _RateLimiter(self.requests_per_minute)
+        self._closed_to_new = False
+
+    def close_to_new_requests(self) -> None:
+        """From now on, calls waiting for a slot (or to retry) raise RequestsClosed instead of
+        starting; calls already sent run to their end. Safe to call from another thread."""
+        self._closed_to_new = True
 
     def __repr__(self) -> str:  # never the key
         return f"<LLMClient {self.base_url} model={self.model} concurrency={self.concurrency}>"
@@ -259,6 +269,7 @@ class LLMClient:
     async def aclose(self) -> None:
         """Close the HTTP connections (the client can be used again afterwards, on a new loop)."""
         client, self._client, self._semaphore = self._client, None, None
+        self._closed_to_new = False
         self._limiter = _RateLimiter(self.requests_per_minute)
         if client is not None:
             await client.close()
@@ -290,15 +301,17 @@ class LLMClient:
         attempt = 0
         while True:
             await self._limiter.wait()
-            self.stats.requests += 1
             try:
                 async with self._semaphore:
+                    if self._closed_to_new:
+                        raise RequestsClosed()
+                    self.stats.requests += 1
                     # The raw response: we read the JSON ourselves (choices, finish reasons, usage).
                     response = await asyncio.wait_for(
                         client.post("/chat/completions", body=kwargs, cast_to=httpx2.Response), timeout=self.timeout + 5
                     )
                 result = self._result(json.loads(response.content), kwargs["model"], attempt + 1)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, RequestsClosed):
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure becomes an LLMError
                 error = classify_exception(exc)

@@ -167,6 +167,45 @@ def test_an_item_that_keeps_killing_its_worker_is_given_up(llm_simulator, scene_
 
 
 @pytest.mark.django_db
+def test_giving_up_one_interrupted_item_does_not_end_the_job_early(llm_simulator, scene_dataset, admin_user, settings):
+    from pipelines.jobs import job_execute
+    from pipelines.models import JobItem
+
+    dataset, samples = scene_dataset
+    job = job_create(kind="classification", params={"dataset": dataset.name, "mode": 2}, user=admin_user)
+    first, second, third = job.items.order_by("id")[:3]
+    # Two items that killed three executions each, one interrupted once: they run last, one at a time.
+    JobItem.objects.filter(pk__in=[first.pk, second.pk]).update(attempts=settings.JOB_MAX_DELIVERIES)
+    JobItem.objects.filter(pk=third.pk).update(attempts=1)
+    assert job_execute(job_id=job.pk) == "done"
+    outcomes = dict(job.items.values_list("pk", "error_kind"))
+    assert outcomes[first.pk] == outcomes[second.pk] == "max_deliveries"
+    assert not job.items.exclude(status__in=[ItemStatus.DONE, ItemStatus.FAILED]).exists()
+    assert job.items.get(pk=third.pk).error_kind != "max_deliveries"
+    assert len(llm_simulator.answered_counts()) == len(samples) - 2
+
+
+@pytest.mark.django_db
+def test_a_time_slice_ends_without_starting_queued_calls(llm_simulator, admin_user, settings):
+    from pipelines.jobs import job_execute
+    from tests.pipelines.conftest_jobs import make_scene_dataset
+
+    settings.JOB_HEARTBEAT_SECONDS = 0.05  # the engine looks at its deadline this often
+    llm_simulator.set_faults(latency_ms=400)
+    dataset, samples = make_scene_dataset(name="slice", per_category=2, categories=5)
+    job = job_create(kind="classification", params={"dataset": dataset.name, "mode": 2, "concurrency": 2},
+                     user=admin_user)
+    # Two calls start at once and a third waits for a slot; the slice ends while they run.
+    assert job_execute(job_id=job.pk, time_budget=0.1) == "continue"
+    finished = job.items.filter(status__in=[ItemStatus.DONE, ItemStatus.FAILED])
+    assert finished.count() == 2 == llm_simulator.request_count(), "the waiting call must not start after the deadline"
+    rest = job.items.exclude(pk__in=finished.values("pk"))
+    assert set(rest.values_list("status", "attempts")) == {(ItemStatus.PENDING, 0)}
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
+
+
+@pytest.mark.django_db
 def test_a_job_redelivered_too_often_is_failed_not_looped(scene_dataset, admin_user, settings):
     from pipelines.jobs import job_execute
     from pipelines.models import Job
