@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import random
+import signal
 import socket
 import threading
 import time
@@ -323,9 +324,14 @@ def serve_in_thread(port: int = 0, host: str = "127.0.0.1", **faults: Any) -> Si
     return SimulatorHandle(server, thread)
 
 
+def _stop_on_term(signum, frame):
+    raise KeyboardInterrupt  # one way out of serve_forever for Ctrl-C and for process managers
+
+
 def serve_forever(host: str, port: int, **faults: Any) -> None:
-    """Run in the foreground until interrupted (the management command)."""
+    """Run in the foreground until interrupted (the management command); TERM stops it cleanly too."""
     server = make_server(host, port, **faults)
+    signal.signal(signal.SIGTERM, _stop_on_term)
     try:
         server.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:

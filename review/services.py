@@ -53,6 +53,11 @@ def _conflict(review: Review, version: int) -> ApplicationError:
     )
 
 
+def implied_label_error(cause: str, label_error: bool) -> bool:
+    """Cause (2) "label wrong" *is* a label error: it must reach trainset_error.md."""
+    return bool(label_error) or cause == Cause.LABEL_WRONG
+
+
 @transaction.atomic
 def review_save(
     *,
@@ -80,8 +85,7 @@ def review_save(
         raise ApplicationError("你没有被分配这个类别，只能查看，不能修改。", code="forbidden")
     if cause not in Cause.values and cause != "":
         raise ApplicationError(f"未知的错误原因：{cause}", code="invalid")
-    if cause == Cause.LABEL_WRONG:
-        label_error = True  # cause (2) *is* a label error: it must reach trainset_error.md
+    label_error = implied_label_error(cause, label_error)
     if not label_error:
         suggested_label = None
     if suggested_label is not None:
@@ -154,7 +158,7 @@ def review_restore(*, edit: ReviewEdit, user: AbstractBaseUser) -> Review:
     review.reviewer = user
     review.cause = state.get("cause", "")
     review.corrected_output = state.get("corrected_output", "")
-    review.label_error = bool(state.get("label_error", False))
+    review.label_error = implied_label_error(review.cause, state.get("label_error", False))
     review.suggested_label = suggested
     review.note = state.get("note", "")
     review.version += 1

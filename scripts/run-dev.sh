@@ -7,18 +7,23 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PORT=${PORT:-8000}
 SIM_PORT=${SIM_PORT:-8765}
-# On Ctrl-C, TERM or exit: one TERM to each program started here, a few seconds to stop, then
-# TERM to whatever is left in our process group (the runserver reloader's child). The shell ignores
-# the signals meanwhile: a plain `trap 'kill 0' …` re-triggers itself, TERM after TERM.
+# Each program runs in its own process group (set -m), so a terminal's Ctrl-C reaches only this
+# script, which sends each program one TERM (each stops its own children: the worker its pool, the
+# runserver reloader its server), gives them 20 s (a worker finishes its task or is cut off, which
+# jobs survive), then KILLs whatever is left in their groups. The shell ignores the signals
+# meanwhile: a plain `trap 'kill 0' …` re-triggers itself, TERM after TERM.
+set -m
 stop_all() {
   trap '' INT TERM
   trap - EXIT
-  kill -TERM $(jobs -p) 2>/dev/null || true
-  for _ in $(seq 1 20); do
+  local groups
+  groups=$(jobs -p)
+  for group in $groups; do kill -TERM "$group" 2>/dev/null || true; done
+  for _ in $(seq 1 40); do
     [ -z "$(jobs -pr)" ] && break
     sleep 0.5
   done
-  kill -TERM 0 2>/dev/null || true
+  for group in $groups; do kill -KILL -- "-$group" 2>/dev/null || true; done
   wait
 }
 trap stop_all EXIT INT TERM

@@ -35,7 +35,8 @@
   });
 
   // A choice that implies a checkbox (cause (2) "label wrong" implies "label error") ticks it and
-  // locks it while chosen; the server applies the same rule (review_save).
+  // locks it while chosen, and gives back the reviewer's own setting when another choice is made;
+  // the server applies the same rule (review_save).
   function syncImpliedChecks(form) {
     var implied = {};
     form.querySelectorAll("input[data-implies]").forEach(function (choice) {
@@ -45,8 +46,15 @@
     Object.keys(implied).forEach(function (name) {
       var box = form.querySelector('input[type="checkbox"][name="' + name + '"]');
       if (!box) return;
-      if (implied[name]) box.checked = true;
-      box.disabled = implied[name];
+      if (implied[name] && !box.disabled) {
+        box.setAttribute("data-own-setting", box.checked ? "1" : "0");
+        box.checked = true;
+        box.disabled = true;
+      } else if (!implied[name] && box.disabled) {
+        box.disabled = false;
+        if (box.hasAttribute("data-own-setting")) box.checked = box.getAttribute("data-own-setting") === "1";
+        box.removeAttribute("data-own-setting");
+      }
     });
   }
 

@@ -40,6 +40,9 @@ def test_reviewer_reviews_three_samples_with_the_keyboard(browser_page, browser_
     assert flag.is_checked() and flag.is_disabled()
     page.keyboard.press("f")
     assert flag.is_checked()
+    page.keyboard.press("3")  # another cause gives the reviewer's own setting back
+    assert not flag.is_checked() and flag.is_enabled()
+    page.keyboard.press("2")
     page.keyboard.press("Enter")
     page.wait_for_selector(f'#sample-page[data-sample-id="{samples[3].pk}"]')
 

@@ -88,6 +88,27 @@ def test_cause_label_wrong_is_a_label_error_even_without_the_flag(sample, review
     assert review.label_error is False
 
 
+def test_restoring_a_label_wrong_version_keeps_it_a_label_error(sample, reviewer, admin_user):
+    review = save(sample, reviewer, cause=Cause.LABEL_WRONG, label_error=True)
+    edit = review.edits.get(version=1)
+    ReviewEdit.objects.filter(pk=edit.pk).update(after={**edit.after, "label_error": False})  # an older snapshot
+    save(sample, reviewer, version=1, cause=Cause.MODEL_WEAK)
+    restored = review_restore(edit=ReviewEdit.objects.get(pk=edit.pk), user=admin_user)
+    assert restored.cause == Cause.LABEL_WRONG and restored.label_error is True
+
+
+def test_migration_flags_earlier_label_wrong_reviews(sample, reviewer):
+    import importlib
+
+    from django.apps import apps
+
+    review = save(sample, reviewer, cause=Cause.LABEL_WRONG)
+    Review.objects.filter(pk=review.pk).update(label_error=False)  # as saved before the rule
+    migration = importlib.import_module("review.migrations.0002_label_wrong_is_a_label_error")
+    migration.flag_label_wrong_reviews(apps, None)
+    assert Review.objects.get(pk=review.pk).label_error is True
+
+
 def test_unknown_cause_is_invalid(sample, reviewer):
     with pytest.raises(ApplicationError) as caught:
         save(sample, reviewer, cause="bogus")
