@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Q
@@ -544,8 +545,6 @@ class _Execution:
 
     # -- the loop
     def run(self) -> str:
-        from celery.exceptions import SoftTimeLimitExceeded
-
         loop = _LoopThread()
         stop: str | None = None
         try:
@@ -589,7 +588,11 @@ class _Execution:
                     done, _ = concurrent.futures.wait(list(self.in_flight), timeout=COLLECT_SECONDS,
                                                       return_when=concurrent.futures.ALL_COMPLETED)
                 if done:
-                    self._store([(self.in_flight.pop(f), f) for f in done])
+                    # Forgotten only once stored: if the soft time limit strikes inside _store (its
+                    # transaction rolls back), they are still in flight and get stored on the way out.
+                    self._store([(self.in_flight[f], f) for f in done])
+                    for future in done:
+                        del self.in_flight[future]
                     exhausted = False  # finished items free slots; look for more work
         except SoftTimeLimitExceeded:
             stop = "budget"
@@ -654,6 +657,8 @@ class _Execution:
         if prepare_many is not None and len(claimed) > 1:
             try:
                 payloads = prepare_many(self.job, [key for _, key in claimed])
+            except SoftTimeLimitExceeded:
+                raise  # the slice is over: never an item's failure
             except Exception:  # noqa: BLE001 - fall back to one item at a time
                 logger.exception("job %s: prepare_many failed; preparing items one by one", self.job.pk)
                 payloads = {}
@@ -665,6 +670,8 @@ class _Execution:
             except ItemFailed as exc:
                 self._fail(item_id, exc.kind, exc.message)
                 continue
+            except SoftTimeLimitExceeded:
+                raise  # the slice is over: never an item's failure
             except Exception as exc:  # noqa: BLE001 - one bad item never stops the job
                 logger.exception("job %s item %s: prepare failed", self.job.pk, key)
                 self._fail(item_id, "error", f"{type(exc).__name__}: {exc}")
@@ -736,6 +743,8 @@ class _Execution:
         savepoint = transaction.savepoint()
         try:
             by_key = store_many(self.job, [(key, payload, output) for _, key, payload, output in successes])
+        except SoftTimeLimitExceeded:
+            raise  # the slice is over: never an item's failure
         except Exception:  # noqa: BLE001 - fall back to storing one by one
             transaction.savepoint_rollback(savepoint)
             logger.exception("job %s: store_many failed; storing items one by one", self.job.pk)
@@ -751,6 +760,8 @@ class _Execution:
         except ItemFailed as exc:
             transaction.savepoint_commit(savepoint)  # what store wrote is kept
             return exc
+        except SoftTimeLimitExceeded:
+            raise  # the slice is over: never an item's failure
         except Exception as exc:  # noqa: BLE001
             transaction.savepoint_rollback(savepoint)
             logger.exception("job %s item %s: store failed", self.job.pk, key)

@@ -1,4 +1,6 @@
 """The job engine against the simulator over real HTTP: counts, faults, cancel, resume, retry."""
+from collections import Counter
+
 import pytest
 
 from pipelines.jobs import job_create, job_progress, run_job_inline
@@ -203,6 +205,41 @@ def test_a_time_slice_ends_without_starting_queued_calls(llm_simulator, admin_us
     assert set(rest.values_list("status", "attempts")) == {(ItemStatus.PENDING, 0)}
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED
+
+
+@pytest.mark.django_db
+def test_the_soft_time_limit_while_storing_loses_no_answer_and_fails_no_item(llm_simulator, scene_dataset,
+                                                                             admin_user, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from pipelines.jobkinds import get_handler
+    from pipelines.jobs import job_execute
+
+    dataset, samples = scene_dataset
+    handler = get_handler("classification")
+    store_many, call, struck_keys, calls = handler.store_many, handler.call, [], Counter()
+
+    def store_many_hit_by_the_limit(job, results):
+        if not struck_keys:
+            struck_keys.extend(key for key, _, _ in results)
+            raise SoftTimeLimitExceeded()
+        return store_many(job, results)
+
+    async def counted_call(llm, payload, params):
+        calls[str(payload["sample_id"])] += 1
+        return await call(llm, payload, params)
+
+    monkeypatch.setattr(handler, "store_many", store_many_hit_by_the_limit)
+    monkeypatch.setattr(handler, "call", counted_call)
+    job = job_create(kind="classification", params={"dataset": dataset.name, "mode": 2}, user=admin_user)
+    assert job_execute(job_id=job.pk) == "continue"
+    assert struck_keys and not job.items.filter(status=ItemStatus.RUNNING).exists()
+    assert not job.items.filter(error_kind="error").exists(), "the time limit is no item's failure"
+    job = run_job_inline(job)
+    assert job.status == JobStatus.DONE and job.items_done + job.items_failed == len(samples)
+    # Answers that had come back when the limit struck were stored on the way out, not asked again
+    # (calls still open were abandoned: those items are asked again).
+    assert all(calls[key] == 1 for key in struck_keys)
 
 
 @pytest.mark.django_db
