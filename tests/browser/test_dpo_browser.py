@@ -42,6 +42,7 @@ def test_reviewer_swaps_edits_and_discards_with_the_keyboard(browser_page, live_
 
     page.keyboard.press("d")
     _poll(lambda: PreferencePair.objects.get(pk=pair.pk).decision == ReviewDecision.REJECTED, page)
+    page.wait_for_selector("text=已保存：丢弃")  # the swap is done: "?" must not race it
     page.keyboard.press("?")
     assert page.locator("#shortcut-help").is_visible()
     assert "交换 chosen / rejected" in page.locator("#shortcut-help").inner_text()
