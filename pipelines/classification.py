@@ -119,6 +119,7 @@ def accuracy(*, sample_ids: list[int] | None = None, category: Category | None =
 class ClassificationHandler(JobKindHandler):
     kind = JobKind.CLASSIFICATION
     queue = "classification"
+    repinned_on_retry = ("prompt_template_id", "prompt_version")
 
     def __init__(self) -> None:
         self._cache = _PromptCache()

@@ -54,6 +54,7 @@ def parse_info(text: str) -> dict[str, Any] | None:
 class InfoExtractionHandler(JobKindHandler):
     kind = JobKind.INFO_EXTRACTION
     queue = "extraction"
+    repinned_on_retry = ("prompt_template_id", "prompt_version")
 
     def __init__(self) -> None:
         self._cache = _PromptCache()

@@ -41,6 +41,10 @@ class JobKindHandler:
     queue: ClassVar[str] = "default"
     # Whether items need the model client (model-free kinds skip building one).
     uses_llm: ClassVar[bool] = True
+    # Parameters that `clean_params` pins to the newest version of something editable (a prompt
+    # template) when they are absent. "Retry failed items" drops them so they are pinned afresh:
+    # the retry uses the prompt as fixed after the run, which is what a retry is usually for.
+    repinned_on_retry: ClassVar[tuple[str, ...]] = ()
 
     def clean_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Validate and normalise job parameters; raise review.errors.ApplicationError if bad."""

@@ -277,13 +277,19 @@ def job_resume(*, job: Job, user=None) -> Job:
 
 @transaction.atomic
 def job_retry_failed(*, job: Job, user, params: dict[str, Any] | None = None) -> Job:
-    """A new job (child of `job`) over the failed items only, optionally with changed parameters."""
+    """A new job (child of `job`) over the failed items only, optionally with changed parameters.
+
+    The retry keeps the job's parameters except the kind's `repinned_on_retry` ones (the prompt
+    version), which are pinned afresh to the newest version unless `params` gives them.
+    """
     if job.is_active:
         raise ApplicationError("任务还在运行，结束后再重试失败条目")
     keys = list(job.items.filter(status=ItemStatus.FAILED).order_by("id").values_list("key", flat=True))
     if not keys:
         raise ApplicationError("没有失败的条目")
-    return job_create(kind=job.kind, params={**job.params, **(params or {})}, user=user, parent=job, item_keys=keys)
+    repinned = get_handler(job.kind).repinned_on_retry
+    inherited = {k: v for k, v in job.params.items() if k not in repinned}
+    return job_create(kind=job.kind, params={**inherited, **(params or {})}, user=user, parent=job, item_keys=keys)
 
 
 def run_job_inline(job: Job, *, on_progress: Callable[[JobProgress], None] | None = None) -> Job:

@@ -19,6 +19,7 @@ from review.models import Category, Mode
 from . import monitor
 from .classification import classification_rerun_wrong
 from .forms import ClassificationJobForm, InfoExtractionJobForm, PromptForm, RerunWrongForm
+from .jobkinds import get_handler
 from .jobs import (
     error_label,
     job_cancel,
@@ -82,7 +83,14 @@ def _detail_context(job: Job) -> dict:
     # Resume: items without an outcome and nobody running them (stopped, or the worker died).
     can_resume = bool(progress.pending + progress.running) and not job_lease_alive(job)
     return {"job": job, "progress": progress, "failures": failures, "failures_shown": FAILURES_SHOWN,
-            "can_resume": can_resume}
+            "can_resume": can_resume, "retry_repins_prompt": _retry_repins_prompt(job.kind)}
+
+
+def _retry_repins_prompt(kind: str) -> bool:
+    try:
+        return bool(get_handler(kind).repinned_on_retry)
+    except LookupError:  # a kind this version no longer knows: its page still shows
+        return False
 
 
 @require_GET

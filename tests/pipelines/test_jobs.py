@@ -169,6 +169,37 @@ def test_an_item_that_keeps_killing_its_worker_is_given_up(llm_simulator, scene_
 
 
 @pytest.mark.django_db
+def test_retry_failed_after_fixing_the_prompt_uses_the_fixed_prompt(llm_simulator, scene_dataset, admin_user, client):
+    from django.urls import reverse
+
+    from pipelines.jobs import job_retry_failed
+    from pipelines.models import PromptTemplate
+    from pipelines.prompts import prompt_current, prompt_save_version
+
+    dataset, samples = scene_dataset
+    llm_simulator.set_faults(rate_content_filter=0.5)
+    job = run_job_inline(job_create(kind="classification", params={"dataset": dataset.name, "mode": 2},
+                                    user=admin_user))
+    assert job.items_failed and job.params["prompt_version"] == 1
+    client.force_login(admin_user)
+    assert "使用提示词的最新版本" in client.get(reverse("jobs:detail", args=[job.pk])).content.decode()
+
+    fixed = prompt_save_version(kind=PromptTemplate.Kind.CLASSIFICATION_MODE2,
+                                text=prompt_current(PromptTemplate.Kind.CLASSIFICATION_MODE2).text + "\n请只根据图片判断。",
+                                user=admin_user)
+    retry = job_retry_failed(job=job, user=admin_user)
+    assert (retry.params["prompt_template_id"], retry.params["prompt_version"]) == (fixed.pk, 2)
+    assert retry.params["dataset_id"] == dataset.pk and retry.items_total == job.items_failed
+    retry = run_job_inline(retry)
+    retried = {int(key) for key in retry.items.values_list("key", flat=True)}
+    assert set(Reasoning.objects.filter(sample_id__in=retried, mode=2).values_list("prompt_template_id", flat=True)) == {
+        fixed.pk}
+    # A version given explicitly is kept.
+    pinned = job_retry_failed(job=job, user=admin_user, params={"prompt_template_id": job.params["prompt_template_id"]})
+    assert pinned.params["prompt_version"] == 1
+
+
+@pytest.mark.django_db
 def test_giving_up_one_interrupted_item_does_not_end_the_job_early(llm_simulator, scene_dataset, admin_user, settings):
     from pipelines.jobs import job_execute
     from pipelines.models import JobItem
