@@ -259,6 +259,7 @@ def pair_review_action(request, job_id: int, pair_id: int):
         return redirect(reverse("dpo:pair", args=[job.pk, context["next_id"]]) + context["query"])
     if request.htmx:
         return render(request, "pipelines/dpo_review.html#pair-panel", context)
+    messages.success(request, f"已保存：{context['saved']}")  # without htmx: shown after the redirect
     return redirect(reverse("dpo:pair", args=[job.pk, pair.pk]) + context["query"])
 
 

@@ -103,6 +103,14 @@ def test_review_actions(reviewer_client, reviewer, dpo_job, action, check):
     assert f'id="pair-{pair.pk}"' in response.content.decode()
 
 
+def test_without_htmx_a_review_lands_back_on_the_pair_saying_what_was_saved(reviewer_client, dpo_job):
+    pair = _pair(dpo_job)
+    response = reviewer_client.post(reverse("dpo:pair_review", args=[dpo_job.pk, pair.pk]),
+                                    {"action": "discard", "version": pair.version}, follow=True)
+    assert response.status_code == 200 and response.redirect_chain
+    assert "已保存：丢弃" in response.content.decode()
+
+
 def test_editing_rechecks_the_pair(reviewer_client, dpo_job):
     pair = _pair(dpo_job)
     assert "off_topic" in pair.issues and "boilerplate" in pair.issues
