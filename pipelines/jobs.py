@@ -23,8 +23,8 @@ calls `job_execute`, which:
    database is only touched from the calling thread; the loop thread only does network I/O;
 4. stores finished items in one transaction per batch (`handler.store`, idempotent) and marks them
    done or failed with a stable reason. Items that were running when a worker died run last, one at
-   a time; one claimed more than JOB_MAX_DELIVERIES times without an outcome (it crashed the worker
-   each time) is failed as `max_deliveries`;
+   a time; one already claimed JOB_MAX_DELIVERIES times without an outcome (it crashed the worker
+   each time) is failed as `max_deliveries` instead of being claimed again;
 5. renews the lease every JOB_HEARTBEAT_SECONDS, refreshes the counters and reads the status, so a
    cancel stops dispatching within about a second (in-flight calls are abandoned and their items go
    back to pending, done items stay done);
@@ -621,23 +621,7 @@ class _Execution:
 
     # -- claiming and dispatching
     def _claim(self, n: int) -> list[tuple[int, str]]:
-        """Up to `n` pending items marked running, as (id, key); [] only when none is left to run
-        now. Items claimed once too often are failed on the way (`max_deliveries`)."""
-        while True:
-            rows = self._claim_rows(n)
-            if not rows:
-                return []
-            claimed = []
-            for item_id, key, attempts in rows:
-                if attempts > self.max_attempts:
-                    self._fail(item_id, "max_deliveries", f"该条目已被领取 {attempts - 1} 次仍未完成（可能导致了进程崩溃）")
-                else:
-                    claimed.append((item_id, key))
-            if claimed:
-                return claimed
-            # All of them were given up: that says nothing about the items still pending.
-
-    def _claim_rows(self, n: int) -> list[tuple[int, str, int]]:
+        """Up to `n` pending items marked running, as (id, key); [] when none is left to run now."""
         pending = JobItem.objects.filter(job_id=self.job.pk, status=ItemStatus.PENDING)
         ids = list(pending.filter(attempts=0).order_by("id").values_list("id", flat=True)[:n])
         if not ids:
@@ -645,6 +629,12 @@ class _Execution:
             # in flight, so an item that kills its worker takes no innocent items down with it.
             if self.in_flight:
                 return []
+            # One already claimed JOB_MAX_DELIVERIES times without an outcome (it crashed the worker
+            # each time) is given up straight from pending: it is never marked running again.
+            pending.filter(attempts__gte=self.max_attempts).update(
+                status=ItemStatus.FAILED, error_kind="max_deliveries", result=None, finished_at=timezone.now(),
+                error=f"该条目已被领取 {self.max_attempts} 次仍未完成（可能导致了进程崩溃）",
+            )
             ids = list(pending.order_by("id").values_list("id", flat=True)[:1])
         if not ids:
             return []
@@ -654,7 +644,7 @@ class _Execution:
         )
         return list(
             JobItem.objects.filter(pk__in=ids, status=ItemStatus.RUNNING, started_at=claimed_at)
-            .order_by("id").values_list("id", "key", "attempts")
+            .order_by("id").values_list("id", "key")
         )
 
     def _dispatch(self, loop: _LoopThread, claimed: list[tuple[int, str]]) -> None:
