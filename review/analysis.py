@@ -198,7 +198,8 @@ def _mode_stats(dataset: Dataset, *, category_id: int | None = None, groups=None
     return result
 
 
-def _not_correct(mode: int) -> Q:
+def not_correct(mode: int) -> Q:
+    """Reasonings of `mode` that are wrong or could not be parsed."""
     return Q(mode=mode) & (Q(is_correct=False) | Q(is_correct__isnull=True))
 
 
@@ -428,7 +429,7 @@ def mode2_errors(*, category: Category) -> list[ModeTwoError]:
     """The class's samples mode 2 did not get right, by id, with predicted class and cause."""
     rows = (
         Reasoning.objects.filter(sample__label=category)
-        .filter(_not_correct(Mode.WITH_DEFINITIONS))
+        .filter(not_correct(Mode.WITH_DEFINITIONS))
         .order_by("sample__external_id")
         .values(
             "sample_id", "sample__external_id", "predicted_name", "predicted_category__name",

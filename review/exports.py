@@ -30,7 +30,7 @@ from config.spreadsheet import csv_lines
 from pipelines import formats, prompts
 from pipelines.models import Export, PromptTemplate
 
-from .analysis import MODES, class_analysis, length_limit
+from .analysis import MODES, class_analysis, length_limit, not_correct
 from .errors import ApplicationError
 from .models import Category, Cause, Dataset, Mode, Reasoning, Review, Sample
 
@@ -340,15 +340,14 @@ def mode2_errors_csv(*, dataset: Dataset) -> Iterator[str]:
     """
     causes = dict(Cause.choices)
     rows = (
-        Reasoning.objects.filter(sample__dataset=dataset, mode=Mode.WITH_DEFINITIONS)
-        .filter(Q(is_correct=False) | Q(is_correct__isnull=True))
+        Reasoning.objects.filter(not_correct(Mode.WITH_DEFINITIONS), sample__dataset=dataset)
         .order_by("sample__label__position", "sample__label__name", "sample__external_id")
         .values_list("sample__label__name", "sample__external_id", "predicted_name", "sample__review__cause",
                      "sample__review__label_error", "sample__review__suggested_label__name", "sample__review__note",
                      "sample__review__reviewer__username")
     )
     lines = (
-        (label, external_id, predicted or "（无法解析）", causes.get(cause or "", "未标注") if cause else "未标注",
+        (label, external_id, predicted or "（无法解析）", causes.get(cause, "未标注"),
          "是" if label_error else "", suggested or "", note or "", reviewer or "")
         for label, external_id, predicted, cause, label_error, suggested, note, reviewer
         in rows.iterator(chunk_size=CHUNK_SIZE)
