@@ -69,10 +69,10 @@ class _Line:
         return text
 
 
-def csv_lines(header: Iterable[str], rows: Iterable[Iterable[Any]], *, bom: bool = True) -> Iterator[str]:
+def csv_lines(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> Iterator[str]:
     """The CSV text of a header and rows, one line at a time (for a streamed download), every cell
     neutralised; starts with a UTF-8 BOM so that Excel on Windows reads the Chinese correctly."""
     writer = _writer(_Line())
-    yield ("\ufeff" if bom else "") + writer.writerow(neutralize_row(header))
+    yield "\ufeff" + writer.writerow(neutralize_row(header))
     for row in rows:
         yield writer.writerow(neutralize_row(row))
