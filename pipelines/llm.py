@@ -18,11 +18,11 @@ retried; and we count attempts and errors per kind for the job report.
 Why the calls look the way they do (each measured with `make bench`, one core shared by the job's
 database work and its model calls):
 
-- the client uses the aiohttp transport (`openai.DefaultAioHttpClient`, the openai package's own
-  option): httpx's connection pool cost about 1 ms of CPU per request at 32 connections;
 - the request goes through `client.post("/chat/completions", …)` with a plain dict body and comes
   back as the raw HTTP response, whose JSON we read ourselves: the typed-parameter transform and
-  the pydantic response models cost another millisecond per call and we use neither.
+  the response models cost about 1.3 ms of CPU per call (3.55 → 2.29 ms) and we use neither;
+- the client uses the aiohttp transport (`openai.DefaultAioHttpClient`, the openai package's own
+  option): httpx's connection pool cost another 0.6 ms per request at 32 connections (→ 1.67 ms).
 
 The API key is held by the openai client only; it is never part of a repr, log line, error message
 or report produced here.
