@@ -39,6 +39,7 @@ from the spool one by one in the final order. Nothing holds the records themselv
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -52,7 +53,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import formats
+from . import files, formats
+from .files import atomic_write_text
 from .neardup import DEFAULT_THRESHOLD, NearDupRemover, near_duplicate_clusters
 
 PREVIEW_ROWS = 5
@@ -388,8 +390,19 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
         # validate (+ write)
         paths = output_paths(output, names) if output is not None else {}
         provenance_path = Path(output).with_name(f"{Path(output).stem}_sources.jsonl") if output is not None else None
-        result = _validate_and_write(split_of, spool, options, spec.name, columns, steps, per_source,
-                                     sources, paths, provenance_path)
+        entries = _dataset_info_entries(options, spec.name, Path(output), paths, columns) if output is not None else {}
+        if output is not None:
+            try:  # a clash in an existing dataset_info.json is found before any data is written
+                formats.check_dataset_info(Path(output).parent / "dataset_info.json", entries)
+            except formats.FormatError as exc:
+                raise BuildError(str(exc)) from None
+        with contextlib.ExitStack() as pending_files:
+            result = _validate_and_write(split_of, spool, options, spec.name, columns, steps, per_source,
+                                         sources, paths, provenance_path, pending_files)
+            empty = [name for name in names if not result["split_counts"][name]]
+            if empty and output is not None:
+                # An empty file (or a dataset_info entry for one) makes LLaMA-Factory fail at load time.
+                raise BuildError(_empty_message(empty, names, steps))
     finally:
         spool.close()
 
@@ -402,20 +415,26 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
         "total": sum(result["split_counts"].values()),
         "columns": sorted(columns),
         "invalid_examples": result["invalid_examples"],
+        "empty_splits": [name for name in names if not result["split_counts"][name]],
     }
-    files: dict[str, str] = {}
+    written: dict[str, str] = {}
     if output is not None:
-        files = {name: str(p) for name, p in paths.items()}
+        written = {name: str(p) for name, p in paths.items()}
         output = Path(output)
-        entries = _dataset_info_entries(options, spec.name, output, paths, columns)
         formats.write_dataset_info(output.parent / "dataset_info.json", entries)
-        report["files"] = files
+        report["files"] = written
         report["dataset_info"] = entries
         report_path = output.with_name(f"{output.stem}_report.json")
         report["report_file"] = str(report_path)
         report["sources_file"] = str(provenance_path)
-        report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return BuildResult(report=report, preview=result["preview"], files=files)
+        atomic_write_text(report_path, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    return BuildResult(report=report, preview=result["preview"], files=written)
+
+
+def _empty_message(empty: list[str], names: tuple[str, ...], steps: dict[str, _Step]) -> str:
+    dropped = "，".join(f"{s.label}丢弃 {s.input - s.kept}" for s in steps.values() if s.input - s.kept)
+    where = "数据集" if names == ("all",) else f"拆分 {', '.join(empty)}"
+    return f"{where}没有任何可写入的行，未写入文件" + (f"（{dropped}）" if dropped else "")
 
 
 def _keep_exact(record: dict, options: BuildOptions, steps: dict[str, _Step], seen: set[bytes]) -> bool:
@@ -504,52 +523,45 @@ def _split_units(selected: list[int], spool: _Spool, options: BuildOptions, remo
 
 def _validate_and_write(split_of: dict[str, list[int]], spool: _Spool, options: BuildOptions, fmt: str,
                         columns: set[str], steps: dict[str, _Step], per_source: dict[str, Counter],
-                        sources: list[Source], paths: dict[str, Path], provenance_path: Path | None) -> dict:
+                        sources: list[Source], paths: dict[str, Path], provenance_path: Path | None,
+                        pending_files: contextlib.ExitStack) -> dict:
+    """Validate every row and write it. Each file is written under a temporary name and renamed only
+    when `pending_files` closes without an exception, so files appear together or not at all."""
     validate, write = steps["validate"], steps["write"]
     # Which source each written row came from: one line per row, in file order.
-    if provenance_path:
-        provenance_path.parent.mkdir(parents=True, exist_ok=True)
-    provenance = open(provenance_path, "w", encoding="utf-8") if provenance_path else None
+    provenance = pending_files.enter_context(files.atomic_open(provenance_path)) if provenance_path else None
     spec = formats.get_format(fmt)
     row_columns = columns & set(spec.optional_columns)
     preview: list[dict] = []
     invalid_examples: list[dict] = []
     split_counts: dict[str, int] = {}
     for name, indexes in split_of.items():
-        writer = formats.RowWriter(paths[name], options.container) if name in paths else None
-        if writer:
-            writer.__enter__()
+        writer = pending_files.enter_context(formats.RowWriter(paths[name], options.container)) if name in paths else None
         kept = 0
-        try:
-            for _, record in spool.read_many(indexes):
-                validate.input += 1
-                try:
-                    row = formats.to_row(fmt, record, row_columns)
-                    errors = formats.validate_row(fmt, row)
-                except formats.FormatError as exc:
-                    errors = [str(exc)]
-                if errors:
-                    validate.drop(errors[0])
-                    if len(invalid_examples) < 20:
-                        invalid_examples.append({"id": record.get("id"), "source": record["source"], "errors": errors})
-                    continue
-                validate.kept += 1
-                write.input += 1
-                kept += 1
-                per_source[record["source"]][f"split:{name}"] += 1
-                if len(preview) < options.preview_rows:
-                    preview.append(row)
-                if writer:
-                    writer.write(row)
-                    provenance.write(json.dumps({"split": name, "row": kept - 1, "id": record.get("id"),
-                                                 "source": record["source"]}, ensure_ascii=False) + "\n")
-                write.kept += 1
-        finally:
+        for _, record in spool.read_many(indexes):
+            validate.input += 1
+            try:
+                row = formats.to_row(fmt, record, row_columns)
+                errors = formats.validate_row(fmt, row)
+            except formats.FormatError as exc:
+                errors = [str(exc)]
+            if errors:
+                validate.drop(errors[0])
+                if len(invalid_examples) < 20:
+                    invalid_examples.append({"id": record.get("id"), "source": record["source"], "errors": errors})
+                continue
+            validate.kept += 1
+            write.input += 1
+            kept += 1
+            per_source[record["source"]][f"split:{name}"] += 1
+            if len(preview) < options.preview_rows:
+                preview.append(row)
             if writer:
-                writer.__exit__(None, None, None)
+                writer.write(row)
+                provenance.write(json.dumps({"split": name, "row": kept - 1, "id": record.get("id"),
+                                             "source": record["source"]}, ensure_ascii=False) + "\n")
+            write.kept += 1
         split_counts[name] = kept
-    if provenance:
-        provenance.close()
     # A dry run reports what would be written.
     write.details["dry_run"] = not paths
     return {"split_counts": split_counts, "preview": preview, "invalid_examples": invalid_examples}

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import files
+
 IMAGE_TOKEN = "<image>"
 
 # Optional columns a format can carry on every row; which ones a file has goes into dataset_info.
@@ -524,17 +526,23 @@ class RowWriter:
 
         with RowWriter(path) as out:
             out.write({"instruction": "…", …})
+
+    The rows go to a temporary file beside `path` (`pipelines.files`), renamed to `path` when the
+    block ends normally and removed when it raises: a killed or failed write never leaves a half
+    file under the final name. `overwrite=False` refuses to replace an existing `path`.
     """
 
-    def __init__(self, path: str | Path, container: str | None = None):
+    def __init__(self, path: str | Path, container: str | None = None, *, overwrite: bool = True):
         self.path = Path(path)
         self.container = container or container_for(self.path)
+        self.overwrite = overwrite
         self.count = 0
         self._fh = None
+        self._context = None
 
     def __enter__(self) -> RowWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "w", encoding="utf-8", newline="\n")
+        self._context = files.atomic_open(self.path, "w", overwrite=self.overwrite)
+        self._fh = self._context.__enter__()
         if self.container == "json":
             self._fh.write("[")
         return self
@@ -546,15 +554,16 @@ class RowWriter:
             self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         self.count += 1
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self.container == "json":
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None and self.container == "json":
             self._fh.write("\n]\n" if self.count else "]\n")
-        self._fh.close()
+        return bool(self._context.__exit__(exc_type, exc, tb))
 
 
-def write_rows(path: str | Path, rows: Iterable[dict], container: str | None = None) -> int:
-    """Write already-formatted rows; returns how many."""
-    with RowWriter(path, container) as out:
+def write_rows(path: str | Path, rows: Iterable[dict], container: str | None = None, *,
+               overwrite: bool = True) -> int:
+    """Write already-formatted rows (temporary file, then rename); returns how many."""
+    with RowWriter(path, container, overwrite=overwrite) as out:
         for row in rows:
             out.write(row)
     return out.count
@@ -639,14 +648,37 @@ def dataset_info_entry(fmt: str, file_name: str, columns: Iterable[str] = ()) ->
 
 
 def write_dataset_info(path: str | Path, entries: dict[str, dict]) -> None:
-    """Merge `entries` ({dataset name: entry}) into the dataset_info.json at `path`."""
+    """Add `entries` ({dataset name: entry}) to the dataset_info.json at `path` (written atomically).
+
+    An existing entry of the same name is replaced only when it is identical; one that names another
+    file is a DatasetInfoConflict (never silently repointed). An unreadable existing file is an error too.
+    """
     path = Path(path)
-    existing = {}
+    existing = _merged_dataset_info(path, entries)
+    files.atomic_write_text(path, json.dumps(existing, ensure_ascii=False, indent=2) + "\n")
+
+
+def check_dataset_info(path: str | Path, entries: dict[str, dict]) -> None:
+    """Raise DatasetInfoConflict now if `write_dataset_info(path, entries)` would (before any data is written)."""
+    _merged_dataset_info(Path(path), entries)
+
+
+def _merged_dataset_info(path: Path, entries: dict[str, dict]) -> dict:
+    existing: dict = {}
     if path.exists():
         try:
             existing = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            existing = {}
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DatasetInfoConflict(f"{path} 不是有效的 JSON，未修改：{exc}") from None
+        if not isinstance(existing, dict):
+            raise DatasetInfoConflict(f"{path} 不是 JSON 对象，未修改")
+    clashes = [name for name, entry in entries.items() if name in existing and existing[name] != entry]
+    if clashes:
+        raise DatasetInfoConflict(
+            f"{path} 中已有同名数据集 {', '.join(clashes)}，指向其他文件；请换一个数据集名称或输出目录")
     existing.update(entries)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(existing, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return existing
+
+
+class DatasetInfoConflict(FormatError):
+    """dataset_info.json already names that dataset differently (or cannot be read)."""

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from review.errors import ApplicationError
 
+from . import files
 from . import judge as judge_module
 from .jobkinds import ItemFailed, JobKindHandler, register
 from .models import GeneratedExample, Job, JobKind, ReviewDecision, SourceItem
@@ -366,13 +367,11 @@ def pipeline_report(job: Job) -> dict:
 
 
 def _write_jsonl(path: Path, records) -> int:
-    tmp = path.with_name(path.name + ".part")
     count = 0
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+    with files.atomic_open(path) as fh:
         for record in records:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
-    tmp.replace(path)
     return count
 
 
@@ -385,7 +384,7 @@ def write_checkpoint(job: Job, directory: str | Path) -> None:
     processed = job.items.filter(status__in=[ItemStatus.DONE, ItemStatus.FAILED]).count()
     data = {"job_id": job.pk, "collection": job.params.get("collection"), "processed_items": processed,
             "total_items": job.items.count(), "updated_at": _timestamp(timezone.now())}
-    (directory / "checkpoint.json").write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    files.atomic_write_text(directory / "checkpoint.json", json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 def write_run_files(job: Job, directory: str | Path) -> dict:
@@ -404,9 +403,7 @@ def write_run_files(job: Job, directory: str | Path) -> dict:
     elif failed_path.exists():
         failed_path.unlink()
     report = pipeline_report(job)
-    (directory / "pipeline_report.json").write_text(
-        json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    files.atomic_write_text(directory / "pipeline_report.json", json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     write_checkpoint(job, directory)
     return report
 
