@@ -20,6 +20,7 @@ urlpatterns = [
     path("generation/", include("pipelines.generation_urls")),
     path("feedback/", include("pipelines.feedback_urls")),
     path("dpo/", include("pipelines.dpo_urls")),
+    path("exports/", include("pipelines.export_urls")),
     path("", include("review.urls")),
 ]
 # Media files are never served raw (not even in DEBUG): images go through review:image, which

@@ -599,20 +599,33 @@ def report_lines(report: dict) -> list[str]:
     return lines
 
 
-def export_create(*, kind: str, result: BuildResult, created_by=None, params: dict | None = None):
-    """Record a written build as an Export row (who, what, how many, where, the report)."""
-    from django.db import transaction
+def build_export(sources: Iterable[Source], options: BuildOptions, *, kind: str, file_name: str, user=None,
+                 params: dict | None = None, label: str = "", extra_report: Callable[[], dict] | None = None,
+                 progress: Callable[[str, int], None] | None = None):
+    """Build a dataset into a new export folder (`pipelines.exports.export_create`) and record it.
 
-    from .models import Export
+    `file_name` is the data file's name in the folder (split files get `_train`, `_val`, `_test`).
+    The report's file paths are names inside the folder. `extra_report()` is merged into the report
+    after the build (counts a source kept while it was read). Returns (Export, BuildResult).
+    """
+    from .exports import ExportContent, export_create
 
-    files = list(result.files.values())
-    # One file: its path; split files: their folder (which also holds dataset_info.json and the report).
-    path = files[0] if len(files) == 1 else str(Path(files[0]).parent) if files else ""
-    with transaction.atomic():
-        return Export.objects.create(
-            kind=kind, format=result.report["format"], params=params or result.report["options"],
-            created_by=created_by, row_count=result.total, path=path, report=result.report,
-        )
+    results: list[BuildResult] = []
+
+    def write(folder: Path) -> ExportContent:
+        result = build_dataset(sources, options, output=folder / file_name, progress=progress)
+        for key in ("report_file", "sources_file"):
+            result.report[key] = Path(result.report[key]).name
+        result.report["files"] = {split: Path(p).name for split, p in result.report["files"].items()}
+        result.files = dict(result.report["files"])
+        if extra_report:
+            result.report.update(extra_report())
+        results.append(result)
+        return ExportContent(row_count=result.total, dataset_info=result.report["dataset_info"], report=result.report)
+
+    export = export_create(kind=kind, fmt=options.format, write=write, user=user,
+                           params=params if params is not None else options.describe(), label=label)
+    return export, results[0]
 
 
 def product_sources(*, logs: bool = False, logs_job_id: int | None = None, feedback: bool = False,

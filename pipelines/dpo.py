@@ -904,24 +904,23 @@ def export_records(*, job: Job, include_flagged: bool = False, counts: Counter |
         yield record
 
 
-def export_path(*, job: Job, fmt: str) -> Path:
-    """Where a job's export in `fmt` is written (inside EXPORT_ROOT)."""
+def export_file_name(*, job: Job, fmt: str) -> str:
+    """The data file's name inside a DPO export's folder (each export has a folder of its own)."""
     suffix = "jsonl" if fmt.startswith("trl") else "json"
-    return Path(settings.EXPORT_ROOT) / "dpo" / f"job-{job.pk}" / f"dpo_job{job.pk}_{fmt}.{suffix}"
+    return f"dpo_job{job.pk}_{fmt}.{suffix}"
 
 
 def pairs_export(*, job: Job, fmt: str, user=None, include_flagged: bool = False):
-    """Export a job's pairs through the dataset builder; records an Export row and returns it."""
-    from .builder import BuildError, BuildOptions, Source, build_dataset
-    from .models import Export
+    """Export a job's pairs through the dataset builder into a new export folder; returns the Export."""
+    from .builder import BuildError, BuildOptions, Source, build_export
 
     if fmt not in EXPORT_FORMATS:
         raise ApplicationError("未知导出格式")
     counts: Counter = Counter()
-    path = export_path(job=job, fmt=fmt)
     supports_images = "images" in formats.FORMATS[fmt].optional_columns
 
     def records():
+        counts.clear()  # the builder may read the source more than once
         for record in export_records(job=job, include_flagged=include_flagged, counts=counts):
             if not supports_images:
                 record.pop("images", None)
@@ -935,14 +934,11 @@ def pairs_export(*, job: Job, fmt: str, user=None, include_flagged: bool = False
         dataset_name=f"dpo_job{job.pk}_{fmt}",
     )
     try:
-        result = build_dataset([Source("dpo", records)], options, output=path)
+        export, _ = build_export(
+            [Source("dpo", records)], options, kind="dpo", file_name=export_file_name(job=job, fmt=fmt), user=user,
+            params={"job_id": job.pk, "include_flagged": include_flagged}, label=f"job{job.pk}-{fmt}",
+            extra_report=lambda: {"pairs": dict(counts)},
+        )
     except BuildError as exc:
         raise ApplicationError(str(exc)) from None
-    report = dict(result.report)
-    report["pairs"] = dict(counts)
-    with transaction.atomic():
-        export = Export.objects.create(
-            kind="dpo", format=fmt, created_by=user, row_count=result.total, path=str(path),
-            params={"job_id": job.pk, "include_flagged": include_flagged}, report=report,
-        )
     return export

@@ -14,5 +14,4 @@ urlpatterns = [
     path("jobs/<int:job_id>/pairs/<int:pair_id>/", views.pair_review_page, name="pair"),
     path("jobs/<int:job_id>/pairs/<int:pair_id>/review/", views.pair_review_action, name="pair_review"),
     path("jobs/<int:job_id>/export/", views.export_create, name="export"),
-    path("exports/<int:export_id>/<str:which>/", views.export_download, name="export_download"),
 ]

@@ -14,7 +14,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -285,17 +284,3 @@ def export_create(request, job_id: int):
             f"未审核且有问题 {counts.get('flagged_pending', 0)} 条未导出）。",
         )
     return redirect("dpo:job", job.pk)
-
-
-@require_GET
-@login_required
-def export_download(request, export_id: int, which: str):
-    """Download an export's data file or its dataset_info.json (staff; paths confined to EXPORT_ROOT)."""
-    _staff_only(request.user)
-    export = get_object_or_404(Export, pk=export_id, kind="dpo")
-    root = Path(settings.EXPORT_ROOT).resolve()
-    data = Path(export.path).resolve()
-    path = data if which == "data" else data.parent / "dataset_info.json" if which == "dataset_info" else None
-    if path is None or not path.is_relative_to(root) or not path.is_file():
-        raise Http404("文件不存在")
-    return FileResponse(path.open("rb"), as_attachment=True, filename=path.name, content_type="application/json")

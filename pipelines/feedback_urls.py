@@ -14,5 +14,4 @@ urlpatterns = [
     path("builder/", views.builder, name="builder"),
     path("builder/preview/", views.builder_preview, name="builder_preview"),
     path("builder/write/", views.builder_write, name="builder_write"),
-    path("builder/exports/<int:export_id>/<str:name>", views.export_file, name="export_file"),
 ]

@@ -24,10 +24,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.text import get_valid_filename
 from django.views.decorators.http import require_GET, require_POST
 
@@ -35,7 +33,8 @@ from review.errors import ApplicationError
 
 from . import feedback as feedback_module
 from . import formats
-from .builder import BuildError, BuildOptions, build_dataset, export_create, parse_split_ratio, product_sources
+from .builder import BuildError, BuildOptions, build_dataset, build_export, parse_split_ratio, product_sources
+from .exports import safe_name
 from .logs import DROP_REASON_LABELS, log_extraction_job_start
 from .models import Export, FeedbackSample, Job, JobKind, LogRecord
 
@@ -327,18 +326,14 @@ def _builder_result(request, form: BuilderForm, *, write: bool):
         context["error"] = "请修正表单中的错误"
         return context, 400
     try:
-        output = None
         if write:
-            stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
             name = form.cleaned_data.get("name") or "dataset"
             suffix = ".jsonl" if form.cleaned_data["container"] == "jsonl" else ".json"
-            output = Path(settings.EXPORT_ROOT) / "builder" / f"{stamp}-{uuid.uuid4().hex[:6]}" / f"{name}{suffix}"
-        result = build_dataset(form.sources(), form.options(), output=output)
-        if write:
-            export = export_create(kind=BUILDER_EXPORT_KIND, result=result, created_by=request.user)
+            export, result = build_export(form.sources(), form.options(), kind=BUILDER_EXPORT_KIND,
+                                          file_name=f"{safe_name(name, 'dataset')}{suffix}", user=request.user, label=name)
             context["export"] = export
-            context["export_files"] = [Path(p).name for p in result.files.values()] + [
-                "dataset_info.json", Path(result.report["report_file"]).name, Path(result.report["sources_file"]).name]
+        else:
+            result = build_dataset(form.sources(), form.options())
     except (BuildError, ApplicationError) as exc:
         context["error"] = getattr(exc, "message", str(exc))
         return context, 400
@@ -373,18 +368,3 @@ def builder_write(request):
     context, status = _builder_result(request, form, write=True)
     template = "pipelines/builder_form.html#builder-result" if request.htmx else "pipelines/builder_form.html"
     return render(request, template, context, status=status)
-
-
-@require_GET
-@login_required
-def export_file(request, export_id: int, name: str):
-    """Download one file of a builder export; only files inside that export's folder."""
-    export = get_object_or_404(Export, pk=export_id, kind=BUILDER_EXPORT_KIND)
-    root = Path(settings.EXPORT_ROOT).resolve()
-    folder = Path(export.path).resolve()
-    folder = folder if folder.is_dir() else folder.parent
-    path = (folder / name).resolve()
-    if not folder.is_relative_to(root) or path.parent != folder or not path.is_file():
-        raise Http404("文件不存在")
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)
-

@@ -779,49 +779,48 @@ def training_record(example: GeneratedExample, provenance: str) -> dict:
     }
 
 
-@transaction.atomic
 def generation_export(*, job: Job, user, formats: tuple[str, ...] = EXPORT_FORMATS):
     """Export the run's passed + rescued examples as sharegpt-with-images and OpenAI messages.
 
-    Written through the dataset builder into EXPORT_ROOT/generation/run-<id>/, with the
+    Written through the dataset builder into a new export folder (`pipelines.exports`), with the
     LLaMA-Factory dataset_info.json entries and provenance.jsonl marking each example's origin
     (judge_passed, rerun_passed, human_accepted, human_edited). Returns the Export row.
     """
     from .builder import BuildOptions, Source, build_dataset
-    from .models import Export
+    from .exports import ExportContent, export_create
 
     if not (user and user.is_staff):
         raise ApplicationError("只有管理员可以导出", code="forbidden")
     pairs = training_examples(job)
     if not pairs:
         raise ApplicationError("没有可导出的样本（没有通过或被人工接受的样本）")
-    directory = Path(settings.EXPORT_ROOT) / "generation" / f"run-{job.pk}"
-    directory.mkdir(parents=True, exist_ok=True)
     by_provenance = Counter(p for _, p in pairs)
-    files, reports = {}, {}
-    for fmt in formats:
-        records = [training_record(e, p) for e, p in pairs]
-        if fmt == "openai":
-            # OpenAI messages carry text only: no image column, no <image> token.
-            records = [{**r, "prompt": r["prompt"].replace("<image>", ""), "images": []} for r in records]
-        sources = [Source(p, [r for r, (_, prov) in zip(records, pairs) if prov == p]) for p in by_provenance]
-        result = build_dataset(
-            sources,
-            BuildOptions(format=fmt, dedup=False, shuffle=False, dataset_name=f"generation_run{job.pk}_{fmt}"),
-            output=directory / f"generation_{fmt}.json",
-        )
-        files[fmt] = result.files["all"]
-        reports[fmt] = {"total": result.total, "dataset_info": result.report.get("dataset_info"),
-                        "invalid_examples": result.report.get("invalid_examples")}
-    _write_jsonl(directory / "provenance.jsonl", (
-        {"id": e.example_id, "provenance": p, "job": e.job_id, "source": e.source_item.external_id,
-         "overall_score": e.overall_score,
-         "decided_by": e.decided_by.get_username() if e.decided_by else None}
-        for e, p in pairs
-    ))
-    return Export.objects.create(
-        kind="generation", format=",".join(formats), params={"job": job.pk}, created_by=user,
-        row_count=len(pairs), path=str(directory),
-        report={"files": files, "provenance": dict(by_provenance), "formats": reports,
-                "dataset_info": str(directory / "dataset_info.json")},
-    )
+
+    def write(directory: Path) -> ExportContent:
+        written, reports, entries = {}, {}, {}
+        for fmt in formats:
+            records = [training_record(e, p) for e, p in pairs]
+            if fmt == "openai":
+                # OpenAI messages carry text only: no image column, no <image> token.
+                records = [{**r, "prompt": r["prompt"].replace("<image>", ""), "images": []} for r in records]
+            sources = [Source(p, [r for r, (_, prov) in zip(records, pairs) if prov == p]) for p in by_provenance]
+            result = build_dataset(
+                sources,
+                BuildOptions(format=fmt, dedup=False, shuffle=False, dataset_name=f"generation_run{job.pk}_{fmt}"),
+                output=directory / f"generation_{fmt}.json",
+            )
+            written[fmt] = Path(result.files["all"]).name
+            entries.update(result.report["dataset_info"])
+            reports[fmt] = {"total": result.total, "dataset_info": result.report.get("dataset_info"),
+                            "invalid_examples": result.report.get("invalid_examples")}
+        _write_jsonl(directory / "provenance.jsonl", (
+            {"id": e.example_id, "provenance": p, "job": e.job_id, "source": e.source_item.external_id,
+             "overall_score": e.overall_score,
+             "decided_by": e.decided_by.get_username() if e.decided_by else None}
+            for e, p in pairs
+        ))
+        return ExportContent(row_count=len(pairs), dataset_info=entries, report={
+            "files": written, "provenance": dict(by_provenance), "formats": reports})
+
+    return export_create(kind="generation", fmt=",".join(formats), write=write, user=user,
+                         params={"job": job.pk}, label=f"run{job.pk}")

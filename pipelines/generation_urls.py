@@ -15,5 +15,4 @@ urlpatterns = [
     path("runs/<int:job_id>/examples/<int:example_id>/image", views.example_image, name="image"),
     path("runs/<int:job_id>/rerun/", views.rerun, name="rerun"),
     path("runs/<int:job_id>/export/", views.export, name="export"),
-    path("runs/<int:job_id>/exports/<int:export_id>/<str:name>", views.export_file, name="export_file"),
 ]

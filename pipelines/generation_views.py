@@ -7,10 +7,7 @@ starting runs, re-running failed items and exporting are for staff.
 from __future__ import annotations
 
 import json
-import mimetypes
-from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -358,18 +355,3 @@ def export(request, job_id: int):
     else:
         messages.success(request, f"已导出 {record.row_count} 条样本")
     return redirect("generation:analysis", job_id=job.pk)
-
-
-@require_GET
-@login_required
-def export_file(request, job_id: int, export_id: int, name: str):
-    """A file of a generation export, confined to that export's directory."""
-    job = _run_or_404(job_id)
-    record = get_object_or_404(Export, pk=export_id, kind="generation", params__job=job.pk)
-    directory = Path(record.path).resolve()
-    root = Path(settings.EXPORT_ROOT).resolve()
-    path = (directory / name).resolve()
-    if not directory.is_relative_to(root) or path.parent != directory or not path.is_file():
-        raise Http404
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(open(path, "rb"), content_type=content_type, as_attachment=True, filename=path.name)

@@ -124,15 +124,22 @@ class PromptTemplate(models.Model):
 
 
 class Export(models.Model):
-    """A record of every training-data export: who exported what, when, and how many rows."""
+    """Every training-data export, whoever made it and however (browser, API, command line).
 
-    kind = models.CharField(max_length=64)  # e.g. "classification_trainset", "label_errors", "dpo"
-    format = models.CharField(max_length=32)
+    Each export is a folder of its own under EXPORT_ROOT (`path`, relative to it), written once and
+    never changed: the data files, their LLaMA-Factory `dataset_info.json` and reports (`files`).
+    Made by `pipelines.exports.export_create`; downloaded through `pipelines.exports.export_file`.
+    """
+
+    kind = models.CharField(max_length=64)  # "classification_trainset", "builder", "logs", "generation", "dpo" …
+    format = models.CharField(max_length=64)
     params = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="exports")
     created_at = models.DateTimeField(auto_now_add=True)
     row_count = models.PositiveIntegerField(default=0)
-    path = models.CharField(max_length=500, blank=True)
+    path = models.CharField(max_length=500, blank=True, help_text="The export's folder, relative to EXPORT_ROOT.")
+    files = models.JSONField(default=list, blank=True, help_text="Names of the files in the folder.")
+    dataset_info = models.JSONField(default=dict, blank=True, help_text="The folder's dataset_info.json entries.")
     report = models.JSONField(default=dict, blank=True)
 
     class Meta:

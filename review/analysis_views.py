@@ -10,7 +10,7 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import urlencode
@@ -211,10 +211,10 @@ def export_detail(request, export_id: int):
 @require_GET
 @login_required
 def export_download(request, export_id: int):
-    _staff_only(request)
+    """The training file of a training-set export (the same rule as `exports:file`)."""
     export = get_object_or_404(exports.visible_exports(user=request.user), pk=export_id)
     try:
         path = exports.export_file_path(export)
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)
+    return redirect("exports:file", export_id=export.pk, name=path.name)

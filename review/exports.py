@@ -15,19 +15,19 @@ exporting unchanged data twice gives byte-identical files.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.conf import settings
 from django.db.models import FilteredRelation, Q
-from django.utils import timezone
 
 from config.spreadsheet import csv_lines
+from pipelines import exports as pipeline_exports
 from pipelines import formats, prompts
+from pipelines.exports import (
+    EmptyExport, ExportContent, data_files, deliver, export_create, export_path, safe_name,
+)
 from pipelines.models import Export, PromptTemplate
 
 from .analysis import MODES, class_analysis, length_limit, not_correct
@@ -200,94 +200,96 @@ def _record_line(record: dict) -> dict:
 def write_trainset(*, dataset: Dataset, fmt: str, path: Path) -> TrainsetReport:
     """Stream the training set of `dataset` into `path` in format `fmt`; returns the report.
 
-    The file is written beside `path` and renamed into place, so a failed export leaves no half file.
+    The file is written under a temporary name and renamed into place (`pipelines.files`), so a
+    failed or killed export leaves no half file.
     """
     if fmt not in TRAINSET_FORMATS:
         raise ApplicationError(f"未知格式 {fmt!r}；可选：{', '.join(TRAINSET_FORMATS)}", code="bad_format")
     report = TrainsetReport(dataset=dataset.name, format=fmt)
-    has_images = Sample.objects.filter(dataset=dataset).exclude(image="").exists()
-    columns = {"images"} if has_images else set()
+    columns = {"images"} if _has_images(dataset) else set()
     writer_format = TRAINSET_FORMATS[fmt]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".export-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        container = "jsonl" if fmt == "jsonl" else "json"
-        with formats.RowWriter(tmp_name, container) as out:
-            for record in trainset_records(dataset=dataset, report=report):
-                if writer_format == "records":
-                    out.write(_record_line(record))
-                else:
-                    out.write(formats.to_row(writer_format, record, columns))
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with formats.RowWriter(path, "jsonl" if FILE_SUFFIX[fmt] == ".jsonl" else "json") as out:
+        for record in trainset_records(dataset=dataset, report=report):
+            if writer_format == "records":
+                out.write(_record_line(record))
+            else:
+                out.write(formats.to_row(writer_format, record, columns))
     return report
 
 
+def _has_images(dataset: Dataset) -> bool:
+    return Sample.objects.filter(dataset=dataset).exclude(image="").exists()
+
+
 def dataset_info_for(*, fmt: str, file_name: str, has_images: bool) -> dict | None:
-    """The LLaMA-Factory dataset_info.json entry for an export (None for the record format)."""
+    """The LLaMA-Factory dataset_info.json entry for an export (None where LLaMA-Factory has none)."""
     writer_format = TRAINSET_FORMATS.get(fmt)
     if writer_format in (None, "records"):
         return None
     return formats.dataset_info_entry(writer_format, file_name, columns={"images"} if has_images else set())
 
 
-def export_path_for(*, dataset: Dataset, fmt: str) -> Path:
-    """A new file under EXPORT_ROOT for a browser/API export (never a user-chosen path)."""
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S-%f")
-    safe_name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in dataset.name)[:60] or "dataset"
-    return Path(settings.EXPORT_ROOT) / f"{safe_name}-trainset-{fmt}-{stamp}{FILE_SUFFIX[fmt]}"
+def default_file_name(*, dataset: Dataset, fmt: str) -> str:
+    return f"{safe_name(dataset.name, 'dataset')}_trainset_{fmt}{FILE_SUFFIX[fmt]}"
 
 
-def trainset_export(*, dataset: Dataset, fmt: str, user=None, path: Path | None = None) -> Export:
-    """Export the corrected mode-3 training set to a file and record the export.
+def trainset_export(*, dataset: Dataset, fmt: str, user=None, path: Path | None = None,
+                    overwrite: bool = False) -> Export:
+    """Export the corrected mode-3 training set through the export service and record it.
 
     `user` is who asked (None from the command line); only staff may export from the browser/API.
-    `path` defaults to a new file under EXPORT_ROOT. The file is written outside any transaction
-    (a long write must not hold the database), then the Export row is created.
+    The export is a new folder under EXPORT_ROOT (data file + dataset_info.json). `path` (the
+    command line's --output) also gets a copy of the files, with dataset_info.json merged beside it;
+    an existing file there is refused unless `overwrite`. No eligible row is an error (EmptyExport).
     """
     if user is not None and not (user.is_authenticated and user.is_staff):
         raise ApplicationError("只有管理员可以导出训练集。", code="forbidden")
     if fmt not in TRAINSET_FORMATS:
         raise ApplicationError(f"未知格式 {fmt!r}；可选：{', '.join(TRAINSET_FORMATS)}", code="bad_format")
-    path = Path(path) if path else export_path_for(dataset=dataset, fmt=fmt)
-    report = write_trainset(dataset=dataset, fmt=fmt, path=path)
-    has_images = Sample.objects.filter(dataset=dataset).exclude(image="").exists()
-    report_data = report.as_dict()
-    info = dataset_info_for(fmt=fmt, file_name=path.name, has_images=has_images)
-    if info:
-        report_data["dataset_info"] = {f"{dataset.name}_trainset": info}
-    try:
-        stored_path = str(path.resolve().relative_to(Path(settings.EXPORT_ROOT).resolve()))
-    except ValueError:
-        stored_path = str(path.resolve())
-    return Export.objects.create(
-        kind=EXPORT_KIND,
-        format=fmt,
+    file_name = Path(path).name if path else default_file_name(dataset=dataset, fmt=fmt)
+    has_images = _has_images(dataset)
+
+    def write(folder: Path) -> ExportContent:
+        report = write_trainset(dataset=dataset, fmt=fmt, path=folder / file_name)
+        info = dataset_info_for(fmt=fmt, file_name=file_name, has_images=has_images)
+        # Named after the file (`<dataset>_trainset_<format>` by default): files in one folder have
+        # distinct names, so formats exported side by side get distinct dataset_info entries.
+        entries = {Path(file_name).stem: info} if info else {}
+        report_data = report.as_dict()
+        if not report.rows:
+            raise EmptyExport(f"数据集 {dataset.name} 没有可导出的行（待修正 {report.pending}，"
+                              f"标签错误 {report.label_error_count}）：未写入文件，也未写入 dataset_info.json。")
+        if entries:
+            report_data["dataset_info"] = entries
+        return ExportContent(row_count=report.rows, dataset_info=entries, report=report_data)
+
+    if path:  # refuse a clash at --output before the export is made
+        _check_delivery(Path(path), overwrite=overwrite)
+    export = export_create(
+        kind=EXPORT_KIND, fmt=fmt, write=write, user=user, label=f"{dataset.name}-{fmt}",
         params={"dataset": dataset.name, "dataset_id": dataset.pk, "length_limit": length_limit()},
-        created_by=user if user is not None and user.is_authenticated else None,
-        row_count=report.rows,
-        path=stored_path,
-        report=report_data,
     )
+    if path:
+        deliver(export, path, overwrite=overwrite)
+    return export
+
+
+def _check_delivery(path: Path, *, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise ApplicationError(f"已存在，未覆盖：{path}（换一个 --output 或加 --overwrite）", code="exists")
 
 
 def export_file_path(export: Export) -> Path:
-    """The file of an export, confined to EXPORT_ROOT (404-worthy ApplicationError otherwise)."""
-    root = Path(settings.EXPORT_ROOT).resolve()
-    candidate = (root / export.path).resolve()
-    if not export.path or not candidate.is_relative_to(root) or not candidate.is_file():
+    """The training file of a training-set export, confined to its folder under EXPORT_ROOT."""
+    names = data_files(export) or [n for n in export.files if n != "dataset_info.json"]
+    if not names:
         raise ApplicationError("导出文件不存在或不在导出目录中。", code="not_found")
-    return candidate
+    return export_path(export, names[0])
 
 
 def visible_exports(*, user):
-    """Exports the user may see: staff see all, others only their own."""
-    qs = Export.objects.select_related("created_by").order_by("-created_at", "-id")
-    return qs if user.is_staff else qs.filter(created_by=user)
+    """Exports the user may see: staff see all, others only their own (`pipelines.exports`' rule)."""
+    return pipeline_exports.visible_exports(user=user)
 
 
 # --------------------------------------------------------------------------- Markdown

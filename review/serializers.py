@@ -2,6 +2,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
+from pipelines.exports import data_files
 from pipelines.models import Export
 
 from .exports import TRAINSET_FORMATS
@@ -91,14 +92,21 @@ class AssignmentSerializer(serializers.ModelSerializer):
 class ExportSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     download_url = serializers.SerializerMethodField()
+    file_urls = serializers.SerializerMethodField()
 
     class Meta:
         model = Export
-        fields = ["id", "kind", "format", "params", "created_by", "created_at", "row_count", "report", "download_url"]
+        fields = ["id", "kind", "format", "params", "created_by", "created_at", "row_count", "files", "dataset_info",
+                  "report", "download_url", "file_urls"]
         read_only_fields = fields
 
-    def get_download_url(self, export) -> str:
-        return reverse("analysis:export_download", args=[export.pk])
+    def get_download_url(self, export) -> str | None:
+        """The training file (the first one its dataset_info names), through the one download view."""
+        names = data_files(export) or [n for n in export.files or [] if n != "dataset_info.json"]
+        return reverse("exports:file", args=[export.pk, names[0]]) if names else None
+
+    def get_file_urls(self, export) -> dict[str, str]:
+        return {name: reverse("exports:file", args=[export.pk, name]) for name in export.files or []}
 
 
 class ExportCreateSerializer(serializers.Serializer):

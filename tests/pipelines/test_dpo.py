@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from pipelines.exports import data_files, export_path
 from pipelines import dpo, formats
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import JobKind, JobStatus, PreferencePair, ReviewDecision
@@ -209,17 +210,18 @@ def test_export_round_trips_and_leaves_out_discarded_and_unreviewed_flagged_pair
     export = dpo.pairs_export(job=job, fmt=fmt, user=admin_user)
 
     expected = [(p.prompt, p.chosen, p.rejected) for p in pairs if p.pk not in (discarded.pk, flagged_pending.pk)]
-    rows = list(formats.iter_rows(export.path))
+    data_path = export_path(export, data_files(export)[0])
+    rows = list(formats.iter_rows(data_path))
     assert [READERS[fmt](row) for row in rows] == expected
     assert all(formats.validate_row(fmt, row) == [] for row in rows)
     assert export.row_count == len(expected)
     assert export.report["pairs"] == {"discarded": 1, "flagged_pending": 1, "exported": len(expected)}
-    raw = open(export.path, encoding="utf-8").read()
+    raw = open(data_path, encoding="utf-8").read()
     # CJK written as UTF-8, not escaped.
     assert "\\u" not in raw and any("\u4e00" <= ch <= "\u9fff" for ch in raw)
-    info = json.loads((export_dir := __import__("pathlib").Path(export.path).parent / "dataset_info.json").read_text(encoding="utf-8"))
+    info = json.loads((export_dir := data_path.parent / "dataset_info.json").read_text(encoding="utf-8"))
     entry = info[f"dpo_job{job.pk}_{fmt}"]
-    assert entry["file_name"] == __import__("pathlib").Path(export.path).name
+    assert entry["file_name"] == data_path.name
     if fmt == "alpaca_preference":
         assert entry["ranking"] is True
         assert entry["columns"] == {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"}

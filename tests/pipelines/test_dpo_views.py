@@ -178,15 +178,18 @@ def test_export_from_the_job_page_writes_the_file_and_dataset_info(staff_client,
     assert response.status_code == 302
     export = Export.objects.get(kind="dpo")
     assert export.row_count == 7
-    data = staff_client.get(reverse("dpo:export_download", args=[export.pk, "data"]))
+    data_name = f"dpo_job{dpo_job.pk}_alpaca_preference.json"
+    page = staff_client.get(reverse("dpo:job", args=[dpo_job.pk])).content.decode()
+    assert reverse("exports:file", args=[export.pk, data_name]) in page
+    data = staff_client.get(reverse("exports:file", args=[export.pk, data_name]))
     rows = json.loads(b"".join(data.streaming_content))
     assert len(rows) == 7 and set(rows[0]) == {"instruction", "input", "chosen", "rejected"}
-    info = json.loads(b"".join(staff_client.get(reverse("dpo:export_download", args=[export.pk, "dataset_info"])).streaming_content))
+    info = json.loads(b"".join(staff_client.get(reverse("exports:file", args=[export.pk, "dataset_info.json"])).streaming_content))
     assert info[f"dpo_job{dpo_job.pk}_alpaca_preference"]["ranking"] is True
-    assert staff_client.get(reverse("dpo:export_download", args=[export.pk, "secret"])).status_code == 404
+    assert staff_client.get(reverse("exports:file", args=[export.pk, "secret"])).status_code == 404
     other = UserFactory(username="plain")
     staff_client.force_login(other)
-    assert staff_client.get(reverse("dpo:export_download", args=[export.pk, "data"])).status_code == 403
+    assert staff_client.get(reverse("exports:file", args=[export.pk, data_name])).status_code == 404
 
 
 def test_the_status_poll_reloads_the_page_when_the_job_ends(reviewer_client, dpo_job):

@@ -268,13 +268,15 @@ def test_staff_write_records_an_export_and_files_download(staff_client, imported
     assert response.status_code == 200 and "已写入" in response.content.decode()
     export = Export.objects.get(kind="builder")
     assert export.row_count == 7 and export.format == "alpaca"
-    folder = Path(export.path)
-    assert folder.is_relative_to(Path(settings.EXPORT_ROOT)) and (folder / "mix_train.json").is_file()
+    folder = Path(settings.EXPORT_ROOT) / export.path
+    assert not Path(export.path).is_absolute() and (folder / "mix_train.json").is_file()
+    assert set(export.files) == {"mix_train.json", "mix_test.json", "dataset_info.json", "mix_report.json",
+                                 "mix_sources.jsonl"}
     info = json.loads((folder / "dataset_info.json").read_text(encoding="utf-8"))
     assert set(info) == {"mix_train", "mix_test"}
-    download = staff_client.get(reverse("feedback:export_file", args=[export.pk, "mix_train.json"]))
+    download = staff_client.get(reverse("exports:file", args=[export.pk, "mix_train.json"]))
     assert download.status_code == 200
     rows = json.loads(b"".join(download.streaming_content).decode("utf-8"))
     assert len(rows) == export.report["splits"]["train"]
-    assert staff_client.get(reverse("feedback:export_file", args=[export.pk, "..%2F..%2Fsecret"])).status_code == 404
-    assert staff_client.get(reverse("feedback:export_file", args=[export.pk, "nope.json"])).status_code == 404
+    assert staff_client.get(reverse("exports:file", args=[export.pk, "..%2F..%2Fsecret"])).status_code == 404
+    assert staff_client.get(reverse("exports:file", args=[export.pk, "nope.json"])).status_code == 404

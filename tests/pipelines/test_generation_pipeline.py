@@ -154,7 +154,8 @@ def test_export_round_trip_with_provenance(finished_run, admin_user, reviewer, s
     export = generation_export(job=job, user=admin_user)
     assert export.row_count == 4 and export.report["provenance"] == {PROVENANCE_JUDGE: 3, PROVENANCE_EDITED: 1}
 
-    sharegpt = formats.read_records(export.report["files"]["sharegpt_multimodal"], "sharegpt_multimodal")
+    folder = settings.EXPORT_ROOT / export.path
+    sharegpt = formats.read_records(folder / export.report["files"]["sharegpt_multimodal"], "sharegpt_multimodal")
     assert len(sharegpt) == 4
     by_response = {r["response"]: r for r in sharegpt}
     assert fixed in by_response  # the human's edited response, not the model's
@@ -163,17 +164,18 @@ def test_export_round_trip_with_provenance(finished_run, admin_user, reviewer, s
     expected = {e.question for e in (rows["pass-1"], rows["pass-2"], rows["pass-3"], target)}
     assert {r["prompt"].removeprefix("<image>") for r in sharegpt} == expected
 
-    openai_rows = formats.read_records(export.report["files"]["openai"], "openai")
+    openai_rows = formats.read_records(folder / export.report["files"]["openai"], "openai")
     assert {r["prompt"] for r in openai_rows} == expected
 
-    info = json.loads((settings.EXPORT_ROOT / "generation" / f"run-{job.pk}" / "dataset_info.json").read_text())
+    info = json.loads((folder / "dataset_info.json").read_text())
+    assert info == export.dataset_info
     entry = info[f"generation_run{job.pk}_sharegpt_multimodal"]
     assert entry == {"file_name": "generation_sharegpt_multimodal.json", "formatting": "sharegpt",
                      "columns": {"messages": "conversations", "images": "images"}}
     assert info[f"generation_run{job.pk}_openai"]["columns"] == {"messages": "messages"}
 
     provenance = [json.loads(line) for line in
-                  (settings.EXPORT_ROOT / "generation" / f"run-{job.pk}" / "provenance.jsonl").read_text().splitlines()]
+                  (folder / "provenance.jsonl").read_text().splitlines()]
     marks = {p["id"]: p for p in provenance}
     assert marks[target.example_id]["provenance"] == PROVENANCE_EDITED
     assert marks[target.example_id]["decided_by"] == reviewer.username

@@ -93,10 +93,10 @@ def test_staff_only_actions(client, finished_run, reviewer, admin_user):
     response = client.post(_url("export", finished_run.pk))
     assert response.status_code == 302
     export = Export.objects.get()
-    download = client.get(_url("export_file", finished_run.pk, export.pk, "generation_openai.json"))
+    download = client.get(reverse("exports:file", args=[export.pk, "generation_openai.json"]))
     assert download.status_code == 200
     assert len(json.loads(b"".join(download.streaming_content))) == 3
-    assert client.get(_url("export_file", finished_run.pk, export.pk, "..%2F..%2Fx")).status_code == 404
+    assert client.get(reverse("exports:file", args=[export.pk, "..%2F..%2Fx"])).status_code == 404
     response = client.post(_url("rerun", finished_run.pk), {"temperature": "1.2"})
     assert response.status_code == 302 and Job.objects.filter(parent=finished_run).count() == 1
 

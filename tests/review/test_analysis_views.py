@@ -146,9 +146,9 @@ def test_admin_exports_from_the_browser_and_downloads(admin_client, scene, setti
     assert export.created_by == scene.admin and export.row_count == 4
     detail = admin_client.get(response["Location"]).content.decode()
     assert "待修正（未导出）" in detail and "a4" in detail
-    download = admin_client.get(reverse("analysis:export_download", args=[export.pk]))
+    download = admin_client.get(reverse("analysis:export_download", args=[export.pk]), follow=True)
     body = b"".join(download.streaming_content)
-    assert body == (settings.EXPORT_ROOT / export.path).read_bytes()
+    assert body == (settings.EXPORT_ROOT / export.path / "scenes_trainset_sharegpt.json").read_bytes()
     assert body.startswith(b"[")
     listing = admin_client.get(reverse("analysis:export_list")).content.decode()
     assert f"#{export.pk}" in listing

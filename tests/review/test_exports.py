@@ -67,7 +67,7 @@ def test_alpaca_export_reads_back_and_records_the_export(scene, tmp_path):
     assert export.report["pending"] == 4
     assert export.report["pending_by_reason"] == {"missing": 1, "too_long": 1, "unparsed": 1, "wrong": 1}
     assert export.report["label_errors"] == {"商品分类选项": [{"id": "a4", "suggested": "换货"}]}
-    assert export.report["dataset_info"]["scenes_trainset"]["columns"]["images"] == "images"
+    assert export.report["dataset_info"]["train"]["columns"]["images"] == "images"
 
 
 def test_sharegpt_export_is_multimodal_with_one_image_token_per_image(scene, tmp_path):

@@ -361,7 +361,6 @@ CROSS_PARENT = [
     # (url name, values replaced by another parent's child)
     ("generation:decide", {"example_id": "other_example"}),
     ("generation:image", {"example_id": "other_example"}),
-    ("generation:export_file", {"export_id": "other_export_generation"}),
     ("dpo:pair", {"pair_id": "other_pair"}),
     ("dpo:pair_review", {"pair_id": "other_pair"}),
     ("analysis:class", {"category_id": "other_category"}),

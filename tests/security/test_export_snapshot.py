@@ -9,7 +9,7 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from review.exports import trainset_export, write_trainset
+from review.exports import export_file_path, trainset_export, write_trainset
 from review.models import Cause, Mode, Reasoning, Review, Sample
 from tests.factories import CategoryFactory, DatasetFactory
 
@@ -107,6 +107,6 @@ def test_the_same_export_twice_on_unchanged_data_is_byte_identical(tmp_path, set
         first = trainset_export(dataset=dataset, fmt=fmt)
         second = trainset_export(dataset=dataset, fmt=fmt)
         assert first.path != second.path
-        digest = [hashlib.sha256((settings.EXPORT_ROOT / e.path).read_bytes()).hexdigest() for e in (first, second)]
+        digest = [hashlib.sha256(export_file_path(e).read_bytes()).hexdigest() for e in (first, second)]
         assert digest[0] == digest[1], fmt
         assert first.row_count == second.row_count == PAIRS + FILLER

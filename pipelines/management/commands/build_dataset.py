@@ -14,8 +14,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines import formats
-from pipelines.builder import (BuildError, BuildOptions, Source, build_dataset, export_create, parse_split_ratio,
-                               product_sources, report_lines)
+from pipelines.builder import BuildError, BuildOptions, Source, build_export, parse_split_ratio, product_sources, report_lines
+from pipelines.exports import deliver
 from pipelines.logs import LogReader
 from review.errors import ApplicationError
 
@@ -35,7 +35,9 @@ class Command(BaseCommand):
     help = "Build a training-data file from imported logs, feedback samples and/or a log folder."
 
     def add_arguments(self, parser):
-        parser.add_argument("--output", required=True, help="输出文件（.json 或 .jsonl）")
+        parser.add_argument("--output", required=True, help="输出文件（.json 或 .jsonl）；同目录写入 dataset_info.json。"
+                            "导出同时记录在 EXPORT_ROOT/builder/ 下")
+        parser.add_argument("--overwrite", action="store_true", help="覆盖 --output 处已有的文件")
         parser.add_argument("--logs", action="store_true", help="使用已导入的日志记录")
         parser.add_argument("--logs-job", type=int, help="只用这个日志导入任务的记录")
         parser.add_argument("--log-dir", help="直接读取日志目录")
@@ -79,10 +81,13 @@ class Command(BaseCommand):
                 max_length=o["max_length"], split_ratio=parse_split_ratio(o["split_ratio"]), shuffle=o["shuffle"],
                 seed=o["seed"], dataset_name=o["name"],
             )
-            result = build_dataset(sources, options, output=Path(o["output"]))
+            output = Path(o["output"])
+            export, result = build_export(sources, options, kind="builder", file_name=output.name, label=output.stem)
+            delivered = deliver(export, output, overwrite=o["overwrite"])
         except (BuildError, ApplicationError) as exc:
             raise CommandError(getattr(exc, "message", str(exc))) from exc
-        export_create(kind="builder", result=result)
+        result.report["files"] = {split: str(output.parent / name) for split, name in result.report["files"].items()}
+        self.stdout.write(f"导出 #{export.pk}：EXPORT_ROOT/{export.path}；复制 {len(delivered)} 个文件到 {output.parent}")
         for line in report_lines(result.report):
             self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS(f"共写入 {result.total} 条"))

@@ -14,7 +14,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines import formats
-from pipelines.builder import BuildError, BuildOptions, Source, build_dataset, parse_split_ratio, report_lines
+from pipelines.builder import BuildError, BuildOptions, Source, build_export, parse_split_ratio, report_lines
+from pipelines.exports import deliver
 from pipelines.logs import LogReader
 from review.errors import ApplicationError
 
@@ -26,7 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--log-dir", required=True, help="日志目录路径")
         parser.add_argument("--format", default="alpaca", choices=sorted(formats.FORMATS), dest="fmt",
                             help="目标训练格式（默认 alpaca）")
-        parser.add_argument("--output", help="输出文件路径（.json 或 .jsonl；默认 EXPORT_ROOT/logs/<format>_from_logs.json）")
+        parser.add_argument("--output", help="输出文件路径（.json 或 .jsonl），同目录写入 dataset_info.json；"
+                            "导出总是记录在 EXPORT_ROOT/logs/ 下的新目录中")
+        parser.add_argument("--overwrite", action="store_true", help="覆盖 --output 处已有的文件")
         parser.add_argument("--limit", type=int, help="限制提取的数据数量")
         parser.add_argument("--deduplicate", action=argparse.BooleanOptionalAction, default=True, help="是否去重（默认是）")
         parser.add_argument("--dedup-field", default="prompt", help="去重字段（默认 prompt）")
@@ -41,7 +44,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, log_dir, fmt, output=None, limit=None, deduplicate=True, dedup_field="prompt",
                near_dup=False, near_dup_threshold=0.8, min_length=None, max_length=None, split_ratio=None,
-               shuffle=True, seed=42, import_records=False, **kwargs):
+               shuffle=True, seed=42, import_records=False, overwrite=False, **kwargs):
         if formats.get_format(fmt).kind != "sft":
             raise CommandError(f"日志只含 prompt/answer，不能导出偏好格式 {fmt}")
         try:
@@ -53,12 +56,20 @@ class Command(BaseCommand):
             reader = LogReader(log_dir)
             if not reader.files:
                 raise CommandError(f"日志目录中没有 .jsonl 文件：{log_dir}")
-            output_path = Path(output) if output else Path(settings.EXPORT_ROOT) / "logs" / f"{fmt}_from_logs.json"
-            result = build_dataset([Source("logs", reader)], options, output=output_path)
+            file_name = Path(output).name if output else f"{fmt}_from_logs.json"
+            if output and Path(output).exists() and not overwrite:
+                raise CommandError(f"已存在，未覆盖：{output}（换一个 --output 或加 --overwrite）")
+            export, result = build_export([Source("logs", reader)], options, kind="logs", file_name=file_name,
+                                          label=Path(file_name).stem, params={"log_dir": str(log_dir), **options.describe()})
+            target = Path(output).parent if output else Path(settings.EXPORT_ROOT) / export.path
+            if output:
+                deliver(export, output, overwrite=overwrite)
         except (BuildError, ApplicationError) as exc:
             raise CommandError(getattr(exc, "message", str(exc))) from exc
+        result.report["files"] = {split: str(target / name) for split, name in result.report["files"].items()}
         for line in report_lines(result.report):
             self.stdout.write(line)
+        self.stdout.write(f"导出 #{export.pk}：EXPORT_ROOT/{export.path}")
         if import_records:
             self._import(log_dir)
         self.stdout.write(self.style.SUCCESS(f"共写入 {result.total} 条"))

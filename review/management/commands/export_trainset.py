@@ -1,9 +1,16 @@
-"""`manage.py export_trainset --dataset NAME --format {alpaca,jsonl,sharegpt} --output FILE`."""
+"""`manage.py export_trainset --dataset NAME --format FORMAT --output FILE`.
+
+The export is recorded like a browser export (a folder under EXPORT_ROOT with its dataset_info.json);
+FILE gets a copy, and the dataset_info.json beside FILE gets the export's entry (one name per dataset
+and format, so several formats can share a folder). No eligible row is an error: exit status 1,
+nothing written.
+"""
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from pipelines.files import atomic_open
 from review.errors import ApplicationError
 from review.exports import TRAINSET_FORMATS, report_markdown, trainset_error_markdown, trainset_export
 from review.models import Dataset
@@ -15,11 +22,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--dataset", required=True, help="dataset name")
         parser.add_argument("--format", required=True, choices=sorted(TRAINSET_FORMATS), dest="fmt")
-        parser.add_argument("--output", required=True, help="file to write (.json for alpaca/sharegpt, .jsonl)")
+        parser.add_argument("--output", required=True, help="file to write (.json for alpaca/sharegpt, .jsonl); "
+                            "dataset_info.json is written beside it")
+        parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
         parser.add_argument("--errors-output", help="also write trainset_error.md (label errors by class) here")
         parser.add_argument("--user", help="record the export under this username")
 
-    def handle(self, *args, dataset, fmt, output, errors_output=None, user=None, **options):
+    def handle(self, *args, dataset, fmt, output, errors_output=None, user=None, overwrite=False, **options):
         try:
             dataset_obj = Dataset.objects.get(name=dataset)
         except Dataset.DoesNotExist:
@@ -32,14 +41,14 @@ class Command(BaseCommand):
                 raise CommandError(f"用户 {user!r} 不存在")
         try:
             # The command line is trusted (server access), so the export is recorded without a user check.
-            export = trainset_export(dataset=dataset_obj, fmt=fmt, path=Path(output))
+            export = trainset_export(dataset=dataset_obj, fmt=fmt, path=Path(output), overwrite=overwrite)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         if user_obj is not None:
             export.created_by = user_obj
             export.save(update_fields=["created_by"])
         if errors_output:
-            with open(errors_output, "w", encoding="utf-8", newline="\n") as fh:
+            with atomic_open(errors_output) as fh:
                 for chunk in trainset_error_markdown(dataset=dataset_obj):
                     fh.write(chunk)
         self.stdout.write(report_markdown(export))
