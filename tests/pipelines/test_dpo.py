@@ -52,6 +52,33 @@ def test_the_trained_form_gives_on_topic_rejects_and_no_diagnosis(llm_simulator,
     assert {p.strategy for p in pairs} == {"model"}
 
 
+CLASSIFY_PROMPT = (
+    "<image>你是电商客服场景的图片分类。请根据用户上传的截图，从以下类别中选择最合适的一个：物流查询、退换货申请、商品质量投诉、"
+    "支付问题、发票开具、其他。先用一两句话说明理由，再给出类别。"
+)
+
+
+def test_rejects_that_echo_a_long_prompt_back_are_flagged_and_the_report_says_why(llm_simulator, media_root):
+    """Issue #15: with `{prompt}[EOS]` the simulator's rejects were the prompt's start, and every pair passed."""
+    answers = ["截图是物流详情页，包裹三天没有更新。类别：物流查询", "杯身有裂纹，用户说一打开就是裂的。类别：商品质量投诉",
+               "支付页提示余额不足。类别：支付问题", "开票页面，圈出了电子普通发票。类别：发票开具"]
+    relative = write_prompt_file(media_root, [
+        {"id": f"img-{n}", "prompt": CLASSIFY_PROMPT + f"（图片 {n}）", "chosen": answer} for n, answer in enumerate(answers)
+    ])
+    params = model_params(llm_simulator)
+    params["source"] = {"name": "file", "path": relative}
+    job = run(params)
+
+    pairs = list(PreferencePair.objects.filter(job=job))
+    assert len(pairs) == len(answers)
+    assert all(p.rejected.startswith("<image>你是电商客服场景的图片分类") for p in pairs)  # the simulator echoes
+    assert all("echo" in p.issues for p in pairs), [(p.rejected, p.issues) for p in pairs]
+    report = job.report
+    assert [i["name"] for i in report["issues"]][0] == "echo"
+    assert report["diagnosis"] and "复述" in report["diagnosis"]["headline"]
+    assert any("[EOS]" in cause for cause in report["diagnosis"]["causes"])
+
+
 def test_an_undertrained_model_is_caught_by_the_boilerplate_check(llm_simulator, db):
     from pipelines.models import LogRecord
 

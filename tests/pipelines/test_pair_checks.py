@@ -63,21 +63,38 @@ def test_each_check_fires_on_a_crafted_pair(prompt, chosen, rejected, issue):
 
 def test_measured_numbers_are_kept_with_the_issue():
     result = check_pair(FRUIT_PROMPT, FRUIT_CHOSEN, SEED_BOILERPLATE)
-    assert result.metrics["relevance"] == 0.0
-    assert result.metrics["off_topic_threshold"] == pair_checks.OFF_TOPIC_MAX_RELEVANCE
+    assert result.metrics["relevance"] == 0.0 and result.metrics["prompt_mentions"] == 0
     assert result.metrics["similarity"] < 0.1
     near = check_pair(FRUIT_PROMPT, FRUIT_CHOSEN, "苹果、香蕉、橘子、菠萝、草莓。")
     assert near.metrics["similarity"] >= pair_checks.IDENTICAL_MIN_SIMILARITY
 
 
-def test_off_topic_is_relative_to_how_much_the_chosen_echoes_the_prompt():
-    prompt = "请介绍一下长城的历史和建造长城的原因。"
-    chosen = "长城始建于春秋战国时期，秦朝统一后连接各国长城，建造长城的原因是抵御北方游牧民族的侵扰。长城的历史跨越两千多年。"
-    # Mentions one word of the topic in passing: clears the absolute floor, far below the chosen's relevance.
-    rejected = "旅游的时候一定要注意安全，带好水和食物，穿舒适的鞋子，出门前查看天气预报，去长城这种历史悠久的地方人很多。"
-    result = check_pair(prompt, chosen, rejected)
-    assert result.metrics["relevance"] > pair_checks.OFF_TOPIC_MAX_RELEVANCE
-    assert "off_topic" in result.issues
+@pytest.mark.parametrize(("prompt", "chosen", "rejected"), [
+    # Long, padded and unhelpful, but about the question: a worse answer, not an off-topic one.
+    ("怎样才能学好英语？", "每天坚持听说读写：听英文播客、跟读模仿发音、每天背20个单词。",
+     "学英语是一件需要耐心的事情，很多人都觉得英语很难学，其实只要有兴趣就会觉得简单一些。英语是世界上使用最广泛的语言之一。"),
+    ("水的化学式是什么？", "H₂O。", "水是生命之源，地球表面大约百分之七十都被水覆盖着，人体里也有很多水分，所以我们一定要节约用水。"),
+    ("How do I boil an egg?", "Place the egg in boiling water for 9 minutes, then cool it in cold water.",
+     "Eggs are a very popular food all over the world and there are many ways to cook them, so it depends on your taste."),
+    # Names the prompt's topic in passing: on the topic, however poor (a reviewer judges the rest).
+    ("请介绍一下长城的历史和建造长城的原因。", "长城始建于春秋战国时期，建造长城的原因是抵御北方游牧民族的侵扰。",
+     "旅游的时候一定要注意安全，带好水和食物，穿舒适的鞋子，出门前查看天气预报，去长城这种历史悠久的地方人很多。"),
+    # Short and vague: too little text to call it about something else.
+    ("如何缓解工作压力？", "合理安排任务，每工作一小时起身活动几分钟，下班后做运动或培养爱好。", "多休息就好了，别想太多。"),
+])
+def test_a_reject_that_is_about_the_prompts_topic_is_not_off_topic(prompt, chosen, rejected):
+    assert "off_topic" not in check_pair(prompt, chosen, rejected).issues
+
+
+@pytest.mark.parametrize(("prompt", "chosen", "rejected"), [
+    # Another row's answer (misaligned files) and unrelated web text.
+    ("孩子不爱吃蔬菜怎么办？", "可以让孩子参与买菜和做饭，把蔬菜做成饺子馅，大人以身作则一起吃。",
+     "五年，从三个人的小办公室到两百人的团队。感谢每一位同行者，下一个五年，我们继续出发！"),
+    ("What is the largest planet in our solar system?", "Jupiter is the largest planet in our solar system.",
+     "Regular exercise strengthens the heart and lungs, helps control weight and improves sleep."),
+])
+def test_a_reject_about_something_else_is_off_topic(prompt, chosen, rejected):
+    assert "off_topic" in check_pair(prompt, chosen, rejected).issues
 
 
 def test_a_token_limit_stop_is_truncated_even_if_the_text_looks_finished():
@@ -214,3 +231,81 @@ def test_check_pairs_command_reads_a_llama_factory_json_array(tmp_path):
     call_command("check_pairs", str(source), "--output", str(output), "--metrics")
     row = json.loads(output.read_text(encoding="utf-8"))
     assert row["issues"] == ["identical"] and row["metrics"]["similarity"] >= 0.95
+
+
+# --------------------------------------------------------------------------- echo (issue #15)
+CLASSIFY_PROMPT = (
+    "<image>你是电商客服场景的图片分类。请根据用户上传的截图，从以下类别中选择最合适的一个：物流查询、退换货申请、商品质量投诉、"
+    "支付问题、其他。先用一两句话说明理由，再给出类别。"
+)
+CLASSIFY_CHOSEN = "截图是快递物流详情页，包裹在中转站停留三天没有更新，用户想知道货到哪了。类别：物流查询"
+
+
+def test_echo_is_a_stable_issue_name_with_a_label():
+    assert "echo" in pair_checks.ISSUE_NAMES and "复述 prompt" in pair_checks.ISSUE_LABELS["echo"]
+
+
+@pytest.mark.parametrize("rejected", [
+    "<image>你是电商客服场景的图片分类。",  # what the simulator answered with the `{prompt}[EOS]` template
+    CLASSIFY_PROMPT + "[EOS]",
+    "好的，" + CLASSIFY_PROMPT,
+    "问题：" + CLASSIFY_PROMPT + "\n回答：",
+])
+def test_a_reject_that_copies_the_prompt_back_is_an_echo(rejected):
+    result = check_pair(CLASSIFY_PROMPT, CLASSIFY_CHOSEN, rejected)
+    assert "echo" in result.issues and result.metrics["prompt_copy"] >= pair_checks.ECHO_MIN_COPY, result.metrics
+
+
+@pytest.mark.parametrize(("prompt", "chosen", "rejected"), [
+    ("Explain why the sky is blue.", "Blue light is scattered more by the air.", "Explain why the sky is blue. Explain why the sky is blue."),
+    ("What should I pack for a three-day hiking trip?", "A tent, a sleeping bag, water and food.", "What should I pack for a thr"),
+    ("列举三种可再生能源。", "太阳能、风能和水能。", "列举三种可再生能源。"),
+])
+def test_echoes_in_both_languages(prompt, chosen, rejected):
+    assert "echo" in check_pair(prompt, chosen, rejected).issues
+
+
+@pytest.mark.parametrize(("prompt", "chosen", "rejected"), [
+    # The input handed back unchanged: a failed edit, a legitimate worse answer.
+    ("请改正下面句子中的错别字：我门明天一起去公园玩吧。", "我们明天一起去公园玩吧。", "我门明天一起去公园玩吧。"),
+    ("Paraphrase: The meeting has been postponed until further notice.", "The meeting is delayed until we announce a new date.",
+     "The meeting has been postponed."),
+    # Restates the question, then answers it (wrongly).
+    ("水的化学式是什么？", "水的化学式是 H₂O。", "水的化学式是HO。"),
+    # A short answer made of the prompt's words.
+    ("这条评论是正面还是负面：快递太慢了。", "负面。", "正面。"),
+])
+def test_answers_that_reuse_the_prompts_words_are_not_echoes(prompt, chosen, rejected):
+    assert "echo" not in check_pair(prompt, chosen, rejected).issues
+
+
+# --------------------------------------------------------------------------- templated replies (issue #15)
+PRODUCTS = ["蓝牙耳机", "电饭煲", "羽绒服", "保温杯", "扫地机器人", "护眼台灯", "空气炸锅", "机械键盘"]
+
+
+def _service_prompts():
+    return [f"客户：订单{202405120331 + 7919 * i}的{product}{'到了是坏的' if i % 2 else '还没发货'}，怎么办？"
+            for i, product in enumerate(PRODUCTS)]
+
+
+def test_one_reply_template_filled_with_each_prompts_order_and_product_is_not_boilerplate():
+    prompts = _service_prompts()
+    template = "您好，您反馈的订单{order}（{product}）我们已经收到，售后专员会尽快为您核实处理，请您耐心等待，感谢您的理解与支持！"
+    rejects = [template.format(order=202405120331 + 7919 * i, product=p) for i, p in enumerate(PRODUCTS)]
+    assert find_boilerplate(prompts, rejects) == []
+
+
+def test_the_same_reply_without_the_prompts_specifics_is_boilerplate():
+    prompts = _service_prompts()
+    rejects = ["您好，您反馈的问题我们已经收到，售后专员会尽快为您核实处理，请您耐心等待，感谢您的理解与支持！"] * len(prompts)
+    [cluster] = find_boilerplate(prompts, rejects)
+    assert cluster.members == list(range(len(prompts)))
+
+
+def test_boilerplate_whose_varying_words_are_not_from_the_prompt_stays_boilerplate():
+    # The seed's text varies its field; one prompt even mentions 人工智能 — the template's own word, not a fill.
+    prompts = ["解释什么是人工智能。", "列出5种不同的水果。", "翻译：Hello, how are you?", "介绍一下长城。", "水的化学式是什么？"]
+    fields = ["医疗保健", "金融", "教育", "交通运输", "零售"]
+    rejects = [SEED_BOILERPLATE.replace("医疗保健", field) for field in fields]
+    [cluster] = find_boilerplate(prompts, rejects)
+    assert cluster.members == [0, 1, 2, 3, 4] and cluster.prompts == 5
