@@ -43,8 +43,9 @@ def test_the_report_says_plainly_that_most_rejects_are_off_topic_and_shows_model
     assert "大多数 reject 与 prompt 无关" in html
     assert "checkpoint" in html and "[EOS]" in html and "temperature" in html
     assert "sft-small" in html and "http://127.0.0.1:8765/v1" in html and "{prompt}" in html
-    # Ranked: the most frequent issue comes first.
-    assert html.index("dpo-issue-boilerplate") < html.index("dpo-issue-truncated") or "truncated" not in html
+    # Ranked: the most frequent issue comes first (7 truncated — six trail off "……", one stops inside its
+    # <think> — before 6 boilerplate).
+    assert html.index("dpo-issue-truncated") < html.index("dpo-issue-boilerplate")
 
 
 def test_preview_shows_the_first_pairs_with_endpoint_model_and_the_request_sent(staff_client, feedback_prompts, llm_simulator):
