@@ -22,22 +22,16 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from config.proxies import client_address
+
 LOCKED_MESSAGE = "登录失败次数过多，请 {minutes} 分钟后再试。"
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The client's address; behind NUM_PROXIES trusted proxies, read from X-Forwarded-For.
-
-    Only the entries the trusted proxies appended are believed (counted from the right), so a
-    client cannot pick its own rate-limit bucket by sending the header itself.
-    """
-    proxies = getattr(settings, "NUM_PROXIES", 0)
-    if proxies:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        forwarded = [part for part in forwarded if part]
-        if len(forwarded) >= proxies:
-            return forwarded[-proxies]
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    """The client's address: REMOTE_ADDR, or behind the proxies of FORWARDED_ALLOW_IPS the address
+    the nearest untrusted hop of X-Forwarded-For names (config/proxies.py), so a client cannot pick
+    its own rate-limit bucket by sending the header itself."""
+    return client_address(request.META)
 
 
 def _key(kind: str, *parts: str) -> str:

@@ -1,4 +1,4 @@
-"""System checks for running datafix for a team: the broker and the long-job settings.
+"""System checks for running datafix for a team: the broker, the long-job settings, the proxies.
 
 They run with every `manage.py` command that runs checks (runserver, check, check --deploy), when
 gunicorn starts (gunicorn.conf.py) and when a Celery worker starts (config/apps.py connects
@@ -136,6 +136,33 @@ def check_long_job_settings(app_configs=None, **kwargs) -> list:
     return errors
 
 
+@register(Tags.security, "datafix")
+def check_forwarded_proxies(app_configs=None, **kwargs) -> list:
+    """FORWARDED_ALLOW_IPS must parse; the old NUM_PROXIES (which believed any sender) is gone."""
+    import os
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.proxies import trusted_proxies
+
+    problems = []
+    try:
+        trusted_proxies()
+    except ImproperlyConfigured as exc:
+        problems.append(Error(str(exc), id="datafix.E009"))
+    if os.environ.get("NUM_PROXIES", "").strip() not in ("", "0"):
+        problems.append(
+            Warning(
+                "NUM_PROXIES is no longer read: X-Forwarded-For is believed only from the proxies listed "
+                "in FORWARDED_ALLOW_IPS.",
+                hint="Remove NUM_PROXIES and set FORWARDED_ALLOW_IPS to the proxy's address "
+                "(production default: 127.0.0.1,::1, a proxy on this machine).",
+                id="datafix.W003",
+            )
+        )
+    return problems
+
+
 def run_startup_checks(process: str) -> None:
     """Run the datafix checks; raise SystemExit with every error's message if any fails.
 
@@ -144,7 +171,7 @@ def run_startup_checks(process: str) -> None:
     import logging
 
     logger = logging.getLogger("datafix.checks")
-    problems = check_redis_noeviction() + check_long_job_settings()
+    problems = check_redis_noeviction() + check_long_job_settings() + check_forwarded_proxies()
     for problem in problems:
         text = f"{problem.id}: {problem.msg}" + (f" HINT: {problem.hint}" if problem.hint else "")
         (logger.error if problem.is_serious() else logger.warning)("%s", text)

@@ -55,3 +55,18 @@ class SecurityHeadersMiddleware:
             if name not in response:
                 response[name] = value
         return response
+
+
+class ForwardedHeadersMiddleware:
+    """First in MIDDLEWARE: forwarded headers (X-Forwarded-For, X-Forwarded-Proto …) are removed from
+    requests that do not come from a proxy in FORWARDED_ALLOW_IPS (config/proxies.py), so neither the
+    login rate limits nor SECURE_PROXY_SSL_HEADER can be steered by a client reaching us directly."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from config.proxies import strip_untrusted_forwarded_headers
+
+        strip_untrusted_forwarded_headers(request.META)
+        return self.get_response(request)

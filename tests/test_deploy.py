@@ -216,8 +216,8 @@ def test_gunicorn_serves_pages_and_static_files_with_security_headers(tmp_path):
         assert result.returncode == 0, result.stderr
     port = free_port()
     env["PORT"] = str(port)
-    server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
+    server = subprocess.Popen(  # no --bind: the default must be the loopback address
+        [str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -257,6 +257,7 @@ def test_gunicorn_serves_pages_and_static_files_with_security_headers(tmp_path):
         stop_process(server)
     log = server.stdout.read()
     assert "refuses to start" not in log
+    assert f"Listening at: http://127.0.0.1:{port}" in log
 
 
 # --------------------------------------------------------------------------- backups

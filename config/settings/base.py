@@ -71,6 +71,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.security.ForwardedHeadersMiddleware",  # first: later middleware reads these headers
     "django.middleware.security.SecurityMiddleware",
     "config.security.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -142,8 +143,10 @@ SESSION_COOKIE_SAMESITE = "Lax"
 LOGIN_FAILURES_PER_USER_IP = env_int("LOGIN_FAILURES_PER_USER_IP", 5)
 LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 50)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
-# Reverse proxies in front of the web process that append to X-Forwarded-For (0: none).
-NUM_PROXIES = env_int("NUM_PROXIES", 0)
+# Addresses/networks of the reverse proxies in front of the web process: only requests from them
+# may carry X-Forwarded-For/-Proto (config/proxies.py). Empty: no proxy, the headers are ignored.
+# gunicorn reads the same variable for its own forwarded_allow_ips.
+FORWARDED_ALLOW_IPS = env_list("FORWARDED_ALLOW_IPS")
 
 # --------------------------------------------------------------------------- security headers
 # Sent in every environment (config/security.py), so a page needing inline script fails in

@@ -27,6 +27,9 @@ STORAGES = {
 
 # --------------------------------------------------------------------------- HTTPS
 # Only trust X-Forwarded-Proto when a proxy in front sets (and strips) it; gunicorn alone: false.
+# The proxy is on this machine unless told otherwise (gunicorn binds 127.0.0.1 by default); the
+# headers of any other sender are dropped (config/proxies.py).
+FORWARDED_ALLOW_IPS = env_list("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 if env_bool("BEHIND_TLS_PROXY", True):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
