@@ -35,6 +35,7 @@ from django.db.models import Q
 from review.errors import ApplicationError
 
 from . import formats, pair_checks
+from .endpoints import endpoint_check
 from .jobkinds import ItemFailed, JobKindHandler, register
 from .models import FeedbackSample, GeneratedExample, Job, JobKind, LogRecord, PreferencePair, ReviewDecision
 
@@ -156,7 +157,7 @@ def clean_params(params: dict[str, Any]) -> dict[str, Any]:
         if not re.match(r"^https?://[^\s/]+", base_url):
             raise ApplicationError("endpoint 必须是 http(s):// 开头的地址")
         clean_strategy.update(
-            base_url=base_url.rstrip("/"),
+            base_url=endpoint_check(base_url),
             model=str(strategy.get("model") or DEFAULT_MODEL).strip()[:200],
             template=template,
             system=str(strategy.get("system") or ""),
@@ -507,6 +508,7 @@ def llm_for(strategy: dict, llm=None):
 
     if llm is not None and llm.base_url.rstrip("/") == strategy["base_url"]:
         return llm, False
+    endpoint_check(strategy["base_url"])  # again here: the list may have changed since the job was made
     own = strategy["base_url"] == settings.OPENAI_BASE_URL.rstrip("/")
     client = LLMClient(
         base_url=strategy["base_url"],

@@ -267,6 +267,9 @@ LLM_TIMEOUT = env_float("LLM_TIMEOUT", 60.0)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 5)
 LLM_CONCURRENCY = env_int("LLM_CONCURRENCY", 8)
 LLM_REQUESTS_PER_MINUTE = env_int("LLM_REQUESTS_PER_MINUTE", 600)
+# Model endpoints a job may name itself (DPO's endpoint), comma-separated base URLs; a URL may also
+# be any path below an entry. Empty: OPENAI_BASE_URL and the simulator (pipelines/endpoints.py).
+LLM_ENDPOINT_ALLOWLIST = env_list("LLM_ENDPOINT_ALLOWLIST")
 # The mode-3 length limit (字数): queue filter, sample-page warning, analysis and export alike.
 TRAINSET_MAX_LENGTH = env_int("TRAINSET_MAX_LENGTH", 100)
 # Optional tokenizer for length counting; empty means characters (the team's 字数).

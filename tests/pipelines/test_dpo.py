@@ -210,6 +210,7 @@ def test_import_paths_outside_media_root_are_refused(media_root, tmp_path):
 def test_the_api_key_is_never_sent_to_a_typed_endpoint(settings):
     settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"
     settings.OPENAI_API_KEY = "sk-very-secret"
+    settings.LLM_ENDPOINT_ALLOWLIST = [settings.OPENAI_BASE_URL, "http://evil.example/v1"]  # a second server, listed
     client, owned = dpo.llm_for({"base_url": "http://evil.example/v1", "model": "m"})
     assert owned and "sk-very-secret" not in repr(vars(client))
     assert client._client is None and client._LLMClient__api_key == "sk-none"
