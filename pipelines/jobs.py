@@ -184,6 +184,26 @@ def jobs_enqueue_unsent(*, older_than: float = 2.0) -> list[int]:
     return sent
 
 
+def jobs_recover_stale() -> list[int]:
+    """Send the message again for running jobs whose execution died (lease not renewed) while the
+    workers kept running; workers call this every few seconds. A worker's start catches most of them
+    (jobs_recover_orphaned), but not a lease that still looked alive then: a worker on another machine
+    killed moments before. Sent at most once per lease period per job; extra copies are no-ops."""
+    lease = _setting("JOB_LEASE_SECONDS", 30.0)
+    cutoff = timezone.now() - timedelta(seconds=lease)
+    sent = []
+    candidates = Job.objects.filter(
+        Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=cutoff),
+        status__in=[JobStatus.RUNNING, JobStatus.CANCELLING],
+    ).only("id", "kind", "status", "lease_token", "heartbeat_at")[:100]
+    for job in candidates:
+        if not job_lease_alive(job) and job_enqueue(job.pk, job.kind):
+            sent.append(job.pk)
+    if sent:
+        logger.info("re-enqueued jobs whose execution stopped %s", sent)
+    return sent
+
+
 def _enqueue_on_commit(job: Job) -> None:
     job_id, kind = job.pk, job.kind
     transaction.on_commit(lambda: job_enqueue(job_id, kind))
@@ -373,7 +393,21 @@ def _owner_dead(token: str) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A process that has exited but was not reaped yet still answers kill(pid, 0). A SIGKILLed
+    worker's pool child, whose parent died with it, is one until PID 1 reaps it (which some container
+    inits never do). Linux only (/proc); elsewhere a process that answers counts as alive."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True  # gone since kill()
+    except (OSError, IndexError):
+        return False
+    return state in (b"Z", b"X")
 
 
 def job_lease_alive(job: Job) -> bool:

@@ -47,7 +47,8 @@ def recover_orphaned_jobs(**kwargs):
 
 class _Sweeper:
     """A thread in the worker's main process that sends the messages of jobs whose enqueue failed
-    (the broker was down when they were created) once the broker is back."""
+    (the broker was down when they were created) once the broker is back, and again those of running
+    jobs whose execution died without anyone noticing (a stale lease)."""
 
     _stop = threading.Event()
     _thread: threading.Thread | None = None
@@ -66,6 +67,7 @@ class _Sweeper:
         while not cls._stop.wait(interval):
             try:
                 jobs.jobs_enqueue_unsent()
+                jobs.jobs_recover_stale()
             except Exception:  # noqa: BLE001 - try again next round
                 logger.warning("job sweeper: could not send queued jobs", exc_info=True)
             finally:

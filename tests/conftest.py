@@ -131,6 +131,9 @@ class CeleryWorkerProcess:
     def wait_ready(self, timeout: float = 60.0) -> None:
         import time
 
+        from tests.security.servers import scaled
+
+        timeout = scaled(timeout)  # a worker starts slowly on a loaded machine
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if "ready." in self.log():

@@ -9,12 +9,14 @@ from pipelines.jobs import job_create
 from pipelines.models import ItemStatus, Job, JobItem, JobStatus
 from review.models import Reasoning
 from tests.pipelines.conftest_jobs import make_scene_dataset
+from tests.security.servers import scaled
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def wait_until(condition, *, timeout: float, message: str, interval: float = 0.1):
     """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
+    timeout = scaled(timeout)  # stretched on a loaded machine
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()

@@ -26,8 +26,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def load_factor() -> float:
+    """How much longer than on a quiet machine things may take now: the 1-minute load average per
+    core (between 1 and 4), times TEST_TIMEOUT_SCALE (default 1). Deadlines are multiplied by it, so a
+    test waiting for a worker holds on a machine busy with other work, and still ends when it hangs."""
+    try:
+        per_core = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        per_core = 1.0
+    return min(4.0, max(1.0, per_core)) * float(os.environ.get("TEST_TIMEOUT_SCALE") or 1)
+
+
+def scaled(seconds: float) -> float:
+    """`seconds` stretched by the machine's current load (see load_factor)."""
+    return seconds * load_factor()
+
+
 def wait_until(predicate: Callable[[], object], *, timeout: float, what: str, interval: float = 0.05):
-    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` seconds
+    (stretched by the machine's load, see load_factor)."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
