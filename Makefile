@@ -27,7 +27,9 @@ run: demo
 	@bash scripts/run-dev.sh
 
 ## The test suite against whatever DATABASE_URL / REDIS_URL say (SQLite + embedded broker if unset).
+## Installs Chromium + a CJK font for the browser tests when it can (root + apt-get); else they skip.
 test: $(STAMP)
+	@bash scripts/browser-deps.sh
 	$(PY) -m pytest
 
 ## Benchmarks: print figures, assert nothing.

@@ -217,3 +217,15 @@ def fresh_celery_connections(request):
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
     yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Browser tests skipped for want of Chromium (tests/browser/conftest.py) all report from the
+    fixture's place instead of each test's, so the `-ra` summary folds them into one line."""
+    report = yield
+    if report.skipped and isinstance(report.longrepr, tuple) and "browser tests skipped:" in report.longrepr[2]:
+        from tests.browser import conftest as browser_conftest
+
+        report.longrepr = (browser_conftest.__file__, browser_conftest.SKIP_LINE, report.longrepr[2])
+    return report
