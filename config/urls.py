@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from config.auth import login_view, rate_limited_login
+from config.favicon import favicon
 from config.health import healthz
 
 # The admin's own login form gets the same failure limits as ours.
@@ -11,6 +12,7 @@ admin.site.login = rate_limited_login(admin.site.login)
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("login/", login_view, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("django-admin/", admin.site.urls),
@@ -25,3 +27,9 @@ urlpatterns = [
 ]
 # Media files are never served raw (not even in DEBUG): images go through review:image, which
 # checks the login, confines the path to MEDIA_ROOT and sets the image content type.
+
+# The product's own error pages (Chinese, with the menu); CSRF failures: settings.CSRF_FAILURE_VIEW.
+handler400 = "config.errors.bad_request"
+handler403 = "config.errors.permission_denied"
+handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"
