@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.utils import timezone
 
+from config.timestamps import local_timestamp
 from review.errors import ApplicationError
 
 from . import files, formats
@@ -68,7 +68,7 @@ def safe_name(text: str, default: str = "export") -> str:
 
 
 def _new_folder_name(label: str) -> str:
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    stamp = local_timestamp()  # TIME_ZONE, as the pages show the export's time
     return f"{stamp}-{secrets.token_hex(3)}" + (f"-{safe_name(label)}" if label else "")
 
 
