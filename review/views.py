@@ -79,23 +79,31 @@ def assignments(request, dataset_id: int):
     if not request.user.is_staff:
         raise PermissionDenied("只有管理员可以分配类别。")
     dataset = get_object_or_404(Dataset, pk=dataset_id)
-    if request.method == "POST":
-        categories = selectors.dataset_categories(dataset=dataset)
-        wanted = AssignmentForm.reviewer_ids_by_category(request.POST, [c.pk for c in categories])
-        try:
-            total = assignments_set_for_dataset(dataset=dataset, reviewer_ids_by_category=wanted, assigned_by=request.user)
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"已保存分配（共 {total} 项）。")
-        return redirect("review:assignments", dataset_id=dataset.pk)
     categories, reviewers, pairs = selectors.assignment_matrix(dataset=dataset)
+    nobody = []
+    if request.method == "POST":
+        wanted = AssignmentForm.reviewer_ids_by_category(request.POST, [c.pk for c in categories])
+        reviewer_ids = {r.pk for r in reviewers}
+        nobody = [c for c in categories if not reviewer_ids.intersection(wanted.get(c.pk, ()))]
+        if not nobody or request.POST.get("confirm_unassigned"):
+            try:
+                total = assignments_set_for_dataset(dataset=dataset, reviewer_ids_by_category=wanted,
+                                                    assigned_by=request.user)
+            except ApplicationError as exc:
+                messages.error(request, exc.message)
+            else:
+                left = f"；{'、'.join(c.name for c in nobody)} 无人负责" if nobody else ""
+                (messages.warning if nobody else messages.success)(request, f"已保存分配（共 {total} 项）{left}。")
+            return redirect("review:assignments", dataset_id=dataset.pk)
+        # Every class needs a reviewer: show what was submitted and ask before saving it.
+        pairs = {(category_id, reviewer_id) for category_id, ids in wanted.items() for reviewer_id in ids}
     rows = [
         {"category": c, "cells": [{"reviewer": r, "checked": (c.pk, r.pk) in pairs} for r in reviewers],
          "unassigned": not any((c.pk, r.pk) in pairs for r in reviewers)}
         for c in categories
     ]
-    return render(request, "review/assignments.html", {"dataset": dataset, "reviewers": reviewers, "rows": rows})
+    return render(request, "review/assignments.html",
+                  {"dataset": dataset, "reviewers": reviewers, "rows": rows, "nobody": nobody})
 
 
 # --------------------------------------------------------------------------- queue
