@@ -210,7 +210,7 @@ def test_run_generation_command_writes_files_and_resumes(marked_sources, llm_sim
     source.write_text(json.dumps(MARKED_SOURCES, ensure_ascii=False), encoding="utf-8")
     out = tmp_path / "output"
     stdout = StringIO()
-    call_command("run_generation", "--source", str(source), "--output", str(out), "--sample", "6", "--wait",
+    call_command("run_generation", "--source", str(source), "--output", str(out), "--sample", "6", "--inline",
                  stdout=stdout, stderr=StringIO())
     report = json.loads((out / "pipeline_report.json").read_text())
     stats = report["pipeline_stats"]
@@ -230,7 +230,7 @@ def test_run_generation_command_writes_files_and_resumes(marked_sources, llm_sim
     job.items.filter(key__in=lost).update(status=ItemStatus.PENDING)
     llm_simulator.reset_counts()
     stdout = StringIO()
-    call_command("run_generation", "--source", str(source), "--output", str(out), "--wait",
+    call_command("run_generation", "--source", str(source), "--output", str(out), "--inline",
                  stdout=stdout, stderr=StringIO())
     assert "继续任务" in stdout.getvalue()
     assert 4 <= llm_simulator.request_count() <= 6  # 2 items × (2 or 3 calls), nothing else

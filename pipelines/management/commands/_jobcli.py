@@ -17,9 +17,15 @@ def add_job_arguments(parser):
     parser.add_argument("--temperature", type=float)
     parser.add_argument("--max-tokens", type=int)
     parser.add_argument("--user", help="username recorded as the job's creator")
+    add_run_mode_arguments(parser)
+
+
+def add_run_mode_arguments(parser):
+    """--wait / --inline / --timeout, with one meaning in every job command (tested)."""
     how = parser.add_mutually_exclusive_group()
-    how.add_argument("--wait", action="store_true", help="queue to Celery and show a progress bar until it ends")
-    how.add_argument("--inline", action="store_true", help="run in this process (no worker needed)")
+    how.add_argument("--wait", action="store_true",
+                     help="queue the job for the Celery worker and show a progress bar until it ends")
+    how.add_argument("--inline", action="store_true", help="run the job in this process (no worker needed)")
     parser.add_argument("--timeout", type=float, help="with --wait: give up waiting after this many seconds")
 
 
@@ -51,13 +57,19 @@ def start_job(command, *, kind: str, params: dict, opts) -> Job:
             job = run_job_inline(job, on_progress=update)
             update(job_progress(job))
     elif opts.get("wait"):
-        job = follow(job, timeout=opts.get("timeout"))
-        if job.is_active:
-            raise CommandError(f"job #{job.pk} still {job.status} after {opts['timeout']:.0f} s "
-                               "(is a worker running? `celery -A config worker -Q …`)")
+        job = follow_to_end(job, timeout=opts.get("timeout"))
     if not job.is_active:
         command.stdout.write(f"job #{job.pk}: {job.get_status_display()} — done {job.items_done}, "
                              f"failed {job.items_failed}. {job.error_summary}")
+    return job
+
+
+def follow_to_end(job: Job, *, timeout: float | None) -> Job:
+    """--wait: follow a queued job until it ends; CommandError when `timeout` passes first."""
+    job = follow(job, timeout=timeout)
+    if job.is_active:
+        raise CommandError(f"job #{job.pk} still {job.status} after {timeout:.0f} s "
+                           "(is a worker running? `celery -A config worker -Q …`, or use --inline)")
     return job
 
 

@@ -8,6 +8,8 @@ from pipelines.generation import source_items_import, write_checkpoint, write_ru
 from pipelines.models import Job, JobKind
 from review.errors import ApplicationError
 
+from ._jobcli import add_run_mode_arguments, follow_to_end
+
 
 class Command(BaseCommand):
     help = (
@@ -26,8 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--pass-threshold", type=float, default=7.0)
         parser.add_argument("--temperature", type=float, default=0.7)
         parser.add_argument("--concurrency", type=int)
-        parser.add_argument("--wait", action="store_true",
-                            help="run the job in this process and wait (default: queue it for the Celery worker)")
+        add_run_mode_arguments(parser)
 
     def handle(self, *args, **options):
         from pipelines.jobs import job_create, job_resume, run_job_inline
@@ -48,15 +49,22 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
         write_checkpoint(job, output)
-        if not options["wait"]:
-            self.stdout.write(f"已排队任务 #{job.pk}（{job.items_total} 条）；worker 完成后写入 {output}")
+        if options["inline"]:
+            def progress(p):
+                self.stderr.write(f"\r{p.finished}/{p.total} 完成（失败 {p.failed}）", ending="")
+
+            job = run_job_inline(job, on_progress=progress)
+            self.stderr.write("")
+        elif options["wait"]:
+            # run_generation's --wait used to run the job here; every command now means "queue
+            # and follow" by it (run_classification, run_dpo …). Scripts written for the old meaning
+            # still finish their run, through a worker; this note tells them how to keep it local.
+            self.stderr.write("注意：--wait 现在与其他任务命令一致，表示交给 Celery worker 运行并等待结束；"
+                              "要像以前一样在本进程运行，请改用 --inline。")
+            job = follow_to_end(job, timeout=options["timeout"])
+        else:
+            self.stdout.write(f"已排队任务 #{job.pk}（{job.items_total} 条）；worker 运行时写入 {output}")
             return
-
-        def progress(p):
-            self.stderr.write(f"\r{p.finished}/{p.total} 完成（失败 {p.failed}）", ending="")
-
-        job = run_job_inline(job, on_progress=progress)
-        self.stderr.write("")
         self._summary(write_run_files(job, output), output)
 
     def _previous_job(self, output: Path) -> Job | None:
