@@ -91,7 +91,7 @@ def concrete(route: Route, values: dict[str, str]) -> str:
     return "/" + path.replace("^", "").replace("$", "")
 
 
-PUBLIC = {"login", "healthz", "api:schema", "api:token"}  # api:token checks a password, rate-limited
+PUBLIC = {"login", "healthz", "favicon", "api:schema", "api:token"}  # api:token checks a password, rate-limited
 
 
 # --------------------------------------------------------------------------- the world
