@@ -408,6 +408,29 @@ def write_run_files(job: Job, directory: str | Path) -> dict:
     return report
 
 
+def append_run_files(job: Job, directory: str | Path, state: dict) -> None:
+    """Mid-run: add the examples stored since the last call to the team's files and rewrite
+    checkpoint.json, so `wc -l generated_examples.jsonl` follows a running job as it did the team's
+    script. `state` (kept by the caller for one execution) remembers the last example written; on its
+    first call the files are rewritten whole from the rows (a resumed run, or a line a killed execution
+    left half-written). The end of the run rewrites them whole again (write_run_files)."""
+    directory = Path(directory)
+    examples = GeneratedExample.objects.filter(job=job)
+    if "last_id" not in state:
+        write_run_files(job, directory)
+        state["last_id"] = examples.order_by("-id").values_list("id", flat=True).first() or 0
+        return
+    new = list(examples.filter(id__gt=state["last_id"]).select_related("source_item").order_by("id"))
+    if new:
+        for name, rows in (("generated_examples.jsonl", [e for e in new if e.passed]),
+                           ("failed_examples.jsonl", [e for e in new if not e.passed])):
+            if rows:
+                with open(directory / name, "a", encoding="utf-8", newline="\n") as fh:
+                    fh.write("".join(json.dumps(example_record(e), ensure_ascii=False) + "\n" for e in rows))
+        state["last_id"] = new[-1].id
+    write_checkpoint(job, directory)
+
+
 # --------------------------------------------------------------------------- the job kind
 def _float_param(params: dict, name: str, low: float, high: float) -> float:
     try:
@@ -576,6 +599,11 @@ class GenerationHandler(JobKindHandler):
                 setattr(example, name, value)
             example.save(update_fields=[*fields, "updated_at"])
         return _item_result(example)
+
+    def checkpoint(self, job: Job, state: dict) -> None:
+        """The engine's mid-run hook: grow the team's files while the run goes on."""
+        if job.params.get("output_dir"):
+            append_run_files(job, job.params["output_dir"], state)
 
     def finalize(self, job: Job) -> dict[str, Any]:
         if job.params.get("output_dir"):

@@ -36,7 +36,10 @@ calls `job_execute`, which:
 Handlers may also define `prepare_many(job, keys) -> {key: payload or ItemFailed}` and
 `store_many(job, [(key, payload, output)]) -> {key: result or ItemFailed}` to read and write a
 batch of items in a few queries (the classification kind does); the engine falls back to the
-per-item methods when they are absent or raise.
+per-item methods when they are absent or raise. An optional `checkpoint(job, state)` is called on a
+heartbeat after items were stored (`state`: a dict kept for this execution, empty at its start), so
+a kind can show its progress outside the database while it runs (generation grows its files); an
+error there is logged, never the job's failure.
 
 `store` may write rows and then raise ItemFailed (e.g. an unparseable answer is still recorded as a
 Reasoning row): those writes are kept and the item is failed with that reason. Any other exception
@@ -582,6 +585,8 @@ class _Execution:
         self.claim_batch = max(1, self.concurrency // 4)
         self.in_flight: dict[concurrent.futures.Future, tuple[int, str, Any]] = {}
         self.progressed = False
+        self.checkpoint_state: dict[str, Any] = {}
+        self.stored_since_checkpoint = False
 
     # -- the loop
     def run(self) -> str:
@@ -732,6 +737,7 @@ class _Execution:
         )
 
     def _store(self, finished: list[tuple[tuple[int, str, Any], concurrent.futures.Future]]) -> None:
+        self.stored_since_checkpoint = True
         with transaction.atomic():
             successes: list[tuple[int, str, Any, Any]] = []
             not_started: list[int] = []
@@ -801,9 +807,22 @@ class _Execution:
 
     def _report_progress(self) -> None:
         _refresh_counters(self.job.pk)
+        self._checkpoint()
         if self.on_progress is not None:
             self.job.refresh_from_db(fields=["status", "started_at", "finished_at"])
             self.on_progress(job_progress(self.job))
+
+    def _checkpoint(self) -> None:
+        checkpoint = getattr(self.handler, "checkpoint", None)
+        if checkpoint is None or not self.stored_since_checkpoint:
+            return
+        self.stored_since_checkpoint = False
+        try:
+            checkpoint(self.job, self.checkpoint_state)
+        except SoftTimeLimitExceeded:
+            raise  # the slice is over
+        except Exception:  # noqa: BLE001 - a progress file must never fail the job
+            logger.exception("job %s: checkpoint failed", self.job.pk)
 
     def _save_llm_stats(self) -> None:
         if self.llm is None:
