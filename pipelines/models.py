@@ -283,3 +283,26 @@ class PreferencePair(models.Model):
 
     def __str__(self):
         return f"pair {self.key}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker's own record that it is alive, written by the worker every
+    WORKER_HEARTBEAT_SECONDS (pipelines/workers.py) and removed when it shuts down. The queue monitor
+    reads these: they work with any broker (the SQLite one answers no broadcast) and list the jobs the
+    worker runs. A row whose last_seen is old belongs to a worker that died without shutting down."""
+
+    name = models.CharField(max_length=255, unique=True, help_text="The worker's node name (celery@host).")
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list)
+    concurrency = models.PositiveIntegerField(null=True, blank=True)
+    # What it runs now: [{"task_id", "task", "job_id", "since"}].
+    active = models.JSONField(default=list)
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name

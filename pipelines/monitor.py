@@ -1,6 +1,7 @@
-"""What the staff-only queue monitor shows: queue lengths, workers and their active tasks, running
-executions, recent jobs and failed tasks. Every broker call has a short timeout so the page stays
-quick when the broker or the workers are away."""
+"""What the staff-only queue monitor shows: queue lengths, workers and what they run (from the
+heartbeats they write, pipelines/workers.py), running executions with their items in flight, recent
+jobs and failed tasks. Every broker call has a short timeout so the page stays quick when the broker
+is away."""
 from __future__ import annotations
 
 import logging
@@ -8,12 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Count
 from django.utils import timezone
 
 from config.celery import JOB_QUEUES
 from config.celery import app as celery_app
 
-from .models import Job, JobStatus
+from .models import ItemStatus, Job, JobItem, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +32,14 @@ class QueueInfo:
 @dataclass
 class WorkerInfo:
     name: str
+    hostname: str = ""
+    pid: int | None = None
+    queues: list[str] = field(default_factory=list)
+    concurrency: int | None = None
     active: list[dict[str, Any]] = field(default_factory=list)
+    started_at: Any = None
+    seen_seconds_ago: float = 0.0
+    online: bool = True
 
 
 def broker_kind() -> str:
@@ -69,33 +78,43 @@ def queue_lengths() -> tuple[list[QueueInfo], int | None]:
     return infos, None
 
 
-def workers_online() -> tuple[list[WorkerInfo], str]:
-    """Workers answering a broadcast, with their active tasks; an explanation when none can answer."""
-    try:
-        inspector = celery_app.control.inspect(timeout=INSPECT_TIMEOUT)
-        active = inspector.active() or {}
-    except Exception as exc:  # noqa: BLE001 - e.g. the SQLAlchemy broker has no broadcast
-        return [], f"无法查询 worker（{type(exc).__name__}）；下方“正在执行”来自数据库心跳。"
-    workers = []
-    for name, tasks in sorted(active.items()):
-        workers.append(WorkerInfo(name, [
-            {"id": t.get("id"), "name": t.get("name"), "args": t.get("args"), "kwargs": t.get("kwargs"),
-             "started": t.get("time_start")} for t in tasks or []
-        ]))
-    note = "" if workers else "没有 worker 应答（未启动，或 broker 不支持广播）。"
-    return workers, note
+def workers() -> list[WorkerInfo]:
+    """Workers from the heartbeats they write themselves (any broker), newest first within each
+    state; one silent for 3 heartbeats is shown as lost (killed, or its machine is away)."""
+    from .models import WorkerHeartbeat
+    from .workers import heartbeat_seconds
+
+    now = timezone.now()
+    lost_after = 3 * heartbeat_seconds() + 2
+    infos = []
+    for beat in WorkerHeartbeat.objects.all():
+        age = (now - beat.last_seen).total_seconds()
+        infos.append(WorkerInfo(
+            name=beat.name, hostname=beat.hostname, pid=beat.pid, queues=list(beat.queues or []),
+            concurrency=beat.concurrency, active=list(beat.active or []), started_at=beat.started_at,
+            seen_seconds_ago=max(0.0, age), online=age <= lost_after,
+        ))
+    return sorted(infos, key=lambda w: (not w.online, w.name))
 
 
 def running_executions() -> list[dict[str, Any]]:
-    """Jobs whose lease is held, with the holder (host:pid) and the age of its heartbeat."""
+    """Jobs whose lease is held, with the holder (host:pid), the age of its heartbeat and how many of
+    its items are in flight (claimed, their model call under way) and still pending."""
     now = timezone.now()
+    jobs = list(Job.objects.filter(status__in=[JobStatus.RUNNING, JobStatus.CANCELLING]).exclude(lease_token="")
+                .only("id", "kind", "status", "lease_token", "heartbeat_at", "items_total", "items_done", "items_failed"))
+    counts: dict[int, dict[str, int]] = {}
+    for job_id, status, n in (JobItem.objects.filter(job__in=jobs, status__in=[ItemStatus.RUNNING, ItemStatus.PENDING])
+                              .values_list("job_id", "status").annotate(n=Count("id"))):
+        counts.setdefault(job_id, {})[status] = n
     rows = []
-    for job in Job.objects.filter(status__in=[JobStatus.RUNNING, JobStatus.CANCELLING]).exclude(lease_token="") \
-            .only("id", "kind", "status", "lease_token", "heartbeat_at", "items_total", "items_done", "items_failed"):
+    for job in jobs:
         host, pid = (job.lease_token.split(":") + ["", ""])[:2]
         age = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else None
         rows.append({"job": job, "host": host, "pid": pid, "heartbeat_age": age,
-                     "stale": age is None or age > getattr(settings, "JOB_LEASE_SECONDS", 30.0)})
+                     "stale": age is None or age > getattr(settings, "JOB_LEASE_SECONDS", 30.0),
+                     "in_flight": counts.get(job.pk, {}).get(ItemStatus.RUNNING, 0),
+                     "pending": counts.get(job.pk, {}).get(ItemStatus.PENDING, 0)})
     return rows
 
 

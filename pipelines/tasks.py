@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 
-from . import jobs
+from . import jobs, workers
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,11 @@ def _close_connections() -> None:
 
 
 @worker_ready.connect
-def recover_orphaned_jobs(**kwargs):
-    """A worker (re)started: jobs whose execution died with a previous worker continue."""
+def recover_orphaned_jobs(sender=None, **kwargs):
+    """A worker (re)started: jobs whose execution died with a previous worker continue; its heartbeat
+    starts (the queue monitor's list of workers, pipelines/workers.py)."""
+    if sender is not None:
+        workers.HeartbeatThread.start(sender)
     try:
         jobs.jobs_recover_orphaned()
     except Exception:  # noqa: BLE001 - a worker must start even if the database is briefly away
@@ -81,3 +84,4 @@ class _Sweeper:
 @worker_shutdown.connect
 def stop_sweeper(**kwargs):
     _Sweeper.stop()
+    workers.HeartbeatThread.stop()

@@ -31,6 +31,7 @@ from .jobs import (
 )
 from .models import ItemStatus, Job, JobItem, JobKind, JobStatus, PromptTemplate
 from .prompts import EDITABLE_KINDS, MODE_KINDS, prompt_current, prompt_save_version
+from .workers import heartbeat_seconds
 
 FAILURES_SHOWN = 20
 ITEMS_PER_PAGE = 100
@@ -291,10 +292,9 @@ def monitor_page(request):
 def monitor_panel(request):
     """The monitor's live part (queues, workers, executions, jobs, failures); htmx polls it."""
     queues, unacked = monitor.queue_lengths()
-    workers, workers_note = monitor.workers_online()
     return render(request, "pipelines/monitor.html#panel", {
-        "broker": monitor.broker_kind(), "queues": queues, "unacked": unacked,
-        "workers": workers, "workers_note": workers_note,
+        "broker": monitor.broker_kind(), "queues": queues, "unacked": unacked, "workers": monitor.workers(),
+        "heartbeat_seconds": heartbeat_seconds(),
         "executions": monitor.running_executions(), "recent": monitor.recent_jobs(),
         "failed_jobs": monitor.failed_jobs(), "failed_tasks": monitor.failed_tasks(),
     })

@@ -256,6 +256,10 @@ JOB_HEARTBEAT_SECONDS = env_float("JOB_HEARTBEAT_SECONDS", 1.0)
 JOB_LEASE_SECONDS = env_float("JOB_LEASE_SECONDS", 30.0)
 # Workers resend the messages of queued jobs that could not be enqueued (broker down) this often.
 JOB_SWEEP_SECONDS = env_float("JOB_SWEEP_SECONDS", 5.0)
+# Each worker writes its own heartbeat row this often (the queue monitor, any broker); a worker
+# silent for 3 heartbeats is shown as lost, and forgotten after WORKER_FORGET_SECONDS.
+WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
+WORKER_FORGET_SECONDS = env_float("WORKER_FORGET_SECONDS", 24 * 3600)
 
 # --------------------------------------------------------------------------- LLM provider
 # Any OpenAI-compatible server (vLLM, DashScope, OpenAI). `make run` points this at the

@@ -41,6 +41,7 @@ def test_run_generation_wait_queues_for_the_worker_and_says_that_inline_is_the_o
         call_command("run_generation", "--source", str(source_file(tmp_path)), "--output", str(tmp_path / "out"),
                      "--sample", "3", "--wait", "--timeout", "1", stdout=StringIO(), stderr=err)
     assert "--inline" in err.getvalue()  # the note for scripts written for the old meaning
+    assert "没有在线的 worker 监听队列 generation" in err.getvalue()  # and why nothing moves
     job = Job.objects.get(kind=JobKind.GENERATION)
     assert job.status == JobStatus.QUEUED and job.enqueued_at is not None  # sent to the worker's queue
     assert llm_simulator.request_count() == 0  # nothing ran in the command's process

@@ -57,20 +57,36 @@ def start_job(command, *, kind: str, params: dict, opts) -> Job:
             job = run_job_inline(job, on_progress=update)
             update(job_progress(job))
     elif opts.get("wait"):
-        job = follow_to_end(job, timeout=opts.get("timeout"))
+        job = follow_to_end(job, timeout=opts.get("timeout"), warn=command.stderr.write)
     if not job.is_active:
         command.stdout.write(f"job #{job.pk}: {job.get_status_display()} — done {job.items_done}, "
                              f"failed {job.items_failed}. {job.error_summary}")
     return job
 
 
-def follow_to_end(job: Job, *, timeout: float | None) -> Job:
-    """--wait: follow a queued job until it ends; CommandError when `timeout` passes first."""
+def follow_to_end(job: Job, *, timeout: float | None, warn=None) -> Job:
+    """--wait: follow a queued job until it ends; CommandError when `timeout` passes first.
+    `warn` (a command's stderr.write) is told at once when no live worker listens on the job's queue."""
+    hint = no_worker_hint(job)
+    if hint and warn is not None:
+        warn(hint)
     job = follow(job, timeout=timeout)
     if job.is_active:
         raise CommandError(f"job #{job.pk} still {job.status} after {timeout:.0f} s "
                            "(is a worker running? `celery -A config worker -Q …`, or use --inline)")
     return job
+
+
+def no_worker_hint(job: Job) -> str:
+    """Why a queued job may not move: no worker has a fresh heartbeat on its queue ("" when one has)."""
+    from pipelines.jobkinds import get_handler
+    from pipelines.monitor import workers
+
+    queue = get_handler(job.kind).queue
+    if any(w.online and (not w.queues or queue in w.queues) for w in workers()):
+        return ""
+    return (f"没有在线的 worker 监听队列 {queue}：任务会一直排队，直到有 worker 启动"
+            "（celery -A config worker -Q …；make run 会启动），或改用 --inline 在本进程运行。")
 
 
 def follow(job: Job, *, interval: float = 1.0, timeout: float | None = None) -> Job:

@@ -61,7 +61,7 @@ class Command(BaseCommand):
             # still finish their run, through a worker; this note tells them how to keep it local.
             self.stderr.write("注意：--wait 现在与其他任务命令一致，表示交给 Celery worker 运行并等待结束；"
                               "要像以前一样在本进程运行，请改用 --inline。")
-            job = follow_to_end(job, timeout=options["timeout"])
+            job = follow_to_end(job, timeout=options["timeout"], warn=self.stderr.write)
         else:
             self.stdout.write(f"已排队任务 #{job.pk}（{job.items_total} 条）；worker 运行时写入 {output}")
             return
