@@ -17,7 +17,8 @@ described in `pipelines/formats.py` (`id`, `source`, `prompt`, `input`, `respons
 Steps, in this order, each reporting how many records it kept and dropped (`report["steps"]`):
 
     filter      the caller's predicate (`options.filter(record)` returns None to keep, or a reason)
-    dedup       exact duplicates of `dedup_field` (default "prompt"); first one wins
+    dedup       exact duplicates of `dedup_field` (default "prompt": instruction + input; "instruction"
+                for the instruction alone); first one wins
     near_dup    optional MinHash/LSH removal (`near_dup_threshold`); clusters reported
     length      response length within [min_length, max_length] (chosen for preference records)
     limit       per-source `cap`, per-source `weight` (mix proportions) and the global `limit`;
@@ -168,6 +169,16 @@ class _Step:
                 "dropped": dropped, "reasons": dict(self.reasons), **self.details}
 
 
+def _dedup_value(record: dict, name: str) -> Any:
+    """What exact dedup compares. "prompt" is the whole prompt (instruction + input): records that
+    differ only in `input` are distinct examples. "instruction" compares the instruction alone."""
+    if name == "prompt":
+        return [record.get("prompt") or "", record.get("input") or ""]
+    if name == "instruction":
+        return record.get("prompt")
+    return record.get(name)
+
+
 def _digest(value: Any) -> bytes:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
@@ -181,7 +192,9 @@ def _answer(record: dict) -> str:
 
 
 def _field_text(record: dict, name: str) -> str:
-    value = record.get(name)
+    if name == "prompt":
+        return formats.full_prompt(record)
+    value = record.get("prompt" if name == "instruction" else name)
     if value is None:
         return ""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
@@ -421,7 +434,8 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
     if output is not None:
         written = {name: str(p) for name, p in paths.items()}
         output = Path(output)
-        formats.write_dataset_info(output.parent / "dataset_info.json", entries)
+        if entries:  # TRL's conversational formats have no LLaMA-Factory entry
+            formats.write_dataset_info(output.parent / "dataset_info.json", entries)
         report["files"] = written
         report["dataset_info"] = entries
         report_path = output.with_name(f"{output.stem}_report.json")
@@ -451,7 +465,7 @@ def _keep_exact(record: dict, options: BuildOptions, steps: dict[str, _Step], se
     step = steps["dedup"]
     step.input += 1
     if options.dedup:
-        value = record.get(options.dedup_field)
+        value = _dedup_value(record, options.dedup_field)
         if value is not None:
             digest = _digest(value)
             if digest in seen:
@@ -571,10 +585,11 @@ def _dataset_info_entries(options: BuildOptions, fmt: str, output: Path, paths: 
                           columns: set[str]) -> dict:
     """One dataset_info entry per written file: `<name>` unsplit, `<name>_train` … when split."""
     base = options.dataset_name or output.stem
-    return {
+    entries = {
         (base if split == "all" else f"{base}_{split}"): formats.dataset_info_entry(fmt, path.name, columns)
         for split, path in paths.items()
     }
+    return {name: entry for name, entry in entries.items() if entry is not None}
 
 
 # --------------------------------------------------------------------------- reports and exports

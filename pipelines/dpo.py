@@ -880,7 +880,10 @@ EXPORT_FORMATS = {
     "trl_preference_conversational": "TRL 对话式（messages）",
     "alpaca_preference": "LLaMA-Factory alpaca 风格（ranking）",
     "sharegpt_preference": "LLaMA-Factory sharegpt 风格（ranking）",
+    "prompt_chosen_reject": "团队训练脚本（prompt / chosen / reject）",
 }
+# The export formats that keep a pair's images (the others refuse image pairs with a message).
+IMAGE_EXPORT_FORMATS = tuple(f for f in EXPORT_FORMATS if "images" in formats.FORMATS[f].optional_columns)
 
 
 def export_records(*, job: Job, include_flagged: bool = False, counts: Counter | None = None) -> Iterator[dict]:
@@ -908,12 +911,14 @@ def export_records(*, job: Job, include_flagged: bool = False, counts: Counter |
 
 def export_file_name(*, job: Job, fmt: str) -> str:
     """The data file's name inside a DPO export's folder (each export has a folder of its own)."""
-    suffix = "jsonl" if fmt.startswith("trl") else "json"
+    suffix = "jsonl" if fmt.startswith("trl") or fmt == "prompt_chosen_reject" else "json"
     return f"dpo_job{job.pk}_{fmt}.{suffix}"
 
 
-def pairs_export(*, job: Job, fmt: str, user=None, include_flagged: bool = False):
-    """Export a job's pairs through the dataset builder into a new export folder; returns the Export."""
+def pairs_export(*, job: Job, fmt: str, user=None, include_flagged: bool = False, file_name: str | None = None):
+    """Export a job's pairs through the dataset builder into a new export folder; returns the Export.
+
+    `file_name`: the data file's name in the folder (default `dpo_job<id>_<format>.json[l]`)."""
     from .builder import BuildError, BuildOptions, Source, build_export
 
     if fmt not in EXPORT_FORMATS:
@@ -924,8 +929,11 @@ def pairs_export(*, job: Job, fmt: str, user=None, include_flagged: bool = False
     def records():
         counts.clear()  # the builder may read the source more than once
         for record in export_records(job=job, include_flagged=include_flagged, counts=counts):
-            if not supports_images:
-                record.pop("images", None)
+            if record.get("images") and not supports_images:
+                # Dropping the image but keeping "<image>" in the prompt would train on text alone.
+                raise ApplicationError(
+                    f"偏好对 {record['id']} 带图片，{EXPORT_FORMATS[fmt]} 不能携带图片；图片偏好对请选："
+                    + "、".join(EXPORT_FORMATS[f] for f in IMAGE_EXPORT_FORMATS), code="images_unsupported")
             yield record
 
     options = BuildOptions(
@@ -933,11 +941,11 @@ def pairs_export(*, job: Job, fmt: str, user=None, include_flagged: bool = False
         # Several rejects per prompt are several rows: never dedup on the prompt.
         dedup=False,
         shuffle=False,
-        dataset_name=f"dpo_job{job.pk}_{fmt}",
+        dataset_name=Path(file_name).stem if file_name else f"dpo_job{job.pk}_{fmt}",
     )
     try:
         export, _ = build_export(
-            [Source("dpo", records)], options, kind="dpo", file_name=export_file_name(job=job, fmt=fmt), user=user,
+            [Source("dpo", records)], options, kind="dpo", file_name=file_name or export_file_name(job=job, fmt=fmt), user=user,
             params={"job_id": job.pk, "include_flagged": include_flagged}, label=f"job{job.pk}-{fmt}",
             extra_report=lambda: {"pairs": dict(counts)},
         )

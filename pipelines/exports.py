@@ -130,10 +130,19 @@ def export_path(export, name: str) -> Path:
     return path
 
 
+# Files an export writes beside its training data.
+SIDE_FILES = (DATASET_INFO, "provenance.jsonl")
+SIDE_SUFFIXES = ("_report.json", "_sources.jsonl")
+
+
 def data_files(export) -> list[str]:
-    """The export's training files (those its dataset_info entries name), in entry order."""
+    """The export's training files: those its dataset_info entries name, in entry order, or (for
+    formats LLaMA-Factory has no entry for) every file that is not a report or side file."""
     named = [entry.get("file_name") for entry in (export.dataset_info or {}).values()]
-    return [n for n in named if n in (export.files or [])]
+    found = [n for n in named if n in (export.files or [])]
+    if found:
+        return found
+    return [n for n in export.files or [] if n not in SIDE_FILES and not n.endswith(SIDE_SUFFIXES)]
 
 
 def visible_exports(*, user):

@@ -261,7 +261,7 @@ class BuilderForm(forms.Form):
     format = forms.ChoiceField(choices=BUILDER_FORMATS, initial="alpaca", label="格式")
     container = forms.ChoiceField(choices=(("json", ".json"), ("jsonl", ".jsonl")), initial="json", label="文件类型")
     dedup = forms.BooleanField(required=False, initial=True, label="精确去重")
-    dedup_field = forms.ChoiceField(choices=(("prompt", "prompt"), ("response", "response")), initial="prompt",
+    dedup_field = forms.ChoiceField(choices=(("prompt", "prompt（指令 + 输入）"), ("instruction", "instruction（仅指令）"), ("response", "response")), initial="prompt",
                                     label="去重字段")
     near_dup = forms.BooleanField(required=False, label="近似去重（MinHash）")
     near_dup_threshold = forms.FloatField(min_value=0.3, max_value=1.0, initial=0.8, label="近似阈值")

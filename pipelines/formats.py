@@ -69,10 +69,14 @@ FORMATS: dict[str, Format] = {
         Format("sharegpt_multimodal", "ShareGPT 多模态 (conversations + images)", "sft", ("system", "images")),
         Format("openai", "OpenAI messages", "sft", ()),
         Format("trl_prompt_completion", "TRL prompt-completion", "sft", ()),
+        # TRL conversational SFT; with images, TRL's vision layout (content parts + an images column).
+        Format("trl_messages", "TRL messages（多模态：content 含 image）", "sft", ("images",)),
         Format("alpaca_preference", "Alpaca 偏好对 (LLaMA-Factory ranking)", "preference", ("system", "history", "images")),
         Format("sharegpt_preference", "ShareGPT 偏好对 (LLaMA-Factory ranking)", "preference", ("system", "images")),
         Format("trl_preference", "TRL 偏好对 (standard)", "preference", ()),
-        Format("trl_preference_conversational", "TRL 偏好对 (conversational)", "preference", ()),
+        Format("trl_preference_conversational", "TRL 偏好对 (conversational，多模态：content 含 image)", "preference", ("images",)),
+        # The team's own DPO trainer (seed 002) reads `reject`, not TRL's `rejected`.
+        Format("prompt_chosen_reject", "prompt / chosen / reject（团队训练脚本）", "preference", ()),
     )
 }
 SFT_FORMATS = tuple(n for n, f in FORMATS.items() if f.kind == "sft")
@@ -133,6 +137,11 @@ def to_row(fmt: str, record: dict, columns: Iterable[str] | None = None) -> dict
         cols.add("images")
     carries = _CARRIES[fmt]
     wanted = cols.union(c for c in OPTIONAL_COLUMNS if record.get(c))
+    if "images" in wanted and "images" not in carries:
+        # Dropping the image but keeping "<image>" in the prompt would train on text alone.
+        vision = {"preference": "trl_preference_conversational、alpaca_preference 或 sharegpt_preference",
+                  "sft": "trl_messages、sharegpt_multimodal 或 alpaca"}[spec.kind]
+        raise FormatError(f"{fmt} 不能携带图片：图片样本请选 {vision}")
     if not wanted <= carries:
         raise FormatError(f"{fmt} 不能表示 {', '.join(sorted(wanted - carries))}")
     if spec.kind == "sft" and record.get("response") is None:
@@ -147,10 +156,10 @@ def _carries(spec: Format) -> frozenset[str]:
     carried = set(spec.optional_columns)
     # sharegpt-style and messages formats carry history as earlier turns, not as a column.
     if spec.name in {"sharegpt", "sharegpt_multimodal", "openai", "sharegpt_preference",
-                     "trl_preference_conversational"}:
+                     "trl_preference_conversational", "trl_messages"}:
         carried.add("history")
     # OpenAI messages and TRL conversational carry the system prompt as a system message.
-    if spec.name in {"openai", "trl_preference_conversational"}:
+    if spec.name in {"openai", "trl_preference_conversational", "trl_messages"}:
         carried.add("system")
     return frozenset(carried)
 
@@ -238,12 +247,48 @@ def _write_trl_preference(record: dict, cols: set[str]) -> dict:
     return {"prompt": full_prompt(record), "chosen": record["chosen"], "rejected": record["rejected"]}
 
 
+def _content_parts(text: str) -> list[dict]:
+    """TRL's vision content: each "<image>" becomes an {"type": "image"} part, in place."""
+    parts: list[dict] = []
+    for i, piece in enumerate(text.split(IMAGE_TOKEN)):
+        if i:
+            parts.append({"type": "image"})
+        if piece:
+            parts.append({"type": "text", "text": piece})
+    return parts
+
+
+def _vision_messages(messages: list[dict]) -> list[dict]:
+    return [{"role": m["role"], "content": _content_parts(m["content"])} for m in messages]
+
+
+def _images_row(row: dict, record: dict, cols: set[str]) -> dict:
+    """With an images column, messages carry content parts (as TRL's vision processors expect)."""
+    if "images" not in cols:
+        return row
+    for key in ("messages", "prompt", "chosen", "rejected"):
+        if isinstance(row.get(key), list):
+            row[key] = _vision_messages(row[key])
+    row["images"] = list(record.get("images") or [])
+    return row
+
+
 def _write_trl_preference_conversational(record: dict, cols: set[str]) -> dict:
-    return {
+    row = {
         "prompt": _messages(record),
         "chosen": [{"role": "assistant", "content": record["chosen"]}],
         "rejected": [{"role": "assistant", "content": record["rejected"]}],
     }
+    return _images_row(row, record, cols)
+
+
+def _write_trl_messages(record: dict, cols: set[str]) -> dict:
+    row = {"messages": _messages(record) + [{"role": "assistant", "content": record["response"]}]}
+    return _images_row(row, record, cols)
+
+
+def _write_prompt_chosen_reject(record: dict, cols: set[str]) -> dict:
+    return {"prompt": full_prompt(record), "chosen": record["chosen"], "reject": record["rejected"]}
 
 
 _WRITERS = {
@@ -256,6 +301,8 @@ _WRITERS = {
     "sharegpt_preference": _write_sharegpt_preference,
     "trl_preference": _write_trl_preference,
     "trl_preference_conversational": _write_trl_preference_conversational,
+    "trl_messages": _write_trl_messages,
+    "prompt_chosen_reject": _write_prompt_chosen_reject,
 }
 
 
@@ -273,6 +320,8 @@ _REQUIRED = {
     "sharegpt_preference": {"conversations", "chosen", "rejected"},
     "trl_preference": {"prompt", "chosen", "rejected"},
     "trl_preference_conversational": {"prompt", "chosen", "rejected"},
+    "trl_messages": {"messages"},
+    "prompt_chosen_reject": {"prompt", "chosen", "reject"},
 }
 
 
@@ -299,9 +348,61 @@ def validate_row(fmt: str, row: Any) -> list[str]:
     errors += _CHECKERS[fmt](fmt, row)
     if "system" in row and not _is_str(row["system"]):
         errors.append("system 必须是字符串")
-    if "images" in row:
+    if fmt in _TRL_VISION:
+        errors += _check_image_parts(fmt, row)
+    elif "images" in row:
         errors += _check_images(fmt, row)
+    if fmt in LLAMAFACTORY_FORMATS and not errors:
+        errors += _check_literal_image_tokens(fmt, row)
     return errors
+
+
+# LLaMA-Factory's own formats, where "<image>" is its image placeholder in every turn. (TRL's string
+# formats also get LLaMA-Factory entries, for text models; there "<image>" stays plain text.)
+LLAMAFACTORY_FORMATS = frozenset({"alpaca", "sharegpt", "sharegpt_multimodal", "openai", "alpaca_preference",
+                                  "sharegpt_preference"})
+_TRL_VISION = frozenset({"trl_messages", "trl_preference_conversational"})
+
+
+def _turn_texts(fmt: str, row: dict) -> tuple[list[str], list[str]]:
+    """(prompt-side texts, answer texts) of a LLaMA-Factory row."""
+    if fmt.startswith("alpaca"):
+        prompts = [row.get("instruction"), row.get("input")] + [q for q, _ in row.get("history") or []]
+        answers = [a for _, a in row.get("history") or []]
+        answers += [row.get(k) for k in ("output", "chosen", "rejected") if k in row]
+    elif fmt == "openai":
+        messages = row.get("messages") or []
+        prompts = [m.get("content") for m in messages if m.get("role") != "assistant"]
+        answers = [m.get("content") for m in messages if m.get("role") == "assistant"]
+    else:
+        turns = [t.get("value") for t in row.get("conversations") or []]
+        prompts, answers = turns[0::2], turns[1::2]
+        answers += [row[k].get("value") for k in ("chosen", "rejected") if isinstance(row.get(k), dict)]
+    return [t for t in prompts if _is_str(t)], [t for t in answers if _is_str(t)]
+
+
+def _check_literal_image_tokens(fmt: str, row: dict) -> list[str]:
+    """A "<image>" LLaMA-Factory would take for an image that is not there (it then rejects the whole
+    dataset under a vision template): in a row without images, or in an answer."""
+    prompts, answers = _turn_texts(fmt, row)
+    if not row.get("images") and image_token_count(prompts + answers):
+        return [f"文本中含有字面 {IMAGE_TOKEN} 但没有图片：LLaMA-Factory 会把它当作图片占位符（多模态模板下整份数据集报错）"]
+    if image_token_count(answers):
+        return [f"回答中含有字面 {IMAGE_TOKEN}：LLaMA-Factory 会把它当作图片占位符"]
+    return []
+
+
+def _check_image_parts(fmt: str, row: dict) -> list[str]:
+    """TRL vision rows: as many {"type": "image"} parts as images, and no "<image>" left in text."""
+    images = row.get("images")
+    if images is not None and (not isinstance(images, list) or not all(_is_str(p) for p in images)):
+        return ["images 必须是路径字符串列表"]
+    parts = [part for key in ("messages", "prompt", "chosen", "rejected") if isinstance(row.get(key), list)
+             for m in row[key] if isinstance(m, dict) and isinstance(m.get("content"), list) for part in m["content"]]
+    count = sum(1 for p in parts if isinstance(p, dict) and p.get("type") == "image")
+    if count != len(images or []):
+        return [f"图片数 {len(images or [])} 与 image 内容块数 {count} 不一致"]
+    return []
 
 
 def _check_images(fmt: str, row: dict) -> list[str]:
@@ -364,7 +465,7 @@ def _check_messages(messages: Any, where: str, final_role: str | None) -> list[s
         return [f"{where} 必须是非空列表"]
     errors = []
     for i, m in enumerate(messages):
-        if not isinstance(m, dict) or set(m) != {"role", "content"} or not _is_str(m.get("content")):
+        if not isinstance(m, dict) or set(m) != {"role", "content"} or not _valid_content(m.get("content")):
             errors.append(f"{where}[{i}] 必须是 {{role, content}}")
         elif m["role"] not in {"system", "user", "assistant"}:
             errors.append(f"{where}[{i}].role 未知：{m['role']}")
@@ -380,7 +481,19 @@ def _check_messages(messages: Any, where: str, final_role: str | None) -> list[s
     return errors
 
 
+def _valid_content(content: Any) -> bool:
+    """A string, or TRL's content parts: [{"type": "text", "text": …} | {"type": "image"}]."""
+    if _is_str(content):
+        return True
+    return isinstance(content, list) and bool(content) and all(
+        isinstance(p, dict) and ((p.get("type") == "text" and set(p) == {"type", "text"} and _is_str(p["text"]))
+                                 or p == {"type": "image"})
+        for p in content)
+
+
 def _check_openai(fmt: str, row: dict) -> list[str]:
+    if any(isinstance(m, dict) and not _is_str(m.get("content")) for m in row["messages"] or []):
+        return ["messages 的 content 必须是字符串"]
     return _check_messages(row["messages"], "messages", "assistant")
 
 
@@ -393,10 +506,14 @@ def _check_trl_conversational(fmt: str, row: dict) -> list[str]:
     for key in ("chosen", "rejected"):
         value = row[key]
         if not (isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict)
-                and value[0].get("role") == "assistant" and _is_str(value[0].get("content"))
+                and value[0].get("role") == "assistant" and _valid_content(value[0].get("content"))
                 and set(value[0]) == {"role", "content"}):
             errors.append(f"{key} 必须是一条 assistant 消息的列表")
     return errors
+
+
+def _check_trl_messages(fmt: str, row: dict) -> list[str]:
+    return _check_messages(row["messages"], "messages", "assistant")
 
 
 _ALLOWED = {name: _REQUIRED[name] | set(spec.optional_columns) for name, spec in FORMATS.items()}
@@ -406,6 +523,7 @@ _CHECKERS = {
     "sharegpt_preference": _check_sharegpt, "openai": _check_openai,
     "trl_prompt_completion": _check_trl_strings, "trl_preference": _check_trl_strings,
     "trl_preference_conversational": _check_trl_conversational,
+    "trl_messages": _check_trl_messages, "prompt_chosen_reject": _check_trl_strings,
 }
 
 
@@ -472,9 +590,16 @@ def _read_sharegpt_preference(row: dict) -> dict:
     return _optional_into(record, {**row, "history": _pairs(values[:-1])})
 
 
+def _text_of(content: Any) -> str:
+    """A message's text; TRL's image parts read back as "<image>" (the record contract's token)."""
+    if _is_str(content):
+        return content
+    return "".join(IMAGE_TOKEN if p.get("type") == "image" else p.get("text", "") for p in content)
+
+
 def _split_messages(messages: list[dict]) -> dict:
-    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-    contents = [m["content"] for m in messages if m["role"] != "system"]
+    system = _text_of(messages[0]["content"]) if messages and messages[0]["role"] == "system" else ""
+    contents = [_text_of(m["content"]) for m in messages if m["role"] != "system"]
     return {"system": system, "contents": contents}
 
 
@@ -496,9 +621,22 @@ def _read_trl_preference(row: dict) -> dict:
 def _read_trl_preference_conversational(row: dict) -> dict:
     parts = _split_messages(row["prompt"])
     contents = parts["contents"]
-    record = {"prompt": contents[-1], "chosen": row["chosen"][0]["content"],
-              "rejected": row["rejected"][0]["content"]}
-    return _optional_into(record, {"system": parts["system"], "history": _pairs(contents[:-1])})
+    record = {"prompt": contents[-1], "chosen": _text_of(row["chosen"][0]["content"]),
+              "rejected": _text_of(row["rejected"][0]["content"])}
+    return _optional_into(record, {"system": parts["system"], "history": _pairs(contents[:-1]),
+                                   "images": row.get("images")})
+
+
+def _read_trl_messages(row: dict) -> dict:
+    parts = _split_messages(row["messages"])
+    contents = parts["contents"]
+    record = {"prompt": contents[-2], "response": contents[-1]}
+    return _optional_into(record, {"system": parts["system"], "history": _pairs(contents[:-2]),
+                                   "images": row.get("images")})
+
+
+def _read_prompt_chosen_reject(row: dict) -> dict:
+    return {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["reject"]}
 
 
 _READERS = {
@@ -511,6 +649,8 @@ _READERS = {
     "sharegpt_preference": _read_sharegpt_preference,
     "trl_preference": _read_trl_preference,
     "trl_preference_conversational": _read_trl_preference_conversational,
+    "trl_messages": _read_trl_messages,
+    "prompt_chosen_reject": _read_prompt_chosen_reject,
 }
 
 
@@ -606,12 +746,14 @@ def read_records(path: str | Path, fmt: str) -> list[dict]:
 
 # --------------------------------------------------------------------------- dataset_info.json
 
-def dataset_info_entry(fmt: str, file_name: str, columns: Iterable[str] = ()) -> dict:
+def dataset_info_entry(fmt: str, file_name: str, columns: Iterable[str] = ()) -> dict | None:
     """The LLaMA-Factory `dataset_info.json` entry for a file of format `fmt`.
 
     `columns`: the optional columns the file carries on every row (system, history, images); only
     those are listed, since LLaMA-Factory raises KeyError for a listed column that is absent.
-    TRL formats are not read through dataset_info; they get a plain file entry for the record.
+    TRL's string formats are described with LLaMA-Factory column mappings (it reads them as alpaca);
+    TRL's conversational formats (content parts, one-message lists) have no LLaMA-Factory reading:
+    None, and no entry is written for them.
     """
     spec = get_format(fmt)
     present = set(columns) & set(spec.optional_columns)
@@ -642,8 +784,14 @@ def dataset_info_entry(fmt: str, file_name: str, columns: Iterable[str] = ()) ->
         entry["columns"] = {"messages": "messages"}
         entry["tags"] = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
                          "assistant_tag": "assistant", "system_tag": "system"}
+    elif fmt == "trl_prompt_completion":
+        entry["columns"] = {"prompt": "prompt", "response": "completion"}
+    elif fmt in {"trl_preference", "prompt_chosen_reject"}:
+        entry["ranking"] = True
+        entry["columns"] = {"prompt": "prompt", "chosen": "chosen",
+                            "rejected": "reject" if fmt == "prompt_chosen_reject" else "rejected"}
     else:
-        entry["note"] = "TRL format: load with datasets.load_dataset('json', data_files=...)"
+        return None
     return entry
 
 

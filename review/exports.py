@@ -36,13 +36,21 @@ from .models import Category, Cause, Dataset, Mode, Reasoning, Review, Sample
 
 EXPORT_KIND = "classification_trainset"
 # The formats the training-set export offers, and the pipelines.formats writer behind each.
-TRAINSET_FORMATS: dict[str, str] = {"alpaca": "alpaca", "sharegpt": "sharegpt", "jsonl": "records"}
+TRAINSET_FORMATS: dict[str, str] = {
+    "alpaca": "alpaca", "sharegpt": "sharegpt", "trl_messages": "trl_messages",
+    "trl_prompt_completion": "trl_prompt_completion", "jsonl": "records",
+}
 FORMAT_LABELS = {
-    "alpaca": "Alpaca（JSON 数组，instruction/input/output + images）",
-    "sharegpt": "ShareGPT 多模态（JSON 数组，conversations + images）",
+    "alpaca": "Alpaca（JSON 数组，instruction/input/output + images）— LLaMA-Factory",
+    "sharegpt": "ShareGPT 多模态（JSON 数组，conversations + images）— LLaMA-Factory",
+    "trl_messages": "TRL messages 多模态（JSON Lines，content 含 image + images）— TRL SFTTrainer（视觉模型）",
+    "trl_prompt_completion": "TRL prompt/completion 纯文本（JSON Lines，不含图片）— TRL SFTTrainer（文本模型）",
     "jsonl": "JSON Lines（datafix 记录：id/source/prompt/response/system/images）",
 }
-FILE_SUFFIX = {"alpaca": ".json", "sharegpt": ".json", "jsonl": ".jsonl"}
+FILE_SUFFIX = {"alpaca": ".json", "sharegpt": ".json", "trl_messages": ".jsonl", "trl_prompt_completion": ".jsonl",
+               "jsonl": ".jsonl"}
+# Formats for text models: the image and its "<image>" token are left out (counted in the report).
+TEXT_ONLY_FORMATS = {"trl_prompt_completion"}
 CHUNK_SIZE = 2000
 
 
@@ -197,23 +205,33 @@ def _record_line(record: dict) -> dict:
     return {key: record[key] for key in ("id", "source", "prompt", "response", "system", "images")}
 
 
-def write_trainset(*, dataset: Dataset, fmt: str, path: Path) -> TrainsetReport:
+def write_trainset(*, dataset: Dataset, fmt: str, path: Path, counts: Counter | None = None) -> TrainsetReport:
     """Stream the training set of `dataset` into `path` in format `fmt`; returns the report.
 
     The file is written under a temporary name and renamed into place (`pipelines.files`), so a
-    failed or killed export leaves no half file.
+    failed or killed export leaves no half file. `counts["images_left_out"]`: images a text-only
+    format did not carry.
     """
     if fmt not in TRAINSET_FORMATS:
         raise ApplicationError(f"未知格式 {fmt!r}；可选：{', '.join(TRAINSET_FORMATS)}", code="bad_format")
     report = TrainsetReport(dataset=dataset.name, format=fmt)
-    columns = {"images"} if _has_images(dataset) else set()
+    counts = counts if counts is not None else Counter()
+    text_only = fmt in TEXT_ONLY_FORMATS
+    columns = {"images"} if _has_images(dataset) and not text_only else set()
     writer_format = TRAINSET_FORMATS[fmt]
     with formats.RowWriter(path, "jsonl" if FILE_SUFFIX[fmt] == ".jsonl" else "json") as out:
         for record in trainset_records(dataset=dataset, report=report):
             if writer_format == "records":
                 out.write(_record_line(record))
-            else:
-                out.write(formats.to_row(writer_format, record, columns))
+                continue
+            if text_only and record.get("images"):
+                counts["images_left_out"] += len(record["images"])
+                record = {**record, "images": [], "prompt": record["prompt"].replace(formats.IMAGE_TOKEN, "")}
+            row = formats.to_row(writer_format, record, columns)
+            errors = formats.validate_row(writer_format, row)
+            if errors:  # e.g. a literal "<image>" in a corrected answer: refuse, never write a broken row
+                raise ApplicationError(f"样本 {record['id']} 不能写成 {fmt}：{'；'.join(errors)}", code="invalid_row")
+            out.write(row)
     return report
 
 
@@ -226,7 +244,9 @@ def dataset_info_for(*, fmt: str, file_name: str, has_images: bool) -> dict | No
     writer_format = TRAINSET_FORMATS.get(fmt)
     if writer_format in (None, "records"):
         return None
-    return formats.dataset_info_entry(writer_format, file_name, columns={"images"} if has_images else set())
+    text_only = fmt in TEXT_ONLY_FORMATS
+    return formats.dataset_info_entry(writer_format, file_name,
+                                      columns={"images"} if has_images and not text_only else set())
 
 
 def default_file_name(*, dataset: Dataset, fmt: str) -> str:
@@ -250,7 +270,8 @@ def trainset_export(*, dataset: Dataset, fmt: str, user=None, path: Path | None 
     has_images = _has_images(dataset)
 
     def write(folder: Path) -> ExportContent:
-        report = write_trainset(dataset=dataset, fmt=fmt, path=folder / file_name)
+        counts: Counter = Counter()
+        report = write_trainset(dataset=dataset, fmt=fmt, path=folder / file_name, counts=counts)
         info = dataset_info_for(fmt=fmt, file_name=file_name, has_images=has_images)
         # Named after the file (`<dataset>_trainset_<format>` by default): files in one folder have
         # distinct names, so formats exported side by side get distinct dataset_info entries.
@@ -261,6 +282,8 @@ def trainset_export(*, dataset: Dataset, fmt: str, user=None, path: Path | None 
                               f"标签错误 {report.label_error_count}）：未写入文件，也未写入 dataset_info.json。")
         if entries:
             report_data["dataset_info"] = entries
+        if fmt in TEXT_ONLY_FORMATS:
+            report_data["images_left_out"] = counts["images_left_out"]
         return ExportContent(row_count=report.rows, dataset_info=entries, report=report_data)
 
     if path:  # refuse a clash at --output before the export is made
@@ -281,7 +304,7 @@ def _check_delivery(path: Path, *, overwrite: bool) -> None:
 
 def export_file_path(export: Export) -> Path:
     """The training file of a training-set export, confined to its folder under EXPORT_ROOT."""
-    names = data_files(export) or [n for n in export.files if n != "dataset_info.json"]
+    names = data_files(export)
     if not names:
         raise ApplicationError("导出文件不存在或不在导出目录中。", code="not_found")
     return export_path(export, names[0])

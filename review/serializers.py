@@ -102,7 +102,7 @@ class ExportSerializer(serializers.ModelSerializer):
 
     def get_download_url(self, export) -> str | None:
         """The training file (the first one its dataset_info names), through the one download view."""
-        names = data_files(export) or [n for n in export.files or [] if n != "dataset_info.json"]
+        names = data_files(export)
         return reverse("exports:file", args=[export.pk, names[0]]) if names else None
 
     def get_file_urls(self, export) -> dict[str, str]:

@@ -221,6 +221,7 @@ READERS = {
     "trl_preference_conversational": lambda row: (row["prompt"][-1]["content"], row["chosen"][0]["content"], row["rejected"][0]["content"]),
     "alpaca_preference": lambda row: (row["instruction"], row["chosen"], row["rejected"]),
     "sharegpt_preference": lambda row: (row["conversations"][-1]["value"], row["chosen"]["value"], row["rejected"]["value"]),
+    "prompt_chosen_reject": lambda row: (row["prompt"], row["chosen"], row["reject"]),
 }
 
 
@@ -247,9 +248,14 @@ def test_export_round_trips_and_leaves_out_discarded_and_unreviewed_flagged_pair
     raw = open(data_path, encoding="utf-8").read()
     # CJK written as UTF-8, not escaped.
     assert "\\u" not in raw and any("\u4e00" <= ch <= "\u9fff" for ch in raw)
-    info = json.loads((export_dir := data_path.parent / "dataset_info.json").read_text(encoding="utf-8"))
-    entry = info[f"dpo_job{job.pk}_{fmt}"]
-    assert entry["file_name"] == data_path.name
+    export_dir = data_path.parent
+    if fmt == "trl_preference_conversational":  # no LLaMA-Factory reading: no entry, no file
+        assert export.dataset_info == {} and not (export_dir / "dataset_info.json").exists()
+        entry = {}
+    else:
+        info = json.loads((export_dir / "dataset_info.json").read_text(encoding="utf-8"))
+        entry = info[f"dpo_job{job.pk}_{fmt}"]
+        assert entry["file_name"] == data_path.name
     if fmt == "alpaca_preference":
         assert entry["ranking"] is True
         assert entry["columns"] == {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"}

@@ -32,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--overwrite", action="store_true", help="覆盖 --output 处已有的文件")
         parser.add_argument("--limit", type=int, help="限制提取的数据数量")
         parser.add_argument("--deduplicate", action=argparse.BooleanOptionalAction, default=True, help="是否去重（默认是）")
-        parser.add_argument("--dedup-field", default="prompt", help="去重字段（默认 prompt）")
+        parser.add_argument("--dedup-field", default="prompt", help="去重字段（默认 prompt：指令 + 输入；instruction：仅指令）")
         parser.add_argument("--near-dup", action="store_true", help="另外去除近似重复（MinHash/LSH）")
         parser.add_argument("--near-dup-threshold", type=float, default=0.8, help="近似重复阈值（Jaccard，默认 0.8）")
         parser.add_argument("--min-length", type=int, help="响应最小长度")
