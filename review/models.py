@@ -7,6 +7,8 @@ from django.db import models
 class Dataset(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
+    # The team's own mode-3 prompt (`import_classification --prompt-file`): the exported instruction.
+    mode3_prompt = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -68,6 +70,11 @@ class Sample(models.Model):
     label = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="samples")
     # Structured description of the image (visible text, objects, screen elements).
     image_info = models.JSONField(null=True, blank=True)
+    # The team's own description of the image (`picture2text` of their info-extraction files).
+    description = models.TextField(blank=True)
+    # Where each mode's record was read from on import ({"mode3": {"file", "shape", "position",
+    # "record", "output_key"}}), so the team-layout export writes it back in the same shape.
+    provenance = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

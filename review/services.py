@@ -233,6 +233,8 @@ class ClassificationRecord:
     """One sample as an importer or the demo hands it over (images already inside MEDIA_ROOT).
 
     `outputs` maps mode (1, 2, 3) to the model's output text; modes absent are left as they are.
+    A field the record lacks (`image` "", `image_info`/`description` None) keeps what is stored;
+    `provenance` is merged key by key into the stored one.
     """
 
     external_id: str
@@ -242,6 +244,8 @@ class ClassificationRecord:
     model_names: dict[int, str] = field(default_factory=dict)
     image_info: Any = None
     raw_responses: dict[int, Any] = field(default_factory=dict)
+    description: str | None = None
+    provenance: dict[str, Any] | None = None
 
 
 @dataclass
@@ -331,6 +335,22 @@ def classification_records_save(
 
 
 IMPORT_CHUNK = 500  # keeps IN (...) lists under SQLite's variable limit
+SAMPLE_IMPORT_FIELDS = ("label", "image", "image_info", "description", "provenance")
+
+
+def _sample_values(sample: Sample, record: ClassificationRecord, label: Category) -> dict[str, Any]:
+    """The stored sample's fields after `record`: what the record lacks keeps what is stored
+    (re-importing a mode folder must not wipe images or descriptions another file gave)."""
+    provenance = sample.provenance
+    if record.provenance:
+        provenance = {**(sample.provenance or {}), **record.provenance}
+    return {
+        "label_id": label.pk,
+        "image": record.image or sample.image,
+        "image_info": sample.image_info if record.image_info is None else record.image_info,
+        "description": sample.description if record.description is None else record.description,
+        "provenance": provenance,
+    }
 
 
 def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRecord], by_name: dict[str, Category],
@@ -346,17 +366,21 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
         sample = samples.get(record.external_id)
         if sample is None:
             sample = Sample(dataset=dataset, external_id=record.external_id, label=label, image=record.image,
-                            image_info=record.image_info)
+                            image_info=record.image_info, description=record.description or "",
+                            provenance=record.provenance)
             new_samples.append(sample)
             samples[record.external_id] = sample
-        elif (sample.label_id, sample.image, sample.image_info) != (label.pk, record.image, record.image_info):
-            sample.label, sample.image, sample.image_info = label, record.image, record.image_info
+            continue
+        values = _sample_values(sample, record, label)
+        if any(getattr(sample, key) != value for key, value in values.items()):
+            for key, value in values.items():
+                setattr(sample, key, value)
             to_update_samples.append(sample)
     Sample.objects.bulk_create(new_samples, batch_size=500)
     now = timezone.now()
     for sample in to_update_samples:
         sample.updated_at = now
-    Sample.objects.bulk_update(to_update_samples, ["label", "image", "image_info", "updated_at"], batch_size=500)
+    Sample.objects.bulk_update(to_update_samples, [*SAMPLE_IMPORT_FIELDS, "updated_at"], batch_size=500)
     result.samples_created += len(new_samples)
     result.samples_updated += len(to_update_samples)
     if new_samples and new_samples[0].pk is None:  # backends that return no ids from bulk_create
