@@ -8,10 +8,13 @@ Every area that reads, stores or serves an image goes through these helpers:
 - `inspect_image(path)` — checks byte size (`IMAGE_MAX_BYTES`) before opening, the format
   (`IMAGE_ALLOWED_FORMATS`) and the pixel count (`IMAGE_MAX_PIXELS`) from the header before decoding,
   then verifies the file; returns an `ImageCheck` or raises `ApplicationError(code="image_invalid")`.
-- `store_image(source, *, folder, stem)` — inspects a file and copies it into MEDIA_ROOT/<folder>/,
-  returning the path relative to MEDIA_ROOT (what `Sample.image` holds).
+- `store_image(source, *, folder, owner)` — inspects a file and copies it into MEDIA_ROOT/<folder>/
+  under a name no other owner or content can take, returning the path relative to MEDIA_ROOT (what
+  `Sample.image` holds).
 - `image_content_type(format)` — the MIME type to serve a checked image with.
 """
+import hashlib
+import os
 import shutil
 import struct
 import warnings
@@ -188,18 +191,34 @@ def safe_file_stem(text: str, *, max_length: int = 120) -> str:
     return stem or "image"
 
 
-def store_image(source: str | Path, *, folder: str, stem: str) -> str:
-    """Inspect `source` and copy it to MEDIA_ROOT/<folder>/<stem><ext>; return that relative path.
+def stored_image_name(owner: str, content_digest: str) -> str:
+    """The file-name stem of an image stored for `owner` (a sample id) with the given content.
 
-    `folder` is itself confined to MEDIA_ROOT; the extension comes from the detected format, not the
-    source name. An unchanged file (same size and bytes) is not rewritten.
+    A readable ASCII part of the id, then a hash of the id *and* the content: ids that differ only in
+    non-ASCII or punctuation (`样本1`/`图片1`, `a/b`/`a_b`) never meet, and a changed image gets a new
+    file instead of overwriting the one a review was made against.
+    """
+    digest = hashlib.sha256(owner.encode("utf-8") + b"\0" + content_digest.encode("ascii")).hexdigest()
+    return f"{safe_file_stem(owner, max_length=40)}-{digest[:20]}"
+
+
+def store_image(source: str | Path, *, folder: str, owner: str) -> str:
+    """Inspect `source` and copy it to MEDIA_ROOT/<folder>/<name><ext>; return that relative path.
+
+    `<name>` is `stored_image_name(owner, sha256 of the bytes)`; `folder` is itself confined to
+    MEDIA_ROOT; the extension comes from the detected format, not the source name. Files are never
+    overwritten: the same owner and bytes give the same name, which is then left as it is.
     """
     check = inspect_image(source)
-    relative = f"{folder.strip('/')}/{safe_file_stem(stem)}{check.extension}"
+    content = hashlib.sha256()
+    with check.path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 16), b""):
+            content.update(chunk)
+    relative = f"{folder.strip('/')}/{stored_image_name(owner, content.hexdigest())}{check.extension}"
     target = media_path(relative)
     target.parent.mkdir(parents=True, exist_ok=True)
     if not (target.is_file() and target.stat().st_size == check.size_bytes and _same_bytes(target, check.path)):
-        tmp = target.with_name(target.name + ".part")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
         shutil.copyfile(check.path, tmp)
         tmp.replace(target)
     return relative

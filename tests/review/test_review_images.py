@@ -81,6 +81,15 @@ def test_disallowed_format_is_refused(tmp_path):
 
 def test_store_image_copies_under_media_root_with_the_detected_extension(tmp_path, media_root):
     source = _png(tmp_path / "photo.jpg")  # misnamed: really a PNG
-    relative = store_image(source, folder="datasets/7", stem="../../id 1")
-    assert relative == "datasets/7/id_1.png"
+    relative = store_image(source, folder="datasets/7", owner="../../id 1")
+    assert relative.startswith("datasets/7/id_1-") and relative.endswith(".png")
     assert (media_root / relative).read_bytes() == source.read_bytes()
+    assert store_image(source, folder="datasets/7", owner="../../id 1") == relative  # same owner, same bytes
+
+
+def test_stored_images_of_different_owners_or_contents_never_share_a_file(tmp_path, media_root):
+    red, blue = _png(tmp_path / "red.png"), tmp_path / "blue.png"
+    Image.new("RGB", (4, 4), "blue").save(blue, format="PNG")
+    names = {store_image(red, folder="d", owner=owner) for owner in ("样本1", "图片1", "a/b", "a_b")}
+    assert len(names) == 4
+    assert store_image(blue, folder="d", owner="样本1") not in names  # a changed image: a new file
