@@ -83,7 +83,13 @@ def test_image_paths_may_not_escape_the_import_root(manifest_root, tmp_path):
         record(0, image="../outside.png"), record(1, image="/etc/passwd"), record(2, image="%2e%2e/outside.png"),
     ])
     report = import_classification(path=manifest_root / "manifest.jsonl", dataset_name="scenes")
-    assert len(report.problems) == 3 and all("路径超出" in p.message for p in report.problems)
+    escapes, absolute = report.problems[:2], report.problems[2]
+    assert all("路径超出" in p.message for p in escapes) and "--image-root" in absolute.message
+    assert not Sample.objects.exists()
+    # With --image-root, an absolute path is looked up inside that folder only.
+    report = import_classification(path=manifest_root / "manifest.jsonl", dataset_name="scenes",
+                                   image_root=manifest_root / "images")
+    assert [p.location for p in report.problems] == ["manifest.jsonl:1", "manifest.jsonl:2", "manifest.jsonl:3"]
     assert not Sample.objects.exists()
 
 

@@ -1,0 +1,356 @@
+"""Importing the team's own folders (seed 004) as their scripts write them: nothing lost or misfiled.
+
+Runs on SQLite and on PostgreSQL (CI runs the suite on both): NUL characters and over-long fields
+are what PostgreSQL refuses and SQLite stores.
+"""
+import hashlib
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from review.errors import ApplicationError
+from review.importers import import_classification
+from review.models import Category, Dataset, Reasoning, Sample
+
+from .team_folder import (
+    EXCHANGE,
+    ORDER_FAILED,
+    REFUND,
+    REFUSED_ID,
+    WINDOWS_PREFIX,
+    build_team_train,
+    png,
+    team_file_name,
+    write_array,
+    write_comma_lines,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def write_jsonl(path, lines, encoding="utf-8"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(line if isinstance(line, str) else json.dumps(line, ensure_ascii=False) for line in lines) + "\n"
+    path.write_text(text, encoding=encoding)
+
+
+def categories(root, *names):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "categories.json").write_text(json.dumps({n: f"{n}的定义" for n in names}, ensure_ascii=False),
+                                          encoding="utf-8")
+
+
+def manifest_record(sample_id, label="换货", image=None, **extra):
+    record = {"id": sample_id, "label": label,
+              "outputs": {"1": f"自由{sample_id}\n类别：{label}", "2": f"分析{sample_id}\n类别：{label}",
+                          "3": f"简短{sample_id}\n类别：{label}"}}
+    if image is not None:
+        record["image"] = image
+    return record | extra
+
+
+def file_digest(media_root, sample):
+    return hashlib.sha256((media_root / sample.image).read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- the shapes, one by one
+def test_an_image_given_as_a_one_element_list_is_imported(tmp_path, media_root):
+    root = tmp_path / "in"
+    categories(root, "换货")
+    png(root / "images" / "a.png", "red")
+    write_jsonl(root / "m.jsonl", [manifest_record("a", image=["images/a.png"])])
+    report = import_classification(path=root, dataset_name="scenes")
+    assert report.problems == []
+    sample = Sample.objects.get(external_id="a")
+    assert sample.image and (media_root / sample.image).is_file()
+
+
+def test_windows_paths_from_another_machine_map_through_image_root(tmp_path, media_root):
+    root, local = tmp_path / "in", tmp_path / "copy" / "tianchi"
+    categories(root, "换货")
+    png(local / "train" / "images" / "x.png", "red")
+    png(local / "other" / "y.png", "blue")
+    write_jsonl(root / "m.jsonl", [
+        manifest_record("x", image=[WINDOWS_PREFIX + "x.png"]),
+        manifest_record("y", image="/data/somewhere/y.png"),
+    ])
+    report = import_classification(path=root, dataset_name="scenes", image_root=local)
+    assert report.problems == []
+    x, y = Sample.objects.get(external_id="x"), Sample.objects.get(external_id="y")
+    assert file_digest(media_root, x) == hashlib.sha256((local / "train/images/x.png").read_bytes()).hexdigest()
+    assert file_digest(media_root, y) == hashlib.sha256((local / "other/y.png").read_bytes()).hexdigest()
+
+
+def test_path_prefix_replaces_the_old_machines_folder(tmp_path, media_root):
+    root, local = tmp_path / "in", tmp_path / "mine"
+    categories(root, "换货")
+    png(local / "images" / "x.png", "red")
+    write_jsonl(root / "m.jsonl", [manifest_record("x", image=[WINDOWS_PREFIX + "x.png"])])
+    report = import_classification(path=root, dataset_name="scenes",
+                                   path_prefixes=[("E:\\天池比赛\\tianchi\\train", str(local))])
+    assert report.problems == [] and Sample.objects.get(external_id="x").image
+
+
+def test_absolute_paths_without_a_mapping_are_reported_once_with_the_fix(tmp_path, capsys):
+    root = tmp_path / "in"
+    categories(root, "换货")
+    write_jsonl(root / "m.jsonl", [manifest_record(f"s{i}", image=[WINDOWS_PREFIX + f"{i}.png"]) for i in range(5)])
+    report = import_classification(path=root, dataset_name="scenes")
+    assert len(report.problems) == 1
+    message = report.problems[0].message
+    assert "5" in message and "--image-root" in message and "--path-prefix" in message
+    assert not Sample.objects.exists()
+    with pytest.raises(CommandError):
+        call_command("import_classification", str(root), "--dataset", "scenes")
+    out = capsys.readouterr().out
+    assert out.count("--image-root") == 1 and "m.jsonl:1" in out and "m.jsonl:2" not in out
+
+
+def test_save_train_files_never_create_a_class_of_their_own(tmp_path):
+    root = tmp_path / "train"
+    records = [{"id": "d-1", "image": [], "output": f"分析\n类别：{ORDER_FAILED}"}]
+    write_array(root / "reasonbyQwen72b_model3" / team_file_name(ORDER_FAILED), records)
+    write_array(root / "reasonbyQwen72b_model3" / team_file_name(EXCHANGE), [
+        {"id": "e-1", "image": [], "output": f"分析\n类别：{EXCHANGE}"}])
+    write_array(root / "train.json", [{"id": "d-1", "image": [], "output": ORDER_FAILED},
+                                      {"id": "e-1", "image": [], "output": EXCHANGE}])
+    # A new dataset: every class is new, so nothing is created without --create-classes …
+    with pytest.raises(ApplicationError) as excinfo:
+        import_classification(path=root, dataset_name="team")
+    assert "--create-classes" in excinfo.value.message
+    assert not Category.objects.exists() and not Sample.objects.exists()
+    # … and with it, the classes are train.json's names, never "save_train_…".
+    report = import_classification(path=root, dataset_name="team", create_classes=True)
+    assert sorted(Category.objects.values_list("name", flat=True)) == sorted([ORDER_FAILED, EXCHANGE])
+    assert sorted(report.classes_created) == sorted([ORDER_FAILED, EXCHANGE])
+    assert Reasoning.objects.get(sample__external_id="d-1").is_correct is True
+
+
+def test_an_unknown_class_is_an_error_naming_it_and_the_closest_known_ones(tmp_path):
+    root = tmp_path / "train"
+    categories(root, "退款页面", "退货页面", "换货页面", "物流跟踪页面")
+    write_array(root / "reasonbyQwen72b_model2" / "save_train_退款页.json", [{"id": "a", "output": "类别：退款页面"}])
+    write_array(root / "reasonbyQwen72b_model2" / "save_train_物流跟综页面.json", [{"id": "b", "output": "类别：物流"}])
+    write_array(root / "reasonbyQwen72b_model2" / "换货.json", [{"id": "c", "output": "类别：换货页面"}])
+    with pytest.raises(ApplicationError) as excinfo:
+        import_classification(path=root, dataset_name="team")
+    # Shortened names of known classes are no error; the misspelt one comes with the closest names.
+    unknown = excinfo.value.extra["unknown"]
+    assert list(unknown) == ["物流跟综页面"] and unknown["物流跟综页面"][0] == "物流跟踪页面"
+    assert "物流跟踪页面" in excinfo.value.message and "--create-classes" in excinfo.value.message
+    assert not Sample.objects.exists() and Category.objects.count() == 0
+    with pytest.raises(CommandError) as excinfo:
+        call_command("import_classification", str(root), "--dataset", "team")
+    assert "物流跟综页面" in str(excinfo.value)
+
+
+def test_info_ectra_lines_give_each_sample_its_description(tmp_path):
+    root = tmp_path / "train"
+    categories(root, "换货页面", "退款页面")
+    write_array(root / "reasonbyQwen72b_model3" / "换货.json", [{"id": "a", "output": "类别：换货页面"}])
+    write_comma_lines(root / "info_ectra" / "0.json", [
+        {"id": "a", "image": [], "output": "换货页面", "picture2text": "申请换货页面，显示换货原因。"},
+        {"id": "b", "image": [], "output": "退款页面", "picture2text": "退款详情，退款金额 ¥89。"},
+    ])
+    with (root / "info_ectra" / "0.json").open("a", encoding="utf-8") as fh:
+        fh.write('{"id": "c", "image": [], "output": "退款页面", "picture2te')  # a run cut off mid-line
+    report = import_classification(path=root, dataset_name="team")
+    assert [p.location for p in report.problems] == ["info_ectra/0.json:3"]
+    a, b = Sample.objects.get(external_id="a"), Sample.objects.get(external_id="b")
+    assert a.description == "申请换货页面，显示换货原因。" and a.label.name == "换货页面"
+    assert b.description.startswith("退款详情") and b.label.name == "退款页面" and not b.reasonings.exists()
+    # A later import of the mode folder alone keeps the descriptions.
+    import_classification(path=root / "reasonbyQwen72b_model3", dataset_name="team")
+    assert Sample.objects.get(external_id="a").description == "申请换货页面，显示换货原因。"
+
+
+def test_import_info_extra_reads_the_team_lines_and_stores_picture2text(tmp_path, capsys):
+    root = tmp_path / "train"
+    categories(root, "换货页面")
+    write_array(root / "reasonbyQwen72b_model3" / "换货.json", [{"id": "a", "output": "类别：换货页面"}])
+    import_classification(path=root, dataset_name="team")
+    write_comma_lines(tmp_path / "info_ectra" / "0.json", [
+        {"id": "a", "image": ["E:\\x\\a.jpg"], "output": "换货页面", "picture2text": "申请换货页面。"},
+        {"id": "zzz", "image": [], "output": "换货页面", "picture2text": "没有这个样本"},
+    ])
+    call_command("import_info_extra", "--dataset", "team", str(tmp_path / "info_ectra"))
+    sample = Sample.objects.get(external_id="a")
+    assert sample.description == "申请换货页面。"
+    assert sample.image_info is None  # the label in "output" is not an image description
+    assert "zzz" in capsys.readouterr().err
+
+
+def test_train_json_labels_check_every_reasonings_class(tmp_path):
+    root = tmp_path / "train"
+    categories(root, "换货页面", "退款页面")
+    write_array(root / "reasonbyQwen72b_model2" / "换货.json", [
+        {"id": "a", "output": "类别：换货页面"}, {"id": "b", "output": "类别：换货页面"}])
+    write_array(root / "train.json", [
+        {"id": "a", "image": [], "output": "换货页面"},
+        {"id": "b", "image": [], "output": "退款页面"},  # filed under 换货 in the folder: reported
+        {"id": "c", "image": [], "output": "退款页面"},  # no reasoning at all (refused): still a sample
+        {"id": "q", "image": [], "output": "反馈密封性不好"},  # another task of the competition
+    ])
+    report = import_classification(path=root, dataset_name="team")
+    assert [p.location for p in report.problems] == ["reasonbyQwen72b_model2/换货.json#1"]
+    assert "退款页面" in report.problems[0].message
+    labels = dict(Sample.objects.values_list("external_id", "label__name"))
+    assert labels == {"a": "换货页面", "b": "退款页面", "c": "退款页面"}
+    assert Reasoning.objects.get(sample__external_id="b").is_correct is False
+    assert any("train.json" in n.location and "1" in n.message for n in report.notes)
+
+
+# --------------------------------------------------------------------------- never collide or erase
+def test_ids_differing_only_in_non_ascii_or_punctuation_keep_their_own_images(tmp_path, media_root):
+    root = tmp_path / "in"
+    categories(root, "换货")
+    ids = ["样本1", "图片1", "a/b", "a_b", "a b", "a:b"]
+    colors = ["red", "green", "blue", "yellow", "purple", "orange"]
+    for i, color in enumerate(colors):
+        png(root / "images" / f"{i}.png", color)
+    write_jsonl(root / "m.jsonl", [manifest_record(sid, image=f"images/{i}.png") for i, sid in enumerate(ids)])
+    import_classification(path=root, dataset_name="scenes")
+    stored = {s.external_id: s for s in Sample.objects.all()}
+    assert len({s.image for s in stored.values()}) == len(ids)
+    for i, sid in enumerate(ids):
+        assert file_digest(media_root, stored[sid]) == hashlib.sha256((root / "images" / f"{i}.png").read_bytes()).hexdigest()
+
+
+def test_a_reimport_lacking_a_field_keeps_what_is_stored(tmp_path):
+    root = tmp_path / "in"
+    categories(root, "换货")
+    png(root / "images" / "a.png", "red")
+    write_jsonl(root / "m.jsonl", [manifest_record("a", image="images/a.png", image_info={"可见文字": ["申请换货"]})])
+    import_classification(path=root, dataset_name="scenes")
+    before = Sample.objects.get(external_id="a")
+    # The mode folder has neither image nor image_info.
+    (root / "m.jsonl").unlink()
+    write_array(root / "reasonbyQwen72b_model3" / "换货.json", [{"id": "a", "output": "新的\n类别：换货"}])
+    import_classification(path=root, dataset_name="scenes")
+    after = Sample.objects.get(external_id="a")
+    assert after.image == before.image and after.image_info == {"可见文字": ["申请换货"]}
+    assert after.reasonings.get(mode=3).output == "新的\n类别：换货"
+
+
+def test_the_same_id_twice_in_one_mode_is_reported_not_silently_overwritten(tmp_path):
+    root = tmp_path / "train"
+    categories(root, "换货", "退款")
+    write_array(root / "reasonbyQwen72b_model3" / "换货.json", [{"id": "a", "output": "第一条\n类别：换货"}])
+    write_array(root / "reasonbyQwen72b_model3" / "退款.json", [{"id": "a", "output": "第二条\n类别：退款"}])
+    report = import_classification(path=root, dataset_name="team")
+    assert [p.location for p in report.problems] == ["reasonbyQwen72b_model3/退款.json#0"]
+    assert "reasonbyQwen72b_model3/换货.json#0" in report.problems[0].message
+    assert Reasoning.objects.get(sample__external_id="a").output == "第一条\n类别：换货"
+
+
+# --------------------------------------------------------------------------- bad bytes never crash
+def test_undecodable_lines_are_reported_by_file_and_line_and_the_rest_imported(tmp_path):
+    root = tmp_path / "in"
+    categories(root, "换货")
+    path = root / "m.jsonl"
+    write_jsonl(path, [manifest_record("a"), manifest_record("b"), manifest_record("c")])
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = json.dumps(manifest_record("b", note="换货"), ensure_ascii=False).encode("gbk")
+    path.write_bytes(b"\n".join(lines))
+    report = import_classification(path=root, dataset_name="scenes")
+    assert [p.location for p in report.problems] == ["m.jsonl:2"]
+    assert "--encoding" in report.problems[0].message
+    assert set(Sample.objects.values_list("external_id", flat=True)) == {"a", "c"}
+
+
+def test_a_gbk_file_imports_with_encoding_beside_utf8_files(tmp_path):
+    root = tmp_path / "train"
+    categories(root, "换货", "退款")
+    write_array(root / "reasonbyQwen72b_model2" / "换货.json", [{"id": "a", "output": "分析：申请换货\n类别：换货"}],
+                indent=4, encoding="gbk")
+    write_array(root / "reasonbyQwen72b_model2" / "退款.json", [{"id": "b", "output": "分析：退款详情\n类别：退款"}],
+                indent=4)
+    report = import_classification(path=root, dataset_name="team")
+    assert [p.location for p in report.problems] == ["reasonbyQwen72b_model2/换货.json:4"]  # the line with the bytes
+    assert Sample.objects.count() == 1
+    report = import_classification(path=root, dataset_name="team", encoding="gbk")
+    assert report.problems == []
+    assert Reasoning.objects.get(sample__external_id="a").output == "分析：申请换货\n类别：换货"
+    assert Reasoning.objects.get(sample__external_id="b").output == "分析：退款详情\n类别：退款"
+
+
+def test_nul_characters_never_crash_or_roll_back_the_good_lines(tmp_path):
+    root = tmp_path / "in"
+    categories(root, "换货")
+    escaped = manifest_record("a", image_info={"可见\u0000文字": ["申请\u0000换货"]})
+    escaped["outputs"]["3"] = "简短\u0000\n类别：换货"
+    raw = json.dumps(manifest_record("b"), ensure_ascii=False).replace("简短", "简\x00短")
+    write_jsonl(root / "m.jsonl", [escaped, raw, manifest_record("c\u0000")])
+    report = import_classification(path=root, dataset_name="scenes")
+    assert report.problems == []
+    assert {n.location for n in report.notes} >= {"m.jsonl:1", "m.jsonl:2", "m.jsonl:3"}
+    assert set(Sample.objects.values_list("external_id", flat=True)) == {"a", "b", "c"}
+    a = Sample.objects.get(external_id="a")
+    assert a.image_info == {"可见文字": ["申请换货"]} and a.reasonings.get(mode=3).output == "简短\n类别：换货"
+
+
+def test_every_import_command_exits_non_zero_when_it_stored_nothing(tmp_path):
+    root = tmp_path / "in"
+    categories(root, "换货")
+    write_jsonl(root / "m.jsonl", ["{not json", {"label": "换货"}])
+    with pytest.raises(CommandError):
+        call_command("import_classification", str(root), "--dataset", "scenes")
+    Dataset.objects.create(name="scenes")
+    write_comma_lines(tmp_path / "info" / "0.json", [{"id": "nobody", "output": "换货", "picture2text": "x"}])
+    with pytest.raises(CommandError):
+        call_command("import_info_extra", "--dataset", "scenes", str(tmp_path / "info"))
+
+
+# --------------------------------------------------------------------------- bounded field sizes (#17)
+def test_oversized_records_and_fields_are_refused_per_line_with_the_limit_named(tmp_path, settings):
+    settings.IMPORT_MAX_RECORD_CHARS = 200_000
+    settings.IMPORT_MAX_TEXT_CHARS = 5_000
+    root = tmp_path / "in"
+    categories(root, "换货")
+    huge = manifest_record("huge")
+    huge["outputs"]["1"] = "长" * 300_000
+    long_output = manifest_record("long")
+    long_output["outputs"]["3"] = "字" * 6_000
+    long_id = manifest_record("x" * 300)
+    write_jsonl(root / "m.jsonl", [manifest_record("ok"), huge, long_output, long_id])
+    report = import_classification(path=root, dataset_name="scenes")
+    problems = {p.location: p.message for p in report.problems}
+    assert list(problems) == ["m.jsonl:2", "m.jsonl:3", "m.jsonl:4"]
+    assert "IMPORT_MAX_RECORD_CHARS" in problems["m.jsonl:2"]
+    assert "IMPORT_MAX_TEXT_CHARS" in problems["m.jsonl:3"]
+    assert "255" in problems["m.jsonl:4"]
+    assert list(Sample.objects.values_list("external_id", flat=True)) == ["ok"]
+
+
+# --------------------------------------------------------------------------- the whole folder, every shape
+def test_the_teams_folder_in_every_shape_imports_with_the_expected_counts(tmp_path, media_root):
+    team = build_team_train(tmp_path)
+    # NUL characters in one output; the GBK file needs --encoding.
+    mode3 = team.root / "reasonbyQwen72b_model3" / "退款页面" / team_file_name(REFUND)
+    mode3.write_text(mode3.read_text(encoding="utf-8").replace("r-3 的截图", "r-3 的\\u0000截图"), encoding="utf-8")
+
+    report = import_classification(path=team.root, dataset_name="team", image_root=team.image_root,
+                                   encoding="gbk", create_classes=True)
+    assert report.problems == []
+    assert sorted(report.classes_created) == sorted([EXCHANGE, REFUND, ORDER_FAILED])
+    dataset = Dataset.objects.get(name="team")
+    assert dataset.categories.count() == 3  # no save_train_…, no shortened duplicates
+    samples = {s.external_id: s for s in Sample.objects.filter(dataset=dataset).select_related("label")}
+    assert set(samples) == {s.id for s in team.samples} | {REFUSED_ID}
+    for expected in team.samples:
+        sample = samples[expected.id]
+        assert sample.label.name == expected.label, expected.id
+        assert sample.description == f"{expected.id} 的截图：页面顶部是标题栏。"
+        marks = dict(sample.reasonings.values_list("mode", "is_correct"))
+        assert marks == {m: expected.predicted.get(m, expected.label) == expected.label for m in (1, 2, 3)}
+    assert not samples[REFUSED_ID].reasonings.exists() and samples[REFUSED_ID].label.name == EXCHANGE
+    assert Reasoning.objects.filter(sample__dataset=dataset).count() == 3 * len(team.samples)
+    assert len({s.image for s in samples.values()}) == len(samples)  # colliding ids, distinct files
+    assert "\x00" not in samples["r-3"].reasonings.get(mode=3).output
+
+    # Importing the same folder again changes nothing.
+    again = import_classification(path=team.root, dataset_name="team", image_root=team.image_root, encoding="gbk")
+    assert (again.saved.samples_created, again.saved.samples_updated,
+            again.saved.reasonings_created, again.saved.reasonings_updated) == (0, 0, 0, 0)
