@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from review.errors import ApplicationError
+from review.jsonfiles import read_record_file
 from review.models import Dataset, Sample
 
 from .classification import _PromptCache, image_message, resolve_categories, resolve_dataset
@@ -154,46 +155,73 @@ def _record_info(record: dict[str, Any]) -> Any:
     return rest or None
 
 
-def _records(data: Any) -> Iterable[tuple[str, Any]]:
-    """(where, record) pairs from a list of records or an {id: info} mapping."""
-    if isinstance(data, list):
-        for index, record in enumerate(data):
-            yield f"第 {index + 1} 条", record
-    elif isinstance(data, dict):
-        for key, value in data.items():
-            if isinstance(value, dict) and _record_id(value):
-                yield f"键 {key}", value
-            else:
-                yield f"键 {key}", {"id": key, "info": value}
-    else:
-        raise ValueError("顶层必须是列表或对象")
+def _mapping_records(data: dict[str, Any], where: str) -> Iterable[tuple[str, Any]]:
+    """(where, record) pairs from an {id: info} mapping (a file that is one object without an id)."""
+    for key, value in data.items():
+        if isinstance(value, dict) and _record_id(value):
+            yield f"{where} 键 {key}", value
+        else:
+            yield f"{where} 键 {key}", {"id": key, "info": value}
+
+
+def _file_records(path: Path, result: InfoImportResult, encoding: str | None) -> list[tuple[str, Any]]:
+    """The records of one file in any shape `review.jsonfiles` reads (the team's `json.dumps(record)
+    + ",\n"` lines included); unreadable records go to `result.errors` with file and line."""
+    read = read_record_file(path, path.name, encoding=encoding)
+    if read.error:
+        result.errors.append(f"{path.name}: {read.error}")
+        return []
+    records: list[tuple[str, Any]] = []
+    for raw in read.records:
+        if not raw.ok:
+            result.errors.append(f"{raw.location}: {raw.error}")
+        elif read.shape == "object" and isinstance(raw.value, dict) and not _record_id(raw.value):
+            records.extend(_mapping_records(raw.value, raw.location))
+        else:
+            records.append((raw.location, raw.value))
+    return records
 
 
 @transaction.atomic
-def info_extra_import(*, dataset: Dataset, paths: Iterable[Path]) -> InfoImportResult:
-    """Store the image descriptions in the team's info_extra JSON files on the matching samples.
+def info_extra_import(*, dataset: Dataset, paths: Iterable[Path], encoding: str | None = None) -> InfoImportResult:
+    """Store the image descriptions in the team's info_extra files on the matching samples.
 
-    Samples are matched by external id (or the image file name's stem). Bad files or records are
-    reported with the file and position; the rest is imported.
+    Samples are matched by external id (or the image file name's stem). The team's records
+    (`{"id", "image", "output": <label>, "picture2text": <description>}`) fill the sample's
+    description; other records' info goes to `image_info`. An empty description keeps what is
+    stored. Bad files or records are reported with the file and line; the rest is imported.
     """
     result = InfoImportResult()
     ids = dict(Sample.objects.filter(dataset=dataset).values_list("external_id", "pk"))
+    limit = settings.IMPORT_MAX_TEXT_CHARS
     for path in paths:
         path = Path(path)
         result.files += 1
-        try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-            records = list(_records(data))
-        except (OSError, ValueError) as exc:
-            result.errors.append(f"{path.name}: 无法读取 JSON（{exc}）")
-            continue
-        for where, record in records:
+        for where, record in _file_records(path, result, encoding):
             if not isinstance(record, dict):
-                result.errors.append(f"{path.name} {where}: 不是对象")
+                result.errors.append(f"{where}: 不是对象")
                 continue
-            external_id, info = _record_id(record), _record_info(record)
+            external_id = _record_id(record)
+            if "picture2text" in record:  # the team's file: "output" there is the label
+                description = record["picture2text"]
+                if not external_id or not isinstance(description, str):
+                    result.errors.append(f"{where}: 缺少样本 id 或 picture2text 不是文本")
+                    continue
+                if len(description) > limit:
+                    result.errors.append(f"{where}: 图片描述过长（{len(description)} 字符，上限 {limit}，设置 IMPORT_MAX_TEXT_CHARS）")
+                    continue
+                sample_id = ids.get(external_id)
+                if sample_id is None:
+                    result.unknown_ids.append(external_id)
+                    continue
+                changed = bool(description) and Sample.objects.filter(pk=sample_id).exclude(
+                    description=description).update(description=description, updated_at=timezone.now())
+                result.updated += int(changed)
+                result.unchanged += int(not changed)
+                continue
+            info = _record_info(record)
             if not external_id or info in (None, "", {}):
-                result.errors.append(f"{path.name} {where}: 缺少样本 id 或信息")
+                result.errors.append(f"{where}: 缺少样本 id 或信息")
                 continue
             sample_id = ids.get(external_id)
             if sample_id is None:

@@ -250,7 +250,9 @@ def _sample_context(request, sample_id: int, filter_key: str, sort_key: str, *, 
         "previous_url": sample_url(position.previous_id, filter_key, sort_key) if position.previous_id else "",
         "next_url": sample_url(position.next_id, filter_key, sort_key) if position.next_id else "",
         "edit_rows": _edit_rows(sample),
-        "image_info_rows": _image_info_rows(sample.image_info),
+        # The team's own description (picture2text) first, then the structured image info.
+        "image_info_rows": ([("图片描述", sample.description)] if sample.description else [])
+        + _image_info_rows(sample.image_info),
         "notice": notice,
         "notice_kind": notice_kind,
         "long_limit": LONG_OUTPUT_LIMIT,

@@ -61,7 +61,7 @@ def test_import_info_extra_files_reports_bad_records_and_imports_the_rest(scene_
     call_command("import_info_extra", "--dataset", dataset.name, str(folder))
     captured = capsys.readouterr()
     assert "更新 3 个样本" in captured.out
-    assert "broken.json" in captured.err and "part1.json 第 4 条" in captured.err and "unknown-sample" in captured.err
+    assert "broken.json" in captured.err and "part1.json#3" in captured.err and "unknown-sample" in captured.err
     assert Sample.objects.get(pk=samples[0].pk).image_info["visible_text"] == ["颜色分类"]
     assert Sample.objects.get(pk=samples[1].pk).image_info["scene"] == "换货页面"
     assert Sample.objects.get(pk=samples[2].pk).image_info["text"] == "图片中是物流轨迹"

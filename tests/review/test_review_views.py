@@ -96,6 +96,14 @@ def test_sample_page_shows_modes_definitions_and_image_info(reviewer_client, ass
     assert 'data-key="y"' in html and 'data-key="f"' in html
 
 
+def test_sample_page_shows_the_teams_picture2text_description_escaped(reviewer_client, assigned_category):
+    s = make_sample(assigned_category, "p-3")
+    s.description = "申请换货页面 <b>换货原因</b>"
+    s.save()
+    html = reviewer_client.get(reverse("review:sample", args=[s.pk])).content.decode()
+    assert "图片描述" in html and "申请换货页面 &lt;b&gt;换货原因&lt;/b&gt;" in html
+
+
 def test_sample_page_labels_info_extraction_fields_in_chinese(reviewer_client, assigned_category):
     s = make_sample(assigned_category, "p-2")
     s.image_info = {"visible_text": ["选择规格"], "scene": "规格选择弹窗", "_source": {"job_id": 7, "model": "qwen-vl"}}
