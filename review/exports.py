@@ -63,7 +63,8 @@ class _PromptCache:
 
     A reasoning made with a recorded template gets that template's text; otherwise the newest mode-3
     template, or the default one. Definitions are the team's revised ones where they exist, as the
-    jobs fill them in (`pipelines.prompts.render_prompt`).
+    jobs fill them in (`pipelines.prompts.render_prompt`). A reasoning made with no recorded template
+    (imported) gets the team's own mode-3 prompt when the import recorded one with the dataset.
     """
 
     def __init__(self, dataset: Dataset):
@@ -71,7 +72,7 @@ class _PromptCache:
         latest = (
             PromptTemplate.objects.filter(kind=PromptTemplate.Kind.CLASSIFICATION_MODE3).order_by("-version").first()
         )
-        self.default = self._render(latest.text if latest else default_mode3_prompt())
+        self.default = self._render(dataset.mode3_prompt or (latest.text if latest else default_mode3_prompt()))
         self._by_id: dict[int, str] = {}
 
     def _render(self, text: str) -> str:
