@@ -24,7 +24,7 @@ DEMO_SEED = 20261128
 DEMO_SAMPLE_COUNT = 700
 DEMO_MODEL = "qwen-vl-72b-instruct"
 REFUSED_SAMPLE_ID = "9e2a1ebe-87c3-4547-b405-b592aabfdab-1384"
-REFUSED_SAMPLE_LABEL = "换货"
+REFUSED_SAMPLE_LABEL = "换货页面"  # the seed: "在换货这个类中" (the team's shortened folder name)
 ADMIN_LOGIN = ("admin", "datafix-admin-2026")
 REVIEWER_PASSWORD = "shenhe-Demo-2026"
 REVIEWER_NAMES = tuple(f"reviewer{i}" for i in range(1, 6))
@@ -34,28 +34,28 @@ IMAGE_SIZE = (360, 540)
 # What a screenshot of each class shows: its title bar and a few visible elements.
 SCENES: dict[str, tuple[str, tuple[str, ...]]] = {
     "商品分类选项": ("选择规格", ("颜色：雾霾蓝", "尺寸：XL", "库存 23 件", "加入购物车")),
-    "换货": ("申请换货", ("换货原因", "选择新规格", "寄回方式", "提交申请")),
-    "退货退款": ("退款详情", ("退款金额 ¥89.00", "退货单号", "退款进度", "原路退回")),
-    "物流查询": ("物流详情", ("运单号 SF1234567", "运输中", "已到达杭州转运中心", "派送员电话")),
-    "订单详情": ("订单详情", ("订单号 202611280001", "实付款 ¥128.00", "下单时间", "再次购买")),
-    "支付问题": ("支付失败", ("余额不足", "重新支付", "银行卡扣款", "支付方式")),
-    "发票申请": ("开具发票", ("发票抬头", "税号", "电子普通发票", "提交")),
-    "优惠券使用": ("我的优惠券", ("满199减30", "立即使用", "有效期至12月31日", "红包")),
-    "商品质量问题": ("实物照片", ("外壳裂痕", "污渍", "包装破损", "瑕疵特写")),
-    "尺码咨询": ("尺码表", ("身高170 体重60kg", "推荐 M 码", "胸围 96cm", "尺码对照")),
-    "商品详情页": ("商品详情", ("主图", "卖点介绍", "规格参数", "月销 2000+")),
-    "购物车": ("购物车 (3)", ("全选", "合计 ¥356.00", "去结算", "移入收藏")),
-    "收货地址修改": ("编辑收货地址", ("收货人", "手机号码", "所在地区", "设为默认地址")),
-    "催发货": ("待发货", ("商家正在备货", "预计48小时内发货", "提醒发货", "订单号")),
-    "评价晒单": ("发表评价", ("五星好评", "上传晒图", "追加评价", "匿名评价")),
-    "售后进度": ("售后服务单", ("审核中", "服务单号", "处理进度", "客服已受理")),
-    "账号登录问题": ("登录", ("验证码错误", "账号已冻结", "忘记密码", "短信登录")),
-    "价格保护": ("价格保护", ("申请价保", "差价 ¥20.00", "降价补差", "价保记录")),
-    "缺货到货通知": ("暂时缺货", ("到货通知我", "已设置提醒", "看相似", "预计补货")),
-    "赠品咨询": ("赠品说明", ("买一赠一", "赠品未收到", "赠品规则", "活动详情")),
-    "安装维修": ("预约安装", ("上门时间", "保修期内", "维修工单", "安装师傅")),
-    "聊天记录截图": ("在线客服", ("您好，请问有什么可以帮您", "我想问一下", "客服小美", "发送")),
-    "其他": ("相册", ("风景照片", "宠物", "自拍", "表情包")),
+    "实物拍摄": ("实物照片", ("外壳裂痕", "包装破损", "瑕疵特写", "快递面单")),
+    "商品头图": ("商品主图", ("新品上市", "限时直降", "官方正品", "白底主图")),
+    "商品详情页截图": ("商品详情", ("¥199 月销 2000+", "卖点介绍", "规格参数", "立即购买")),
+    "下单过程中出现异常": ("提交订单", ("库存不足", "订单提交失败", "请稍后重试", "返回购物车")),
+    "订单详情页面": ("订单详情", ("订单号 202611280001", "实付款 ¥128.00", "下单时间", "再次购买")),
+    "支付页面": ("收银台", ("支付金额 ¥89.00", "选择支付方式", "余额不足", "确认支付")),
+    "评论区截图页面": ("商品评价", ("五星好评", "买家晒图", "追加评价", "有用 12")),
+    "物流列表页面": ("我的包裹", ("3 个包裹运输中", "待取件 1", "已签收", "查看全部")),
+    "物流跟踪页面": ("物流详情", ("运单号 SF1234567", "运输中", "已到达杭州转运中心", "派送员电话")),
+    "物流异常页面": ("物流异常", ("包裹滞留 5 天", "派送失败", "已退回发件人", "联系快递员")),
+    "退款页面": ("退款详情", ("退款金额 ¥89.00", "退款原因", "退款中", "原路退回")),
+    "退货页面": ("退货退款", ("寄回地址", "填写退货单号", "商家待收货", "上门取件")),
+    "换货页面": ("申请换货", ("换货原因", "选择新规格", "寄回方式", "提交申请")),
+    "购物车页面": ("购物车 (3)", ("全选", "合计 ¥356.00", "去结算", "移入收藏")),
+    "店铺页面": ("官方旗舰店", ("关注 12.3万", "店铺评分 4.9", "全部商品", "店铺会员")),
+    "活动页面": ("双11 狂欢会场", ("满300减50", "限时秒杀", "活动规则", "立即抢购")),
+    "优惠券领取页面": ("领券中心", ("满199减30", "立即领取", "有效期至12月31日", "已领取")),
+    "账户页面": ("我的", ("会员等级 V3", "收货地址", "账号与安全", "退出登录")),
+    "投诉举报页面": ("投诉商家", ("投诉类型", "问题描述", "上传凭证", "提交投诉")),
+    "平台介入页面": ("平台介入", ("申请平台介入", "举证剩余 2 天", "平台处理中", "协商记录")),
+    "外部APP截图": ("短信", ("【快递】包裹已到驿站", "微信聊天", "银行扣款通知", "其他应用")),
+    "其他类别图片": ("相册", ("风景照片", "宠物", "自拍", "表情包")),
 }
 # Names a free-reasoning (mode 1) model uses that are no class at all: unparseable answers.
 FREE_NAMES = ("售后咨询", "购物页面", "手机截图", "电商界面", "用户求助")
@@ -69,6 +69,7 @@ class DemoResult:
     users_created: list[str]
     assignments_created: int
     reviews_created: int
+    legacy_dataset: str | None = None  # an earlier demo's dataset, renamed aside
 
 
 def _external_id(rng: random.Random, number: int) -> str:
@@ -273,12 +274,32 @@ def _planted_reviews(dataset: Dataset, users: dict) -> int:
     return created
 
 
+LEGACY_DATASET_SUFFIX = "（旧版演示类别）"
+
+
+def _set_aside_legacy_demo() -> str | None:
+    """Rename a demo dataset made with an earlier class catalog out of the way (nothing deleted:
+    it may hold reviews); returns its new name, or None when there was none."""
+    dataset = Dataset.objects.filter(name=DEMO_DATASET_NAME).first()
+    if dataset is None or not dataset.categories.exclude(name__in=[c.name for c in DEMO_CATEGORIES]).exists():
+        return None
+    name, n = f"{DEMO_DATASET_NAME}{LEGACY_DATASET_SUFFIX}", 1
+    while Dataset.objects.filter(name=name).exists():
+        n += 1
+        name = f"{DEMO_DATASET_NAME}{LEGACY_DATASET_SUFFIX[:-1]} {n}）"
+    dataset.name = name
+    dataset.save(update_fields=["name"])
+    return name
+
+
 @transaction.atomic
 def load_demo(*, sample_count: int = DEMO_SAMPLE_COUNT) -> DemoResult:
     """Create or complete the demo dataset, users, assignments and images; safe to run again.
 
-    `sample_count` exists for fast tests; the demo itself always uses the default.
+    `sample_count` exists for fast tests; the demo itself always uses the default. A demo dataset
+    from an earlier class catalog is renamed aside (`LEGACY_DATASET_SUFFIX`) and a new one built.
     """
+    legacy_name = _set_aside_legacy_demo()
     users, users_created = _ensure_users()
     dataset, _ = Dataset.objects.get_or_create(
         name=DEMO_DATASET_NAME, defaults={"description": "23 个电商客服场景类别的演示数据（自动生成）"}
@@ -308,7 +329,7 @@ def load_demo(*, sample_count: int = DEMO_SAMPLE_COUNT) -> DemoResult:
             Assignment.objects.create(reviewer=reviewer, category=category, assigned_by=admin)
             assignments_created += 1
     reviews_created = _planted_reviews(dataset, users)
-    return DemoResult(dataset, saved, written, users_created, assignments_created, reviews_created)
+    return DemoResult(dataset, saved, written, users_created, assignments_created, reviews_created, legacy_name)
 
 
 def demo_logins() -> list[tuple[str, str, str]]:

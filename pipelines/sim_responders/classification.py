@@ -21,7 +21,7 @@ import re
 
 from pipelines.image_marker import read_marker
 from pipelines.simulator import decode_data_url_image, request_image_urls, request_text
-from review.demo_catalog import DEMO_CATEGORIES, DemoCategory
+from review.demo_catalog import DEMO_CATEGORIES, DEMO_OTHER_CATEGORY, DemoCategory
 
 PRIORITY = 10
 
@@ -115,7 +115,7 @@ def respond(request: dict, rng: random.Random) -> str:
     # Difficulty belongs to the image; the prompt wording reshuffles part of the mistakes.
     difficulty = _unit("difficulty", image_id)
     prompt_id = hashlib.sha256(prompt.encode()).hexdigest()[:16]
-    predicted = seen or _by_name("其他")
+    predicted = seen or _by_name(DEMO_OTHER_CATEGORY)
     if seen is not None and difficulty < ERROR_RATE[mode] and _unit("reshuffle", image_id, prompt_id) < 0.7:
         pool = [c for c in (_by_name(n) for n in seen.confusable) if c is not None]
         if mode == 1:

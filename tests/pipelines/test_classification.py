@@ -49,10 +49,10 @@ def test_a_rerun_overwrites_the_row_instead_of_adding_one(llm_simulator, scene_d
 
 @pytest.mark.parametrize("answer, expected", [
     ("推理：图中有颜色和尺码选项。\n类别：商品分类选项", "商品分类选项"),
-    ("推理：……\n最终类别：【换货】", "换货"),
-    ("推理：……\n类别: 退货退款（退款页面）", "退货退款"),
-    ("分析如下……\n分类结果为：物流查询", "物流查询"),
-    ("推理：……\n类别：无法确定，可能是换货或退货退款", None),
+    ("推理：……\n最终类别：【实物拍摄】", "实物拍摄"),
+    ("推理：……\n类别: 商品头图（主图）", "商品头图"),
+    ("分析如下……\n分类结果为：商品详情页截图", "商品详情页截图"),
+    ("推理：……\n类别：无法确定，可能是实物拍摄或商品头图", None),
     ("这张图片很难判断。", None),
 ])
 def test_parsing_tolerates_format_variations_and_records_unparseable(answer, expected, scene_dataset, admin_user):

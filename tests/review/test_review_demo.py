@@ -35,7 +35,7 @@ def test_load_demo_builds_the_dataset_and_a_second_run_changes_nothing(capsys):
     assert categories.count() == 23 and all(c.definition for c in categories)
     assert Sample.objects.count() == 120
     refused = Sample.objects.get(external_id=REFUSED_SAMPLE_ID)
-    assert refused.label.name == "换货" and not refused.reasonings.exists()
+    assert refused.label.name == "换货页面" and not refused.reasonings.exists()
     # Every class assigned; five reviewers with about five classes each.
     assert set(Assignment.objects.values_list("category_id", flat=True)) == set(categories.values_list("pk", flat=True))
     per_reviewer = sorted(Assignment.objects.filter(reviewer__username__startswith="reviewer")
@@ -48,6 +48,34 @@ def test_load_demo_builds_the_dataset_and_a_second_run_changes_nothing(capsys):
     for sample in Sample.objects.order_by("?")[:5]:
         with Image.open(media_path(sample.image)) as image:
             assert image.format == "PNG" and read_marker(image) == true_index[sample.external_id]
+
+
+# The 23 classes the team's batch script lists (商品分类选项 from the seed itself), in that order.
+TEAM_CLASSES = (
+    "商品分类选项", "实物拍摄", "商品头图", "商品详情页截图", "下单过程中出现异常", "订单详情页面", "支付页面",
+    "评论区截图页面", "物流列表页面", "物流跟踪页面", "物流异常页面", "退款页面", "退货页面", "换货页面", "购物车页面",
+    "店铺页面", "活动页面", "优惠券领取页面", "账户页面", "投诉举报页面", "平台介入页面", "外部APP截图", "其他类别图片",
+)
+
+
+def test_the_demo_uses_the_teams_23_classes_with_definitions_of_their_own():
+    assert tuple(c.name for c in DEMO_CATEGORIES) == TEAM_CLASSES
+    assert DEMO_CATEGORIES[0].definition == "图片中显示商品颜色、规格选项"  # the seed's own
+    assert len({c.definition for c in DEMO_CATEGORIES}) == 23
+    assert all(name in TEAM_CLASSES for c in DEMO_CATEGORIES for name in c.confusable)
+
+
+def test_a_demo_from_the_earlier_catalog_is_set_aside_not_mixed_in(capsys):
+    from tests.factories import CategoryFactory, DatasetFactory, SampleFactory
+
+    old = DatasetFactory(name=DEMO_DATASET_NAME)
+    SampleFactory(dataset=old, label=CategoryFactory(dataset=old, name="退货退款"), external_id="old-1")
+    call_command("load_demo", sample_count=30)
+    assert "旧版演示数据" in capsys.readouterr().out
+    old.refresh_from_db()
+    assert old.name != DEMO_DATASET_NAME and old.samples.count() == 1
+    new = Category.objects.filter(dataset__name=DEMO_DATASET_NAME)
+    assert sorted(new.values_list("name", flat=True)) == sorted(TEAM_CLASSES)
 
 
 def test_demo_records_have_the_planted_properties():

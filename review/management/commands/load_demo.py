@@ -25,6 +25,8 @@ class Command(BaseCommand):
             f"更新 {s.reasonings_updated}；新图片 {result.images_written}；新用户 {len(result.users_created)}；"
             f"新分配 {result.assignments_created}；示例审核 {result.reviews_created}"
         ))
+        if result.legacy_dataset:
+            self.stdout.write(f"旧版演示数据（旧的类别名）已改名为“{result.legacy_dataset}”，其中的审核保留不动。")
         self.stdout.write("登录（用户名 / 密码）：")
         for username, password, role in demo_logins():
             validate_password(password, user=get_user_model()(username=username))  # passes the validators
