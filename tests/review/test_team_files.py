@@ -301,6 +301,13 @@ def test_every_import_command_exits_non_zero_when_it_stored_nothing(tmp_path):
     write_comma_lines(tmp_path / "info" / "0.json", [{"id": "nobody", "output": "换货", "picture2text": "x"}])
     with pytest.raises(CommandError):
         call_command("import_info_extra", "--dataset", "scenes", str(tmp_path / "info"))
+    write_jsonl(tmp_path / "sources.jsonl", ["{broken", {"no": "image"}])
+    with pytest.raises(CommandError):
+        call_command("import_sources", str(tmp_path / "sources.jsonl"))
+    write_jsonl(tmp_path / "feedback.jsonl", ["{broken"])
+    with pytest.raises(CommandError):
+        call_command("import_feedback", "--feedback-file", str(tmp_path / "feedback.jsonl"),
+                     "--output-dir", str(tmp_path / "fb-out"))
 
 
 # --------------------------------------------------------------------------- bounded field sizes (#17)

@@ -43,6 +43,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  {problem['file']}:{problem['line']} {problem['reason']} {problem['detail']}")
         for fmt, path in written.items():
             self.stdout.write(f"  写入 {fmt}: {path}")
+        if not entries:
+            raise CommandError("没有可用的反馈样本，什么也没有导入（原因见上面的统计和问题）")
         if do_import:
             from pipelines.feedback import feedback_import_job_run
 

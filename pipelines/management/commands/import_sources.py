@@ -34,3 +34,5 @@ class Command(BaseCommand):
         self.stdout.write(
             f"集合 {collection}: 新增 {report.created}，更新 {report.updated}，问题 {len(report.problems)} 行"
         )
+        if not report.created and not report.updated:
+            raise CommandError("没有导入任何来源记录（原因见上面列出的问题）")
