@@ -2,6 +2,7 @@
 the importer to the same samples and corrected outputs."""
 import json
 import shutil
+import zipfile
 
 import pytest
 from django.core.management import call_command
@@ -9,7 +10,7 @@ from django.core.management.base import CommandError
 
 from pipelines.models import Export
 from review.errors import ApplicationError
-from review.exports import trainset_export
+from review.exports import export_file_path, trainset_export
 from review.importers import import_classification
 from review.models import Cause, Dataset, Reasoning, Sample
 from review.services import review_save
@@ -71,6 +72,10 @@ def test_team_layout_writes_each_record_back_where_it_came_from(imported, tmp_pa
     assert "## 退款页面" in errors and "- a_b" in errors
     export = Export.objects.get(format="team")
     assert export.row_count == 7 and export.report["label_error_count"] == 1
+    # The exports page offers the folder as a zip.
+    with zipfile.ZipFile(export_file_path(export)) as archive:
+        assert sorted(archive.namelist()) == sorted([*files.values(), "trainset_error.md"])
+        assert json.loads(archive.read(files[EXCHANGE])) == read_array(out / files[EXCHANGE])
 
 
 def test_the_team_layout_reads_back_to_the_same_samples_and_corrected_outputs(imported, tmp_path):
