@@ -9,13 +9,13 @@ pytestmark = pytest.mark.django_db
 
 
 def test_analysis_report_for_chosen_classes_uses_level_four_class_headings(scene, tmp_path):  # noqa: F811
-    out = tmp_path / "分类分析.md"
+    out = tmp_path / "report" / "分类分析.md"
     call_command("analysis_report", "--dataset", "scenes", "--classes", "商品分类选项", "退货", "--output", str(out))
     text = out.read_text(encoding="utf-8")
     assert "#### 商品分类选项\n" in text and "#### 退货退款\n" in text and "#### 换货" not in text
     assert "定义：图片中显示商品颜色、规格选项" in text and "训练集中共有4个样本" in text
     assert "id: a2，推理结果：\"换货\"" in text  # mode 2's error listed with its prediction
-    assert not list(tmp_path.glob(".*part"))  # written under a temporary name, then renamed
+    assert [p.name for p in out.parent.iterdir()] == ["分类分析.md"]  # no temporary file left behind
 
 
 def test_analysis_report_for_a_reviewer_and_on_standard_output(scene, capsys):  # noqa: F811

@@ -32,7 +32,6 @@ class Command(BaseCommand):
     def handle(self, *args, feedback_file, output_dir, min_rating, formats, model_name=None, do_import=True, **kw):
         try:
             entries, report = read_feedback_file(feedback_file, min_rating=min_rating, model_name=model_name)
-            written = write_feedback_outputs(entries, output_dir, tuple(dict.fromkeys(formats)))
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"读取 {report['entries']} 条反馈，保留 {report['kept']} 条（评分 ≥ {min_rating}"
@@ -41,10 +40,14 @@ class Command(BaseCommand):
             self.stdout.write(f"  丢弃 {reason}: {count}")
         for problem in report["problems"][:20]:
             self.stdout.write(f"  {problem['file']}:{problem['line']} {problem['reason']} {problem['detail']}")
+        if not entries:
+            raise CommandError("没有可用的反馈样本，什么也没有写入或导入（原因见上面的统计和问题）")
+        try:
+            written = write_feedback_outputs(entries, output_dir, tuple(dict.fromkeys(formats)))
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
         for fmt, path in written.items():
             self.stdout.write(f"  写入 {fmt}: {path}")
-        if not entries:
-            raise CommandError("没有可用的反馈样本，什么也没有导入（原因见上面的统计和问题）")
         if do_import:
             from pipelines.feedback import feedback_import_job_run
 

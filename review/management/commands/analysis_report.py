@@ -5,9 +5,10 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from pipelines.files import atomic_open
+
 from review.exports import class_analysis_markdown, md_text
 from review.importers import closest_class_names, resolve_class_name
-from review.management.commands.export_trainset import write_atomically
 from review.models import Assignment, Dataset
 
 # The seed's example: "### 1、在模式2下…" above "#### 商品分类选项": classes are level-4 headings.
@@ -57,7 +58,9 @@ class Command(BaseCommand):
                 raise CommandError("所选类别都不属于该审核员")
         chunks = self._document(dataset_obj, chosen, reviewer)
         if output:
-            write_atomically(Path(output), chunks)
+            with atomic_open(Path(output)) as handle:  # a temporary name, renamed when complete
+                for chunk in chunks:
+                    handle.write(chunk)
             self.stderr.write(f"已写入 {output}（{len(chosen)} 个类别）")
         else:
             for chunk in chunks:
