@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 
-.PHONY: run test bench loadtest migrate demo worker simulator check clean
+.PHONY: run test bench loadtest migrate demo worker simulator check clean compat
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,25 @@ bench: $(STAMP)
 ## 50 simulated reviewers against gunicorn + worker + PostgreSQL + Redis while a job runs; p50/p95, errors.
 loadtest: $(STAMP)
 	$(PY) loadtest/run.py
+
+## Every export loaded by LLaMA-Factory and TRL in their own virtualenv (large install; not part of `make test`).
+COMPAT_VENV := var/compat-venv
+COMPAT_WORK := var/compat/work
+COMPAT_STAMP := $(COMPAT_VENV)/.installed-$(shell cat compat/requirements.txt compat/requirements-nodeps.txt | sha1sum | cut -c1-12)
+
+$(COMPAT_STAMP): compat/requirements.txt compat/requirements-nodeps.txt
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/pip install --quiet --upgrade pip
+	$(COMPAT_VENV)/bin/pip install --quiet torch==2.13.0
+	$(COMPAT_VENV)/bin/pip install --quiet -r compat/requirements.txt
+	$(COMPAT_VENV)/bin/pip install --quiet --no-deps -r compat/requirements-nodeps.txt
+	rm -f $(COMPAT_VENV)/.installed-*
+	touch $@
+
+compat: $(STAMP) $(COMPAT_STAMP)
+	rm -rf $(COMPAT_WORK)
+	$(PY) compat/make_exports.py $(COMPAT_WORK)
+	$(COMPAT_VENV)/bin/python compat/run.py $(COMPAT_WORK)
 
 check: $(STAMP)
 	$(PY) manage.py check

@@ -31,7 +31,7 @@ CONSUMERS = {
     "sharegpt_preference": ["llamafactory"],
     "trl_preference": ["trl_dpo", "llamafactory"],
     "trl_preference_conversational": ["trl_dpo"],
-    "prompt_chosen_reject": ["seed_reader"],
+    "prompt_chosen_reject": ["seed_reader", "llamafactory"],
 }
 
 
@@ -89,6 +89,10 @@ def main(workdir: Path) -> None:
     finally:
         simulator.stop()
 
+    from pipelines.models import FeedbackSample, ReviewDecision
+
+    # A reviewer accepts the well-rated feedback: the DPO job's chosen answers.
+    FeedbackSample.objects.filter(rating__gte=4).update(decision=ReviewDecision.ACCEPTED)
     text_job = run_job_inline(job_create(kind=JobKind.DPO, user=admin, params={
         "source": {"name": "feedback"}, "strategy": {"name": "near_miss"}}))
     image_job = run_job_inline(job_create(kind=JobKind.DPO, user=admin, params={
