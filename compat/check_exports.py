@@ -247,15 +247,20 @@ def main(workdir: Path) -> int:
     print("building a tokenizer and tiny models locally …", flush=True)
     models = build_models(manifest, scratch)
     results = []
+    log_path = workdir / "consumers.log"
+    log = open(log_path, "w", encoding="utf-8")
+    print(f"the trainers' own output goes to {log_path}", flush=True)
     for item in manifest["exports"]:
         for consumer in item["consumers"]:
+            print(f"\n===== {item['export']} -> {consumer}", file=log, flush=True)
             try:
-                with contextlib.redirect_stdout(sys.stderr):  # the trainers print samples: keep the table clean
+                # The trainers print samples and progress: keep the table readable.
+                with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                     rows_out, resolved = CONSUMERS[consumer](item, media_root, models, scratch)
                 error = ""
             except Exception as exc:  # a consumer's failure is a row of the table, not the end of the run
                 rows_out, resolved, error = 0, 0, f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
-                traceback.print_exc(file=sys.stderr)
+                traceback.print_exc(file=log)
             ok = not error and rows_out == item["rows"] and resolved == item["images"]
             results.append((item["export"], consumer, item["rows"], rows_out, resolved, item["images"], ok, error))
             print(f"  {'ok ' if ok else 'FAIL'} {item['export']} -> {consumer}", flush=True)
