@@ -4,10 +4,12 @@ Parameters: `dataset` (name or id), `mode` (1/2/3), optionally `categories` (nam
 `sample_ids` (a subset), `prompt_template_id` (default: the mode's newest version, pinned when the
 job is created), plus the engine's overrides (model, temperature, max_tokens, concurrency …).
 
-Each sample becomes one Reasoning row (update_or_create on sample + mode) that records the prompt
-version and the model. The predicted class is read with `review.parsing.parse_predicted_category`;
-an answer naming no class (or several) is stored with an empty prediction and the item is failed
-as "unparseable" — recorded, never guessed.
+Each answer becomes a version of the sample's Reasoning for the mode, recording the prompt version
+and the model (`review.services.reasonings_store`): on a reviewed sample it waits for the reviewer
+instead of replacing what the review judged. The predicted class is read by
+`review.rules.answer_fields`; an answer naming no class (or several) is stored with an empty
+prediction and the item is failed as "unparseable" — recorded, never guessed. The report gives the
+accuracy of the samples' outputs before the job and of the job's own answers.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from django.db.models import Count, Q
 from review.errors import ApplicationError
 from review.images import inspect_image, media_path
 from review.models import Category, Dataset, Reasoning, Sample
-from review.parsing import parse_predicted_category, text_length
+from review.services import ModelOutput, reasonings_store
 
 from .jobkinds import ItemFailed, JobKindHandler, register
 from .llm import image_data_url
@@ -29,9 +31,6 @@ from .models import Job, JobKind, PromptTemplate
 from .prompts import MODE_KINDS, prompt_current, prompt_save_version, render_prompt
 
 CACHE_SECONDS = 60
-# What a (re)run writes on a sample's Reasoning row for the mode.
-REASONING_FIELDS = ("output", "predicted_name", "predicted_category_id", "is_correct", "length", "model_name",
-                    "prompt_template_id", "raw_response")
 
 
 def resolve_dataset(value: Any) -> Dataset:
@@ -98,9 +97,14 @@ class _PromptCache:
         return entry[1]
 
 
-def accuracy(*, sample_ids: list[int] | None = None, category: Category | None = None, mode: int) -> dict[str, Any]:
-    """Correct / wrong / unparseable counts and the rate among parsed answers."""
+def accuracy(*, sample_ids: list[int] | None = None, category: Category | None = None, mode: int,
+             dataset_id: int | None = None, category_ids: list[int] | None = None) -> dict[str, Any]:
+    """Correct / wrong / unparseable counts of the samples' current `mode` outputs, and the rate."""
     qs = Reasoning.objects.filter(mode=mode)
+    if dataset_id is not None:
+        qs = qs.filter(sample__dataset_id=dataset_id)
+    if category_ids:
+        qs = qs.filter(sample__label_id__in=category_ids)
     if sample_ids is not None:
         qs = qs.filter(sample_id__in=sample_ids)
     if category is not None:
@@ -153,6 +157,9 @@ class ClassificationHandler(JobKindHandler):
         })
         if params.get("sample_ids") is not None:
             cleaned["sample_ids"] = [int(s) for s in params["sample_ids"]]
+        if "accuracy_before" not in cleaned:  # the job report compares its answers with these
+            cleaned["accuracy_before"] = accuracy(mode=mode, dataset_id=dataset.pk, category_ids=cleaned["category_ids"],
+                                                  sample_ids=cleaned.get("sample_ids"))
         return cleaned
 
     def item_keys(self, job: Job):
@@ -203,73 +210,82 @@ class ClassificationHandler(JobKindHandler):
         raw = {k: result.raw.get(k) for k in ("id", "model", "usage") if k in result.raw}
         return {"text": result.text, "model": result.model, "raw": raw}
 
-    def _reasoning(self, job: Job, payload: dict[str, Any], output: dict[str, Any]) -> Reasoning:
-        by_name = self._cache.get(job, "names",
-                                  lambda: {c.name: c.pk for c in self._categories(job.params["dataset_id"])})
-        text = output["text"] or ""
-        predicted_name = parse_predicted_category(text, list(by_name)) or ""
-        predicted_id = by_name.get(predicted_name)
-        return Reasoning(
-            sample_id=payload["sample_id"],
-            mode=job.params["mode"],
-            output=text,
-            predicted_name=predicted_name,
-            predicted_category_id=predicted_id,
-            is_correct=None if predicted_id is None else predicted_id == payload["label_id"],
-            length=text_length(text),
-            model_name=output.get("model") or job.params.get("model") or "",
-            prompt_template_id=job.params["prompt_template_id"],
-            raw_response=output.get("raw"),
-        )
-
-    @staticmethod
-    def _outcome(row: Reasoning) -> dict[str, Any] | ItemFailed:
-        if row.predicted_category_id is None:
-            return ItemFailed("unparseable", "无法从回答中解析出类别（已保存原文）")
-        return {"predicted": row.predicted_name, "is_correct": row.is_correct}
+    def _store(self, job: Job, results: list[tuple[str, Any, Any]]) -> dict[str, Any]:
+        """Store the answers as new reasoning versions (never over a reviewed one: see
+        `review.services.reasonings_store`); an answer naming no class is kept and failed."""
+        category_ids = self._cache.get(job, "names",
+                                       lambda: {c.name: c.pk for c in self._categories(job.params["dataset_id"])})
+        mode = job.params["mode"]
+        outputs = [
+            ModelOutput(sample_id=payload["sample_id"], label_id=payload["label_id"], mode=mode,
+                        output=output["text"] or "", raw_response=output.get("raw"),
+                        model_name=output.get("model") or job.params.get("model") or "",
+                        prompt_template_id=job.params["prompt_template_id"])
+            for _, payload, output in results
+        ]
+        stored = reasonings_store(outputs=outputs, category_ids=category_ids, source=f"job {job.pk}")
+        outcomes: dict[str, Any] = {}
+        for key, payload, _ in results:
+            answer = stored.answers[(payload["sample_id"], mode)]
+            if answer["predicted_category_id"] is None:
+                outcomes[key] = ItemFailed("unparseable", "无法从回答中解析出类别（已保存原文）")
+            else:
+                outcomes[key] = {"predicted": answer["predicted_name"], "is_correct": answer["is_correct"]}
+                if (payload["sample_id"], mode) in stored.pending_keys:
+                    outcomes[key]["pending_review"] = True
+        return outcomes
 
     def store(self, job: Job, key: str, payload: dict[str, Any], output: dict[str, Any]) -> dict[str, Any]:
-        row = self._reasoning(job, payload, output)
-        values = {f: getattr(row, f) for f in REASONING_FIELDS}
-        Reasoning.objects.update_or_create(sample_id=row.sample_id, mode=row.mode, defaults=values)
-        outcome = self._outcome(row)
+        outcome = self._store(job, [(key, payload, output)])[key]
         if isinstance(outcome, ItemFailed):
             raise outcome
         return outcome
 
     def store_many(self, job: Job, results: list[tuple[str, Any, Any]]) -> dict[str, Any]:
-        """`store` for a batch: one upsert on (sample, mode) for all rows."""
-        rows = {key: self._reasoning(job, payload, output) for key, payload, output in results}
-        Reasoning.objects.bulk_create(
-            list(rows.values()), update_conflicts=True, unique_fields=["sample", "mode"],
-            update_fields=[*REASONING_FIELDS, "updated_at"],
-        )
-        return {key: self._outcome(row) for key, row in rows.items()}
+        """`store` for a batch, in a few queries whatever its size."""
+        return self._store(job, results)
 
     def finalize(self, job: Job) -> dict[str, Any]:
-        sample_ids = [int(k) for k in job.items.values_list("key", flat=True)]
         mode = job.params["mode"]
+        own = job_accuracy(job)
         report: dict[str, Any] = {
             "mode": mode,
             "dataset": job.params.get("dataset"),
             "prompt_template_id": job.params.get("prompt_template_id"),
             "prompt_version": job.params.get("prompt_version"),
             "model": job.params.get("model"),
-            "accuracy": accuracy(sample_ids=sample_ids, mode=mode),
+            # This job's own answers; the samples' outputs before it ran.
+            "accuracy": own,
+            "accuracy_before": job.params.get("accuracy_before"),
+            "pending_review": own["pending_review"],
         }
         rerun = job.params.get("rerun")
         if rerun:
             category = Category.objects.filter(pk=rerun["category_id"]).first()
-            after = accuracy(category=category, mode=mode) if category else None
-            fixed = Reasoning.objects.filter(sample_id__in=sample_ids, mode=mode, is_correct=True).count()
             report["rerun"] = {
                 "category": rerun.get("category"),
                 "before": rerun.get("before"),
-                "after": after,
-                "samples": len(sample_ids),
-                "fixed": fixed,
+                # What the category shows now: answers on reviewed samples are not in it until
+                # their reviewer accepts them (report["pending_review"]).
+                "after": accuracy(category=category, mode=mode) if category else None,
+                "samples": job.items_total,
+                "fixed": own["correct"],
             }
         return report
+
+
+def job_accuracy(job: Job) -> dict[str, Any]:
+    """Correct / wrong / unparseable among this job's own answers (never rows of earlier runs),
+    and how many wait for a reviewer because their sample was already reviewed."""
+    row = job.items.aggregate(
+        correct=Count("id", filter=Q(result__is_correct=True)),
+        wrong=Count("id", filter=Q(result__is_correct=False)),
+        unparseable=Count("id", filter=Q(error_kind="unparseable")),
+        pending_review=Count("id", filter=Q(result__pending_review=True)),
+    )
+    row["total"] = row["correct"] + row["wrong"] + row["unparseable"]
+    row["rate"] = round(row["correct"] / row["total"], 4) if row["total"] else None
+    return row
 
 
 @transaction.atomic

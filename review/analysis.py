@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, FilteredRelation, Q, Sum
+from django.db.models import Count, Q, Sum
 
-from .models import Assignment, Category, Cause, Dataset, Mode, Reasoning, Review, Sample
-from .selectors import LONG_OUTPUT_LIMIT
+from . import rules
+from .models import Assignment, Category, Cause, Dataset, Mode, Reasoning, Sample
+from .rules import CAUSE_CODES, length_limit
 
 MODES: tuple[int, ...] = (Mode.FREE, Mode.WITH_DEFINITIONS, Mode.LIMITED)
 
@@ -20,13 +21,6 @@ MODES: tuple[int, ...] = (Mode.FREE, Mode.WITH_DEFINITIONS, Mode.LIMITED)
 # marked "definitions overlap" and they make up at least this share of its reviewed mode-2 errors.
 OVERLAP_MIN_COUNT = 2
 OVERLAP_MIN_SHARE = 1 / 3
-
-CAUSE_CODES: tuple[str, ...] = (Cause.DEFINITIONS_OVERLAP, Cause.LABEL_WRONG, Cause.MODEL_WEAK)
-
-
-def length_limit() -> int:
-    """The mode-3 length limit (字数) a kept output must respect; 100 unless configured."""
-    return LONG_OUTPUT_LIMIT
 
 
 @dataclass
@@ -66,6 +60,7 @@ class ModeTwoError:
     cause: str
     label_error: bool
     unparsed: bool
+    note: str = ""
 
     @property
     def cause_label(self) -> str:
@@ -74,23 +69,34 @@ class ModeTwoError:
 
 @dataclass
 class ClassSummary:
-    """One row of the dataset overview."""
+    """One row of the dataset overview; `counts` are the rules' (review.rules.category_counts)."""
 
     category: Category
-    sample_count: int = 0
+    counts: rules.ClassCounts = field(default_factory=rules.ClassCounts)
     modes: dict[int, ModeStats] = field(default_factory=dict)
-    causes: dict[str, int] = field(default_factory=dict)
-    label_errors: int = 0
-    mode2_errors: int = 0
     right_to_wrong: int = 0
     wrong_to_right: int = 0
-    todo: int = 0
-    done: int = 0
     reviewers: list[str] = field(default_factory=list)
 
     @property
+    def sample_count(self) -> int:
+        return self.counts.total
+
+    @property
+    def mode2_errors(self) -> int:
+        return self.counts.mode2_errors
+
+    @property
+    def label_errors(self) -> int:
+        return self.counts.label_errors
+
+    @property
+    def causes(self) -> dict[str, int]:
+        return self.counts.causes
+
+    @property
     def causes_marked(self) -> int:
-        return sum(self.causes.get(code, 0) for code in CAUSE_CODES)
+        return self.counts.analysed
 
     @property
     def overlap_count(self) -> int:
@@ -106,10 +112,6 @@ class ClassSummary:
             and self.overlap_count / marked >= OVERLAP_MIN_SHARE
         )
 
-    @property
-    def progress_percent(self) -> int:
-        return round(self.done * 100 / self.todo) if self.todo else 100
-
     def mode(self, mode: int) -> ModeStats:
         return self.modes.get(mode) or ModeStats(mode=mode)
 
@@ -118,12 +120,7 @@ class ClassSummary:
 class ReviewerProgress:
     username: str
     categories: list[str]
-    todo: int
-    done: int
-
-    @property
-    def percent(self) -> int:
-        return round(self.done * 100 / self.todo) if self.todo else 100
+    counts: rules.ClassCounts
 
 
 @dataclass
@@ -131,10 +128,9 @@ class ClassAnalysis:
     """Everything the team wrote by hand about one class in 分类分析.md."""
 
     category: Category
-    sample_count: int
+    counts: rules.ClassCounts
     modes: dict[int, ModeStats]
     mode2_errors: list[ModeTwoError]
-    causes: dict[str, int]
     # (sample pk, sample id) pairs
     right_to_wrong: list[tuple[int, str]]
     wrong_to_right: list[tuple[int, str]]
@@ -145,6 +141,14 @@ class ClassAnalysis:
     revisions: list
     propose_revision: bool
     overlap_with: list[tuple[str, int]]
+
+    @property
+    def sample_count(self) -> int:
+        return self.counts.total
+
+    @property
+    def causes(self) -> dict[str, int]:
+        return self.counts.causes
 
     def mode(self, mode: int) -> ModeStats:
         return self.modes.get(mode) or ModeStats(mode=mode)
@@ -198,56 +202,12 @@ def _mode_stats(dataset: Dataset, *, category_id: int | None = None, groups=None
     return result
 
 
-def not_correct(mode: int) -> Q:
-    """Reasonings of `mode` that are wrong or could not be parsed."""
-    return Q(mode=mode) & (Q(is_correct=False) | Q(is_correct__isnull=True))
-
-
-def _with_modes(samples):
-    """Samples joined to their mode-2 and mode-3 reasoning as `m2` / `m3` (one LEFT JOIN each).
-
-    The flags below use only positive lookups on these joins, so counting them over 100,000 samples
-    is one grouped query instead of a correlated subquery per sample.
-    """
-    return samples.annotate(
-        m2=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.WITH_DEFINITIONS)),
-        m3=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.LIMITED)),
-    )
-
-
-def _flags() -> dict[str, Q]:
-    """Per-sample conditions over `_with_modes` (not right = wrong or unparseable)."""
-    limit = length_limit()
-    m2_right = Q(m2__is_correct=True)
+def _mode_changes() -> dict[str, Q]:
+    """Per-sample conditions over `rules.with_status`: how adding the length limit changed the answer."""
+    m2_right, m3_right = Q(m2__is_correct=True), Q(m3__is_correct=True)
     m2_not_right = Q(m2__is_correct=False) | Q(m2__id__isnull=False, m2__is_correct__isnull=True)
-    m3_right = Q(m3__is_correct=True)
     m3_not_right = Q(m3__is_correct=False) | Q(m3__id__isnull=False, m3__is_correct__isnull=True)
-    # Mode 2 wrong wants a cause; mode 3 not keepable (not right, or over the limit) wants a fix.
-    needs_cause, no_cause_needed = m2_not_right, Q(m2__is_correct=True) | Q(m2__id__isnull=True)
-    needs_fix = m3_not_right | Q(m3__is_correct=True, m3__length__gt=limit)
-    no_fix_needed = Q(m3__id__isnull=True) | Q(m3__is_correct=True, m3__length__lte=limit)
-    cause_done = Q(review__cause__gt="")
-    fix_done = Q(review__corrected_output__gt="") | Q(review__label_error=True)
-    return {
-        "right_to_wrong": m2_right & m3_not_right,
-        "wrong_to_right": m2_not_right & m3_right,
-        "needs": needs_cause | needs_fix,
-        "done": (needs_cause & cause_done & needs_fix & fix_done)
-        | (needs_cause & cause_done & no_fix_needed)
-        | (no_cause_needed & needs_fix & fix_done),
-    }
-
-
-def _cause_counts(dataset: Dataset, *, category_id: int | None = None) -> dict[int, dict[str, int]]:
-    qs = Review.objects.filter(sample__dataset=dataset)
-    if category_id is not None:
-        qs = qs.filter(sample__label_id=category_id)
-    counts: dict[int, dict[str, int]] = defaultdict(dict)
-    for row in qs.exclude(cause="").values("sample__label_id", "cause").annotate(n=Count("id")).order_by():
-        counts[row["sample__label_id"]][row["cause"]] = row["n"]
-    for row in qs.filter(label_error=True).values("sample__label_id").annotate(n=Count("id")).order_by():
-        counts[row["sample__label_id"]]["label_error"] = row["n"]
-    return counts
+    return {"right_to_wrong": m2_right & m3_not_right, "wrong_to_right": m2_not_right & m3_right}
 
 
 # --------------------------------------------------------------------------- overview
@@ -258,31 +218,35 @@ class DatasetOverview:
     dataset: Dataset
     classes: list[ClassSummary]
     totals: dict[int, ModeStats]
-    causes: dict[str, int]
-    label_errors: int
-    mode2_errors: int
+    counts: rules.ClassCounts
     right_to_wrong: int
     wrong_to_right: int
-    todo: int
-    done: int
     reviewers: list[ReviewerProgress]
     top_confusions: list[tuple[str, str, int]]
 
     @property
+    def causes(self) -> dict[str, int]:
+        return self.counts.causes
+
+    @property
+    def label_errors(self) -> int:
+        return self.counts.label_errors
+
+    @property
+    def mode2_errors(self) -> int:
+        return self.counts.mode2_errors
+
+    @property
     def causes_marked(self) -> int:
-        return sum(self.causes.get(code, 0) for code in CAUSE_CODES)
+        return self.counts.analysed
 
     @property
     def unmarked_mode2_errors(self) -> int:
-        return max(self.mode2_errors - self.causes_marked, 0)
+        return self.counts.unanalysed
 
     @property
     def proposals(self) -> list[ClassSummary]:
         return [c for c in self.classes if c.propose_revision]
-
-    @property
-    def progress_percent(self) -> int:
-        return round(self.done * 100 / self.todo) if self.todo else 100
 
     def total(self, mode: int) -> ModeStats:
         return self.totals.get(mode) or ModeStats(mode=mode)
@@ -299,21 +263,13 @@ def dataset_overview(*, dataset: Dataset) -> DatasetOverview:
     categories = list(dataset.categories.all())
     groups = _reasoning_groups(dataset)
     stats = _mode_stats(dataset, groups=groups)
-    causes = _cause_counts(dataset)
-    sample_counts = dict(
-        Sample.objects.filter(dataset=dataset).values_list("label_id").annotate(n=Count("id")).order_by()
-    )
-    flags = _flags()
+    counts = rules.category_counts(Sample.objects.filter(dataset=dataset))
+    flags = _mode_changes()
     changes = {
         row["label_id"]: row
-        for row in _with_modes(Sample.objects.filter(dataset=dataset))
+        for row in rules.with_status(Sample.objects.filter(dataset=dataset))
         .values("label_id")
-        .annotate(
-            r2w=Count("id", filter=flags["right_to_wrong"]),
-            w2r=Count("id", filter=flags["wrong_to_right"]),
-            todo=Count("id", filter=flags["needs"]),
-            done=Count("id", filter=flags["done"]),
-        )
+        .annotate(r2w=Count("id", filter=flags["right_to_wrong"]), w2r=Count("id", filter=flags["wrong_to_right"]))
         .order_by()
     }
     reviewers_by_category: dict[int, list[str]] = defaultdict(list)
@@ -328,35 +284,26 @@ def dataset_overview(*, dataset: Dataset) -> DatasetOverview:
 
     classes = []
     for category in categories:
-        modes = stats.get(category.pk, {})
         row = changes.get(category.pk, {})
-        class_causes = causes.get(category.pk, {})
-        m2 = modes.get(Mode.WITH_DEFINITIONS)
         classes.append(
             ClassSummary(
                 category=category,
-                sample_count=sample_counts.get(category.pk, 0),
-                modes=modes,
-                causes={code: class_causes.get(code, 0) for code in CAUSE_CODES},
-                label_errors=class_causes.get("label_error", 0),
-                mode2_errors=(m2.wrong + m2.unparsed) if m2 else 0,
+                counts=counts.get(category.pk) or rules.ClassCounts(),
+                modes=stats.get(category.pk, {}),
                 right_to_wrong=row.get("r2w", 0),
                 wrong_to_right=row.get("w2r", 0),
-                todo=row.get("todo", 0),
-                done=row.get("done", 0),
                 reviewers=reviewers_by_category.get(category.pk, []),
             )
         )
     by_id = {c.category.pk: c for c in classes}
-    reviewers = [
-        ReviewerProgress(
-            username=username,
-            categories=[by_id[cid].category.name for cid in cids if cid in by_id],
-            todo=sum(by_id[cid].todo for cid in cids if cid in by_id),
-            done=sum(by_id[cid].done for cid in cids if cid in by_id),
-        )
-        for username, cids in categories_by_reviewer.items()
-    ]
+    reviewers = []
+    for username, cids in categories_by_reviewer.items():
+        total = rules.ClassCounts()
+        for cid in cids:
+            if cid in by_id:
+                total.add(by_id[cid].counts)
+        reviewers.append(ReviewerProgress(username=username, counts=total,
+                                          categories=[by_id[cid].category.name for cid in cids if cid in by_id]))
     names = {c.pk: c.name for c in categories}
     confusion: dict[tuple[int, int | None], int] = defaultdict(int)
     for row in groups:
@@ -370,17 +317,16 @@ def dataset_overview(*, dataset: Dataset) -> DatasetOverview:
         ),
         key=lambda t: (-t[2], t[0], t[1]),
     )[:10]
+    overall = rules.ClassCounts()
+    for c in classes:
+        overall.add(c.counts)
     return DatasetOverview(
         dataset=dataset,
         classes=classes,
         totals=stats.get(None, {}),
-        causes={code: sum(c.causes.get(code, 0) for c in classes) for code in CAUSE_CODES},
-        label_errors=sum(c.label_errors for c in classes),
-        mode2_errors=sum(c.mode2_errors for c in classes),
+        counts=overall,
         right_to_wrong=sum(c.right_to_wrong for c in classes),
         wrong_to_right=sum(c.wrong_to_right for c in classes),
-        todo=sum(c.todo for c in classes),
-        done=sum(c.done for c in classes),
         reviewers=reviewers,
         top_confusions=top_confusions,
     )
@@ -426,25 +372,27 @@ def confusion_table(*, dataset: Dataset, mode: int) -> ConfusionTable:
 
 
 def mode2_errors(*, category: Category) -> list[ModeTwoError]:
-    """The class's samples mode 2 did not get right, by id, with predicted class and cause."""
+    """The class's samples mode 2 did not get right (rules.MODE2_ERROR), by id, with predicted
+    class, cause and the reviewer's note."""
     rows = (
-        Reasoning.objects.filter(sample__label=category)
-        .filter(not_correct(Mode.WITH_DEFINITIONS))
-        .order_by("sample__external_id")
+        rules.with_status(Sample.objects.filter(label=category))
+        .filter(mode2_error=True)
+        .order_by("external_id")
         .values(
-            "sample_id", "sample__external_id", "predicted_name", "predicted_category__name",
-            "is_correct", "sample__review__cause", "sample__review__label_error",
+            "pk", "external_id", "m2__predicted_name", "m2__predicted_category__name", "m2__is_correct",
+            "review__cause", "review__label_error", "review__note",
         )
     )
     return [
         ModeTwoError(
-            sample_id=row["sample_id"],
-            external_id=row["sample__external_id"],
-            predicted_name=row["predicted_name"],
-            predicted_category=row["predicted_category__name"] or "",
-            cause=row["sample__review__cause"] or "",
-            label_error=bool(row["sample__review__label_error"]),
-            unparsed=row["is_correct"] is None,
+            sample_id=row["pk"],
+            external_id=row["external_id"],
+            predicted_name=row["m2__predicted_name"] or "",
+            predicted_category=row["m2__predicted_category__name"] or "",
+            cause=row["review__cause"] or "",
+            label_error=bool(row["review__label_error"]),
+            unparsed=row["m2__is_correct"] is None,
+            note=row["review__note"] or "",
         )
         for row in rows
     ]
@@ -455,15 +403,11 @@ def class_analysis(*, category: Category) -> ClassAnalysis:
     dataset = category.dataset
     modes = _mode_stats(dataset, category_id=category.pk).get(category.pk, {})
     errors = mode2_errors(category=category)
-    causes = _cause_counts(dataset, category_id=category.pk).get(category.pk, {})
-    flags = _flags()
-    samples = Sample.objects.filter(label=category)
-    r2w = list(
-        _with_modes(samples).filter(flags["right_to_wrong"]).order_by("external_id").values_list("pk", "external_id")
-    )
-    w2r = list(
-        _with_modes(samples).filter(flags["wrong_to_right"]).order_by("external_id").values_list("pk", "external_id")
-    )
+    counts = rules.category_counts(Sample.objects.filter(label=category)).get(category.pk) or rules.ClassCounts()
+    flags = _mode_changes()
+    samples = rules.with_status(Sample.objects.filter(label=category))
+    r2w = list(samples.filter(flags["right_to_wrong"]).order_by("external_id").values_list("pk", "external_id"))
+    w2r = list(samples.filter(flags["wrong_to_right"]).order_by("external_id").values_list("pk", "external_id"))
 
     names = {c.pk: c.name for c in dataset.categories.all()}
     predicted: dict[str, dict[int, int]] = defaultdict(dict)
@@ -491,13 +435,12 @@ def class_analysis(*, category: Category) -> ClassAnalysis:
     for error in errors:
         if error.cause == Cause.DEFINITIONS_OVERLAP and error.predicted_category:
             overlap[error.predicted_category] += 1
-    summary = ClassSummary(category=category, causes={code: causes.get(code, 0) for code in CAUSE_CODES})
+    summary = ClassSummary(category=category, counts=counts)
     return ClassAnalysis(
         category=category,
-        sample_count=samples.count(),
+        counts=counts,
         modes=modes,
         mode2_errors=errors,
-        causes={code: causes.get(code, 0) for code in CAUSE_CODES} | {"label_error": causes.get("label_error", 0)},
         right_to_wrong=r2w,
         wrong_to_right=w2r,
         predicted=dict(sorted(predicted.items(), key=order)),

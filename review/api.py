@@ -5,20 +5,21 @@ from django.db.models import Count, IntegerField, OuterRef, Subquery
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from pipelines.models import Export
 
-from . import services
+from . import rules, services
 from .errors import ApplicationError
 from .exports import trainset_export, visible_exports
 from .filters import AssignmentFilter, CategoryFilter, ExportFilter, ReviewFilter, SampleFilter
 from .models import Assignment, Category, Dataset, Review, Sample
 from .permissions import changeable_category_ids
 from .serializers import (
-    AssignmentSerializer, CategorySerializer, DatasetSerializer, ExportCreateSerializer, ExportSerializer,
-    ReviewSerializer, ReviewWriteSerializer, SampleSerializer,
+    AssignmentSerializer, CategoryCountsSerializer, CategorySerializer, DatasetSerializer, ExportCreateSerializer,
+    ExportSerializer, ReviewSerializer, ReviewWriteSerializer, SampleSerializer,
 )
 
 
@@ -87,6 +88,15 @@ class CategoryViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         return Category.objects.order_by("dataset_id", "position", "name")
 
+    @extend_schema(responses={200: CategoryCountsSerializer})
+    @action(detail=True, methods=["get"])
+    def stats(self, request, pk=None):
+        """The class's counts as every page shows them (review.rules): reviewed, mode-2 errors and how
+        many are analysed, label errors, exported and pending samples, pending per reason."""
+        category = self.get_object()
+        counts = rules.category_counts(Sample.objects.filter(label=category)).get(category.pk) or rules.ClassCounts()
+        return Response(CategoryCountsSerializer(counts).data)
+
 
 class SampleViewSet(viewsets.ReadOnlyModelViewSet):
     """Samples with their reasoning in every mode and their review (nested)."""
@@ -98,7 +108,7 @@ class SampleViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         # Viewing is open to every signed-in user; `can_change` tells what they may edit.
         return (
-            Sample.objects.select_related("label", "review", "review__reviewer")
+            rules.with_status(Sample.objects.select_related("label", "review", "review__reviewer"))
             .prefetch_related("reasonings")
             .order_by("label__position", "label__name", "external_id")
         )
@@ -140,6 +150,8 @@ class ReviewViewSet(
                 suggested_label=value("suggested_label", current.suggested_label if current else None),
                 note=value("note", current.note if current else ""),
                 version=data["version"],
+                suggestion_uncertain=value("suggestion_uncertain", current.suggestion_uncertain if current else False),
+                correction_override=value("correction_override", current.correction_override if current else False),
             )
         except ApplicationError as exc:
             if exc.code == "conflict":

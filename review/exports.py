@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.db.models import FilteredRelation, Q
 
 from config.spreadsheet import csv_lines
 from pipelines import exports as pipeline_exports
@@ -30,9 +29,11 @@ from pipelines.exports import (
 )
 from pipelines.models import Export, PromptTemplate
 
-from .analysis import MODES, class_analysis, length_limit, not_correct
+from . import rules
+from .analysis import MODES, class_analysis
 from .errors import ApplicationError
-from .models import Category, Cause, Dataset, Mode, Reasoning, Review, Sample
+from .models import Category, Cause, Dataset, Review, Sample
+from .rules import length_limit
 
 EXPORT_KIND = "classification_trainset"
 # The formats the training-set export offers, and the pipelines.formats writer behind each.
@@ -133,56 +134,46 @@ class TrainsetReport:
         }
 
 
-PENDING_REASONS = {
-    "wrong": "模式3推理错误",
-    "unparsed": "模式3无法解析类别",
-    "too_long": "模式3超出字数限制",
-    "missing": "没有模式3推理",
-}
+PENDING_REASONS = {status: rules.EXPORT_STATUS_LABELS[status] for status in rules.PENDING}
 
 
 def _trainset_rows(dataset: Dataset):
-    """One row per sample with its mode-3 reasoning and review, in export order (one query)."""
+    """One row per sample with its export status (review.rules), mode-3 reasoning and review, in
+    export order (one query)."""
     return (
-        Sample.objects.filter(dataset=dataset)
-        .annotate(mode3=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.LIMITED)))
+        rules.with_status(Sample.objects.filter(dataset=dataset))
         .order_by("label__position", "label__name", "external_id")
         .values_list(
-            "external_id", "image", "label__name",
-            "mode3__id", "mode3__output", "mode3__is_correct", "mode3__length", "mode3__prompt_template_id",
-            "review__corrected_output", "review__label_error", "review__suggested_label__name",
+            "external_id", "image", "label__name", "export_status",
+            "m3__output", "m3__prompt_template_id",
+            "review__corrected_output", "review__suggested_label__name", "review__suggestion_uncertain",
         )
     )
 
 
 def trainset_records(*, dataset: Dataset, report: TrainsetReport | None = None) -> Iterator[dict]:
-    """Yield the corrected mode-3 training set as plain records; fill `report` as it goes."""
+    """Yield the corrected mode-3 training set as plain records; fill `report` as it goes.
+
+    Which samples are exported, and why the others are not, is `review.rules.with_status`: the
+    same rule every page shows. A correction that fails the checks never reaches the file.
+    """
     report = report if report is not None else TrainsetReport(dataset=dataset.name)
     prompts = _PromptCache(dataset)
     prompt_texts: dict[tuple[int | None, int], str] = {}
-    limit = length_limit()
-    for (external_id, image, label_name, mode3_id, output, is_correct, length, template_id,
-         corrected, label_error, suggested) in _trainset_rows(dataset).iterator(chunk_size=CHUNK_SIZE):
-        if label_error:
-            report.label_errors[label_name].append((external_id, suggested or ""))
+    for (external_id, image, label_name, status, output, template_id, corrected, suggested,
+         uncertain) in _trainset_rows(dataset).iterator(chunk_size=CHUNK_SIZE):
+        if status == rules.LABEL_ERROR:
+            report.label_errors[label_name].append((external_id, suggested or ("不确定" if uncertain else "")))
             continue
-        if corrected:
+        if status == rules.CORRECTED:
             source, response = "corrected", corrected
             report.corrected += 1
-        elif mode3_id is not None and is_correct and length <= limit:
+        elif status == rules.KEPT:
             source, response = "kept", output
             report.kept += 1
         else:
-            if mode3_id is None:
-                reason = "missing"
-            elif is_correct is None:
-                reason = "unparsed"
-            elif not is_correct:
-                reason = "wrong"
-            else:
-                reason = "too_long"
             report.pending += 1
-            report.pending_by_reason[reason] += 1
+            report.pending_by_reason[status] += 1
             report.pending_by_class[label_name] += 1
             continue
         images = [image] if image else []
@@ -320,8 +311,8 @@ def visible_exports(*, user):
 
 
 def md_cell(text: str) -> str:
-    """Text safe inside a Markdown table cell (one line, pipes escaped)."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text safe inside a Markdown table cell (one line, pipes escaped, no raw HTML)."""
+    return md_text(text).replace("|", "\\|")
 
 
 def md_text(text: str) -> str:
@@ -366,11 +357,11 @@ def mode2_errors_csv(*, dataset: Dataset) -> Iterator[str]:
     """
     causes = dict(Cause.choices)
     rows = (
-        Reasoning.objects.filter(not_correct(Mode.WITH_DEFINITIONS), sample__dataset=dataset)
-        .order_by("sample__label__position", "sample__label__name", "sample__external_id")
-        .values_list("sample__label__name", "sample__external_id", "predicted_name", "sample__review__cause",
-                     "sample__review__label_error", "sample__review__suggested_label__name", "sample__review__note",
-                     "sample__review__reviewer__username")
+        rules.with_status(Sample.objects.filter(dataset=dataset))
+        .filter(mode2_error=True)
+        .order_by("label__position", "label__name", "external_id")
+        .values_list("label__name", "external_id", "m2__predicted_name", "review__cause", "review__label_error",
+                     "review__suggested_label__name", "review__note", "review__reviewer__username")
     )
     lines = (
         (label, external_id, predicted or "（无法解析）", causes.get(cause, "未标注"),
@@ -379,6 +370,9 @@ def mode2_errors_csv(*, dataset: Dataset) -> Iterator[str]:
         in rows.iterator(chunk_size=CHUNK_SIZE)
     )
     return csv_lines(MODE2_ERRORS_CSV_HEADER, lines)
+
+
+CAUSE_NUMBERS = {Cause.DEFINITIONS_OVERLAP: "(1)", Cause.LABEL_WRONG: "(2)", Cause.MODEL_WEAK: "(3)"}
 
 
 def _percent(stats) -> str:
@@ -398,14 +392,16 @@ def class_analysis_markdown(*, category: Category, level: int = 2) -> Iterator[s
     for e in a.mode2_errors:
         predicted = "无法解析" if e.unparsed else (e.predicted_category or e.predicted_name)
         label_flag = "；已标记为标签错误" if e.label_error else ""
-        yield f"id: {md_text(e.external_id)}，推理结果：\"{md_text(predicted)}\"，出错原因：{e.cause_label}{label_flag}\n\n"
+        # The team's wording: the reviewer's own reason, then which of (1)/(2)/(3) it belongs to.
+        reason = md_text(e.note) if e.note else "（未填写）"
+        yield (f"id: {md_text(e.external_id)}，推理结果：\"{md_text(predicted)}\"，"
+               f"出错原因：{reason}（属于{CAUSE_NUMBERS.get(e.cause, '未标注')}）{label_flag}\n\n")
     if not a.mode2_errors:
         yield "无\n\n"
-    marked = sum(a.causes[c] for c in ("definitions_overlap", "label_wrong", "model_weak"))
     yield (
-        f"原因统计：(1) 类别定义有交集 {a.causes['definitions_overlap']}，(2) 数据集标签错误 "
-        f"{a.causes['label_wrong']}，(3) 模型能力不足 {a.causes['model_weak']}，"
-        f"未标注 {max(len(a.mode2_errors) - marked, 0)}\n\n"
+        f"原因统计：(1) 类别定义有交集 {a.causes[Cause.DEFINITIONS_OVERLAP]}，(2) 数据集标签错误 "
+        f"{a.causes[Cause.LABEL_WRONG]}，(3) 模型能力不足 {a.causes[Cause.MODEL_WEAK]}，"
+        f"未标注 {a.counts.unanalysed}\n\n"
     )
     yield f"{h}# 2、模式2与模式3对比（字数限制的影响）\n\n"
     yield "| 模式 | 推理数 | 正确 | 错误 | 无法解析 | 准确率 | 平均字数 | 超过限制 |\n"

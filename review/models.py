@@ -92,11 +92,18 @@ class Sample(models.Model):
 class Mode(models.IntegerChoices):
     FREE = 1, "模式1 自由推理"
     WITH_DEFINITIONS = 2, "模式2 给出类别定义"
-    LIMITED = 3, "模式3 定义 + ≤100字"
+    LIMITED = 3, "模式3 定义 + 限制字数"
 
 
 class Reasoning(models.Model):
-    """The model's explanation of one sample under one prompt mode."""
+    """The model's explanation of one sample under one prompt mode: the version every page, the
+    analysis and the export use.
+
+    A later model output for the same sample and mode becomes a new `version`. On a sample nobody
+    has reviewed it replaces this row at once (the old text is kept as a ReasoningVersion). On a
+    reviewed sample it waits as a pending ReasoningVersion (`pending_version`) until a reviewer
+    accepts it, so a review never describes text that is no longer there.
+    """
 
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="reasonings")
     mode = models.PositiveSmallIntegerField(choices=Mode.choices)
@@ -114,6 +121,9 @@ class Reasoning(models.Model):
         "pipelines.PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     raw_response = models.JSONField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    # The newest model output waiting for a reviewer's decision (None: nothing waits).
+    pending_version = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -124,6 +134,44 @@ class Reasoning(models.Model):
 
     def __str__(self):
         return f"{self.sample} mode {self.mode}"
+
+
+class ReasoningVersion(models.Model):
+    """A model output of a (sample, mode) that pages and exports do not use: an earlier output a
+    re-run replaced, or a re-run's output waiting for the reviewer (see Reasoning)."""
+
+    class Status(models.TextChoices):
+        SUPERSEDED = "superseded", "已被替换"
+        PENDING = "pending", "待审核人确认"
+        DISCARDED = "discarded", "审核人未采用"
+
+    reasoning = models.ForeignKey(Reasoning, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices)
+    output = models.TextField(blank=True)
+    predicted_name = models.CharField(max_length=200, blank=True)
+    predicted_category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    is_correct = models.BooleanField(null=True)
+    length = models.PositiveIntegerField(default=0)
+    model_name = models.CharField(max_length=200, blank=True)
+    prompt_template = models.ForeignKey(
+        "pipelines.PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    raw_response = models.JSONField(null=True, blank=True)
+    # Where the output came from ("import", "job 12"), for the sample page.
+    source = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["reasoning", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["reasoning", "version"], name="reasoning_version_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.reasoning} v{self.version} ({self.status})"
 
 
 class Cause(models.TextChoices):
@@ -148,6 +196,18 @@ class Review(models.Model):
     suggested_label = models.ForeignKey(
         Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A label error names the right class or says explicitly that the reviewer is not sure.
+    suggestion_uncertain = models.BooleanField(default=False)
+    # The class the corrected output names and its length, as checked when it was saved
+    # (review.rules.check_correction); the export compares them with the label and the limit.
+    corrected_category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    corrected_length = models.PositiveIntegerField(default=0)
+    # The reviewer saved a correction that fails the checks on purpose (with a note saying why).
+    correction_override = models.BooleanField(default=False)
+    # {mode: Reasoning.version} of the outputs this review judged.
+    judged_versions = models.JSONField(default=dict, blank=True)
     note = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)

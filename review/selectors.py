@@ -1,26 +1,41 @@
 """Every non-trivial read of the review application, shaped so query counts stay flat."""
+import difflib
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, F, FilteredRelation, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from .models import Assignment, Category, Dataset, Mode, Reasoning, ReviewEdit, Sample
+from . import rules
+from .models import Assignment, Category, Dataset, Mode, Reasoning, ReasoningVersion, ReviewEdit, Sample
 
-# The mode-3 prompt asks for at most 100 characters; one configured value for every page and export.
-LONG_OUTPUT_LIMIT = settings.TRAINSET_MAX_LENGTH
 
-# Queue filters: key → (Chinese label, condition on the annotated sample queryset).
-QUEUE_FILTERS: dict[str, tuple[str, Q]] = {
-    "all": ("全部", Q()),
-    "mode2_wrong": ("模式2 错误", Q(r2__is_correct=False)),
-    "mode3_wrong": ("模式3 错误", Q(r3__is_correct=False)),
-    "mode3_long": (f"模式3 超 {LONG_OUTPUT_LIMIT} 字", Q(r3__length__gt=LONG_OUTPUT_LIMIT)),
-    "unreviewed": ("未审核", Q(review__isnull=True)),
-    "flagged": ("标签错误", Q(review__label_error=True)),
-}
+@dataclass(frozen=True)
+class QueueFilter:
+    label: str
+    condition: Q
+
+
+def queue_filters() -> dict[str, QueueFilter]:
+    """Queue filters over `rules.with_status` (key → label and condition), the limit read live.
+
+    "待处理" is exactly what the export would still leave out (each row shows the reason).
+    """
+    limit = rules.length_limit()
+    return {
+        "all": QueueFilter("全部", Q()),
+        "pending": QueueFilter("待处理", Q(export_status__in=rules.PENDING)),
+        "mode2_wrong": QueueFilter("模式2 错误", Q(mode2_error=True)),
+        "unanalysed": QueueFilter("模式2 未分析", Q(mode2_error=True, analysed=False)),
+        "mode3_wrong": QueueFilter("模式3 错误", Q(model_status__in=(rules.WRONG, rules.UNPARSED))),
+        "mode3_long": QueueFilter(f"模式3 超 {limit} 字", Q(m3__length__gt=limit)),
+        "unreviewed": QueueFilter("未审核", Q(review__isnull=True)),
+        "flagged": QueueFilter("标签错误", Q(export_status=rules.LABEL_ERROR)),
+        "rerun": QueueFilter("模型已重跑", rules.RERUN_PENDING),
+    }
+
+
 QUEUE_SORTS: dict[str, tuple[str, tuple]] = {
     "id": ("按编号", ("external_id",)),
     "mode2_wrong_first": ("模式2 错误优先", (F("mode2_correct").asc(nulls_last=True), "external_id")),
@@ -30,71 +45,36 @@ QUEUE_SORTS: dict[str, tuple[str, tuple]] = {
 DEFAULT_FILTER, DEFAULT_SORT = "all", "id"
 
 
-def _with_modes(queryset: QuerySet[Sample]) -> QuerySet[Sample]:
-    """Join each sample's mode-2 and mode-3 reasoning once (unique per sample: no duplication)."""
-    return queryset.annotate(
-        r2=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.WITH_DEFINITIONS)),
-        r3=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.LIMITED)),
-    )
-
-
 # --------------------------------------------------------------------------- progress
 @dataclass
 class CategoryProgress:
+    """A class on the home page: its counts (rules.ClassCounts), reviewers and whether the user may change it."""
+
     category: Category
-    total: int = 0
-    reviewed: int = 0
-    mode2_wrong: int = 0
-    mode2_wrong_reviewed: int = 0
-    label_flagged: int = 0
+    counts: rules.ClassCounts
     reviewers: list = field(default_factory=list)
     can_change: bool = False
-
-    @property
-    def percent(self) -> int:
-        return round(100 * self.reviewed / self.total) if self.total else 0
-
-    @property
-    def mode2_percent(self) -> int:
-        return round(100 * self.mode2_wrong_reviewed / self.mode2_wrong) if self.mode2_wrong else 100
 
 
 def category_progress(*, dataset: Dataset, categories: list[Category] | None = None) -> list[CategoryProgress]:
     """Progress of every category of `dataset` (or just `categories`), with assigned reviewers.
 
-    Three queries whatever the number of categories, samples or reviews.
+    Two queries whatever the number of categories, samples or reviews.
     """
     if categories is None:
         categories = list(dataset.categories.all())
-    stats = (
-        _with_modes(Sample.objects.filter(label__in=[c.pk for c in categories]))
-        .order_by()
-        .values("label_id")
-        .annotate(
-            total=Count("pk"),
-            reviewed=Count("review"),
-            mode2_wrong=Count("pk", filter=Q(r2__is_correct=False)),
-            mode2_wrong_reviewed=Count("pk", filter=Q(r2__is_correct=False, review__isnull=False)),
-            label_flagged=Count("pk", filter=Q(review__label_error=True)),
-        )
-    )
-    by_label = {row["label_id"]: row for row in stats}
+    counts = rules.category_counts(Sample.objects.filter(label__in=[c.pk for c in categories]))
     reviewers: dict[int, list] = {}
     for assignment in Assignment.objects.filter(category__in=[c.pk for c in categories]).select_related("reviewer"):
         reviewers.setdefault(assignment.category_id, []).append(assignment.reviewer)
-    result = []
-    for category in categories:
-        row = by_label.get(category.pk, {})
-        result.append(CategoryProgress(
+    return [
+        CategoryProgress(
             category=category,
-            total=row.get("total", 0),
-            reviewed=row.get("reviewed", 0),
-            mode2_wrong=row.get("mode2_wrong", 0),
-            mode2_wrong_reviewed=row.get("mode2_wrong_reviewed", 0),
-            label_flagged=row.get("label_flagged", 0),
+            counts=counts.get(category.pk) or rules.ClassCounts(),
             reviewers=sorted(reviewers.get(category.pk, []), key=lambda u: u.get_username()),
-        ))
-    return result
+        )
+        for category in categories
+    ]
 
 
 @dataclass
@@ -103,28 +83,11 @@ class ReviewerProgress:
     categories: list[CategoryProgress]
 
     @property
-    def total(self) -> int:
-        return sum(c.total for c in self.categories)
-
-    @property
-    def reviewed(self) -> int:
-        return sum(c.reviewed for c in self.categories)
-
-    @property
-    def mode2_wrong(self) -> int:
-        return sum(c.mode2_wrong for c in self.categories)
-
-    @property
-    def mode2_wrong_reviewed(self) -> int:
-        return sum(c.mode2_wrong_reviewed for c in self.categories)
-
-    @property
-    def label_flagged(self) -> int:
-        return sum(c.label_flagged for c in self.categories)
-
-    @property
-    def percent(self) -> int:
-        return round(100 * self.reviewed / self.total) if self.total else 0
+    def counts(self) -> rules.ClassCounts:
+        total = rules.ClassCounts()
+        for item in self.categories:
+            total.add(item.counts)
+        return total
 
 
 def reviewer_progress(*, progress: list[CategoryProgress]) -> list[ReviewerProgress]:
@@ -148,18 +111,20 @@ def home_dataset(*, user: AbstractBaseUser, dataset_id: str | int | None) -> Dat
 
 # --------------------------------------------------------------------------- queue
 def queue_samples(*, category: Category, filter_key: str = DEFAULT_FILTER, sort_key: str = DEFAULT_SORT) -> QuerySet[Sample]:
-    """The category's samples for one queue filter and sort, annotated with what the table shows."""
-    condition = QUEUE_FILTERS.get(filter_key, QUEUE_FILTERS[DEFAULT_FILTER])[1]
+    """The category's samples for one queue filter and sort, annotated with what the table shows
+    (the rules' statuses included)."""
+    filters = queue_filters()
+    condition = filters.get(filter_key, filters[DEFAULT_FILTER]).condition
     ordering = QUEUE_SORTS.get(sort_key, QUEUE_SORTS[DEFAULT_SORT])[1]
     return (
-        _with_modes(Sample.objects.filter(label=category))
+        rules.with_status(Sample.objects.filter(label=category))
         .filter(condition)
         .annotate(
-            mode2_correct=F("r2__is_correct"),
-            mode2_predicted=F("r2__predicted_name"),
-            mode3_correct=F("r3__is_correct"),
-            mode3_predicted=F("r3__predicted_name"),
-            mode3_length=F("r3__length"),
+            mode2_correct=F("m2__is_correct"),
+            mode2_predicted=F("m2__predicted_name"),
+            mode3_correct=F("m3__is_correct"),
+            mode3_predicted=F("m3__predicted_name"),
+            mode3_length=F("m3__length"),
         )
         .select_related("review", "review__reviewer", "review__suggested_label")
         .order_by(*ordering)
@@ -168,8 +133,8 @@ def queue_samples(*, category: Category, filter_key: str = DEFAULT_FILTER, sort_
 
 def queue_counts(*, category: Category) -> dict[str, int]:
     """How many samples each queue filter holds, in one query."""
-    return _with_modes(Sample.objects.filter(label=category)).aggregate(
-        **{key: Count("pk", filter=condition) for key, (_, condition) in QUEUE_FILTERS.items()}
+    return rules.with_status(Sample.objects.filter(label=category)).aggregate(
+        **{key: Count("pk", filter=f.condition) for key, f in queue_filters().items()}
     )
 
 
@@ -206,6 +171,51 @@ def sample_detail(*, sample_id: int) -> Sample:
         ),
         pk=sample_id,
     )
+
+
+@dataclass
+class RerunDiff:
+    """A model output that arrived after the review, beside the version the review judged."""
+
+    mode: int
+    reviewed: Reasoning
+    new: ReasoningVersion
+    # ("equal" | "delete" | "insert", text) pieces from the reviewed text to the new one
+    segments: list[tuple[str, str]]
+
+    @property
+    def label(self) -> str:
+        return Mode(self.mode).label
+
+
+def text_diff(old: str, new: str) -> list[tuple[str, str]]:
+    """Character-level diff (CJK text has no word boundaries) as (operation, text) pieces."""
+    pieces: list[tuple[str, str]] = []
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            pieces.append(("equal", old[i1:i2]))
+        else:
+            if i2 > i1:
+                pieces.append(("delete", old[i1:i2]))
+            if j2 > j1:
+                pieces.append(("insert", new[j1:j2]))
+    return pieces
+
+
+def rerun_diffs(*, sample: Sample) -> list[RerunDiff]:
+    """The sample's pending model outputs with their diff (one query; none when nothing waits)."""
+    waiting = [r for r in sample.reasonings.all() if r.pending_version]
+    if not waiting:
+        return []
+    versions = {(v.reasoning_id, v.version): v for v in ReasoningVersion.objects.filter(
+        reasoning__in=waiting, status=ReasoningVersion.Status.PENDING)}
+    diffs = []
+    for reasoning in waiting:
+        new = versions.get((reasoning.pk, reasoning.pending_version))
+        if new is not None:
+            diffs.append(RerunDiff(reasoning.mode, reasoning, new, text_diff(reasoning.output, new.output)))
+    return diffs
 
 
 def dataset_categories(*, dataset: Dataset) -> list[Category]:

@@ -26,10 +26,26 @@ class CategorySerializer(serializers.ModelSerializer):
         fields = ["id", "dataset", "name", "definition", "revised_definition", "effective_definition", "position"]
 
 
+class CategoryCountsSerializer(serializers.Serializer):
+    """review.rules.ClassCounts: the numbers every page shows for a class."""
+
+    total = serializers.IntegerField()
+    reviewed = serializers.IntegerField()
+    mode2_errors = serializers.IntegerField()
+    analysed = serializers.IntegerField()
+    label_errors = serializers.IntegerField()
+    exported = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    rerun_pending = serializers.IntegerField()
+    by_status = serializers.DictField(child=serializers.IntegerField())
+    causes = serializers.DictField(child=serializers.IntegerField())
+
+
 class ReasoningSerializer(serializers.ModelSerializer):
     class Meta:
         model = Reasoning
-        fields = ["id", "mode", "output", "predicted_name", "predicted_category", "is_correct", "length", "model_name"]
+        fields = ["id", "mode", "output", "predicted_name", "predicted_category", "is_correct", "length", "model_name",
+                  "version", "pending_version"]
 
 
 class ReviewSerializer(serializers.ModelSerializer):
@@ -38,8 +54,8 @@ class ReviewSerializer(serializers.ModelSerializer):
     class Meta:
         model = Review
         fields = [
-            "id", "sample", "reviewer", "cause", "corrected_output", "label_error", "suggested_label", "note",
-            "version", "created_at", "updated_at",
+            "id", "sample", "reviewer", "cause", "corrected_output", "correction_override", "label_error",
+            "suggested_label", "suggestion_uncertain", "note", "judged_versions", "version", "created_at", "updated_at",
         ]
         read_only_fields = fields
 
@@ -49,10 +65,13 @@ class SampleSerializer(serializers.ModelSerializer):
     reasonings = ReasoningSerializer(many=True, read_only=True)
     review = serializers.SerializerMethodField()
     can_change = serializers.SerializerMethodField()
+    # review.rules: what the export does with the sample (kept, corrected, label_error, or why not)
+    export_status = serializers.CharField(read_only=True)
 
     class Meta:
         model = Sample
-        fields = ["id", "dataset", "external_id", "image", "label", "label_name", "reasonings", "review", "can_change"]
+        fields = ["id", "dataset", "external_id", "image", "label", "label_name", "reasonings", "review", "can_change",
+                  "export_status"]
 
     def get_review(self, sample) -> dict | None:
         review = getattr(sample, "review", None)
@@ -74,6 +93,8 @@ class ReviewWriteSerializer(serializers.Serializer):
     suggested_label = serializers.PrimaryKeyRelatedField(queryset=Category.objects.all(), required=False, allow_null=True)
     note = serializers.CharField(required=False, allow_blank=True)
     version = serializers.IntegerField(min_value=0)
+    suggestion_uncertain = serializers.BooleanField(required=False)
+    correction_override = serializers.BooleanField(required=False)
 
 
 class AssignmentSerializer(serializers.ModelSerializer):

@@ -15,14 +15,25 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
+from . import rules
 from .errors import ApplicationError
-from .models import Assignment, Category, Cause, Dataset, Mode, Reasoning, Review, ReviewEdit, Sample
-from .parsing import match_category_name, parse_predicted_category, text_length
+from .models import (
+    Assignment,
+    Category,
+    Cause,
+    Dataset,
+    Mode,
+    Reasoning,
+    ReasoningVersion,
+    Review,
+    ReviewEdit,
+    Sample,
+)
+from .parsing import match_category_name
 from .permissions import can_change_category
-
-REVIEW_FIELDS = ("cause", "corrected_output", "label_error", "suggested_label", "note")
 
 
 # --------------------------------------------------------------------------- reviews
@@ -33,15 +44,19 @@ def review_snapshot(review: Review | None) -> dict[str, Any]:
     return {
         "cause": review.cause,
         "corrected_output": review.corrected_output,
+        "correction_override": review.correction_override,
         "label_error": review.label_error,
         "suggested_label": review.suggested_label_id,
         "suggested_label_name": review.suggested_label.name if review.suggested_label_id else "",
+        "suggestion_uncertain": review.suggestion_uncertain,
         "note": review.note,
+        "judged_versions": review.judged_versions,
         "reviewer": review.reviewer.get_username() if review.reviewer_id else "",
     }
 
 
-def _conflict(review: Review, version: int) -> ApplicationError:
+def conflict_error(review: Review, version: int) -> ApplicationError:
+    """The refusal of a save made on a stale version: who changed the review, and when."""
     last_edit = review.edits.select_related("editor").order_by("-version").first()
     who = last_edit.editor.get_username() if last_edit and last_edit.editor else "其他人"
     when = timezone.localtime(review.updated_at).strftime("%Y-%m-%d %H:%M:%S")
@@ -58,6 +73,33 @@ def implied_label_error(cause: str, label_error: bool) -> bool:
     return bool(label_error) or cause == Cause.LABEL_WRONG
 
 
+def reviewer_text(text: str | None) -> str:
+    """Text typed by a reviewer as stored and compared: browsers post a textarea's line breaks as
+    CRLF, model outputs use LF; surrounding whitespace is not content."""
+    return (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def _category_ids(dataset_id: int) -> dict[str, int]:
+    return dict(Category.objects.filter(dataset_id=dataset_id).values_list("name", "pk"))
+
+
+def correction_check(*, sample: Sample, text: str, label_error: bool = False,
+                     suggested_label: Category | None = None) -> rules.CorrectionCheck:
+    """`rules.check_correction` for a sample: the class expected is the label, or the suggested
+    class when the label is flagged wrong (no class is expected when the reviewer is not sure)."""
+    expected = suggested_label if label_error and suggested_label is not None else sample.label
+    check = rules.check_correction(reviewer_text(text), expected_id=expected.pk, expected_name=expected.name,
+                                   category_ids=_category_ids(sample.dataset_id))
+    if label_error and suggested_label is None:
+        check.problems = [p for p in check.problems if not p.startswith(("类别写的是", "读不出类别"))]
+    return check
+
+
+def _current_versions(sample: Sample) -> dict[str, int]:
+    return {str(mode): version for mode, version in
+            Reasoning.objects.filter(sample=sample).values_list("mode", "version")}
+
+
 @transaction.atomic
 def review_save(
     *,
@@ -69,36 +111,62 @@ def review_save(
     suggested_label: Category | None,
     note: str,
     version: int,
+    suggestion_uncertain: bool = False,
+    correction_override: bool = False,
 ) -> Review:
     """Save a reviewer's verdict on `sample` and record the change in the edit history.
 
     `version` is the review version the user saw (0 when the sample had no review yet); if someone
     saved in between, raise code="conflict" naming who and when, and change nothing. Only users
-    who may change the sample's label category may save (code="forbidden"). `cause` is one of
-    `Cause` values or "" (not decided). `corrected_output` equal to the mode-3 output (or blank)
-    means "keep the model's output" and is stored as "". Cause (2) "label wrong" sets
-    `label_error`. `suggested_label` is kept only with
-    `label_error` and must be another category of the same dataset. Saving the values already
-    saved is a no-op (no new version), even with a stale `version` (a double submit).
+    who may change the sample's label category may save (code="forbidden"). Refused with
+    code="invalid", changing nothing:
+    - `cause` not a `Cause` value or "" (not decided), or "none" on a sample whose mode 2 is wrong
+      or unparseable (rules.MODE2_ERROR);
+    - a label error (`label_error`, implied by cause (2)) without `suggested_label` (another class
+      of the same dataset) or `suggestion_uncertain` (不确定);
+    - a `corrected_output` failing `rules.check_correction` (class line, length), unless
+      `correction_override` with a `note` saying why — the export still leaves such a row out.
+    `corrected_output` equal to the mode-3 output (or blank) means "keep the model's output" and
+    is stored as "". The review records the reasoning versions it judged. Saving the values
+    already saved is a no-op (no new version), even with a stale `version` (a double submit).
     """
     if not can_change_category(user, sample.label_id):
         raise ApplicationError("你没有被分配这个类别，只能查看，不能修改。", code="forbidden")
     if cause not in Cause.values and cause != "":
         raise ApplicationError(f"未知的错误原因：{cause}", code="invalid")
+    if cause == Cause.NONE and rules.sample_status(sample.pk).mode2_error:
+        raise ApplicationError("模式2推理错误：原因不能是“无错误”，请选择 (1)/(2)/(3)。", code="invalid")
     label_error = implied_label_error(cause, label_error)
     if not label_error:
-        suggested_label = None
+        suggested_label, suggestion_uncertain = None, False
     if suggested_label is not None:
+        suggestion_uncertain = False
         if suggested_label.dataset_id != sample.dataset_id:
             raise ApplicationError("建议类别必须属于同一数据集。", code="invalid")
         if suggested_label.pk == sample.label_id:
             raise ApplicationError("建议类别与当前标签相同。", code="invalid")
-    corrected_output = (corrected_output or "").strip()
+    elif label_error and not suggestion_uncertain:
+        raise ApplicationError("标签错误需要建议类别：选择正确的类别，或选“不确定”。", code="invalid")
+    corrected_output = reviewer_text(corrected_output)
     if corrected_output:
         mode3 = Reasoning.objects.filter(sample=sample, mode=Mode.LIMITED).values_list("output", flat=True).first()
-        if mode3 is not None and corrected_output == mode3.strip():
+        if mode3 is not None and corrected_output == reviewer_text(mode3):
             corrected_output = ""
-    note = (note or "").strip()
+    note = reviewer_text(note)
+    check = None
+    if corrected_output:
+        check = correction_check(sample=sample, text=corrected_output, label_error=label_error,
+                                 suggested_label=suggested_label)
+        if check.ok:
+            correction_override = False
+        elif not correction_override:
+            raise ApplicationError("修正未通过检查：" + "".join(check.problems)
+                                   + "（确需保存请勾选“仍然保存”并在备注中说明原因；导出时不会包含这一条。）",
+                                   code="invalid")
+        elif not note:
+            raise ApplicationError("仍然保存未通过检查的修正时，请在备注中说明原因。", code="invalid")
+    else:
+        correction_override = False
 
     review = (
         Review.objects.select_for_update(of=("self",)).select_related("reviewer", "suggested_label").filter(sample=sample).first()
@@ -107,8 +175,10 @@ def review_save(
     same_values = review is not None and (
         review.cause == cause
         and review.corrected_output == corrected_output
+        and review.correction_override == bool(correction_override)
         and review.label_error == bool(label_error)
         and review.suggested_label_id == (suggested_label.pk if suggested_label else None)
+        and review.suggestion_uncertain == bool(suggestion_uncertain)
         and review.note == note
     )
     if int(version) != current_version:
@@ -116,7 +186,7 @@ def review_save(
             raise ApplicationError("保存失败：版本号无效，请刷新页面。", code="conflict")
         if same_values:
             return review  # a repeated submit of what is already saved overwrites nothing
-        raise _conflict(review, int(version))
+        raise conflict_error(review, int(version))
 
     before = review_snapshot(review)
     if review is None:
@@ -126,16 +196,21 @@ def review_save(
         except IntegrityError:
             # Someone created the review between our read and our insert.
             review = Review.objects.select_for_update().get(sample=sample)
-            raise _conflict(review, int(version)) from None
+            raise conflict_error(review, int(version)) from None
     elif same_values:
         return review
 
     review.reviewer = user
     review.cause = cause
     review.corrected_output = corrected_output
+    review.corrected_category_id = check.predicted_category_id if check else None
+    review.corrected_length = check.length if check else 0
+    review.correction_override = bool(correction_override)
     review.label_error = bool(label_error)
     review.suggested_label = suggested_label
+    review.suggestion_uncertain = bool(suggestion_uncertain)
     review.note = note
+    review.judged_versions = _current_versions(sample)
     review.version = current_version + 1
     review.save()
     ReviewEdit.objects.create(
@@ -144,12 +219,32 @@ def review_save(
     return review
 
 
+def review_keep(*, sample: Sample, user: AbstractBaseUser, version: int, shown_output: str | None = None,
+                note: str = "") -> Review:
+    """"Correct, keep" (the `y` key): mode 2 right, the model's mode-3 output goes to the training set
+    as it is. Refused (code="invalid") unless the rules say the sample is keepable, or when
+    `shown_output` (the text in the reviewer's edit box) differs from the model's output — an
+    edit is never thrown away by "keep"."""
+    status = rules.sample_status(sample.pk)
+    if not status.keepable:
+        raise ApplicationError("不能“正确，保留”：" + "；".join(status.keep_blockers()) + "。", code="invalid")
+    if shown_output is not None:
+        mode3 = Reasoning.objects.filter(sample=sample, mode=Mode.LIMITED).values_list("output", flat=True).first()
+        if reviewer_text(shown_output) != reviewer_text(mode3):
+            raise ApplicationError("你修改了模式3输出：按 Enter 保存修改，或先“恢复为模型原输出”再按 y。",
+                                   code="invalid")
+    return review_save(sample=sample, user=user, cause=Cause.NONE, corrected_output="", label_error=False,
+                       suggested_label=None, note=note, version=version)
+
+
 @transaction.atomic
 def review_restore(*, edit: ReviewEdit, user: AbstractBaseUser) -> Review:
-    """Restore the review to the state right after `edit` (staff only); recorded as a new edit."""
+    """Restore the review to the state right after `edit` (staff only); recorded as a new edit.
+
+    The restored correction is checked again (its class and length are what the export compares)."""
     if not (user.is_authenticated and user.is_staff):
         raise ApplicationError("只有管理员可以恢复历史版本。", code="forbidden")
-    review = Review.objects.select_for_update(of=("self",)).select_related("reviewer", "suggested_label").get(pk=edit.review_id)
+    review = Review.objects.select_for_update(of=("self",)).select_related("reviewer", "suggested_label", "sample__label").get(pk=edit.review_id)
     state = edit.after or {}
     suggested = None
     if state.get("suggested_label"):
@@ -160,7 +255,16 @@ def review_restore(*, edit: ReviewEdit, user: AbstractBaseUser) -> Review:
     review.corrected_output = state.get("corrected_output", "")
     review.label_error = implied_label_error(review.cause, state.get("label_error", False))
     review.suggested_label = suggested
+    review.suggestion_uncertain = review.label_error and suggested is None
     review.note = state.get("note", "")
+    check = None
+    if review.corrected_output:
+        check = correction_check(sample=review.sample, text=review.corrected_output, label_error=review.label_error,
+                                 suggested_label=suggested)
+    review.corrected_category_id = check.predicted_category_id if check else None
+    review.corrected_length = check.length if check else 0
+    review.correction_override = bool(check and not check.ok)
+    review.judged_versions = _current_versions(review.sample)
     review.version += 1
     review.save()
     ReviewEdit.objects.create(
@@ -227,6 +331,180 @@ def assignments_set_for_dataset(
     return Assignment.objects.filter(category__dataset=dataset).count()
 
 
+# --------------------------------------------------------------------------- model outputs
+@dataclass
+class ModelOutput:
+    """One model answer for a sample in one mode, from an import or a classification job."""
+
+    sample_id: int
+    label_id: int
+    mode: int
+    output: str
+    model_name: str = ""
+    prompt_template_id: int | None = None
+    raw_response: Any = None
+
+
+@dataclass
+class OutputsStoreResult:
+    created: int = 0
+    replaced: int = 0
+    pending: int = 0
+    unchanged: int = 0
+    # (sample id, mode) → the derived fields of the stored answer (rules.answer_fields)
+    answers: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    # the (sample id, mode) answers that wait for a reviewer
+    pending_keys: set[tuple[int, int]] = field(default_factory=set)
+
+
+# The modes a review judges: mode 2 by its cause, mode 3 as the training output.
+JUDGED_MODES = (Mode.WITH_DEFINITIONS, Mode.LIMITED)
+_ANSWER_COPY_FIELDS = ("output", "predicted_name", "predicted_category_id", "is_correct", "length", "model_name",
+                       "prompt_template_id", "raw_response")
+
+
+def _version_of(reasoning: Reasoning, *, version: int, status: str, source: str = "") -> ReasoningVersion:
+    return ReasoningVersion(reasoning=reasoning, version=version, status=status, source=source,
+                            **{f: getattr(reasoning, f) for f in _ANSWER_COPY_FIELDS})
+
+
+@transaction.atomic
+def reasonings_store(*, outputs: Sequence[ModelOutput], category_ids: Mapping[str, int], source: str = "") -> OutputsStoreResult:
+    """Store model outputs without ever overwriting reviewed work.
+
+    A sample's first output of a mode creates its Reasoning (version 1). A different output later
+    becomes the next version: on a sample nobody reviewed — or in mode 1, which no review judges —
+    it replaces the Reasoning at once and the old text is kept as a superseded ReasoningVersion;
+    on a reviewed sample it waits as a pending ReasoningVersion (the sample page offers it with a
+    diff) and pages, analysis and export keep using the version the review judged. The same text
+    again changes nothing but its derived fields (the label may have changed). Batched: a few
+    queries per call whatever its size.
+    """
+    result = OutputsStoreResult()
+    if not outputs:
+        return result
+    sample_ids = {o.sample_id for o in outputs}
+    existing = {(r.sample_id, r.mode): r for r in Reasoning.objects.filter(sample_id__in=sample_ids)}
+    reviewed = set(Review.objects.filter(sample_id__in=sample_ids).values_list("sample_id", flat=True))
+    pending_rows = {(v.reasoning_id, v.version): v for v in ReasoningVersion.objects.filter(
+        reasoning__in=[r.pk for r in existing.values() if r.pending_version], status=ReasoningVersion.Status.PENDING)}
+    latest = dict(ReasoningVersion.objects.filter(reasoning__in=[r.pk for r in existing.values()])
+                  .values("reasoning_id").annotate(n=Max("version")).values_list("reasoning_id", "n"))
+    now = timezone.now()
+    create, update, new_versions, superseded_pending = [], {}, [], []
+    for o in outputs:
+        answer = rules.answer_fields(o.output, label_id=o.label_id, category_ids=category_ids)
+        values = {"output": o.output, "model_name": o.model_name, "prompt_template_id": o.prompt_template_id,
+                  "raw_response": o.raw_response, **answer}
+        result.answers[(o.sample_id, o.mode)] = answer
+        reasoning = existing.get((o.sample_id, o.mode))
+        if reasoning is None:
+            reasoning = Reasoning(sample_id=o.sample_id, mode=o.mode, version=1, **values)
+            existing[(o.sample_id, o.mode)] = reasoning
+            create.append(reasoning)
+            result.created += 1
+            continue
+        pending = pending_rows.get((reasoning.pk, reasoning.pending_version))
+        if reasoning.output == o.output or (pending is not None and pending.output == o.output):
+            # Same text: nothing new to judge; keep its derived fields in step with the label.
+            target = reasoning if reasoning.output == o.output else pending
+            if target is pending:
+                result.pending_keys.add((o.sample_id, o.mode))
+            changed = {k: v for k, v in answer.items() if getattr(target, k) != v}
+            if target is reasoning and changed:
+                for key, value in changed.items():
+                    setattr(reasoning, key, value)
+                update[reasoning.pk] = reasoning
+            result.unchanged += 1
+            continue
+        next_version = max(reasoning.version, reasoning.pending_version or 0, latest.get(reasoning.pk, 0)) + 1
+        latest[reasoning.pk] = next_version
+        if o.sample_id in reviewed and o.mode in JUDGED_MODES:
+            if pending is not None:
+                pending.status = ReasoningVersion.Status.SUPERSEDED
+                superseded_pending.append(pending)
+            waiting = ReasoningVersion(reasoning=reasoning, version=next_version, status=ReasoningVersion.Status.PENDING,
+                                       source=source, **values)
+            new_versions.append(waiting)
+            pending_rows[(reasoning.pk, next_version)] = waiting
+            reasoning.pending_version = next_version
+            result.pending += 1
+            result.pending_keys.add((o.sample_id, o.mode))
+        else:
+            new_versions.append(_version_of(reasoning, version=reasoning.version,
+                                            status=ReasoningVersion.Status.SUPERSEDED))
+            for key, value in values.items():
+                setattr(reasoning, key, value)
+            reasoning.version = next_version
+            result.replaced += 1
+        update[reasoning.pk] = reasoning
+    Reasoning.objects.bulk_create(create, batch_size=500)
+    for reasoning in update.values():
+        reasoning.updated_at = now
+    Reasoning.objects.bulk_update(list(update.values()), [*_ANSWER_COPY_FIELDS, "version", "pending_version", "updated_at"],
+                                  batch_size=500)
+    ReasoningVersion.objects.bulk_update(superseded_pending, ["status"], batch_size=500)
+    ReasoningVersion.objects.bulk_create(new_versions, batch_size=500)
+    return result
+
+
+@transaction.atomic
+def reasoning_pending_decide(*, sample: Sample, user: AbstractBaseUser, accept: bool) -> Review | None:
+    """Accept (or discard) the model outputs that arrived after the sample was reviewed.
+
+    Accepting makes them the versions pages and the export use (the replaced ones are kept) and
+    records on the review that its reviewer judged them: a cause stays only where it still
+    applies (mode 2 now right → "none"; now wrong after "none" → undecided), a correction equal to
+    the new output becomes "keep". Discarding keeps the reviewed versions. Either way the edit
+    history says so.
+    """
+    if not can_change_category(user, sample.label_id):
+        raise ApplicationError("你没有被分配这个类别，只能查看，不能修改。", code="forbidden")
+    reasonings = list(Reasoning.objects.select_for_update().filter(sample=sample, pending_version__isnull=False))
+    if not reasonings:
+        raise ApplicationError("没有待确认的模型新结果（可能已被别人处理）。", code="conflict")
+    waiting = {(v.reasoning_id, v.version): v for v in ReasoningVersion.objects.filter(
+        reasoning__in=reasonings, status=ReasoningVersion.Status.PENDING)}
+    for reasoning in reasonings:
+        pending = waiting.get((reasoning.pk, reasoning.pending_version))
+        reasoning.pending_version = None
+        if pending is None:
+            reasoning.save(update_fields=["pending_version", "updated_at"])
+            continue
+        if accept:
+            _version_of(reasoning, version=reasoning.version, status=ReasoningVersion.Status.SUPERSEDED).save()
+            for key in _ANSWER_COPY_FIELDS:
+                setattr(reasoning, key, getattr(pending, key))
+            reasoning.version = pending.version
+            pending.delete()
+        else:
+            pending.status = ReasoningVersion.Status.DISCARDED
+            pending.save(update_fields=["status"])
+        reasoning.save()
+    review = Review.objects.select_for_update(of=("self",)).select_related("reviewer", "suggested_label").filter(sample=sample).first()
+    if review is None:
+        return None
+    before = review_snapshot(review)
+    if accept:
+        mode2_error = rules.sample_status(sample.pk).mode2_error
+        if not mode2_error and review.cause in rules.CAUSE_CODES and review.cause != Cause.LABEL_WRONG:
+            review.cause = Cause.NONE
+        elif mode2_error and review.cause == Cause.NONE:
+            review.cause = ""
+        mode3 = Reasoning.objects.filter(sample=sample, mode=Mode.LIMITED).values_list("output", flat=True).first()
+        if review.corrected_output and mode3 is not None and review.corrected_output == mode3.strip():
+            review.corrected_output, review.corrected_category_id, review.corrected_length = "", None, 0
+            review.correction_override = False
+        review.judged_versions = _current_versions(sample)
+    review.reviewer = user
+    review.version += 1
+    review.save()
+    after = review_snapshot(review)
+    after["model_rerun"] = "采用" if accept else "未采用"
+    ReviewEdit.objects.create(review=review, editor=user, version=review.version, before=before, after=after)
+    return review
+
+
 # --------------------------------------------------------------------------- import
 @dataclass
 class ClassificationRecord:
@@ -255,18 +533,8 @@ class RecordsSaveResult:
     samples_updated: int = 0
     reasonings_created: int = 0
     reasonings_updated: int = 0
-
-
-def _reasoning_values(output: str, label_id: int, by_name: Mapping[str, Category]) -> dict[str, Any]:
-    predicted_name = parse_predicted_category(output, list(by_name)) or ""
-    predicted = by_name.get(predicted_name)
-    return {
-        "output": output,
-        "predicted_name": predicted_name,
-        "predicted_category_id": predicted.pk if predicted else None,
-        "is_correct": None if predicted is None else predicted.pk == label_id,
-        "length": text_length(output),
-    }
+    # new outputs of reviewed samples, waiting for their reviewer (never overwriting the review)
+    reasonings_pending: int = 0
 
 
 @transaction.atomic
@@ -356,10 +624,6 @@ def _sample_values(sample: Sample, record: ClassificationRecord, label: Category
 def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRecord], by_name: dict[str, Category],
                         names: list[str], result: RecordsSaveResult) -> None:
     samples = {s.external_id: s for s in Sample.objects.filter(dataset=dataset, external_id__in=[r.external_id for r in records])}
-    reasonings = {
-        (r.sample_id, r.mode): r
-        for r in Reasoning.objects.filter(sample__in=[s.pk for s in samples.values()])
-    }
     to_update_samples, new_samples = [], []
     for record in records:
         label = by_name[resolve_label_name(record.label, names)]
@@ -387,33 +651,25 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
         fresh = Sample.objects.filter(dataset=dataset, external_id__in=[s.external_id for s in new_samples])
         samples.update({s.external_id: s for s in fresh})
 
-    create, update = [], []
-    fields = ["output", "predicted_name", "predicted_category", "is_correct", "length", "model_name",
-              "raw_response", "updated_at"]
-    for record in records:
-        sample = samples[record.external_id]
-        for mode in (1, 2, 3):
-            existing = reasonings.get((sample.pk, mode))
-            if mode in record.outputs:
-                values = _reasoning_values(record.outputs[mode], sample.label_id, by_name)
-                values["model_name"] = record.model_names.get(mode, existing.model_name if existing else "")
-                values["raw_response"] = record.raw_responses.get(mode, existing.raw_response if existing else None)
-                if existing is None:
-                    create.append(Reasoning(sample=sample, mode=mode, **values))
-                    continue
-            elif existing is not None:
-                # Output unchanged; the label may have changed, so re-mark right/wrong.
-                values = {"is_correct": None if existing.predicted_category_id is None
-                          else existing.predicted_category_id == sample.label_id}
-            else:
-                continue
-            changed = any(getattr(existing, k) != v for k, v in values.items())
-            if changed:
-                for key, value in values.items():
-                    setattr(existing, key, value)
-                existing.updated_at = now
-                update.append(existing)
-    Reasoning.objects.bulk_create(create, batch_size=500)
-    Reasoning.objects.bulk_update(update, fields, batch_size=500)
-    result.reasonings_created += len(create)
-    result.reasonings_updated += len(update)
+    category_ids = {name: category.pk for name, category in by_name.items()}
+    outputs = [
+        ModelOutput(sample_id=samples[record.external_id].pk, label_id=samples[record.external_id].label_id,
+                    mode=mode, output=output, model_name=record.model_names.get(mode, ""),
+                    raw_response=record.raw_responses.get(mode))
+        for record in records for mode, output in sorted(record.outputs.items())
+    ]
+    stored = reasonings_store(outputs=outputs, category_ids=category_ids, source="import")
+    # A sample whose label changed: its other reasonings are re-marked right/wrong.
+    relabelled = [s.pk for s in to_update_samples]
+    remark = []
+    for reasoning in Reasoning.objects.filter(sample_id__in=relabelled).select_related("sample"):
+        if (reasoning.sample_id, reasoning.mode) in stored.answers:
+            continue
+        is_correct = None if reasoning.predicted_category_id is None else reasoning.predicted_category_id == reasoning.sample.label_id
+        if reasoning.is_correct != is_correct:
+            reasoning.is_correct, reasoning.updated_at = is_correct, now
+            remark.append(reasoning)
+    Reasoning.objects.bulk_update(remark, ["is_correct", "updated_at"], batch_size=500)
+    result.reasonings_created += stored.created
+    result.reasonings_updated += stored.replaced + stored.pending + len(remark)
+    result.reasonings_pending += stored.pending

@@ -11,6 +11,8 @@ urlpatterns = [
     path("categories/<int:category_id>/", views.queue, name="queue"),
     path("samples/<int:sample_id>/", views.sample_page, name="sample"),
     path("samples/<int:sample_id>/review/", views.review_submit, name="save"),
+    path("samples/<int:sample_id>/check-correction/", views.check_correction, name="check_correction"),
+    path("samples/<int:sample_id>/rerun/", views.rerun_decide, name="rerun_decide"),
     path("edits/<int:edit_id>/restore/", views.edit_restore, name="restore"),
     path("images/<path:path>", views.image_file, name="image"),
 ]

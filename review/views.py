@@ -13,14 +13,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import selectors
+from . import rules, selectors
 from .errors import ApplicationError
-from .forms import ACTION_KEEP, AssignmentForm, ReviewForm
+from .forms import ACTION_KEEP, UNCERTAIN, AssignmentForm, ReviewForm
 from .images import inspect_image, media_path
 from .models import Category, Cause, Dataset, Mode, ReviewEdit, Sample
 from .permissions import can_change_category, changeable_category_ids
-from .selectors import DEFAULT_FILTER, DEFAULT_SORT, LONG_OUTPUT_LIMIT, QUEUE_FILTERS, QUEUE_SORTS
-from .services import assignments_set_for_dataset, review_restore, review_save
+from .selectors import DEFAULT_FILTER, DEFAULT_SORT, QUEUE_SORTS, queue_filters
+from .services import (
+    assignments_set_for_dataset, correction_check, reasoning_pending_decide, review_keep, review_restore, review_save,
+    reviewer_text,
+)
 
 QUEUE_PAGE_SIZE = 50
 STATUS_FOR_CODE = {"forbidden": 403, "conflict": 409, "invalid": 400}
@@ -29,7 +32,7 @@ STATUS_FOR_CODE = {"forbidden": 403, "conflict": 409, "invalid": 400}
 def _queue_state(params) -> tuple[str, str]:
     filter_key = params.get("f", DEFAULT_FILTER)
     sort_key = params.get("s", DEFAULT_SORT)
-    return (filter_key if filter_key in QUEUE_FILTERS else DEFAULT_FILTER,
+    return (filter_key if filter_key in queue_filters() else DEFAULT_FILTER,
             sort_key if sort_key in QUEUE_SORTS else DEFAULT_SORT)
 
 
@@ -116,6 +119,8 @@ def queue(request, category_id: int):
     page = Paginator(
         selectors.queue_samples(category=category, filter_key=filter_key, sort_key=sort_key), QUEUE_PAGE_SIZE
     ).get_page(request.GET.get("page"))
+    for row in page.object_list:
+        row.export_status_label = rules.EXPORT_STATUS_LABELS[row.export_status]
     counts = selectors.queue_counts(category=category)
     context = {
         "category": category,
@@ -123,36 +128,40 @@ def queue(request, category_id: int):
         "page": page,
         "filter_key": filter_key,
         "sort_key": sort_key,
-        "filters": [(key, label, counts[key]) for key, (label, _) in QUEUE_FILTERS.items()],
+        "filters": [(key, f.label, counts[key]) for key, f in queue_filters().items()],
         "sorts": [(key, label) for key, (label, _) in QUEUE_SORTS.items()],
         "queue_query": _query(filter_key, sort_key),
         "can_change": can_change_category(request.user, category),
-        "long_limit": LONG_OUTPUT_LIMIT,
+        "long_limit": rules.length_limit(),
+        "exported_statuses": rules.EXPORTED,
     }
     template = "review/queue.html#queue" if _partial(request) else "review/queue.html"
     return render(request, template, context)
 
 
 # --------------------------------------------------------------------------- sample page
-def _form_values(sample: Sample, reasonings: dict[int, object]) -> dict:
+def _form_values(sample: Sample, reasonings: dict[int, object], status: rules.SampleStatus) -> dict:
     """What the review form shows before the reviewer touches it."""
     review = getattr(sample, "review", None)
     mode2, mode3 = reasonings.get(Mode.WITH_DEFINITIONS), reasonings.get(Mode.LIMITED)
-    suggested = None
+    suggested_name = ""
     if review and review.suggested_label_id:
-        suggested = review.suggested_label_id
+        suggested_name = review.suggested_label.name
+    elif review and review.suggestion_uncertain:
+        suggested_name = UNCERTAIN
     elif mode2 is not None and mode2.predicted_category_id and mode2.predicted_category_id != sample.label_id:
-        suggested = mode2.predicted_category_id
+        suggested_name = mode2.predicted_name  # mode 2's answer is the first guess
     if review:
         cause = review.cause
     else:
-        cause = Cause.NONE if (mode2 is None or mode2.is_correct) else ""
+        cause = "" if status.mode2_error else Cause.NONE
     return {
         "cause": cause,
         "corrected_output": (review.corrected_output if review and review.corrected_output else
                              (mode3.output if mode3 else "")),
+        "correction_override": bool(review and review.correction_override),
         "label_error": bool(review and review.label_error),
-        "suggested_label": suggested,
+        "suggested_label_name": suggested_name,
         "note": review.note if review else "",
         "version": review.version if review else 0,
     }
@@ -188,12 +197,17 @@ def _image_info_rows(info) -> list[tuple[str, str]]:
     return rows
 
 
+def _versions_text(versions) -> str:
+    return "，".join(f"模式{mode} v{v}" for mode, v in sorted((versions or {}).items())) or "—"
+
+
 def _edit_rows(sample: Sample) -> list[dict]:
     review = getattr(sample, "review", None)
     if review is None:
         return []
-    labels = {"cause": "原因", "corrected_output": "模式3 修改", "label_error": "标签错误",
-              "suggested_label_name": "建议类别", "note": "备注"}
+    labels = {"cause": "原因", "corrected_output": "模式3 修改", "correction_override": "未通过检查仍保存",
+              "label_error": "标签错误", "suggested_label_name": "建议类别", "suggestion_uncertain": "建议类别不确定",
+              "note": "备注", "judged_versions": "审核的模型版本", "model_rerun": "模型新结果"}
     causes = dict(Cause.choices)
     rows = []
     for edit in review.edits.all():
@@ -205,9 +219,11 @@ def _edit_rows(sample: Sample) -> list[dict]:
             if before != after:
                 if key == "cause":
                     before, after = causes.get(before, before or "—"), causes.get(after, after or "—")
-                if key == "label_error":
+                if key in ("label_error", "correction_override", "suggestion_uncertain"):
                     before = "—" if before is None else ("是" if before else "否")
                     after = "是" if after else "否"
+                if key == "judged_versions":
+                    before, after = _versions_text(before), _versions_text(after)
                 changes.append({"field": label, "before": before, "after": after})
         rows.append({"edit": edit, "changes": changes})
     return rows
@@ -220,6 +236,7 @@ def _sample_context(request, sample_id: int, filter_key: str, sort_key: str, *, 
     categories = selectors.dataset_categories(dataset=sample.dataset)
     ids = selectors.queue_ids(category=sample.label, filter_key=filter_key, sort_key=sort_key)
     position = selectors.queue_position(ids=ids, sample_id=sample.pk)
+    status = rules.sample_status(sample.pk)
     predicted = []
     seen = {sample.label_id}
     for reasoning in reasonings.values():
@@ -227,25 +244,37 @@ def _sample_context(request, sample_id: int, filter_key: str, sort_key: str, *, 
         if category is not None and category.pk not in seen:
             seen.add(category.pk)
             predicted.append(category)
-    form_values = _form_values(sample, reasonings)
+    form_values = _form_values(sample, reasonings, status)
     if values:
         form_values.update(values)
     mode3 = reasonings.get(Mode.LIMITED)
+    mode3_output = mode3.output if mode3 else ""
+    shown = form_values["corrected_output"]
+    check = None
+    if reviewer_text(shown) and reviewer_text(shown) != reviewer_text(mode3_output):
+        by_pk = {c.pk: c for c in categories}
+        suggested = next((c for c in categories if c.name == form_values.get("suggested_label_name")), None)
+        check = correction_check(sample=sample, text=shown, label_error=form_values["label_error"],
+                                 suggested_label=suggested if suggested and suggested.pk in by_pk else None)
     return {
         "sample": sample,
         "dataset": sample.dataset,
         "review": getattr(sample, "review", None),
         "modes": [(mode, label, reasonings.get(mode)) for mode, label in Mode.choices],
-        "mode3_output": mode3.output if mode3 else "",
+        "mode3_output": mode3_output,
         "predicted_categories": predicted,
         "categories": categories,
+        "uncertain": UNCERTAIN,
         "causes": [(value, label, key) for (value, label), key in zip(Cause.choices, ("0", "1", "2", "3"))],
         "values": form_values,
+        "status": status,
+        "check": check,
+        "rerun_diffs": selectors.rerun_diffs(sample=sample),
         "can_change": can_change_category(request.user, sample.label_id),
         "position": position,
         "filter_key": filter_key,
         "sort_key": sort_key,
-        "filter_label": QUEUE_FILTERS[filter_key][0],
+        "filter_label": queue_filters()[filter_key].label,
         "queue_query": _query(filter_key, sort_key),
         "previous_url": sample_url(position.previous_id, filter_key, sort_key) if position.previous_id else "",
         "next_url": sample_url(position.next_id, filter_key, sort_key) if position.next_id else "",
@@ -255,7 +284,7 @@ def _sample_context(request, sample_id: int, filter_key: str, sort_key: str, *, 
         + _image_info_rows(sample.image_info),
         "notice": notice,
         "notice_kind": notice_kind,
-        "long_limit": LONG_OUTPUT_LIMIT,
+        "long_limit": rules.length_limit(),
     }
 
 
@@ -284,12 +313,14 @@ def review_submit(request, sample_id: int):
     posted = {
         "cause": request.POST.get("cause", ""),
         "corrected_output": request.POST.get("corrected_output", ""),
+        "correction_override": bool(request.POST.get("correction_override")),
         "label_error": bool(request.POST.get("label_error")),
-        "suggested_label": int(request.POST["suggested_label"]) if request.POST.get("suggested_label", "").isdigit() else None,
+        "suggested_label_name": request.POST.get("suggested_label_name", ""),
         "note": request.POST.get("note", ""),
     }
 
     def failed(message: str, status: int, *, version=None):
+        # The page comes back with everything the reviewer typed, and the reason.
         values = dict(posted)
         if version is not None:
             values["version"] = version
@@ -305,15 +336,22 @@ def review_submit(request, sample_id: int):
         return failed(errors, 400)
     data = form.cleaned_data
     ids = selectors.queue_ids(category=sample.label, filter_key=filter_key, sort_key=sort_key)
+    keep = data.get("action") == ACTION_KEEP
     try:
-        review = review_save(
-            sample=sample, user=request.user, cause=data["cause"], corrected_output=data["corrected_output"],
-            label_error=data["label_error"], suggested_label=data["suggested_label"], note=data["note"],
-            version=data["version"],
-        )
+        if keep:
+            shown = request.POST["corrected_output"] if "corrected_output" in request.POST else None
+            review = review_keep(sample=sample, user=request.user, version=data["version"], shown_output=shown,
+                                 note=data["note"])
+        else:
+            review = review_save(
+                sample=sample, user=request.user, cause=data["cause"], corrected_output=data["corrected_output"],
+                label_error=data["label_error"], suggested_label=data["suggested_label"], note=data["note"],
+                version=data["version"], suggestion_uncertain=data["suggestion_uncertain"],
+                correction_override=data["correction_override"],
+            )
     except ApplicationError as exc:
         return failed(exc.message, STATUS_FOR_CODE.get(exc.code, 400), version=exc.extra.get("current_version"))
-    kept = "正确，保留" if data.get("action") == ACTION_KEEP else "已保存"
+    kept = "正确，保留" if keep else "已保存"
     next_id = selectors.queue_position(ids=ids, sample_id=sample.pk).next_id
     if next_id is None:
         notice = f"{kept}：{sample.external_id}（版本 {review.version}）。这是队列的最后一条。"
@@ -326,7 +364,45 @@ def review_submit(request, sample_id: int):
         messages.success(request, notice)
         return redirect(url)
     context = _sample_context(request, target_id, filter_key, sort_key, notice=notice)
-    return _render_sample(request, context, push_url=url)
+    response = _render_sample(request, context, push_url=url)
+    response["X-Saved-Sample"] = str(sample.pk)  # the page drops that sample's unsaved draft
+    return response
+
+
+@require_POST
+@login_required
+def check_correction(request, sample_id: int):
+    """The live check of the mode-3 correction being typed (the `#correction-check` partial)."""
+    sample = get_object_or_404(Sample.objects.select_related("label", "dataset"), pk=sample_id)
+    text = request.POST.get("corrected_output", "")
+    mode3 = sample.reasonings.filter(mode=Mode.LIMITED).values_list("output", flat=True).first() or ""
+    check = None
+    if reviewer_text(text) and reviewer_text(text) != reviewer_text(mode3):
+        label_error = bool(request.POST.get("label_error")) or request.POST.get("cause") == Cause.LABEL_WRONG
+        name = request.POST.get("suggested_label_name", "").strip()
+        suggested = Category.objects.filter(dataset=sample.dataset, name=name).exclude(pk=sample.label_id).first()
+        check = correction_check(sample=sample, text=text, label_error=label_error, suggested_label=suggested)
+    return render(request, "review/sample.html#correction-check",
+                  {"check": check, "long_limit": rules.length_limit(), "sample": sample})
+
+
+@require_POST
+@login_required
+def rerun_decide(request, sample_id: int):
+    """Accept (or keep the reviewed versions instead of) the model outputs of a re-run."""
+    sample = get_object_or_404(Sample.objects.select_related("label", "dataset"), pk=sample_id)
+    filter_key, sort_key = _queue_state(request.GET)
+    accept = request.POST.get("decision") == "accept"
+    try:
+        reasoning_pending_decide(sample=sample, user=request.user, accept=accept)
+    except ApplicationError as exc:
+        context = _sample_context(request, sample.pk, filter_key, sort_key, notice=exc.message, notice_kind="error")
+        return _render_sample(request, context, status=STATUS_FOR_CODE.get(exc.code, 400))
+    notice = ("已采用模型新结果：请确认审核（原因、修正）仍然适用。" if accept else "已保留审核时的模型结果，新结果未采用。")
+    if not request.htmx:
+        messages.success(request, notice)
+        return redirect(sample_url(sample.pk, filter_key, sort_key))
+    return _render_sample(request, _sample_context(request, sample.pk, filter_key, sort_key, notice=notice))
 
 
 @require_POST

@@ -275,14 +275,16 @@ def test_corrected_classification_outputs_are_a_source_with_their_images(dataset
     ReasoningFactory(sample=kept, mode=Mode.LIMITED, is_correct=True, output="图片显示颜色和尺码选项，因此属于商品分类选项。")
     corrected = SampleFactory(label=assigned_category, image="scenes/b.png")
     ReasoningFactory(sample=corrected, mode=Mode.LIMITED, is_correct=False, output="错误的推理")
-    Review.objects.create(sample=corrected, corrected_output="图中是规格选择界面，属于商品分类选项。")
+    # As review_save stores a checked correction: the class it names and its length.
+    Review.objects.create(sample=corrected, corrected_output="图中是规格选择界面。\n类别：商品分类选项",
+                          corrected_category=assigned_category, corrected_length=18)
 
     job = run({"source": {"name": "classification", "dataset": dataset.name}, "strategy": {"name": "truncate"}})
 
     pairs = {p.key: p for p in PreferencePair.objects.filter(job=job)}
     assert set(pairs) == {f"classification:{kept.external_id}", f"classification:{corrected.external_id}"}
     pair = pairs[f"classification:{corrected.external_id}"]
-    assert pair.chosen == "图中是规格选择界面，属于商品分类选项。" and pair.images == ["scenes/b.png"]
+    assert pair.chosen == "图中是规格选择界面。\n类别：商品分类选项" and pair.images == ["scenes/b.png"]
     assert pair.prompt.startswith("<image>")
 
 

@@ -87,7 +87,8 @@ def scene(db):
     _reason(s["b4"], L, b, output="用户申请换货。类别：换货", length=30)
     _reason(s["c1"], W, c)
     ReviewFactory(sample=s["a2"], reviewer=reviewer, cause=Cause.DEFINITIONS_OVERLAP)
-    ReviewFactory(sample=s["a3"], reviewer=reviewer, corrected_output="图片是颜色规格选项。类别：商品分类选项")
+    ReviewFactory(sample=s["a3"], reviewer=reviewer, corrected_output="图片是颜色规格选项。类别：商品分类选项",
+                  corrected_category=a, corrected_length=18)
     ReviewFactory(sample=s["a4"], reviewer=reviewer, cause=Cause.LABEL_WRONG, label_error=True, suggested_label=b)
     ReviewFactory(sample=s["b2"], reviewer=other, cause=Cause.MODEL_WEAK)
     ReviewFactory(sample=s["b3"], reviewer=other, cause=Cause.DEFINITIONS_OVERLAP)

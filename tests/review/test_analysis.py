@@ -34,13 +34,16 @@ def test_overview_causes_changes_progress_and_proposal(scene):
     assert (a.label_errors, b.label_errors) == (1, 0)
     assert (a.mode2_errors, b.mode2_errors) == (2, 3)
     assert (a.right_to_wrong, a.wrong_to_right, b.right_to_wrong, b.wrong_to_right) == (1, 1, 0, 1)
-    assert (a.todo, a.done, b.todo, b.done) == (3, 3, 4, 1)
+    # What is left: A nothing (a3 corrected, a4 a label error); B b1 too long, b2 unparsed, b3 wrong.
+    assert (a.counts.analysed, a.counts.pending, b.counts.analysed, b.counts.pending) == (2, 0, 3, 3)
+    assert b.counts.by_status == {"kept": 1, "corrected": 0, "label_error": 0, "correction_failed": 0,
+                                  "missing": 0, "unparsed": 1, "wrong": 1, "too_long": 1}
     # B: 2 of its 3 marked causes are overlap → propose; A has only one.
     assert [p.category.name for p in overview.proposals] == ["换货"]
     assert overview.causes == {Cause.DEFINITIONS_OVERLAP: 3, Cause.LABEL_WRONG: 1, Cause.MODEL_WEAK: 1}
     assert overview.unmarked_mode2_errors == 0
-    progress = {p.username: (p.categories, p.todo, p.done) for p in overview.reviewers}
-    assert progress == {"reviewer1": (["商品分类选项"], 3, 3), "reviewer2": (["换货"], 4, 1)}
+    progress = {p.username: (p.categories, p.counts.reviewed, p.counts.pending) for p in overview.reviewers}
+    assert progress == {"reviewer1": (["商品分类选项"], 3, 0), "reviewer2": (["换货"], 3, 3)}
     assert ("换货", "商品分类选项", 2) in overview.top_confusions
     assert ("商品分类选项", "换货", 2) in overview.top_confusions
 

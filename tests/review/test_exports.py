@@ -118,8 +118,8 @@ def test_trainset_error_markdown_groups_label_errors_by_class(scene):
 def test_analysis_markdown_matches_the_team_layout(scene):
     text = "".join(dataset_analysis_markdown(dataset=scene.dataset))
     assert "## 换货\n\n定义：用户申请更换商品\n\n训练集中共有4个样本" in text
-    assert 'id: b3，推理结果："商品分类选项"，出错原因：(1) 类别定义有交集' in text
-    assert 'id: b2，推理结果："无法解析"，出错原因：(3) 模型能力不足' in text
+    assert 'id: b3，推理结果："商品分类选项"，出错原因：（未填写）（属于(1)）' in text
+    assert 'id: b2，推理结果："无法解析"，出错原因：（未填写）（属于(3)）' in text
     assert "模式2正确→模式3错误（1）：a3" in text
     assert "| 模式2 给出类别定义 | 4 | 2 | 2 | 0 | 50.0% |" in text
 

@@ -36,7 +36,7 @@ def test_stale_version_is_a_conflict_naming_who_and_changes_nothing(sample, revi
     save(sample, reviewer, cause=Cause.NONE)
     save(sample, admin_user, version=1, cause=Cause.MODEL_WEAK)
     with pytest.raises(ApplicationError) as caught:
-        save(sample, reviewer, version=1, cause=Cause.LABEL_WRONG)
+        save(sample, reviewer, version=1, cause=Cause.LABEL_WRONG, suggestion_uncertain=True)
     assert caught.value.code == "conflict"
     assert "admin" in caught.value.message and "版本 2" in caught.value.message
     assert caught.value.extra["current_version"] == 2
@@ -89,7 +89,7 @@ def test_cause_label_wrong_is_a_label_error_even_without_the_flag(sample, review
 
 
 def test_restoring_a_label_wrong_version_keeps_it_a_label_error(sample, reviewer, admin_user):
-    review = save(sample, reviewer, cause=Cause.LABEL_WRONG, label_error=True)
+    review = save(sample, reviewer, cause=Cause.LABEL_WRONG, label_error=True, suggestion_uncertain=True)
     edit = review.edits.get(version=1)
     ReviewEdit.objects.filter(pk=edit.pk).update(after={**edit.after, "label_error": False})  # an older snapshot
     save(sample, reviewer, version=1, cause=Cause.MODEL_WEAK)
@@ -102,7 +102,7 @@ def test_migration_flags_earlier_label_wrong_reviews(sample, reviewer):
 
     from django.apps import apps
 
-    review = save(sample, reviewer, cause=Cause.LABEL_WRONG)
+    review = save(sample, reviewer, cause=Cause.LABEL_WRONG, suggestion_uncertain=True)
     Review.objects.filter(pk=review.pk).update(label_error=False)  # as saved before the rule
     migration = importlib.import_module("review.migrations.0002_label_wrong_is_a_label_error")
     migration.flag_label_wrong_reviews(apps, None)
@@ -123,7 +123,7 @@ def test_saving_identical_values_adds_no_version(sample, reviewer):
 
 def test_restore_brings_back_an_earlier_version_as_a_new_edit(sample, reviewer, admin_user):
     save(sample, reviewer, cause=Cause.MODEL_WEAK, note="第一次")
-    save(sample, reviewer, version=1, cause=Cause.LABEL_WRONG, note="第二次")
+    save(sample, reviewer, version=1, cause=Cause.LABEL_WRONG, note="第二次", suggestion_uncertain=True)
     first = ReviewEdit.objects.get(version=1)
     review = review_restore(edit=first, user=admin_user)
     assert (review.version, review.cause, review.note) == (3, Cause.MODEL_WEAK, "第一次")

@@ -33,7 +33,7 @@ def test_reviewer_home_shows_assigned_classes_with_progress(reviewer_client, sam
     html = reviewer_client.get(reverse("review:home")).content.decode()
     mine = html.split("我的类别")[1].split("全部类别")[0]
     assert "商品分类选项" in mine and "换货" not in mine
-    assert "1 / 1（100%）" in mine
+    assert '<span data-stat="reviewed">1</span> / <span data-stat="total">1</span>（100%）' in mine
     assert "换货" in html  # every class is visible
 
 
@@ -64,7 +64,8 @@ def test_queue_filters_have_counts_and_filter(reviewer_client, assigned_category
     url = reverse("review:queue", args=[assigned_category.pk])
     response = reviewer_client.get(url)
     filters = {key: count for key, _, count in response.context["filters"]}
-    assert filters == {"all": 3, "mode2_wrong": 1, "mode3_wrong": 0, "mode3_long": 1, "unreviewed": 3, "flagged": 0}
+    assert filters == {"all": 3, "pending": 1, "mode2_wrong": 1, "unanalysed": 1, "mode3_wrong": 0, "mode3_long": 1,
+                       "unreviewed": 3, "flagged": 0, "rerun": 0}
     page = reviewer_client.get(url, {"f": "mode2_wrong"}, **HTMX)
     assert [s.external_id for s in page.context["page"].object_list] == ["a-2"]
     assert b'id="queue"' in page.content and b"<html" not in page.content
@@ -148,7 +149,8 @@ def test_saving_moves_to_the_next_sample_without_a_full_page(reviewer_client, re
 
 def test_keep_action_saves_correct_and_keep(reviewer_client, assigned_category):
     a = make_sample(assigned_category, "k-1")
-    post_review(reviewer_client, a, action="keep", cause="", corrected_output="whatever", label_error="1")
+    mode3 = a.reasonings.get(mode=3).output
+    post_review(reviewer_client, a, action="keep", cause="", corrected_output=mode3, label_error="1")
     review = Review.objects.get(sample=a)
     assert (review.cause, review.corrected_output, review.label_error) == (Cause.NONE, "", False)
 
@@ -186,7 +188,7 @@ def test_version_conflict_is_409_with_a_clear_message(reviewer_client, admin_use
 def test_model_output_and_notes_are_escaped(reviewer_client, reviewer, assigned_category):
     s = make_sample(assigned_category, "x-1", mode3_output='<script>alert("x")</script>\n类别：商品分类选项')
     review_save(sample=s, user=reviewer, cause=Cause.NONE, corrected_output="<img src=x onerror=alert(1)>",
-                label_error=False, suggested_label=None, note="<b>note</b>", version=0)
+                label_error=False, suggested_label=None, note="<b>note</b>", version=0, correction_override=True)
     html = reviewer_client.get(reverse("review:sample", args=[s.pk])).content.decode()
     assert '<script>alert("x")</script>' not in html and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
     assert "<img src=x" not in html and "<b>note</b>" not in html

@@ -243,7 +243,8 @@ def fingerprint() -> dict:
 # unassigned category's objects. Extra fields are ignored by views that don't know them.
 def post_data(w: World) -> dict:
     return {
-        "cause": Cause.LABEL_WRONG, "corrected_output": "篡改", "label_error": "on", "version": "1", "action": "save",
+        "cause": Cause.LABEL_WRONG, "corrected_output": "篡改", "correction_override": "on", "label_error": "on",
+        "version": "1", "action": "save",
         "suggested_label": str(w.assigned.pk), "note": "x", "definition": "篡改的定义", "text": "篡改的定义",
         "revised_definition": "篡改的定义", "dataset": w.dataset.name, "dataset_id": str(w.dataset.pk),
         "mode": "2", "categories": str(w.unassigned.pk), "category": str(w.unassigned.pk),

@@ -1,0 +1,284 @@
+"""The review rules a user can see, each defined once.
+
+Every page (home, queue, sample page, analysis), the API, the Markdown and CSV files and the
+training-set export ask these functions, so they cannot disagree:
+
+- `answer_fields`: what a model answer says (predicted class, right/wrong, length), for imports
+  and classification jobs alike.
+- `check_correction`: whether a reviewer's corrected mode-3 output may enter the training set.
+- `with_status`: per sample, in SQL, whether mode 2 is an error, whether that error is analysed,
+  and the export status — exported (`kept`, `corrected`), left out as a label error, or pending
+  with the reason the export leaves it out.
+- `category_counts`: the counts of those per class, in one query.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    Count,
+    F,
+    FilteredRelation,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+
+from .models import Cause, Mode, Sample
+from .parsing import parse_predicted_category, text_length
+
+
+def length_limit() -> int:
+    """The mode-3 length limit (字数) a training output must respect, read live from settings."""
+    return int(settings.TRAINSET_MAX_LENGTH)
+
+
+# --------------------------------------------------------------------------- a model answer
+def answer_fields(output: str, *, label_id: int, category_ids: Mapping[str, int]) -> dict:
+    """The fields derived from a model answer: the class it names (empty when none or several
+    could be read), whether that is the label (None when unparseable) and its length."""
+    predicted_name = parse_predicted_category(output, list(category_ids)) or ""
+    predicted_id = category_ids.get(predicted_name)
+    return {
+        "predicted_name": predicted_name,
+        "predicted_category_id": predicted_id,
+        "is_correct": None if predicted_id is None else predicted_id == label_id,
+        "length": text_length(output),
+    }
+
+
+# --------------------------------------------------------------------------- a reviewer's correction
+@dataclass
+class CorrectionCheck:
+    """What `check_correction` found: the problems (empty when the correction may be exported)."""
+
+    text: str
+    predicted_name: str = ""
+    predicted_category_id: int | None = None
+    length: int = 0
+    limit: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_correction(text: str, *, expected_id: int, expected_name: str,
+                     category_ids: Mapping[str, int]) -> CorrectionCheck:
+    """Check a corrected mode-3 output as the export will: parsed like a model answer, its class
+    must be `expected` (the label, or the suggested class when the label is flagged wrong), and
+    it must be within the length limit."""
+    text = (text or "").strip()
+    limit = length_limit()
+    check = CorrectionCheck(text=text, limit=limit)
+    if not text:
+        check.problems.append("修正内容为空。")
+        return check
+    fields = answer_fields(text, label_id=expected_id, category_ids=category_ids)
+    check.predicted_name = fields["predicted_name"]
+    check.predicted_category_id = fields["predicted_category_id"]
+    check.length = fields["length"]
+    if check.predicted_category_id is None:
+        check.problems.append(f"读不出类别：最后一行应写“类别：{expected_name}”。")
+    elif check.predicted_category_id != expected_id:
+        check.problems.append(f"类别写的是“{check.predicted_name}”，应为“{expected_name}”。")
+    if check.length > limit:
+        check.problems.append(f"{check.length} 字，超过 {limit} 字的限制。")
+    return check
+
+
+# --------------------------------------------------------------------------- per-sample status
+CAUSE_CODES: tuple[str, ...] = (Cause.DEFINITIONS_OVERLAP, Cause.LABEL_WRONG, Cause.MODEL_WEAK)
+
+# The export status of a sample, in the order they are decided.
+KEPT, CORRECTED, LABEL_ERROR = "kept", "corrected", "label_error"
+CORRECTION_FAILED, MISSING, UNPARSED, WRONG, TOO_LONG = "correction_failed", "missing", "unparsed", "wrong", "too_long"
+EXPORT_STATUS_LABELS: dict[str, str] = {
+    KEPT: "导出（保留模型输出）",
+    CORRECTED: "导出（审核修正）",
+    LABEL_ERROR: "标签错误，不导出（列入 trainset_error.md）",
+    CORRECTION_FAILED: "修正未通过检查",
+    MISSING: "没有模式3推理",
+    UNPARSED: "模式3无法解析类别",
+    WRONG: "模式3推理错误",
+    TOO_LONG: "模式3超出字数限制",
+}
+EXPORTED: tuple[str, ...] = (KEPT, CORRECTED)
+# Left out of the export until someone acts: each is a reason shown to the reviewer.
+PENDING: tuple[str, ...] = (CORRECTION_FAILED, MISSING, UNPARSED, WRONG, TOO_LONG)
+
+# Joined relations `with_status` adds; conditions below refer to them.
+M2, M3 = "m2", "m3"
+MODE2_ERROR = Q(m2__is_correct=False) | Q(m2__id__isnull=False, m2__is_correct__isnull=True)
+ANALYSED = MODE2_ERROR & Q(review__cause__in=CAUSE_CODES)
+REVIEWED = Q(review__isnull=False)
+# A re-run's output of mode 2 or 3 waits for the reviewer (the modes a review judges).
+RERUN_PENDING = Q(m2__pending_version__isnull=False) | Q(m3__pending_version__isnull=False)
+
+
+def _model_status_whens(limit: int) -> list[When]:
+    """Why the model's own mode-3 output can or cannot be exported as it is."""
+    return [
+        When(m3__id__isnull=True, then=Value(MISSING)),
+        When(m3__is_correct__isnull=True, then=Value(UNPARSED)),
+        When(m3__is_correct=False, then=Value(WRONG)),
+        When(m3__length__gt=limit, then=Value(TOO_LONG)),
+    ]
+
+
+def with_status(samples: QuerySet[Sample]) -> QuerySet[Sample]:
+    """`samples` annotated with the rules, for lists, filters and counts:
+
+    - `mode2_error` / `analysed` (booleans): MODE2_ERROR / ANALYSED;
+    - `model_status`: what the export would do with the model's mode-3 output on its own;
+    - `export_status`: what the export does with the sample, review included (EXPORT_STATUS_LABELS).
+
+    The mode-2 and mode-3 reasonings are joined once each as `m2` / `m3` (one row per sample), for
+    callers' own columns too.
+    """
+    limit = length_limit()
+    corrected = Q(review__corrected_output__gt="")
+    correction_ok = corrected & Q(review__corrected_category_id=F("label_id"), review__corrected_length__lte=limit)
+    return samples.annotate(
+        m2=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.WITH_DEFINITIONS)),
+        m3=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.LIMITED)),
+    ).annotate(
+        mode2_error=Case(When(MODE2_ERROR, then=Value(True)), default=Value(False), output_field=BooleanField()),
+        analysed=Case(When(ANALYSED, then=Value(True)), default=Value(False), output_field=BooleanField()),
+        model_status=Case(*_model_status_whens(limit), default=Value(KEPT), output_field=CharField()),
+        export_status=Case(
+            When(review__label_error=True, then=Value(LABEL_ERROR)),
+            When(correction_ok, then=Value(CORRECTED)),
+            When(corrected, then=Value(CORRECTION_FAILED)),
+            *_model_status_whens(limit),
+            default=Value(KEPT),
+            output_field=CharField(),
+        ),
+    )
+
+
+@dataclass
+class SampleStatus:
+    """The rules' verdict on one sample (the same SQL as every list and count)."""
+
+    export_status: str
+    model_status: str
+    mode2_error: bool
+
+    @property
+    def exported(self) -> bool:
+        return self.export_status in EXPORTED
+
+    @property
+    def pending(self) -> bool:
+        return self.export_status in PENDING
+
+    @property
+    def label(self) -> str:
+        return EXPORT_STATUS_LABELS[self.export_status]
+
+    @property
+    def keepable(self) -> bool:
+        """Whether "correct, keep" (`y`) may be recorded: mode 2 right and mode 3 exportable as is."""
+        return not self.mode2_error and self.model_status == KEPT
+
+    def keep_blockers(self) -> list[str]:
+        """Why "correct, keep" may not be recorded, in words for the reviewer."""
+        reasons = []
+        if self.mode2_error:
+            reasons.append("模式2推理错误：请选择错误原因（1/2/3）")
+        if self.model_status != KEPT:
+            reasons.append(f"{EXPORT_STATUS_LABELS[self.model_status]}：请修正模式3输出（e）或标记标签错误（f）")
+        return reasons
+
+
+def sample_status(sample_id: int) -> SampleStatus:
+    """The status of one sample (one query)."""
+    row = with_status(Sample.objects.filter(pk=sample_id)).values("export_status", "model_status", "mode2_error").get()
+    return SampleStatus(row["export_status"], row["model_status"], bool(row["mode2_error"]))
+
+
+# --------------------------------------------------------------------------- counts per class
+@dataclass
+class ClassCounts:
+    """One class's numbers, as every page shows them."""
+
+    total: int = 0
+    reviewed: int = 0
+    mode2_errors: int = 0
+    analysed: int = 0
+    label_errors: int = 0
+    exported: int = 0
+    pending: int = 0
+    rerun_pending: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    # cause code → how many mode-2 errors carry it
+    causes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAUSE_CODES, 0))
+
+    @property
+    def unreviewed(self) -> int:
+        return self.total - self.reviewed
+
+    @property
+    def unanalysed(self) -> int:
+        return self.mode2_errors - self.analysed
+
+    @property
+    def reviewed_percent(self) -> int:
+        return round(100 * self.reviewed / self.total) if self.total else 0
+
+    @property
+    def done(self) -> bool:
+        """Nothing left for a reviewer: every mode-2 error analysed, nothing pending."""
+        return not self.pending and not self.unanalysed
+
+    def add(self, other: ClassCounts) -> None:
+        for name in ("total", "reviewed", "mode2_errors", "analysed", "label_errors", "exported", "pending",
+                     "rerun_pending"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for key, n in other.by_status.items():
+            self.by_status[key] = self.by_status.get(key, 0) + n
+        for key, n in other.causes.items():
+            self.causes[key] = self.causes.get(key, 0) + n
+
+
+def category_counts(samples: QuerySet[Sample]) -> dict[int, ClassCounts]:
+    """ClassCounts per label id for `samples` (a dataset's or a class's), in one query."""
+    statuses = {status: Count("pk", filter=Q(export_status=status)) for status in EXPORT_STATUS_LABELS}
+    rows = (
+        with_status(samples)
+        .order_by()
+        .values("label_id")
+        .annotate(
+            total=Count("pk"),
+            reviewed=Count("pk", filter=REVIEWED),
+            mode2_errors=Count("pk", filter=Q(mode2_error=True)),
+            analysed_count=Count("pk", filter=Q(analysed=True)),
+            rerun_pending=Count("pk", filter=RERUN_PENDING),
+            **{f"status_{key}": expr for key, expr in statuses.items()},
+            **{f"cause_{code}": Count("pk", filter=Q(mode2_error=True, review__cause=code)) for code in CAUSE_CODES},
+        )
+    )
+    result = {}
+    for row in rows:
+        by_status = {key: row[f"status_{key}"] for key in EXPORT_STATUS_LABELS}
+        result[row["label_id"]] = ClassCounts(
+            total=row["total"],
+            reviewed=row["reviewed"],
+            mode2_errors=row["mode2_errors"],
+            analysed=row["analysed_count"],
+            label_errors=by_status[LABEL_ERROR],
+            exported=sum(by_status[s] for s in EXPORTED),
+            pending=sum(by_status[s] for s in PENDING),
+            rerun_pending=row["rerun_pending"],
+            by_status=by_status,
+            causes={code: row[f"cause_{code}"] for code in CAUSE_CODES},
+        )
+    return result
