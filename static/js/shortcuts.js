@@ -4,10 +4,14 @@
  *   <a href="…" data-key="j" data-key-help="下一条">…</a>
  *   <input type="radio" data-key="1" data-key-help="原因 (1)">
  *
- * Pressing the key clicks (or focuses, for text fields) the element. Keys are ignored while the
- * user types in a text field, except Escape (leaves the field) and Ctrl/⌘+Enter (submits).
- * "?" toggles a help overlay built from the same attributes, so the help can never drift from
- * the bindings. Content swapped in by htmx is picked up because lookup happens on each key press.
+ * Pressing the key clicks (or focuses, for text fields) the element; a text field marked
+ * `data-key-select` also gets its text selected. Shortcuts act only when no text field has the
+ * focus: while the user types, keys are the field's, except Escape (leaves the field) and
+ * Ctrl/⌘+Enter (submits). While the page is busy (`data-busy` on <body>, set while a swap of the
+ * page region is in flight) shortcut keys are ignored, so a key pressed early never acts on the
+ * page that is being replaced. "?" toggles a help overlay built from the same attributes, so the
+ * help can never drift from the bindings. Content swapped in by htmx is picked up because lookup
+ * happens on each key press.
  */
 (function () {
   "use strict";
@@ -82,20 +86,27 @@
 
   document.addEventListener("keydown", function (event) {
     var target = event.target;
+    if (event.defaultPrevented) return;
     if (isTyping(target)) {
       if (event.key === "Escape") { target.blur(); event.preventDefault(); }
       else if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && target.form) {
         event.preventDefault();
-        target.form.requestSubmit();
+        if (!document.body.hasAttribute("data-busy")) target.form.requestSubmit();
       }
       return;
     }
     if (event.altKey || event.ctrlKey || event.metaKey) return;
+    if (document.body.hasAttribute("data-busy")) { event.preventDefault(); return; }
     if (event.key === "?") { toggleHelp(); event.preventDefault(); return; }
     if (event.key === "Escape") { helpOverlay().hidden = true; return; }
     var el = findBinding(event.key);
     if (!el) return;
     event.preventDefault();
-    if (isTyping(el)) { el.focus(); } else { el.click(); }
+    if (isTyping(el)) {
+      el.focus();
+      if (el.hasAttribute("data-key-select") && el.select) el.select();
+    } else {
+      el.click();
+    }
   });
 })();

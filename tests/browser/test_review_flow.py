@@ -34,15 +34,20 @@ def test_reviewer_reviews_three_samples_with_the_keyboard(browser_page, browser_
     page.keyboard.press("Escape")
     page.keyboard.press("Enter")
     page.wait_for_selector(f'#sample-page[data-sample-id="{samples[2].pk}"]')
-    # 3: the label is wrong: cause (2) ticks and locks the label-error flag ("f" can't untick it).
+    # 3: the label is wrong: cause (2) ticks and locks the label-error flag ("f" can't untick it)
+    # and moves to the suggested-class field, where typing filters the classes.
     page.keyboard.press("2")
     flag = page.locator('input[name="label_error"]')
     assert flag.is_checked() and flag.is_disabled()
+    assert page.evaluate("document.activeElement.id") == "id_suggested_label"
+    page.keyboard.type("换货")
+    page.keyboard.press("Enter")  # accepts the suggestion, leaves the field
     page.keyboard.press("f")
     assert flag.is_checked()
     page.keyboard.press("3")  # another cause gives the reviewer's own setting back
     assert not flag.is_checked() and flag.is_enabled()
     page.keyboard.press("2")
+    page.keyboard.press("Escape")
     page.keyboard.press("Enter")
     page.wait_for_selector(f'#sample-page[data-sample-id="{samples[3].pk}"]')
 
@@ -54,6 +59,7 @@ def test_reviewer_reviews_three_samples_with_the_keyboard(browser_page, browser_
     assert reviews[samples[1].pk].cause == Cause.DEFINITIONS_OVERLAP
     assert reviews[samples[1].pk].corrected_output.endswith("（已核对）")
     assert reviews[samples[2].pk].cause == Cause.LABEL_WRONG and reviews[samples[2].pk].label_error is True
+    assert reviews[samples[2].pk].suggested_label == unassigned_category
     assert all(r.reviewer_id == reviewer.pk and r.version == 1 for r in reviews.values())
 
     # "?" shows the help overlay built from the same bindings.
