@@ -20,7 +20,7 @@ OLD = "推理：旧模型看到了颜色和尺码选项。\n类别：{name}"
 
 
 def exported(dataset, tmp_path):
-    out = tmp_path / "train.jsonl"
+    out = tmp_path / f"train-{len(list(tmp_path.glob('train-*')))}.jsonl"  # exports never overwrite
     trainset_export(dataset=dataset, fmt="jsonl", path=out)
     return {row["id"]: row["response"] for row in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
 

@@ -47,11 +47,19 @@ def post(client, sample, **data):
     return client.post(reverse("review:save", args=[sample.pk]), values, **HTMX)
 
 
+@pytest.fixture(autouse=True)
+def anchor(assigned_category):
+    """A keepable sample, so every export has a row (an empty export is refused)."""
+    return make(assigned_category, "anchor")
+
+
 def export_rows(dataset, tmp_path):
+    """The exported rows (id → response) besides the anchor's, and the export's report."""
     out = tmp_path / "train.jsonl"
     export = trainset_export(dataset=dataset, fmt="jsonl", path=out)
-    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    return {row["id"]: row["response"] for row in rows}, export.report
+    rows = {row["id"]: row["response"] for row in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+    assert rows.pop("anchor") == GOOD_OUTPUT
+    return rows, export.report
 
 
 # --------------------------------------------------------------------------- y = keep
