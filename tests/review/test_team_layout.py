@@ -42,7 +42,8 @@ def imported(tmp_path, admin_user):
     review_save(sample=Sample.objects.get(external_id="图片1"), user=admin_user, cause=Cause.MODEL_WEAK,
                 corrected_output=corrected, label_error=False, suggested_label=None, note="", version=0)
     review_save(sample=Sample.objects.get(external_id="a_b"), user=admin_user, cause=Cause.LABEL_WRONG,
-                corrected_output="", label_error=True, suggested_label=None, note="其实是退货", version=0)
+                corrected_output="", label_error=True, suggested_label=None, note="其实是退货", version=0,
+                suggestion_uncertain=True)
     return team, corrected
 
 
@@ -110,7 +111,7 @@ def test_a_second_export_replaces_its_own_folder_but_never_a_foreign_one(importe
     # Every sample of 下单… becomes a label error: its file stays, empty (the scripts loop over classes).
     for sample in Sample.objects.filter(label__name=ORDER_FAILED):
         review_save(sample=sample, user=admin_user, cause=Cause.LABEL_WRONG, corrected_output="", label_error=True,
-                    suggested_label=None, note="", version=0)
+                    suggested_label=None, note="", version=0, suggestion_uncertain=True)
     write_team_layout(dataset=dataset, directory=out)
     assert read_array(out / mode3_files(team)[ORDER_FAILED]) == []
     assert not list(tmp_path.glob(".partial*"))  # no staging or old folder left behind

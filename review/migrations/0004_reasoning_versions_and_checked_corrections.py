@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('pipelines', '0004_jobs_enqueued_at'),
-        ('review', '0002_label_wrong_is_a_label_error'),
+        ('review', '0003_team_files'),
     ]
 
     operations = [
