@@ -4,6 +4,7 @@ import json
 import pytest
 from django.urls import reverse
 
+from pipelines import pair_checks
 from pipelines.models import Export, Job, JobKind, PreferencePair, ReviewDecision
 from tests.factories import UserFactory
 from tests.pipelines.conftest_dpo import SEED_REJECT, dpo_job, feedback_prompts  # noqa: F401
@@ -94,22 +95,88 @@ def test_upload_is_size_checked(staff_client, settings):
     ("discard", lambda p: p.decision == ReviewDecision.REJECTED),
     ("swap", lambda p: p.decision == ReviewDecision.EDITED and p.chosen == SEED_REJECT),
 ])
-def test_review_actions(reviewer_client, reviewer, dpo_job, action, check):
-    pair = _pair(dpo_job)
+def test_a_decision_saves_and_shows_the_next_pair_in_one_step(reviewer_client, reviewer, dpo_job, action, check):
+    """Issue #15: y / s / d decide and move on, as on the classification page."""
+    pair, following = _pair(dpo_job, 1), _pair(dpo_job, 2)
     response = reviewer_client.post(reverse("dpo:pair_review", args=[dpo_job.pk, pair.pk]),
                                     {"action": action, "version": pair.version}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     pair.refresh_from_db()
     assert check(pair) and pair.version == 2 and pair.decided_by == reviewer
+    html = response.content.decode()
+    assert f'id="pair-{following.pk}"' in html and f'id="pair-{pair.pk}"' not in html
+    assert response["HX-Push-Url"] == reverse("dpo:pair", args=[dpo_job.pk, following.pk])
+    assert pair.key in html and "已进入下一条" in html  # the notice names the pair that was saved
+
+
+def test_a_decision_keeps_the_filter_and_stops_at_the_last_pair(reviewer_client, dpo_job):
+    flagged = list(PreferencePair.objects.filter(job=dpo_job).exclude(issues=[]).order_by("id"))
+    last = flagged[-1]
+    url = reverse("dpo:pair_review", args=[dpo_job.pk, flagged[-2].pk])
+    response = reviewer_client.post(url, {"action": "accept", "version": 1, "issue": "flagged"}, HTTP_HX_REQUEST="true")
+    assert response["HX-Push-Url"] == reverse("dpo:pair", args=[dpo_job.pk, last.pk]) + "?issue=flagged"
+    response = reviewer_client.post(reverse("dpo:pair_review", args=[dpo_job.pk, last.pk]),
+                                    {"action": "discard", "version": 1, "issue": "flagged"}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert f'id="pair-{last.pk}"' in html and "最后一条" in html
+
+
+def test_reset_stays_on_the_pair(reviewer_client, dpo_job):
+    pair = _pair(dpo_job)
+    url = reverse("dpo:pair_review", args=[dpo_job.pk, pair.pk])
+    reviewer_client.post(url, {"action": "discard", "version": 1}, HTTP_HX_REQUEST="true")
+    response = reviewer_client.post(url, {"action": "reset", "version": 2}, HTTP_HX_REQUEST="true")
     assert f'id="pair-{pair.pk}"' in response.content.decode()
+    pair.refresh_from_db()
+    assert pair.decision == ReviewDecision.PENDING
 
 
-def test_without_htmx_a_review_lands_back_on_the_pair_saying_what_was_saved(reviewer_client, dpo_job):
+def test_without_htmx_a_decision_lands_on_the_next_pair_saying_what_was_saved(reviewer_client, dpo_job):
     pair = _pair(dpo_job)
     response = reviewer_client.post(reverse("dpo:pair_review", args=[dpo_job.pk, pair.pk]),
                                     {"action": "discard", "version": pair.version}, follow=True)
-    assert response.status_code == 200 and response.redirect_chain
-    assert "已保存：丢弃" in response.content.decode()
+    assert response.status_code == 200
+    assert response.redirect_chain[-1][0] == reverse("dpo:pair", args=[dpo_job.pk, _pair(dpo_job, 2).pk])
+    assert f"已丢弃 {pair.key}" in response.content.decode()
+
+
+def _visible_text(html: str) -> str:
+    import re
+
+    html = re.sub(r"<(script|style|textarea)\b.*?</\1>", " ", html, flags=re.DOTALL)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_review_status_words_are_chinese_and_never_rejected(reviewer_client, staff_client, dpo_job):
+    """Issue #15: "rejected" is DPO's own word for the worse answer; a discarded pair reads 已丢弃."""
+    pair = _pair(dpo_job)
+    reviewer_client.post(reverse("dpo:pair_review", args=[dpo_job.pk, pair.pk]), {"action": "discard", "version": 1})
+    PreferencePair.objects.filter(pk=_pair(dpo_job, 2).pk).update(decision=ReviewDecision.ACCEPTED)
+    import re
+
+    pages = {
+        "review": reviewer_client.get(reverse("dpo:pair", args=[dpo_job.pk, pair.pk])),
+        "list": reviewer_client.get(reverse("dpo:pairs", args=[dpo_job.pk])),
+        "job": staff_client.get(reverse("dpo:job", args=[dpo_job.pk])),
+    }
+    for name, response in pages.items():
+        text = _visible_text(response.content.decode())
+        assert "已丢弃" in text, name
+        assert not re.search(r"\b(rejected|accepted|pending|edited)\b\s*\d", text), name  # raw decision values
+        assert "拒绝" not in text, name
+    assert "已丢弃 1" in _visible_text(pages["job"].content.decode())
+    assert "已接受 1" in _visible_text(pages["job"].content.decode())
+
+
+def test_a_passed_check_reads_as_passed(reviewer_client, dpo_job):
+    clean = PreferencePair.objects.filter(job=dpo_job, issues=[]).first()
+    html = reviewer_client.get(reverse("dpo:pair", args=[dpo_job.pk, clean.pk])).content.decode()
+    text = _visible_text(html)
+    assert "✓ off_topic" not in text and "✓ boilerplate" not in text
+    assert text.count("通过") >= len(pair_checks.ISSUE_NAMES)
+    flagged = _pair(dpo_job, 1)
+    text = _visible_text(reviewer_client.get(reverse("dpo:pair", args=[dpo_job.pk, flagged.pk])).content.decode())
+    assert "未通过" in text and "off_topic" in text
 
 
 def test_editing_rechecks_the_pair(reviewer_client, dpo_job):
