@@ -766,6 +766,18 @@ REVIEW_ACTIONS = {
     "discard": "丢弃",
     "reset": "恢复待审核",
 }
+# What an action did, for the notice after it ("已丢弃 feedback:3，已进入下一条。").
+REVIEW_DONE = {"accept": "已接受", "swap": "已交换", "edit": "已保存修改", "discard": "已丢弃", "reset": "已恢复待审核"}
+# Actions that decide a pair and move the reviewer on to the next one (reset stays on the pair).
+DECIDING_ACTIONS = ("accept", "swap", "edit", "discard")
+# A pair's review status as the DPO pages name it. "rejected" is DPO's own word for the worse answer,
+# so a discarded pair reads 已丢弃 (the stored value stays ReviewDecision.REJECTED).
+DECISION_LABELS = {
+    ReviewDecision.PENDING: "待审核",
+    ReviewDecision.ACCEPTED: "已接受",
+    ReviewDecision.EDITED: "已修改",
+    ReviewDecision.REJECTED: "已丢弃",
+}
 
 
 def can_review_pairs(user) -> bool:
@@ -868,7 +880,9 @@ def job_report(job: Job) -> dict[str, Any]:
     """The job's ranked issues as the pairs stand now (reviewers edit them), plus decision counts."""
     rows = list(PreferencePair.objects.filter(job=job).values_list("issues", "decision"))
     report = pair_checks.batch_report([issues for issues, _ in rows], (job.report or {}).get("boilerplate_clusters", []))
-    report["decisions"] = dict(Counter(decision for _, decision in rows))
+    decisions = Counter(decision for _, decision in rows)
+    report["decisions"] = dict(decisions)
+    report["decision_rows"] = [(DECISION_LABELS[value], decisions[value]) for value in DECISION_LABELS if decisions[value]]
     report["context"] = job_context(job.params)
     report["failed_items"] = (job.report or {}).get("failed_items", {})
     return report

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from review.errors import ApplicationError
 
 from . import dpo, pair_checks
-from .models import Export, Job, JobKind, PreferencePair, ReviewDecision
+from .models import Export, Job, JobKind, PreferencePair
 
 PAGE_SIZE = 50
 MAX_UPLOAD_BYTES = dpo.MAX_IMPORT_BYTES
@@ -190,7 +190,7 @@ def pair_list(request, job_id: int):
     page = Paginator(dpo.job_pairs(job=job, **filters), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "job": job, "page": page, "filters": filters, "query": _query(filters),
-        "issue_labels": pair_checks.ISSUE_LABELS, "decisions": ReviewDecision.choices,
+        "issue_labels": pair_checks.ISSUE_LABELS, "decisions": list(dpo.DECISION_LABELS.items()),
     }
     return render(request, "pipelines/dpo_pairs.html", context)
 
@@ -204,18 +204,30 @@ def _neighbours(job: Job, pair: PreferencePair, filters: dict) -> tuple[int | No
 
 def _review_context(job: Job, pair: PreferencePair, filters: dict, **extra) -> dict:
     previous, following = _neighbours(job, pair, filters)
-    metrics = pair.metrics or {}
     return {
         "job": job, "pair": pair, "filters": filters, "query": _query(filters),
         "previous_id": previous, "next_id": following,
-        "issue_rows": [
-            {"name": name, "label": label, "present": name in pair.issues}
+        "check_rows": [
+            {"name": name, "title": pair_checks.CHECK_TITLES[name], "label": label, "failed": name in pair.issues}
             for name, label in pair_checks.ISSUE_LABELS.items()
         ],
-        "metrics": metrics,
+        "metrics": pair.metrics or {},
         "context": dpo.job_context(job.params),
         **extra,
     }
+
+
+def _pair_url(job: Job, pair_id: int, filters: dict) -> str:
+    return reverse("dpo:pair", args=[job.pk, pair_id]) + _query(filters)
+
+
+def _render_pair(request, context: dict, *, status: int = 200, push_url: str | None = None):
+    """The review page, or only its #pair-page part for htmx (with the address bar following along)."""
+    template = "pipelines/dpo_review.html#pair-page" if request.htmx else "pipelines/dpo_review.html"
+    response = render(request, template, context, status=status)
+    if push_url and request.htmx:
+        response["HX-Push-Url"] = push_url
+    return response
 
 
 @require_GET
@@ -224,13 +236,21 @@ def pair_review_page(request, job_id: int, pair_id: int):
     """Prompt, chosen and rejected side by side with the check results, and the reviewer's actions."""
     job = _job_or_404(job_id)
     pair = _pair_or_404(job, pair_id)
-    return render(request, "pipelines/dpo_review.html", _review_context(job, pair, _filters(request)))
+    return _render_pair(request, _review_context(job, pair, _filters(request)))
+
+
+def _outcome(pair: PreferencePair, action: str) -> str:
+    """What was saved, for the notice: "已丢弃 feedback:3", with the re-run checks after a swap or an edit."""
+    text = f"{dpo.REVIEW_DONE[action]} {pair.key}"
+    if action in ("swap", "edit"):
+        text += f"（重新检查：{'、'.join(pair.issues) if pair.issues else '全部通过'}）"
+    return text
 
 
 @require_POST
 @login_required
 def pair_review_action(request, job_id: int, pair_id: int):
-    """Accept, swap, edit, discard or reset a pair; 409 with the current state on a version conflict."""
+    """Accept, swap, edit or discard a pair and show the next one; reset stays. 409 on a version conflict."""
     job = _job_or_404(job_id)
     pair = _pair_or_404(job, pair_id)
     filters = {"issue": request.POST.get("issue", ""), "decision": request.POST.get("decision_filter", "")}
@@ -249,17 +269,21 @@ def pair_review_action(request, job_id: int, pair_id: int):
     except ApplicationError as exc:
         status = {"conflict": 409, "forbidden": 403}.get(exc.code, 400)
         pair.refresh_from_db()
-        context = _review_context(job, pair, filters, error=exc.message)
-        if request.htmx:
-            return render(request, "pipelines/dpo_review.html#pair-panel", context, status=status)
-        return render(request, "pipelines/dpo_review.html", context, status=status)
-    context = _review_context(job, pair, filters, saved=dpo.REVIEW_ACTIONS[action])
-    if request.POST.get("advance") and context["next_id"]:
-        return redirect(reverse("dpo:pair", args=[job.pk, context["next_id"]]) + context["query"])
-    if request.htmx:
-        return render(request, "pipelines/dpo_review.html#pair-panel", context)
-    messages.success(request, f"已保存：{context['saved']}")  # without htmx: shown after the redirect
-    return redirect(reverse("dpo:pair", args=[job.pk, pair.pk]) + context["query"])
+        return _render_pair(request, _review_context(job, pair, filters, error=exc.message), status=status)
+    # As on the classification page: a decision moves on to the next pair of the list being reviewed.
+    _previous, following = _neighbours(job, pair, filters)
+    if action in dpo.DECIDING_ACTIONS and following:
+        target, notice = following, f"{_outcome(pair, action)}，已进入下一条。"
+    elif action in dpo.DECIDING_ACTIONS:
+        target, notice = pair.pk, f"{_outcome(pair, action)}。这是列表的最后一条。"
+    else:
+        target, notice = pair.pk, f"{_outcome(pair, action)}。"
+    url = _pair_url(job, target, filters)
+    if not request.htmx:
+        messages.success(request, notice)  # shown after the redirect
+        return redirect(url)
+    shown = pair if target == pair.pk else _pair_or_404(job, target)
+    return _render_pair(request, _review_context(job, shown, filters, saved=notice), push_url=url)
 
 
 # --------------------------------------------------------------------------- export

@@ -44,6 +44,16 @@ ISSUE_LABELS = {
     "truncated": "截断 / 话没说完",
     "likely_swapped": "reject 比 chosen 更完整（可能弄反了）",
 }
+# What each check asks, for pages that list every check with its result ("是否跑题 ✓ 通过").
+CHECK_TITLES = {
+    "identical": "是否与 chosen 相同",
+    "off_topic": "是否跑题",
+    "echo": "是否复述 prompt",
+    "boilerplate": "是否模板化重复",
+    "empty": "是否为空",
+    "truncated": "是否截断",
+    "likely_swapped": "是否弄反",
+}
 
 # --------------------------------------------------------------------------- thresholds
 # Sizes are in "units": a CJK character bigram counts 1, a Latin word 2 (a word carries about as much

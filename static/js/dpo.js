@@ -5,6 +5,11 @@
  *   <button data-dpo-edit-toggle>               switches the review page between reading and editing
  *   [data-dpo-view] / [data-dpo-edit]           what reading / editing shows
  *   <section id="preview" data-dpo-ready>       a preview with pairs enables [data-dpo-start]
+ *   <div id="pair-page" data-title="…">           the review page's swap target: a decision (y / s / d)
+ *                                                 swaps in the next pair; its title follows
+ *
+ * Refusals (409 someone saved first, 400, 403) come back as the pair page with the message: they are
+ * swapped in like a success, so the reviewer sees why and loses nothing.
  */
 (function () {
   "use strict";
@@ -62,5 +67,17 @@
     if (toggle) toggleEdit(toggle.closest("section") || document);
   });
   document.addEventListener("htmx:afterSwap", updateStart);
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    var target = event.detail.target;
+    if ((status === 400 || status === 403 || status === 409) && target && target.id === "pair-page") {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+  document.addEventListener("htmx:load", function (event) {
+    var page = event.detail.elt.closest && event.detail.elt.closest("[data-title]");
+    if (page && page.id === "pair-page") document.title = page.getAttribute("data-title");
+  });
   document.addEventListener("DOMContentLoaded", function () { applyToggles(); updateStart(); });
 })();
