@@ -31,6 +31,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 ISSUE_NAMES = ("identical", "off_topic", "echo", "boilerplate", "empty", "truncated", "likely_swapped")
@@ -194,6 +195,12 @@ _MID_SENTENCE = set("，、,:：（(“‘《【[-—")
 _ELLIPSIS = ("...", "…", "。。。")
 
 
+# A pair's texts are analysed by several checks, and a prompt recurs with every candidate of it:
+# the text features are cached (by text) so each is computed once.
+_CACHE = 4096
+
+
+@lru_cache(maxsize=_CACHE)
 def normalize(text: str) -> str:
     """NFKC, lower case, whitespace collapsed: the form texts are compared in."""
     return " ".join(unicodedata.normalize("NFKC", text or "").lower().split())
@@ -204,6 +211,7 @@ def strip_markup(text: str) -> str:
     return _SPECIAL_TOKEN.sub(" ", text or "")
 
 
+@lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     """A crude English stem: "eggs"/"egg", "damaged"/"damage", "studying"/"studies"/"study", "boiling"/"boil"."""
     if word.isdigit() or len(word) <= 3:
@@ -234,15 +242,21 @@ _SPEAKER_TAGS = frozenset(
 )
 
 
-def _runs(text: str) -> list[str]:
-    return _RUN.findall(normalize(strip_markup(text)))
+@lru_cache(maxsize=_CACHE)
+def _runs(text: str) -> tuple[str, ...]:
+    return tuple(_RUN.findall(normalize(strip_markup(text))))
 
 
-def content_grams(text: str, *, keep_stop_words: bool = False) -> set[str]:
+def content_grams(text: str, *, keep_stop_words: bool = False) -> frozenset[str]:
     """Distinct content n-grams: character bigrams inside CJK runs, (crudely stemmed) words in Latin runs.
 
     Function words are dropped unless `keep_stop_words` (prompt similarity: "列出…" prompts are alike).
     """
+    return _content_grams(text or "", keep_stop_words)
+
+
+@lru_cache(maxsize=_CACHE)
+def _content_grams(text: str, keep_stop_words: bool) -> frozenset[str]:
     grams: set[str] = set()
     for run in _runs(text):
         if _CJK_RUN.match(run):
@@ -252,7 +266,7 @@ def content_grams(text: str, *, keep_stop_words: bool = False) -> set[str]:
                 grams.update(run[i : i + 2] for i in range(len(run) - 1))
         elif (keep_stop_words or run not in _STOP_WORDS) and (len(run) > 1 or run.isdigit()):
             grams.add(_stem(run))
-    return grams if keep_stop_words else grams - _STOP_BIGRAMS
+    return frozenset(grams if keep_stop_words else grams - _STOP_BIGRAMS)
 
 
 def single_char_words(text: str) -> set[str]:
@@ -280,7 +294,8 @@ def prompt_mentions(prompt: str, text: str) -> set[str]:
     return mentioned | {ch for ch in single_char_words(prompt) if ch in cjk}
 
 
-def content_chars(text: str) -> set[str]:
+@lru_cache(maxsize=_CACHE)
+def content_chars(text: str) -> frozenset[str]:
     """Distinct content characters (CJK, without the commonest function characters) and content words."""
     units: set[str] = set()
     for run in _runs(text):
@@ -288,7 +303,7 @@ def content_chars(text: str) -> set[str]:
             units.update(ch for ch in run if ch not in _STOP_CHARS)
         elif run not in _STOP_WORDS and (len(run) > 1 or run.isdigit()):
             units.add(_stem(run))
-    return units
+    return frozenset(units)
 
 
 def size(grams: Iterable[str]) -> int:
@@ -296,6 +311,7 @@ def size(grams: Iterable[str]) -> int:
     return sum(1 if _CJK_RUN.match(g) else 2 for g in grams)
 
 
+@lru_cache(maxsize=_CACHE)
 def _skeleton(text: str) -> str:
     """Letters, digits and CJK, with every punctuation mark as "·" and trailing marks dropped.
 
@@ -448,13 +464,12 @@ def _compact(text: str) -> str:
 
 def _is_echo(prompt: str, chosen: str, rejected: str, metrics: dict[str, Any]) -> bool:
     copy, rejected_size = echo_share(prompt, rejected)
-    chosen_copy, _ = echo_share(prompt, chosen)
     piece = _compact(rejected)
     # A contiguous piece of the prompt, even one cut mid-word ("What should I pack for a thr"), is all copy.
     contiguous = bool(piece) and piece in _compact(prompt)
     if contiguous:
         copy = 1.0
-    metrics.update(prompt_copy=_round(copy), chosen_prompt_copy=_round(chosen_copy))
+    metrics["prompt_copy"] = _round(copy)
     if copy is None or copy < ECHO_MIN_COPY:
         return False
     # Short rejects made of the prompt's words are often answers ("15% of 80 is 15", "情绪：负面", an option
@@ -472,6 +487,8 @@ def _is_echo(prompt: str, chosen: str, rejected: str, metrics: dict[str, Any]) -
         copied = size(content_grams(rejected, keep_stop_words=True) & only_instruction)
         metrics["instruction_copy"] = copied
         return copied >= ECHO_MIN_INSTRUCTION_COPY
+    chosen_copy, _ = echo_share(prompt, chosen)
+    metrics["chosen_prompt_copy"] = _round(chosen_copy)
     return chosen_copy is None or copy - chosen_copy >= ECHO_MIN_MARGIN
 
 

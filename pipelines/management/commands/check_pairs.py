@@ -9,7 +9,7 @@ from pipelines import pair_checks
 
 class Command(BaseCommand):
     help = (
-        "Run the DPO pair checks (identical, off_topic, boilerplate, empty, truncated, likely_swapped) on a "
+        "Run the DPO pair checks (identical, off_topic, echo, boilerplate, empty, truncated, likely_swapped) on a "
         "JSONL (or JSON array) file of prompt/chosen/rejected or instruction/input/chosen/rejected records."
     )
 
