@@ -200,12 +200,13 @@ def _absolute_parts(written: str) -> tuple[str, ...] | None:
 def _find_below(folder: Path, parts: Sequence[str]) -> Path | None:
     """The file `folder/<parts[i:]>` for the longest tail of `parts` that exists, confined to `folder`."""
     for i in range(len(parts)):
+        tail = parts[i:]
+        if any(part in ("", ".", "..") for part in tail) or not folder.joinpath(*tail).is_file():
+            continue  # a cheap stat first; only the file found is resolved and confined
         try:
-            candidate = confine_path(folder, "/".join(parts[i:]))
+            return confine_path(folder, "/".join(tail))
         except ApplicationError:
             continue
-        if candidate.is_file():
-            return candidate
     return None
 
 
