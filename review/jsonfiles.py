@@ -14,6 +14,7 @@ for bad content:
 
 - bytes that are not UTF-8 are tried in ``encoding`` (e.g. ``gbk``) line by line, so a GBK file beside
   UTF-8 files reads with one option; bytes neither can decode fail only the records they are in;
+  UTF-16 with a byte-order mark (Notepad's "Unicode") is read as such;
 - a syntax error fails its record, and reading resumes at the next line that starts a record;
 - NUL characters (raw or ``\\u0000``) are removed, with a note: PostgreSQL stores no NUL in text;
 - a record longer than ``IMPORT_MAX_RECORD_CHARS`` is refused with the limit named.
@@ -159,6 +160,11 @@ def read_record_file(path: Path, rel: str, *, encoding: str | None = None, force
         return RecordFile("object", [], error=f"无法读取文件：{exc.strerror or exc}")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Windows Notepad's "Unicode": UTF-16 with a BOM
+        try:
+            data = data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            pass  # not really UTF-16: reported line by line below
     text = _Text(data, encoding)
     reader = _Parser(text, rel)
     records, shape = reader.parse(force_lines=force_lines)

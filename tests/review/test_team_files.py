@@ -276,6 +276,14 @@ def test_a_gbk_file_imports_with_encoding_beside_utf8_files(tmp_path):
     assert Reasoning.objects.get(sample__external_id="b").output == "分析：退款详情\n类别：退款"
 
 
+def test_a_utf16_file_with_a_bom_reads_like_utf8(tmp_path):
+    root = tmp_path / "in"
+    categories(root, "换货")
+    write_jsonl(root / "m.jsonl", [manifest_record("a"), manifest_record("b")], encoding="utf-16")
+    report = import_classification(path=root, dataset_name="scenes")
+    assert report.problems == [] and Sample.objects.count() == 2
+
+
 def test_nul_characters_never_crash_or_roll_back_the_good_lines(tmp_path):
     root = tmp_path / "in"
     categories(root, "换货")
