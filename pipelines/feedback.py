@@ -34,6 +34,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from review.errors import ApplicationError
+from review.jsonfiles import oversize_message, record_size
 
 from .builder import BuildOptions, Source, build_dataset
 from .jobkinds import ItemFailed, JobKindHandler, register
@@ -96,6 +97,9 @@ def parse_entry(entry: Any) -> dict:
     """One feedback entry in the seed's shape; FeedbackRejected(reason) when it is unusable."""
     if not isinstance(entry, dict):
         raise FeedbackRejected("not_object")
+    too_large = oversize_message(record_size(entry))
+    if too_large:
+        raise FeedbackRejected("too_large", too_large)
     instruction = _as_text(_pick(entry, "instruction"))
     if not instruction:
         raise FeedbackRejected("no_instruction")

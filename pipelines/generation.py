@@ -27,6 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from review.errors import ApplicationError
+from review.jsonfiles import oversize_message, record_size
 
 from . import files
 from . import judge as judge_module
@@ -150,6 +151,9 @@ def parse_source_record(record: Any, *, line: int) -> dict:
     """A source record as SourceItem fields; raises ValueError with a readable message if bad."""
     if not isinstance(record, dict):
         raise ValueError(f"不是 JSON 对象（而是 {type(record).__name__}）")
+    too_large = oversize_message(record_size(record))
+    if too_large:
+        raise ValueError(too_large)
     image = _first(record, SOURCE_IMAGE_KEYS)
     title = _first(record, SOURCE_TITLE_KEYS)
     if image is None and title is None:

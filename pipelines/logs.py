@@ -30,14 +30,16 @@ from typing import Any
 from django.db import transaction
 
 from review.errors import ApplicationError
+from review.jsonfiles import oversize_message
 
 from .jobkinds import ItemFailed, JobKindHandler, register
 from .models import Job, JobKind, LogRecord
 
-DROP_REASONS = ("malformed_json", "encoding", "not_object", "not_successful", "no_response", "no_answer",
-                "no_prompt")
+DROP_REASONS = ("malformed_json", "encoding", "too_large", "not_object", "not_successful", "no_response",
+                "no_answer", "no_prompt")
 DROP_REASON_LABELS = {
     "malformed_json": "JSON 格式错误", "encoding": "编码错误（非 UTF-8）", "not_object": "不是 JSON 对象",
+    "too_large": "行过长（IMPORT_MAX_RECORD_CHARS）",
     "not_successful": "调用失败", "no_response": "缺少 response", "no_answer": "缺少 answer",
     "no_prompt": "缺少 prompt",
 }
@@ -148,6 +150,10 @@ def iter_log_file(path: Path, report: FileReport, *, name: str | None = None) ->
                 text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 report.problem("encoding", name, line_no, str(exc))
+                continue
+            too_large = oversize_message(len(text))
+            if too_large:
+                report.problem("too_large", name, line_no, too_large)
                 continue
             try:
                 call = json.loads(text)
