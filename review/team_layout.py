@@ -42,6 +42,7 @@ from pipelines.models import Export
 
 from .errors import ApplicationError
 from .exports import EXPORT_KIND, TrainsetReport, trainset_error_markdown, trainset_records
+from .importers import MODE_FOLDER
 from .models import Dataset, Sample
 
 LAYOUT = "team"
@@ -74,16 +75,18 @@ class _File:
             return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         if self.shape == "comma_lines":
             return "".join(json.dumps(r, ensure_ascii=False) + ",\n" for r in records)
-        if self.shape == "object":
+        if self.shape == "object" and len(records) == 1:
             return json.dumps(records[0], ensure_ascii=False, indent=4) + "\n"
+        # (Two records for one single-record file cannot both be an object: an array loses none.)
         return json.dumps(records, ensure_ascii=False, indent=4) + "\n"
 
 
 def _safe_relative(rel: str) -> str:
-    """A provenance path made safe to write under the export folder (it came from an import)."""
-    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".", "..")]
-    if not parts or parts[0] != MODE3_FOLDER:
-        parts = [MODE3_FOLDER, *parts[1:]] if parts else [MODE3_FOLDER, "records.json"]
+    """A provenance path made safe to write under the export folder (it came from an import): no
+    `..`, and under a mode folder (the import root may have been the mode-3 folder itself)."""
+    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".", "..")] or ["records.json"]
+    if len(parts) == 1 or not MODE_FOLDER.search(parts[0]):
+        parts = [MODE3_FOLDER, *parts]
     return "/".join(parts)
 
 

@@ -125,6 +125,14 @@ def test_a_second_export_replaces_its_own_folder_but_never_a_foreign_one(importe
         call_command("export_trainset", "--dataset", "team", "--layout", "team", "--output", str(foreign))
 
 
+def test_a_mode3_folder_imported_on_its_own_exports_back_under_the_mode3_folder(tmp_path):
+    team = build_team_train(tmp_path / "in", gbk_class=None)
+    import_classification(path=team.root / "reasonbyQwen72b_model3", dataset_name="m3", image_root=team.image_root,
+                          create_classes=True)
+    _, written = write_team_layout(dataset=Dataset.objects.get(name="m3"), directory=tmp_path / "out")
+    assert sorted(written) == sorted([*mode3_files(team).values(), "trainset_error.md"])
+
+
 def test_samples_made_in_datafix_go_to_their_class_file_in_the_batch_script_naming(tmp_path):
     dataset = DatasetFactory(name="made-here")
     category = CategoryFactory(dataset=dataset, name="物流异常页面 (丢件)")
