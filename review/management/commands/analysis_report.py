@@ -63,8 +63,15 @@ class Command(BaseCommand):
                     handle.write(chunk)
             self.stderr.write(f"已写入 {output}（{len(chosen)} 个类别）")
         else:
-            for chunk in chunks:
-                self.stdout.write(chunk, ending="")
+            try:
+                for chunk in chunks:
+                    self.stdout.write(chunk, ending="")
+                self.stdout.flush()
+            except BrokenPipeError:  # `… | head`: the reader has what it wanted
+                import os
+                import sys
+
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
     def _document(self, dataset, categories, reviewer):
         yield f"# 分类分析 — {md_text(dataset.name)}\n\n"
