@@ -4,11 +4,25 @@
 the bundled simulator) and adds what long jobs need:
 
 - a bounded semaphore (`concurrency`) so one job never opens more than N requests at once;
-- a requests-per-minute limiter (`requests_per_minute`, 0 = unlimited) that spaces request starts;
+- an adaptive request rate (`AdaptiveRate`): request starts are spaced at the current rate, which
+  drops when the server answers 429 and climbs again while answers succeed (additive increase,
+  multiplicative decrease), so a job finds the server's real limit by itself;
+  `requests_per_minute` is only a ceiling (0 = none);
 - explicit timeouts on every request;
-- retries of 429 / 5xx / timeouts / connection errors with exponential backoff and jitter,
-  honouring `Retry-After` (and `retry-after-ms`);
-- one exception, `LLMError(kind, message)`, whose `kind` is a short stable reason stored on job items.
+- retries of 429 / 5xx / timeouts / connection errors with exponential backoff and jitter. A 429
+  is retried until `LLM_RATE_LIMIT_MAX_WAIT` has passed since the call's first 429, never by a
+  count, and its stated wait is read from every header real servers send: `retry-after-ms`,
+  `Retry-After` (seconds or a date), LiteLLM's relayed `llm_provider-retry-after(-ms)` and OpenAI's
+  `x-ratelimit-reset-requests`;
+- the answer's `finish_reason` and a thinking model's reasoning (`reasoning_content`, or vLLM's
+  newer `reasoning`) beside its content; an answer cut off by the token limit or with no content
+  fails as `truncated` / `empty` instead of being used;
+- `n` choices even from servers that ignore `n` (the missing ones are asked for one by one,
+  counted in `stats.n_fallbacks`), and `stream=True` for models that only answer streamed
+  (`LLM_STREAM_MODELS`), assembling content and reasoning from the chunks;
+- one exception, `LLMError(kind, message)`, whose `kind` is a short stable reason stored on job items;
+  `config_error` marks what no retry can fix (wrong key, model or parameter): the job engine stops a
+  job after a few identical ones.
 
 Retries are ours, not the openai client's (we build it with `max_retries=0`), because: the openai
 client caps the Retry-After it honours and would sleep while holding our concurrency slot; we want
@@ -31,12 +45,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email.utils
+import fnmatch
 import json
 import logging
 import mimetypes
 import random
+import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,26 +73,59 @@ SERVER_ERROR = "server_error"
 BAD_REQUEST = "bad_request"
 CONNECTION = "connection"
 UNPARSEABLE = "unparseable"
-ERROR_KINDS = (CONTENT_FILTER, TIMEOUT, RATE_LIMITED, SERVER_ERROR, BAD_REQUEST, CONNECTION, UNPARSEABLE)
+CONFIG_ERROR = "config_error"
+TRUNCATED = "truncated"
+EMPTY = "empty"
+ERROR_KINDS = (CONTENT_FILTER, TIMEOUT, RATE_LIMITED, SERVER_ERROR, BAD_REQUEST, CONNECTION, UNPARSEABLE,
+               CONFIG_ERROR, TRUNCATED, EMPTY)
 RETRYABLE_KINDS = frozenset({TIMEOUT, RATE_LIMITED, SERVER_ERROR, CONNECTION, UNPARSEABLE})
 
-# DashScope's content-inspection refusal (OpenAI-compatible mode), permanent for that input.
-CONTENT_FILTER_CODES = frozenset({"data_inspection_failed", "DataInspectionFailed", "content_filter"})
+# Content-filter refusals, permanent for that input: DashScope's `data_inspection_failed`, OpenAI's
+# `content_policy_violation` (and `invalid_prompt`, "flagged as potentially violating our usage
+# policy"), Azure's `content_filter` (inner code `ResponsibleAIPolicyViolation`).
+CONTENT_FILTER_CODES = frozenset({"data_inspection_failed", "DataInspectionFailed", "content_filter",
+                                  "content_policy_violation", "invalid_prompt", "ResponsibleAIPolicyViolation"})
+# The same refusals as text, for proxies that relay them with a generic code (LiteLLM: code "400",
+# "litellm.ContentPolicyViolationError: …") and for providers that put the code only in the message.
+CONTENT_FILTER_TEXT = re.compile(
+    r"data_inspection_failed|DataInspectionFailed|ContentPolicyViolationError|content_policy_violation|"
+    r"content management policy|ResponsibleAIPolicyViolation|inappropriate content|"
+    r"flagged as potentially violating|content_filter", re.I)
+# Errors that say the configuration is wrong (model name, key, parameter, quota): every item would
+# fail the same way, so the job engine stops after a few identical ones.
+CONFIG_ERROR_CODES = frozenset({"model_not_found", "invalid_model", "invalid_api_key", "unsupported_parameter",
+                                "unsupported_value", "insufficient_quota", "Arrearage", "AccessDenied",
+                                "InvalidApiKey", "invalid_parameter_error"})
+CONFIG_ERROR_TEXT = re.compile(
+    r"does not exist|model not found|Invalid model name|Unsupported parameter|Unsupported value|"
+    r"is not supported with this model|only support stream mode|Incorrect API key|Invalid API[- ]key|"
+    r"No connected db|Authentication Error|exceeded your current quota", re.I)
 
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 RETRY_AFTER_MAX_SECONDS = 120.0
+# The rate controller's constants: its measuring window (limits are per minute), how far a 429
+# lowers the rate below what the server just let through, how fast the rate climbs back (per
+# window, in requests or this share of the rate, whichever is larger; faster after a quiet
+# window), and the lowest rate it goes to.
+RATE_WINDOW_SECONDS = 60.0
+RATE_DECREASE = 0.95
+RATE_INCREASE = 0.05
+RATE_INCREASE_QUIET = 0.25
+RATE_FLOOR_PER_MINUTE = 1.0
 
 
 class LLMError(Exception):
     """A model call failed; `kind` is one of ERROR_KINDS."""
 
-    def __init__(self, kind: str, message: str = "", *, status: int | None = None, retry_after: float | None = None):
+    def __init__(self, kind: str, message: str = "", *, status: int | None = None, retry_after: float | None = None,
+                 limit_hint: int | None = None):
         super().__init__(f"{kind}: {message}" if message else kind)
         self.kind = kind
         self.message = message or kind
         self.status = status
         self.retry_after = retry_after
+        self.limit_hint = limit_hint
 
     @property
     def retryable(self) -> bool:
@@ -88,13 +138,31 @@ class RequestsClosed(Exception):
 
 @dataclass
 class ChatResult:
-    """One chat completion: `text` is the first choice, `texts` all choices (n > 1)."""
+    """One chat completion: `text` is the first choice, `texts` all choices (n > 1).
+
+    `reasoning(s)` hold a thinking model's reasoning (None when it sent none), `finish_reason(s)`
+    why each choice ended; `n_fallback` says the server ignored `n` and the choices were asked for
+    one by one.
+    """
 
     text: str
     texts: list[str]
     raw: dict[str, Any]
     model: str
     attempts: int = 1
+    reasonings: list[str | None] = field(default_factory=list)
+    finish_reasons: list[str | None] = field(default_factory=list)
+    n_fallback: bool = False
+    # Each choice's mean token log-probability when `logprobs` was asked for and answered.
+    mean_logprobs: list[float | None] = field(default_factory=list)
+
+    @property
+    def reasoning(self) -> str | None:
+        return self.reasonings[0] if self.reasonings else None
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.finish_reasons[0] if self.finish_reasons else None
 
 
 @dataclass
@@ -105,6 +173,7 @@ class LLMStats:
     succeeded: int = 0
     retries: int = 0
     errors: Counter = field(default_factory=Counter)
+    n_fallbacks: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +181,7 @@ class LLMStats:
             "succeeded": self.succeeded,
             "retries": self.retries,
             "errors": dict(self.errors),
+            "n_fallbacks": self.n_fallbacks,
         }
 
 
@@ -122,31 +192,79 @@ def image_data_url(path: str | Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
 
-def _retry_after_seconds(headers: Any) -> float | None:
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration_seconds(value: str) -> float | None:
+    """OpenAI's reset durations ("1s", "6m0s", "20ms", "1h2m3.5s") in seconds."""
+    text = value.strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """The wait a 429/503 states, from whichever header the server (or a proxy in front) sent.
+
+    `retry-after-ms` and `Retry-After` (seconds or an HTTP date) as OpenAI-compatible servers send
+    them; the same prefixed `llm_provider-` as LiteLLM's proxy relays a provider's headers (it
+    sends no plain Retry-After); OpenAI's `x-ratelimit-reset-requests` ("6m0s") when nothing else.
+    """
     if headers is None:
         return None
-    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) / divisor)
-        except ValueError:
-            continue
+    for prefix in ("", "llm_provider-"):
+        for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+            value = headers.get(prefix + name)
+            if value is None:
+                continue
+            try:
+                return max(0.0, float(value) / divisor)
+            except ValueError:
+                moment = email.utils.parsedate_to_datetime(value) if divisor == 1.0 else None
+                if moment is not None and moment.tzinfo is not None:
+                    return max(0.0, moment.timestamp() - time.time())
+    for prefix in ("", "llm_provider-"):
+        value = headers.get(prefix + "x-ratelimit-reset-requests")
+        if value:
+            seconds = _duration_seconds(str(value))
+            if seconds is not None:
+                return seconds
     return None
 
 
-def _error_code(exc: openai.APIStatusError) -> str:
-    if exc.code:
-        return str(exc.code)
+_retry_after_seconds = retry_after_seconds  # the name other modules used
+
+
+def limit_hint(headers: Any) -> int | None:
+    """The per-minute request limit a server advertises (`x-ratelimit-limit-requests`), if any."""
+    if headers is None:
+        return None
+    for name in ("x-ratelimit-limit-requests", "llm_provider-x-ratelimit-limit-requests"):
+        value = headers.get(name)
+        if value:
+            try:
+                return int(float(value))
+            except ValueError:
+                continue
+    return None
+
+
+def _error_parts(exc: openai.APIStatusError) -> tuple[str, str]:
+    """The error's code and everything the body says (message, type, inner codes) as one text."""
     body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error")
-        if isinstance(inner, dict) and inner.get("code"):
-            return str(inner["code"])
-        if body.get("code"):
-            return str(body["code"])
-    return ""
+    code = str(exc.code) if exc.code else ""
+    inner = body.get("error") if isinstance(body, dict) else None
+    if not code and isinstance(inner, dict) and inner.get("code"):
+        code = str(inner["code"])
+    if not code and isinstance(body, dict) and body.get("code"):
+        code = str(body["code"])
+    return code, json.dumps(body, ensure_ascii=False, default=str) if body is not None else str(exc)
+
+
+def _error_code(exc: openai.APIStatusError) -> str:
+    return _error_parts(exc)[0]
 
 
 def _connection_failure_underneath(exc: BaseException) -> bool:
@@ -179,49 +297,131 @@ def classify_exception(exc: BaseException) -> LLMError:
         return LLMError(UNPARSEABLE, "模型服务返回了无法解析的响应", status=exc.status_code)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        code = _error_code(exc)
+        code, text = _error_parts(exc)
         message = (getattr(exc, "message", "") or "")[:300]
-        if code in CONTENT_FILTER_CODES or "data_inspection_failed" in str(exc.body):
-            return LLMError(CONTENT_FILTER, f"内容审核拒绝 ({code or status})", status=status)
+        headers = exc.response.headers if exc.response is not None else None
+        if status in (400, 403, 422) or status >= 500:
+            if code in CONTENT_FILTER_CODES or CONTENT_FILTER_TEXT.search(text):
+                return LLMError(CONTENT_FILTER, f"内容审核拒绝 ({code or status})", status=status)
+        if code in CONFIG_ERROR_CODES or status in (401, 403, 404) or (
+                status in (400, 422) and CONFIG_ERROR_TEXT.search(text)):
+            return LLMError(CONFIG_ERROR, f"模型服务拒绝了配置 ({status} {code}) {message}".strip(), status=status)
         if status == 429:
             return LLMError(RATE_LIMITED, "请求过于频繁 (429)", status=status,
-                            retry_after=_retry_after_seconds(exc.response.headers))
+                            retry_after=retry_after_seconds(headers), limit_hint=limit_hint(headers))
         if status in (408, 409) or status >= 500:
             return LLMError(SERVER_ERROR, f"模型服务错误 ({status})", status=status,
-                            retry_after=_retry_after_seconds(exc.response.headers))
+                            retry_after=retry_after_seconds(headers))
         return LLMError(BAD_REQUEST, f"请求被拒绝 ({status} {code}) {message}".strip(), status=status)
     if isinstance(exc, (ValueError, KeyError, TypeError)):
         return LLMError(UNPARSEABLE, f"模型服务返回了无法解析的响应: {type(exc).__name__}")
     return LLMError(CONNECTION, f"{type(exc).__name__}")
 
 
-class _RateLimiter:
-    """Spaces request starts evenly: at most `per_minute` starts in any minute (0 = unlimited)."""
+class AdaptiveRate:
+    """The request rate of one client, found from the server's answers (AIMD).
 
-    def __init__(self, per_minute: int):
-        self.interval = 60.0 / per_minute if per_minute and per_minute > 0 else 0.0
+    Request starts are spaced at the current rate. A 429 lowers it to RATE_DECREASE × what the
+    server actually answered in the last window (not × the rate we asked for, so a burst of 429s
+    cannot drive it to nothing); success raises it by RATE_INCREASE of itself per window (at least
+    one request per window), RATE_INCREASE_QUIET after a window without any 429. `ceiling`
+    (requests per minute; None = none) is the configured LLM_REQUESTS_PER_MINUTE, lowered to the
+    limit a server advertises in `x-ratelimit-limit-requests`. Before the first 429 the rate is the
+    ceiling (None: starts are not spaced; the concurrency bounds them). Single event loop only.
+    """
+
+    def __init__(self, ceiling: float | None = None, *, window: float = RATE_WINDOW_SECONDS,
+                 start: float | None = None):
+        self.window = float(window)
+        self.ceiling = float(ceiling) if ceiling else None
+        self.rate = float(start) if start else self.ceiling  # requests per minute; None = unspaced
+        if self.rate and self.ceiling:
+            self.rate = min(self.rate, self.ceiling)
+        self._answered: deque[float] = deque()
         self._next = 0.0
-        self._lock: asyncio.Lock | None = None
+        self._last_limited = -1e18
+        self.limited = 0      # 429s seen
+        self.decreases = 0
+
+    @property
+    def interval(self) -> float:
+        return 60.0 / self.rate if self.rate else 0.0
+
+    def _measured(self, now: float) -> float:
+        """Answers in the last window, as requests per minute."""
+        while self._answered and self._answered[0] <= now - self.window:
+            self._answered.popleft()
+        return len(self._answered) * 60.0 / self.window
 
     async def wait(self) -> None:
-        if not self.interval:
-            return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        """Wait for the next start slot at the current rate."""
+        while True:
+            interval = self.interval
             now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
-            await asyncio.sleep(start - now)
+            if not interval or now >= self._next:
+                self._next = max(now, self._next) + interval if interval else now
+                return
+            await asyncio.sleep(self._next - now)
+
+    def succeeded(self) -> None:
+        now = time.monotonic()
+        self._answered.append(now)
+        if self.rate is None:
+            return
+        growth = RATE_INCREASE if now - self._last_limited < self.window else RATE_INCREASE_QUIET
+        per_window = self.rate * self.window / 60.0
+        step = max(1.0, growth * per_window) / max(per_window, 1.0)  # per answer, in requests per window
+        self.rate += step * 60.0 / self.window
+        if self.ceiling:
+            self.rate = min(self.rate, self.ceiling)
+
+    def limited_by_server(self, error: LLMError) -> None:
+        now = time.monotonic()
+        self.limited += 1
+        if error.limit_hint and error.limit_hint > 0:
+            self.ceiling = min(self.ceiling or float(error.limit_hint), float(error.limit_hint))
+        # One decrease per burst of 429s: those answering requests sent before the last decrease
+        # say nothing new.
+        epoch = max(min(error.retry_after or 0.0, self.window), 2 * self.interval, 0.5)
+        if now - self._last_limited < epoch:
+            return
+        measured = self._measured(now)
+        basis = measured if measured > 0 else (self.rate or 60.0)
+        self.rate = max(RATE_FLOOR_PER_MINUTE, RATE_DECREASE * min(self.rate or basis, basis))
+        if self.ceiling:
+            self.rate = min(self.rate, self.ceiling)
+        self._last_limited = now
+        self.decreases += 1
+        logger.info("rate limited: request rate now %.1f/min (server answered %.1f/min)", self.rate, measured)
+
+    def snapshot(self) -> dict[str, Any]:
+        """For job pages and reports: the current rate and what the server answered lately."""
+        now = time.monotonic()
+        return {
+            "current_per_minute": round(self.rate, 1) if self.rate else None,
+            "ceiling_per_minute": round(self.ceiling, 1) if self.ceiling else None,
+            "answered_per_minute": round(self._measured(now), 1),
+            "limited": self.limited,
+            "decreases": self.decreases,
+        }
+
+
+def stream_model_matches(model: str, patterns: Any) -> bool:
+    """Whether `model` is one of the streamed-only models (names or fnmatch patterns like `qvq-*`)."""
+    if isinstance(patterns, str):
+        patterns = [p.strip() for p in patterns.split(",")]
+    return any(p and fnmatch.fnmatchcase(model or "", p) for p in patterns or ())
 
 
 class LLMClient:
-    """An OpenAI-compatible chat client with concurrency, rate limit, timeouts and retries.
+    """An OpenAI-compatible chat client with concurrency, an adaptive rate, timeouts and retries.
 
     Create one per job (or per CLI command); use it from one event loop. All arguments default to
     the settings OPENAI_BASE_URL, OPENAI_API_KEY, LLM_TEXT_MODEL, LLM_CONCURRENCY,
-    LLM_REQUESTS_PER_MINUTE, LLM_TIMEOUT and LLM_MAX_RETRIES.
+    LLM_REQUESTS_PER_MINUTE (the rate's ceiling), LLM_TIMEOUT, LLM_MAX_RETRIES,
+    LLM_RATE_LIMIT_MAX_WAIT and LLM_STREAM_MODELS. `stream` forces streaming on (True) or off
+    (False) for every call; None decides per model. `start_rate` seeds the adaptive rate (a job's
+    continuation starts where the previous slice ended).
     """
 
     def __init__(
@@ -234,6 +434,10 @@ class LLMClient:
         requests_per_minute: int | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        rate_limit_max_wait: float | None = None,
+        stream: bool | None = None,
+        start_rate: float | None = None,
+        rate_window: float | None = None,
     ):
         self.base_url = base_url or settings.OPENAI_BASE_URL
         self.__api_key = api_key or settings.OPENAI_API_KEY or "sk-none"
@@ -243,19 +447,58 @@ class LLMClient:
         self.requests_per_minute = int(rpm or 0)
         self.timeout = float(timeout or settings.LLM_TIMEOUT)
         self.max_retries = int(settings.LLM_MAX_RETRIES if max_retries is None else max_retries)
+        wait = getattr(settings, "LLM_RATE_LIMIT_MAX_WAIT", 300.0) if rate_limit_max_wait is None else rate_limit_max_wait
+        self.rate_limit_max_wait = float(wait)
+        self.stream = stream
+        self.stream_models = getattr(settings, "LLM_STREAM_MODELS", [])
+        self._rate_window = float(rate_window or getattr(settings, "LLM_RATE_WINDOW_SECONDS", RATE_WINDOW_SECONDS))
+        self._start_rate = start_rate
         self.stats = LLMStats()
         self._client: openai.AsyncOpenAI | None = None
         self._semaphore: asyncio.Semaphore | None = None
-        self._limiter = _RateLimiter(self.requests_per_minute)
+        self.rate = AdaptiveRate(self.requests_per_minute or None, window=self._rate_window, start=start_rate)
         self._closed_to_new = False
+        self._ignores_n: set[str] = set()
+        self._siblings: dict[str, LLMClient] = {}
+        self.sent = 0
+
+    def for_endpoint(self, base_url: str, *, api_key: str | None = None, model: str | None = None) -> LLMClient:
+        """This client, or one for another endpoint with the same limits, made once and reused.
+
+        A job whose model calls go elsewhere (a DPO job's SFT checkpoint on its own vLLM server)
+        gets one client for that server, so its concurrency and adaptive rate hold across items.
+        Its stats are this client's; `aclose` closes it too.
+        """
+        if self.same_endpoint(base_url):
+            return self
+        key = base_url.rstrip("/")
+        client = self._siblings.get(key)
+        if client is None:
+            client = LLMClient(base_url=base_url, api_key=api_key, model=model, concurrency=self.concurrency,
+                               requests_per_minute=self.requests_per_minute, timeout=self.timeout,
+                               max_retries=self.max_retries, rate_limit_max_wait=self.rate_limit_max_wait,
+                               stream=self.stream, rate_window=self._rate_window)
+            client.stats = self.stats
+            self._siblings[key] = client
+        return client
+
+    def rate_snapshot(self) -> dict[str, Any]:
+        """The adaptive rate of the endpoint this client (or a sibling) sent most requests to."""
+        busiest = max([self, *self._siblings.values()], key=lambda c: c.sent)
+        return busiest.rate.snapshot()
 
     def close_to_new_requests(self) -> None:
         """From now on, calls waiting for a slot (or to retry) raise RequestsClosed instead of
         starting; calls already sent run to their end. Safe to call from another thread."""
         self._closed_to_new = True
+        for sibling in list(self._siblings.values()):
+            sibling.close_to_new_requests()
 
     def __repr__(self) -> str:  # never the key
         return f"<LLMClient {self.base_url} model={self.model} concurrency={self.concurrency}>"
+
+    def same_endpoint(self, base_url: str) -> bool:
+        return self.base_url.rstrip("/") == base_url.rstrip("/")
 
     def _ensure(self) -> openai.AsyncOpenAI:
         if self._client is None:
@@ -267,18 +510,40 @@ class LLMClient:
         return self._client
 
     async def aclose(self) -> None:
-        """Close the HTTP connections (the client can be used again afterwards, on a new loop)."""
+        """Close the HTTP connections (the client can be used again afterwards, on a new loop).
+
+        The adaptive rate is kept: it describes the server, not the connection."""
         client, self._client, self._semaphore = self._client, None, None
         self._closed_to_new = False
-        self._limiter = _RateLimiter(self.requests_per_minute)
         if client is not None:
             await client.close()
+        for sibling in self._siblings.values():
+            await sibling.aclose()
 
     def _backoff(self, attempt: int, error: LLMError) -> float:
         if error.retry_after is not None:
             return min(error.retry_after, RETRY_AFTER_MAX_SECONDS)
-        delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * (2**attempt))
+        delay = min(BACKOFF_BASE_SECONDS * (2**attempt), BACKOFF_MAX_SECONDS)
         return delay * (0.5 + random.random() / 2)  # jitter so retries of a burst spread out
+
+    def _rate_limited_delay(self, attempt: int, error: LLMError) -> float:
+        """How long a 429'd call sleeps before it queues for a start slot again.
+
+        A short stated wait is honoured as is. A long one is a whole window (LiteLLM always says
+        60 s, even when its counter resets sooner): sleeping it out would leave the retried item
+        last, so the call only waits a couple of request intervals and then takes its turn at the
+        (now lowered) rate, which keeps the retries within the limit.
+        """
+        cap = max(1.0, 2 * self.rate.interval)
+        if error.retry_after is not None and error.retry_after <= cap:
+            return error.retry_after
+        delay = min(BACKOFF_BASE_SECONDS * (2**min(attempt, 10)), cap)
+        return delay * (0.5 + random.random() / 2)
+
+    def uses_stream(self, model: str) -> bool:
+        if self.stream is not None:
+            return self.stream
+        return stream_model_matches(model, self.stream_models)
 
     async def chat(
         self,
@@ -290,60 +555,184 @@ class LLMClient:
         max_tokens: int | None = None,
         n: int | None = None,
         response_format: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+        allow_truncated: bool = False,
     ) -> ChatResult:
-        """One chat completion, retried on transient errors. Raises LLMError."""
-        client = self._ensure()
-        kwargs: dict[str, Any] = {"model": model or self.model, "messages": messages}
+        """One chat completion, retried on transient errors. Raises LLMError.
+
+        Parameters left None are not sent at all (some models refuse e.g. any `temperature`).
+        `extra` adds server-specific body fields (vLLM's `use_beam_search`, `logprobs`, …).
+        Unless `allow_truncated`, an answer cut off by the token limit (`finish_reason: length`)
+        or with no content raises LLMError `truncated` / `empty`: such an answer must never
+        replace a stored one.
+        """
+        model = model or self.model
+        kwargs: dict[str, Any] = {"model": model, "messages": messages}
         for name, value in (("temperature", temperature), ("top_p", top_p), ("max_tokens", max_tokens),
-                            ("n", n), ("response_format", response_format)):
+                            ("response_format", response_format)):
             if value is not None:
                 kwargs[name] = value
+        kwargs.update(extra or {})
+        wanted = int(n) if n and n > 1 else 1
+        if wanted > 1 and model in self._ignores_n:
+            # The server is known to ignore n: ask for the choices one by one straight away.
+            results = await asyncio.gather(*(self._complete(kwargs) for _ in range(wanted)))
+            result = self._merge(results, fallback=True)
+        else:
+            if wanted > 1:
+                kwargs["n"] = wanted
+            result = await self._complete(kwargs)
+            missing = wanted - len(result.texts)
+            if missing > 0:
+                # The server answered fewer choices than asked (DashScope models, a proxy's fixed
+                # mock): get the rest one request each and remember it for this model.
+                logger.warning("model %s ignored n=%d (answered %d choices): asking one by one", model, wanted,
+                               len(result.texts))
+                self._ignores_n.add(model)
+                single = {k: v for k, v in kwargs.items() if k != "n"}
+                more = await asyncio.gather(*(self._complete(single) for _ in range(missing)))
+                result = self._merge([result, *more], fallback=True)
+        if not allow_truncated:
+            self._check_complete(result)
+        return result
+
+    def _merge(self, results: list[ChatResult], *, fallback: bool) -> ChatResult:
+        self.stats.n_fallbacks += 1 if fallback else 0
+        first = results[0]
+        return ChatResult(
+            text=first.text, texts=[t for r in results for t in r.texts], raw=first.raw, model=first.model,
+            attempts=sum(r.attempts for r in results), reasonings=[x for r in results for x in r.reasonings],
+            finish_reasons=[x for r in results for x in r.finish_reasons], n_fallback=fallback,
+            mean_logprobs=[x for r in results for x in r.mean_logprobs],
+        )
+
+    @staticmethod
+    def _check_complete(result: ChatResult) -> None:
+        for text, reason in zip(result.texts, result.finish_reasons or [None] * len(result.texts)):
+            if reason == "length":
+                raise LLMError(TRUNCATED, "回答被 max_tokens 截断（finish_reason=length），未使用")
+            if not (text or "").strip():
+                raise LLMError(EMPTY, "模型返回了空回答（content 为空），未使用")
+
+    async def _complete(self, kwargs: dict[str, Any]) -> ChatResult:
+        """One request (with retries) answering one completion body."""
+        client = self._ensure()
+        stream = self.uses_stream(kwargs["model"])
         attempt = 0
+        first_limited: float | None = None
         while True:
-            await self._limiter.wait()
+            await self.rate.wait()
             try:
                 async with self._semaphore:
                     if self._closed_to_new:
                         raise RequestsClosed()
                     self.stats.requests += 1
-                    # The raw response: we read the JSON ourselves (choices, finish reasons, usage).
-                    response = await asyncio.wait_for(
-                        client.post("/chat/completions", body=kwargs, cast_to=httpx2.Response), timeout=self.timeout + 5
-                    )
-                result = self._result(json.loads(response.content), kwargs["model"], attempt + 1)
+                    self.sent += 1
+                    if stream:
+                        raw = await asyncio.wait_for(self._streamed(client, kwargs), timeout=self.timeout + 5)
+                    else:
+                        # The raw response: we read the JSON ourselves (choices, finish reasons, usage).
+                        response = await asyncio.wait_for(
+                            client.post("/chat/completions", body=kwargs, cast_to=httpx2.Response),
+                            timeout=self.timeout + 5,
+                        )
+                        raw = json.loads(response.content)
+                        hint = limit_hint(response.headers)
+                        if hint and (self.rate.ceiling is None or hint < self.rate.ceiling):
+                            self.rate.ceiling = float(hint)
+                result = self._result(raw, kwargs["model"], attempt + 1)
             except (asyncio.CancelledError, RequestsClosed):
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure becomes an LLMError
                 error = classify_exception(exc)
                 self.stats.errors[error.kind] += 1
-                if not error.retryable or attempt >= self.max_retries:
+                if error.kind == RATE_LIMITED:
+                    self.rate.limited_by_server(error)
+                    now = time.monotonic()
+                    first_limited = now if first_limited is None else first_limited
+                    # Never given up before the server's stated window has passed, nor by a count:
+                    # only LLM_RATE_LIMIT_MAX_WAIT after the call's first 429 ends it.
+                    give_up = now - first_limited >= self.rate_limit_max_wait
+                    delay = self._rate_limited_delay(attempt, error)
+                else:
+                    give_up = not error.retryable or attempt >= self.max_retries
+                    delay = self._backoff(attempt, error)
+                if give_up:
                     if attempt:
                         error.message = f"{error.message}（已重试 {attempt} 次）"
                     raise error from None
-                delay = self._backoff(attempt, error)
                 logger.info("model call %s, retry %d in %.1fs", error.kind, attempt + 1, delay)
                 self.stats.retries += 1
                 attempt += 1
                 await asyncio.sleep(delay)
                 continue
             self.stats.succeeded += 1
+            self.rate.succeeded()
             return result
+
+    async def _streamed(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """A streamed completion assembled into the body a non-streamed one would have had."""
+        body = {**kwargs, "stream": True, "stream_options": {"include_usage": True}}
+        stream = await client.post("/chat/completions", body=body, cast_to=object, stream=True,
+                                   stream_cls=openai.AsyncStream[object])
+        choices: dict[int, dict[str, Any]] = {}
+        raw: dict[str, Any] = {"object": "chat.completion", "model": kwargs["model"]}
+        async for chunk in stream:
+            if not isinstance(chunk, dict):
+                continue
+            for key in ("id", "model", "created"):
+                if chunk.get(key):
+                    raw[key] = chunk[key]
+            if chunk.get("usage"):
+                raw["usage"] = chunk["usage"]
+            for part in chunk.get("choices") or []:
+                choice = choices.setdefault(int(part.get("index") or 0), {
+                    "content": [], "reasoning": [], "finish_reason": None})
+                delta = part.get("delta") or {}
+                if delta.get("content"):
+                    choice["content"].append(delta["content"])
+                thinking = delta.get("reasoning_content") or delta.get("reasoning")
+                if thinking:
+                    choice["reasoning"].append(thinking)
+                if part.get("finish_reason"):
+                    choice["finish_reason"] = part["finish_reason"]
+        raw["choices"] = [
+            {"index": index, "finish_reason": c["finish_reason"],
+             "message": {"role": "assistant", "content": "".join(c["content"]),
+                         **({"reasoning_content": "".join(c["reasoning"])} if c["reasoning"] else {})}}
+            for index, c in sorted(choices.items())
+        ]
+        return raw
 
     @staticmethod
     def _result(raw: Any, model: str, attempts: int) -> ChatResult:
         choices = raw.get("choices") if isinstance(raw, dict) else None
         if not choices or not isinstance(choices, list):
             raise LLMError(UNPARSEABLE, "模型响应中没有 choices")
-        texts = []
+        texts, reasonings, reasons, logprobs = [], [], [], []
         for choice in choices:
             if not isinstance(choice, dict):
                 raise LLMError(UNPARSEABLE, "模型响应的 choices 格式不对")
             if choice.get("finish_reason") == "content_filter":
                 raise LLMError(CONTENT_FILTER, "输出被内容审核拦截")
             message = choice.get("message") or {}
-            content = message.get("content") if isinstance(message, dict) else None
+            if not isinstance(message, dict):
+                message = {}
+            content = message.get("content")
             texts.append(content if isinstance(content, str) else "")
-        return ChatResult(text=texts[0], texts=texts, raw=raw, model=raw.get("model") or model, attempts=attempts)
+            # DashScope, DeepSeek and vLLM's reasoning parser (≤ 0.8) say reasoning_content;
+            # newer vLLM and OpenRouter say reasoning.
+            thinking = message.get("reasoning_content")
+            if not isinstance(thinking, str) or not thinking:
+                thinking = message.get("reasoning") if isinstance(message.get("reasoning"), str) else None
+            reasonings.append(thinking or None)
+            reasons.append(choice.get("finish_reason"))
+            tokens = (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
+            values = [t.get("logprob") for t in tokens or [] if isinstance(t, dict)
+                      and isinstance(t.get("logprob"), (int, float))]
+            logprobs.append(sum(values) / len(values) if values else None)
+        return ChatResult(text=texts[0], texts=texts, raw=raw, model=raw.get("model") or model, attempts=attempts,
+                          reasonings=reasonings, finish_reasons=reasons, mean_logprobs=logprobs)
 
     def chat_sync(self, messages: list[dict[str, Any]], **kwargs: Any) -> ChatResult:
         """`chat` for synchronous callers (CLI previews); not for use inside a running event loop."""

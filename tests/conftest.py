@@ -79,6 +79,7 @@ def llm_simulator(settings):
     settings.OPENAI_API_KEY = "sk-test-simulator-key"
     settings.LLM_TIMEOUT = 5.0
     settings.LLM_REQUESTS_PER_MINUTE = 0
+    settings.LLM_RATE_WINDOW_SECONDS = 1.0  # the adaptive rate measures in scaled-down time
     original_backoff = llm.BACKOFF_BASE_SECONDS
     llm.BACKOFF_BASE_SECONDS = 0.02
     try:
@@ -191,6 +192,7 @@ def celery_worker_process(settings, tmp_path):
             "OPENAI_API_KEY": settings.OPENAI_API_KEY,
             "LLM_TIMEOUT": str(settings.LLM_TIMEOUT),
             "LLM_REQUESTS_PER_MINUTE": str(settings.LLM_REQUESTS_PER_MINUTE),
+            "LLM_RATE_WINDOW_SECONDS": str(settings.LLM_RATE_WINDOW_SECONDS),
             "DATAFIX_VAR_DIR": str(tmp_path / "worker-var"),
         })
         env.update({k: str(v) for k, v in extra_env.items()})

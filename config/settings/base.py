@@ -277,7 +277,21 @@ LLM_JUDGE_MODEL = env("LLM_JUDGE_MODEL", "qwen-72b-judge")
 LLM_TIMEOUT = env_float("LLM_TIMEOUT", 60.0)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 5)
 LLM_CONCURRENCY = env_int("LLM_CONCURRENCY", 8)
-LLM_REQUESTS_PER_MINUTE = env_int("LLM_REQUESTS_PER_MINUTE", 600)
+# A ceiling only (0 = none): the model client finds the server's real limit itself (pipelines/llm.py).
+LLM_REQUESTS_PER_MINUTE = env_int("LLM_REQUESTS_PER_MINUTE", 0)
+# How long one model call keeps retrying 429s (never fewer seconds than the server asks to wait).
+LLM_RATE_LIMIT_MAX_WAIT = env_float("LLM_RATE_LIMIT_MAX_WAIT", 300.0)
+# The adaptive rate's measuring window: servers state their limits per minute.
+LLM_RATE_WINDOW_SECONDS = env_float("LLM_RATE_WINDOW_SECONDS", 60.0)
+# Models that only answer streamed (DashScope's QVQ/QwQ, thinking modes): names or patterns, e.g. "qvq-*,qwq-*".
+LLM_STREAM_MODELS = env_list("LLM_STREAM_MODELS", "qvq-*,qwq-*")
+# The judge's sampling parameters (each job can override); empty = not sent, which OpenAI's
+# o-series models need: they refuse any temperature.
+LLM_JUDGE_TEMPERATURE = env("LLM_JUDGE_TEMPERATURE", "0")
+LLM_JUDGE_TOP_P = env("LLM_JUDGE_TOP_P", "")
+LLM_JUDGE_MAX_TOKENS = env("LLM_JUDGE_MAX_TOKENS", "")
+# A job stops after this many identical configuration errors in a row (wrong model, key, parameter).
+JOB_CONFIG_ERROR_LIMIT = env_int("JOB_CONFIG_ERROR_LIMIT", 3)
 # Model endpoints a job may name itself (DPO's endpoint), comma-separated base URLs; a URL may also
 # be any path below an entry. Empty: OPENAI_BASE_URL and the simulator (pipelines/endpoints.py).
 LLM_ENDPOINT_ALLOWLIST = env_list("LLM_ENDPOINT_ALLOWLIST")
