@@ -97,6 +97,34 @@ class _PromptCache:
         return entry[1]
 
 
+def asks_for_reasoning(messages: list[dict[str, Any]]) -> bool:
+    """Whether the prompt asks for a written reasoning (the answer format's `推理：` part)."""
+    for message in messages:
+        content = message.get("content")
+        parts = content if isinstance(content, list) else [{"type": "text", "text": content or ""}]
+        if any(isinstance(p, dict) and "推理" in str(p.get("text") or "") for p in parts):
+            return True
+    return False
+
+
+def answer_with_reasoning(content: str, thinking: str | None, *, asked: bool) -> str:
+    """The output to store: a thinking model's reasoning becomes the answer's reasoning when the
+    prompt asked for one and the content holds only the class line.
+
+    Thinking models (vLLM's reasoning parser, DashScope's thinking modes) return the reasoning in
+    `reasoning_content` and may answer just "类别：换货". Stored as is, that 5-character mode-3 row
+    would pass every length check and go into the training set without the reasoning it was asked
+    for; with the reasoning in front it is reviewed like any other answer.
+    """
+    content = content or ""
+    if not asked or not (thinking or "").strip():
+        return content
+    lines = [line for line in content.strip().splitlines() if line.strip()]
+    if len(lines) > 1 or "推理" in content:
+        return content  # the answer has its own reasoning; the thinking stays in raw_response
+    return f"推理：{thinking.strip()}\n{content.strip()}"
+
+
 def accuracy(*, sample_ids: list[int] | None = None, category: Category | None = None, mode: int,
              dataset_id: int | None = None, category_ids: list[int] | None = None) -> dict[str, Any]:
     """Correct / wrong / unparseable counts of the samples' current `mode` outputs, and the rate."""
@@ -205,10 +233,16 @@ class ClassificationHandler(JobKindHandler):
         return payloads
 
     async def call(self, llm, payload: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        # A truncated or empty answer raises LLMError here: the item fails and never reaches the
+        # store, so it can never replace a stored output.
         result = await llm.chat(payload["messages"], model=params.get("model"), temperature=params.get("temperature"),
                                 top_p=params.get("top_p"), max_tokens=params.get("max_tokens"))
         raw = {k: result.raw.get(k) for k in ("id", "model", "usage") if k in result.raw}
-        return {"text": result.text, "model": result.model, "raw": raw}
+        raw["finish_reason"] = result.finish_reason
+        if result.reasoning:
+            raw["reasoning_content"] = result.reasoning
+        text = answer_with_reasoning(result.text, result.reasoning, asked=asks_for_reasoning(payload["messages"]))
+        return {"text": text, "model": result.model, "raw": raw}
 
     def _store(self, job: Job, results: list[tuple[str, Any, Any]]) -> dict[str, Any]:
         """Store the answers as new reasoning versions (never over a reviewed one: see

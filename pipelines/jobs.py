@@ -84,15 +84,19 @@ ERROR_LABELS = {
     "bad_request": "请求被拒绝",
     "connection": "连接失败",
     "unparseable": "无法解析",
+    "config_error": "配置错误",
+    "truncated": "回答被截断",
+    "empty": "空回答",
     "max_deliveries": "多次中断后放弃",
     "missing": "数据不存在",
     "error": "程序错误",
 }
 # Engine-level parameters every job kind accepts (overrides of the provider defaults).
 ENGINE_PARAMS = ("model", "temperature", "top_p", "max_tokens", "concurrency", "requests_per_minute", "timeout",
-                 "max_retries")
+                 "max_retries", "stream")
 MAX_CONCURRENCY = 128
 COLLECT_SECONDS = 0.05
+RATE_SAVE_SECONDS = 5.0
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -138,6 +142,10 @@ def clean_engine_params(params: dict[str, Any]) -> dict[str, Any]:
     number("requests_per_minute", int, 0, 1_000_000)
     number("timeout", float, 0.1, 3600.0)
     number("max_retries", int, 0, 20)
+    if params.get("stream") in (None, ""):
+        params.pop("stream", None)
+    else:
+        params["stream"] = str(params["stream"]).strip().lower() in {"1", "true", "yes", "on"}
     if "model" in params:
         model = str(params["model"] or "").strip()
         if model:
@@ -147,14 +155,21 @@ def clean_engine_params(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def llm_for_job(params: dict[str, Any]) -> LLMClient:
-    """The model client for a job: provider settings overridden by the job's parameters."""
+def llm_for_job(params: dict[str, Any], report: dict[str, Any] | None = None) -> LLMClient:
+    """The model client for a job: provider settings overridden by the job's parameters.
+
+    A continuation starts at the request rate the previous slice had learned (the job report's
+    `engine.rate`), not from scratch.
+    """
+    learned = (((report or {}).get("engine") or {}).get("rate") or {}).get("current_per_minute")
     return LLMClient(
         model=params.get("model"),
         concurrency=params.get("concurrency"),
         requests_per_minute=params.get("requests_per_minute"),
         timeout=params.get("timeout"),
         max_retries=params.get("max_retries"),
+        stream=params.get("stream"),
+        start_rate=learned,
     )
 
 
@@ -576,7 +591,7 @@ class _Execution:
         self.on_progress = on_progress
         self.heartbeat_every = _setting("JOB_HEARTBEAT_SECONDS", 1.0)
         self.max_attempts = _setting("JOB_MAX_DELIVERIES", 3)
-        self.llm = llm_for_job(self.params) if handler.uses_llm else None
+        self.llm = llm_for_job(self.params, job.report) if handler.uses_llm else None
         # With a model client, more items than `concurrency` are handed to the loop: the client's
         # semaphore holds the extra ones back, and each starts the moment a call finishes, without
         # waiting for this thread to store results and claim more (which it then does in batches).
@@ -587,6 +602,11 @@ class _Execution:
         self.progressed = False
         self.checkpoint_state: dict[str, Any] = {}
         self.stored_since_checkpoint = False
+        # Fail fast on configuration errors: the same config_error N times in a row stops the job.
+        self.config_limit = _setting("JOB_CONFIG_ERROR_LIMIT", 3)
+        self.config_streak: tuple[str, int] = ("", 0)
+        self.config_stop: str | None = None
+        self.rate_saved_at = time.monotonic()  # the first save after RATE_SAVE_SECONDS, not before any call
 
     # -- the loop
     def run(self) -> str:
@@ -605,13 +625,18 @@ class _Execution:
                     elif status == JobStatus.CANCELLING:
                         stop = "cancel"
                     self._report_progress()
+                    if now - self.rate_saved_at >= RATE_SAVE_SECONDS:
+                        self.rate_saved_at = now
+                        self._save_rate()
+                if stop is None and self.config_stop:
+                    stop = "config"
                 if stop is None and self.deadline and now >= self.deadline:
                     stop = "budget"
                     if self.llm is not None:
                         # Calls already sent finish and are stored; queued ones and retries don't start
                         # (their items go back to pending), so the slice ends within one call's time.
                         self.llm.close_to_new_requests()
-                if stop in ("lost", "cancel"):
+                if stop in ("lost", "cancel", "config"):
                     break
                 free = self.in_flight_target - len(self.in_flight)
                 if stop is None and not exhausted and (free >= self.claim_batch or len(self.in_flight) < self.concurrency):
@@ -647,6 +672,13 @@ class _Execution:
         self._save_llm_stats()
         if stop == "lost":
             return "lost"
+        if stop == "config":
+            # Every further item would fail the same way: stop with one message; the items not
+            # yet run stay pending, so "继续" runs them once the configuration is fixed.
+            _refresh_counters(self.job.pk)
+            _lease_release(self.job.pk, self.token, status=JobStatus.FAILED, finished_at=timezone.now(),
+                           error_summary=_scrub(self.config_stop))
+            return "failed"
         if stop == "cancel":
             _refresh_counters(self.job.pk)
             _lease_release(self.job.pk, self.token, status=JobStatus.CANCELLED, finished_at=timezone.now())
@@ -735,6 +767,15 @@ class _Execution:
             status=ItemStatus.FAILED, error_kind=kind[:64], error=_scrub(message), result=None,
             finished_at=timezone.now(),
         )
+        if kind != "config_error":
+            return
+        signature, count = self.config_streak
+        count = count + 1 if message == signature else 1
+        self.config_streak = (message, count)
+        if count >= self.config_limit and not self.config_stop:
+            self.config_stop = (f"已停止：连续 {count} 个条目因相同的配置错误失败，其余条目未运行。{message}。"
+                                "请检查模型名称、API 密钥和参数（例如评判模型的 temperature），修正后点“继续”。")
+            logger.warning("job %s stopped on a configuration error: %s", self.job.pk, message)
 
     def _store(self, finished: list[tuple[tuple[int, str, Any], concurrent.futures.Future]]) -> None:
         self.stored_since_checkpoint = True
@@ -765,6 +806,7 @@ class _Execution:
             if not_started:
                 _release_items(not_started)
             if done:
+                self.config_streak = ("", 0)  # an answer in between: not a configuration error
                 _mark_items_done(done, now)
                 if not self.progressed:
                     # This delivery got work done: it is no poison job, whatever happened before.
@@ -824,6 +866,21 @@ class _Execution:
         except Exception:  # noqa: BLE001 - a progress file must never fail the job
             logger.exception("job %s: checkpoint failed", self.job.pk)
 
+    def _save_rate(self) -> None:
+        """The model client's current request rate into the report, for the job page."""
+        if self.llm is None:
+            return
+        snapshot = self.llm.rate_snapshot()
+        with transaction.atomic():
+            job = Job.objects.select_for_update().only("report").get(pk=self.job.pk)
+            report = dict(job.report or {})
+            engine = dict(report.get("engine") or {})
+            if engine.get("rate") == snapshot:
+                return
+            engine["rate"] = snapshot
+            report["engine"] = engine
+            Job.objects.filter(pk=self.job.pk).update(report=report)
+
     def _save_llm_stats(self) -> None:
         if self.llm is None:
             return
@@ -841,7 +898,9 @@ class _Execution:
                 "succeeded": previous.get("succeeded", 0) + current["succeeded"],
                 "retries": previous.get("retries", 0) + current["retries"],
                 "errors": errors,
+                "n_fallbacks": previous.get("n_fallbacks", 0) + current["n_fallbacks"],
             }
+            engine["rate"] = self.llm.rate_snapshot()
             report["engine"] = engine
             job.report = report
             job.save(update_fields=["report"])

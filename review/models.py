@@ -135,6 +135,17 @@ class Reasoning(models.Model):
     def __str__(self):
         return f"{self.sample} mode {self.mode}"
 
+    @property
+    def thinking(self) -> str:
+        """A thinking model's reasoning (`reasoning_content`), kept in the raw response."""
+        raw = self.raw_response if isinstance(self.raw_response, dict) else {}
+        return str(raw.get("reasoning_content") or "")
+
+    @property
+    def finish_reason(self) -> str:
+        raw = self.raw_response if isinstance(self.raw_response, dict) else {}
+        return str(raw.get("finish_reason") or "")
+
 
 class ReasoningVersion(models.Model):
     """A model output of a (sample, mode) that pages and exports do not use: an earlier output a
