@@ -485,6 +485,15 @@ class GenerationHandler(JobKindHandler):
         for name in ("model", "judge_model"):
             if params.get(name):
                 cleaned[name] = str(params[name])[:200]
+        for name in judge_module.JUDGE_PARAMS:
+            try:
+                value = judge_module.clean_judge_param(name, params.get(f"judge_{name}"))
+            except ValueError as exc:
+                raise ApplicationError(str(exc)) from None
+            if value is not None:
+                cleaned[f"judge_{name}"] = value
+        if params.get("rejudge"):
+            cleaned["rejudge"] = True
         if params.get("source_ids") is not None:
             cleaned["source_ids"] = [str(x) for x in params["source_ids"]]
         if params.get("output_dir"):
@@ -511,9 +520,22 @@ class GenerationHandler(JobKindHandler):
         if source is None:
             raise ItemFailed("source_missing", f"来源 {key} 不存在")
         existing = GeneratedExample.objects.filter(job=job, source_item=source).first()
-        if existing is not None:
+        if existing is not None and not _judge_failed(existing):
             # Stored before an interruption: do not pay for the model calls again.
             return {"source_id": source.pk, "done": True}
+        is_multiple_choice = is_multiple_choice_for(
+            source.external_id, ratio=job.params["multiple_choice_ratio"], seed=job.params.get("seed", 42))
+        # An answer generated before, whose judging failed (or a re-judge run): judge it again, do
+        # not generate it again.
+        reuse = existing
+        if reuse is None and job.parent_id:
+            reuse = GeneratedExample.objects.filter(job_id=job.parent_id, source_item=source).first()
+            if reuse is not None and not (job.params.get("rejudge") or _judge_failed(reuse)):
+                reuse = None
+        if reuse is not None and reuse.response:
+            return {"source_id": source.pk, "done": False, "judge_only": True, "question": reuse.question,
+                    "response": reuse.response, "wiki_title": source.wiki_title, "facts": list(source.facts),
+                    "is_multiple_choice": reuse.is_multiple_choice}
         image_url = None
         if source.image:
             # A question about an image the model cannot see would be worthless training data.
@@ -532,9 +554,7 @@ class GenerationHandler(JobKindHandler):
             "done": False,
             "wiki_title": source.wiki_title,
             "facts": list(source.facts),
-            "is_multiple_choice": is_multiple_choice_for(
-                source.external_id, ratio=job.params["multiple_choice_ratio"], seed=job.params.get("seed", 42)
-            ),
+            "is_multiple_choice": is_multiple_choice,
             "image_url": image_url,
         }
 
@@ -546,13 +566,18 @@ class GenerationHandler(JobKindHandler):
         temperature = params.get("temperature", DEFAULT_PARAMS["temperature"])
         vision_model = params.get("model") or settings.LLM_VISION_MODEL
         threshold = params.get("pass_threshold", DEFAULT_PARAMS["pass_threshold"])
-        try:
-            question = (await llm.chat(_with_image(question_messages(payload, params), payload["image_url"]),
-                                       model=vision_model, temperature=temperature)).text.strip()
-            response = (await llm.chat(_with_image(response_messages(payload, question, params), payload["image_url"]),
-                                       model=vision_model, temperature=temperature)).text.strip()
-        except LLMError as exc:
-            raise ItemFailed(exc.kind, f"生成失败: {exc.message}") from None
+        sampling = {"temperature": temperature, "top_p": params.get("top_p"), "max_tokens": params.get("max_tokens")}
+        if payload.get("judge_only"):
+            question, response = payload["question"], payload["response"]
+        else:
+            try:
+                question = (await llm.chat(_with_image(question_messages(payload, params), payload["image_url"]),
+                                           model=vision_model, **sampling)).text.strip()
+                response = (await llm.chat(_with_image(response_messages(payload, question, params),
+                                                       payload["image_url"]),
+                                           model=vision_model, **sampling)).text.strip()
+            except LLMError as exc:
+                raise ItemFailed(exc.kind, f"生成失败: {exc.message}") from None
         output = {"question": question, "response": response, "judge_raw": "", "structure_problems": check_structure(response)}
         if output["structure_problems"]:
             return output  # a broken structure fails without a judge call
@@ -562,9 +587,10 @@ class GenerationHandler(JobKindHandler):
         )
         try:
             output["judge_raw"] = (await llm.chat(messages, model=params.get("judge_model") or settings.LLM_JUDGE_MODEL,
-                                                  temperature=0)).text
+                                                  **judge_module.judge_request_params(params))).text
         except LLMError as exc:
-            raise ItemFailed(exc.kind, f"评判失败: {exc.message}") from None
+            # Only the judge failed: the generated answer is kept (store) and judged again later.
+            output["judge_error"] = {"kind": exc.kind, "message": f"评判失败: {exc.message}"}
         return output
 
     def store(self, job: Job, key: str, payload: dict, output: dict | None) -> dict:
@@ -576,7 +602,13 @@ class GenerationHandler(JobKindHandler):
         fields = {"question": output["question"], "response": output["response"], "judge_raw": output["judge_raw"],
                   "is_multiple_choice": payload["is_multiple_choice"]}
         problems = output["structure_problems"]
-        if problems:
+        judge_error = output.get("judge_error")
+        if judge_error:
+            reasons = [judge_module.REASON_JUDGE_FAILED]
+            fields.update(structure_ok=True, passed=False, overall_score=None, failure_reasons=reasons,
+                          validation_result={"overall_score": None, "pass": False, "issues": reasons,
+                                             "stage": "judge_error", "error": judge_error["message"]})
+        elif problems:
             fields.update(structure_ok=False, passed=False, overall_score=None, failure_reasons=problems,
                           validation_result={"overall_score": None, "pass": False, "issues": problems,
                                              "stage": "structure"})
@@ -602,6 +634,8 @@ class GenerationHandler(JobKindHandler):
             for name, value in fields.items():
                 setattr(example, name, value)
             example.save(update_fields=[*fields, "updated_at"])
+        if judge_error:
+            raise ItemFailed(judge_error["kind"], judge_error["message"])  # the row above is kept
         return _item_result(example)
 
     def checkpoint(self, job: Job, state: dict) -> None:
@@ -613,6 +647,11 @@ class GenerationHandler(JobKindHandler):
         if job.params.get("output_dir"):
             return write_run_files(job, job.params["output_dir"])
         return pipeline_report(job)
+
+
+def _judge_failed(example: GeneratedExample) -> bool:
+    """Whether the example's answer was generated but its judge call failed."""
+    return (example.validation_result or {}).get("stage") == "judge_error"
 
 
 def _item_result(example: GeneratedExample) -> dict:
@@ -672,7 +711,10 @@ def generated_example_decide(
     return example
 
 
-RERUN_SETTINGS = ("temperature", "multiple_choice_ratio", "pass_threshold", "model", "judge_model")
+RERUN_SETTINGS = ("temperature", "multiple_choice_ratio", "pass_threshold", "model", "judge_model",
+                  "judge_temperature", "judge_top_p", "judge_max_tokens")
+# Changing only these re-judges the stored answers instead of generating new ones.
+JUDGE_SETTINGS = ("pass_threshold", "judge_model", "judge_temperature", "judge_top_p", "judge_max_tokens")
 
 
 @transaction.atomic
@@ -695,9 +737,13 @@ def generation_rerun_failed(*, job: Job, user, changes: dict[str, Any]) -> Job:
         if value in (None, ""):
             continue
         try:
-            value = float(value) if name not in {"model", "judge_model"} else str(value)
-        except (TypeError, ValueError):
-            raise ApplicationError(f"{name} 必须是数字") from None
+            if name.startswith("judge_") and name != "judge_model":
+                value = judge_module.clean_judge_param(name.removeprefix("judge_"), value)
+            else:
+                value = float(value) if name not in {"model", "judge_model"} else str(value)
+        except (TypeError, ValueError) as exc:
+            raise ApplicationError(str(exc) if isinstance(exc, ValueError) and "评判" in str(exc)
+                                   else f"{name} 必须是数字") from None
         if value != job.params.get(name, DEFAULT_PARAMS.get(name)):
             changed[name] = value
     if not changed:
@@ -711,6 +757,8 @@ def generation_rerun_failed(*, job: Job, user, changes: dict[str, Any]) -> Job:
     params = {k: v for k, v in job.params.items() if k not in {"output_dir", "sample"}}
     params.update(changed)
     params["source_ids"] = keys
+    if set(changed) <= set(JUDGE_SETTINGS):
+        params["rejudge"] = True  # the answers stay; only the verdicts are asked for again
     params["rerun_changes"] = {k: {"before": job.params.get(k, DEFAULT_PARAMS.get(k)), "after": v} for k, v in changed.items()}
     return job_create(kind=JobKind.GENERATION, params=params, user=user, parent=job)
 

@@ -28,6 +28,44 @@ CRITERIA: dict[str, str] = {
 # Stable failure reasons the pipeline itself produces (the judge's issues are free text).
 REASON_UNPARSEABLE = "Unparseable judge verdict"
 REASON_BELOW_THRESHOLD = "Score below threshold"
+REASON_JUDGE_FAILED = "Judge call failed"
+
+# The judge's sampling parameters: per job (`judge_temperature`, …) or by default from the settings
+# LLM_JUDGE_TEMPERATURE / LLM_JUDGE_TOP_P / LLM_JUDGE_MAX_TOKENS. An empty setting, or "omit" for a
+# job, leaves the parameter out of the request: OpenAI's o-series models answer 400 to any
+# temperature.
+JUDGE_PARAMS = {"temperature": (float, 0.0, 2.0), "top_p": (float, 0.0, 1.0), "max_tokens": (int, 1, 32768)}
+OMIT = "omit"
+
+
+def clean_judge_param(name: str, value: Any) -> Any:
+    """A per-job judge parameter: a number in range, OMIT, or None (use the setting)."""
+    if value is None or str(value).strip() == "":
+        return None
+    if str(value).strip().lower() in {OMIT, "none", "-"}:
+        return OMIT
+    cast, low, high = JUDGE_PARAMS[name]
+    try:
+        number = cast(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"评判参数 {name} 必须是数字，或 omit（不发送）") from None
+    if not low <= number <= high:
+        raise ValueError(f"评判参数 {name} 必须在 {low} 到 {high} 之间")
+    return number
+
+
+def judge_request_params(job_params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters sent with a judge call: the job's, else the settings'; unset ones left out."""
+    from django.conf import settings
+
+    sent = {}
+    for name in JUDGE_PARAMS:
+        value = job_params.get(f"judge_{name}")
+        if value is None:
+            value = clean_judge_param(name, getattr(settings, f"LLM_JUDGE_{name.upper()}", ""))
+        if value is not None and value != OMIT:
+            sent[name] = value
+    return sent
 
 # The first line doubles as the marker the LLM simulator's judge responder recognises.
 JUDGE_SYSTEM_PROMPT = """You are the quality judge for visual question answering training data.

@@ -28,6 +28,12 @@ class Command(BaseCommand):
         parser.add_argument("--pass-threshold", type=float, default=7.0)
         parser.add_argument("--temperature", type=float, default=0.7)
         parser.add_argument("--concurrency", type=int)
+        parser.add_argument("--model", help="generation (vision) model (default: LLM_VISION_MODEL)")
+        parser.add_argument("--judge-model", help="judge model (default: LLM_JUDGE_MODEL)")
+        parser.add_argument("--max-tokens", type=int, help="max_tokens of the question and response calls")
+        for name in ("temperature", "top-p", "max-tokens"):
+            parser.add_argument(f"--judge-{name}", help=f"the judge's {name} (default: LLM_JUDGE_{name.upper().replace('-', '_')};"
+                                                        " 'omit' sends none)")
         add_run_mode_arguments(parser)
 
     def handle(self, *args, **options):
@@ -95,8 +101,10 @@ class Command(BaseCommand):
             "temperature": options["temperature"],
             "output_dir": str(output),
         }
-        if options["concurrency"]:
-            params["concurrency"] = options["concurrency"]
+        for name in ("concurrency", "model", "judge_model", "max_tokens", "judge_temperature", "judge_top_p",
+                     "judge_max_tokens"):
+            if options.get(name) not in (None, ""):
+                params[name] = options[name]
         job = job_create(kind=JobKind.GENERATION, params=params)
         self.stdout.write(f"创建任务 #{job.pk}：{job.items_total} 条")
         return job
