@@ -54,7 +54,16 @@ STRATEGIES = {
     "drop_reasoning": "去掉 <think> 推理部分",
     "near_miss": "换成相似 prompt 的回答（near-miss）",
 }
-SAMPLING_MODES = {"greedy": "greedy（temperature=0）", "sampling": "采样（temperature / top_p）"}
+SAMPLING_MODES = {
+    "greedy": "greedy（temperature=0）",
+    "sampling": "采样（temperature / top_p）",
+    # The seed's remedy "使用 beam search": the model's most likely answer. OpenAI-compatible chat
+    # APIs have no beam search; vLLM offers it as an extension (`use_beam_search`), other servers
+    # refuse or ignore it. best-of-n works wherever the server returns log-probs.
+    "best_of": "best-of-n（采样 n 个，保留平均 logprob 最高的一个）",
+    "beam": "beam search（vLLM 扩展 use_beam_search，宽度 n，保留最优的一个）",
+}
+SELECTING_MODES = ("best_of", "beam")
 
 # The seed's SFT model was trained on "prompt[EOS]"; the default template says so explicitly.
 DEFAULT_TEMPLATE = "{prompt}[EOS]"
@@ -165,7 +174,9 @@ def clean_params(params: dict[str, Any]) -> dict[str, Any]:
             n=_as_int(strategy.get("n"), "候选数 n", 1, MAX_CANDIDATES) or 1,
             max_tokens=_as_int(strategy.get("max_tokens"), "max_tokens", 1, 32768),
         )
-        if mode == "greedy":
+        if mode in SELECTING_MODES and clean_strategy["n"] < 2:
+            raise ApplicationError("best-of-n / beam search 需要候选数 n ≥ 2")
+        if mode in ("greedy", "beam"):
             clean_strategy.update(temperature=0.0, top_p=None)
         else:
             clean_strategy.update(
@@ -499,30 +510,35 @@ def display_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 def llm_for(strategy: dict, llm=None):
-    """The client for the strategy's endpoint: the job's own when it points there, else a new one.
+    """The client for the strategy's endpoint and whether the caller must close it.
 
-    The configured API key is only ever sent to the configured endpoint; any other endpoint
-    (a vLLM server, a local checkpoint) gets no key, so a typed URL can never collect it.
+    Inside a job: the job's own client, or its one client for another endpoint (reused for every
+    item, so the job's concurrency and adaptive rate hold there too). The configured API key is
+    only ever sent to the configured endpoint; any other endpoint (a vLLM server, a local
+    checkpoint) gets no key, so a typed URL can never collect it.
     """
     from .llm import LLMClient
 
-    if llm is not None and llm.base_url.rstrip("/") == strategy["base_url"]:
+    if llm is not None and llm.same_endpoint(strategy["base_url"]):
         return llm, False
     endpoint_check(strategy["base_url"])  # again here: the list may have changed since the job was made
     own = strategy["base_url"] == settings.OPENAI_BASE_URL.rstrip("/")
-    client = LLMClient(
-        base_url=strategy["base_url"],
-        api_key=None if own else "sk-none",
-        model=strategy["model"],
-        concurrency=getattr(llm, "concurrency", None),
-    )
+    if llm is not None:
+        return llm.for_endpoint(strategy["base_url"], api_key=None if own else "sk-none", model=strategy["model"]), False
+    client = LLMClient(base_url=strategy["base_url"], api_key=None if own else "sk-none", model=strategy["model"])
     return client, True
 
 
 async def model_candidates(llm, strategy: dict, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Ask the model for `n` rejects; each with its finish_reason. Raises ItemFailed on a model error."""
+    """Ask the model for `n` rejects, each with its finish_reason (one, selected, for best_of/beam).
+
+    A server that ignores `n` is asked once per candidate by the client (counted in the job's
+    report). Raises ItemFailed on a model error.
+    """
     from .llm import LLMError
 
+    mode = strategy.get("mode")
+    extra = {"logprobs": True} if mode == "best_of" else {"use_beam_search": True} if mode == "beam" else None
     try:
         result = await llm.chat(
             messages,
@@ -531,12 +547,24 @@ async def model_candidates(llm, strategy: dict, messages: list[dict[str, Any]]) 
             top_p=strategy.get("top_p"),
             n=strategy["n"] if strategy.get("n", 1) > 1 else None,
             max_tokens=strategy.get("max_tokens"),
+            extra=extra,
+            allow_truncated=True,  # a cut-off reject is kept and flagged `truncated` by the checks
         )
     except LLMError as exc:
         raise ItemFailed(exc.kind, exc.message) from None
-    choices = (result.raw or {}).get("choices") or []
-    reasons = [c.get("finish_reason") for c in choices] + [None] * len(result.texts)
-    return [{"rejected": text, "finish_reason": reasons[i]} for i, text in enumerate(result.texts)]
+    reasons = list(result.finish_reasons) + [None] * len(result.texts)
+    candidates = [{"rejected": text, "finish_reason": reasons[i]} for i, text in enumerate(result.texts)]
+    if mode not in SELECTING_MODES:
+        return candidates
+    if mode == "beam":  # vLLM returns the beams best first
+        chosen, selection = 0, "beam"
+    else:
+        scored = [(lp, i) for i, lp in enumerate(result.mean_logprobs) if lp is not None]
+        chosen, selection = (max(scored)[1], "best_of") if scored else (0, "no_logprobs")
+    candidate = {**candidates[chosen], "selection": selection, "selected_from": len(candidates)}
+    if chosen < len(result.mean_logprobs) and result.mean_logprobs[chosen] is not None:
+        candidate["mean_logprob"] = round(result.mean_logprobs[chosen], 4)
+    return [candidate]
 
 
 # --------------------------------------------------------------------------- one prompt → pairs
@@ -579,7 +607,7 @@ def build_pairs(record: PromptRecord | dict, candidates: list[dict[str, Any]], s
         rejected = candidate["rejected"] or ""
         result = pair_checks.check_pair(record.prompt, record.chosen, rejected, finish_reason=candidate.get("finish_reason"))
         metrics = dict(result.metrics)
-        for extra in ("finish_reason", "near_miss_of"):
+        for extra in ("finish_reason", "near_miss_of", "selection", "selected_from", "mean_logprob"):
             if candidate.get(extra):
                 metrics[extra] = candidate[extra]
         pairs.append({
@@ -716,6 +744,11 @@ def job_checks(job: Job) -> dict[str, Any]:
     report = pair_checks.batch_report(issue_lists, clusters)
     failed = Counter(job.items.filter(status="failed").values_list("error_kind", flat=True))
     report["failed_items"] = dict(failed)
+    fallbacks = (((job.report or {}).get("engine") or {}).get("llm") or {}).get("n_fallbacks") or 0
+    if fallbacks:
+        n = job.params["strategy"].get("n", 1)
+        report["n_ignored"] = {"prompts": fallbacks, "n": n,
+                               "message": f"模型服务忽略了 n={n}（只返回一个候选）：已改为每个 prompt 分别请求 {n} 次"}
     report["context"] = job_context(job.params)
     return report
 
@@ -885,6 +918,7 @@ def job_report(job: Job) -> dict[str, Any]:
     report["decision_rows"] = [(DECISION_LABELS[value], decisions[value]) for value in DECISION_LABELS if decisions[value]]
     report["context"] = job_context(job.params)
     report["failed_items"] = (job.report or {}).get("failed_items", {})
+    report["n_ignored"] = (job.report or {}).get("n_ignored")
     return report
 
 
