@@ -344,7 +344,12 @@ def pipeline_report(job: Job) -> dict:
     """pipeline_report.json for a run: the team's pipeline_stats plus reasons and settings."""
     from .models import ItemStatus
 
-    examples = list(GeneratedExample.objects.filter(job=job).values_list("passed", "is_multiple_choice", "failure_reasons"))
+    examples = list(GeneratedExample.objects.filter(job=job).values_list("passed", "is_multiple_choice",
+                                                                         "failure_reasons", "validation_result"))
+    # An answer whose judge call failed is kept (to be judged again) but its item is a generation
+    # error: counted there, not as a failed validation.
+    judge_errors = sum(1 for *_, result in examples if (result or {}).get("stage") == "judge_error")
+    examples = [row[:3] for row in examples if (row[3] or {}).get("stage") != "judge_error"]
     status_counts = Counter(job.items.values_list("status", flat=True))
     error_kinds = Counter(job.items.filter(status=ItemStatus.FAILED).values_list("error_kind", flat=True))
     valid = sum(1 for passed, _, _ in examples if passed)
@@ -357,6 +362,7 @@ def pipeline_report(job: Job) -> dict:
             "valid_examples": valid,
             "failed_validation": failed,
             "generation_errors": status_counts.get(ItemStatus.FAILED, 0),
+            "judge_errors": judge_errors,
             "pass_rate": round(valid / len(examples), 4) if examples else None,
             "multiple_choice_examples": sum(1 for _, mc, _ in examples if mc),
             "open_examples": sum(1 for _, mc, _ in examples if not mc),
