@@ -31,6 +31,7 @@ def test_another_endpoint_gets_one_client_for_the_whole_job(llm_simulator, feedb
     # The rejects come from a server other than OPENAI_BASE_URL (e.g. the SFT checkpoint on vLLM).
     llm_simulator.set_faults(latency_ms=50)
     settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"
+    settings.LLM_ENDPOINT_ALLOWLIST = [llm_simulator.base_url]
     job = run_dpo(llm_simulator, mode="greedy")
     assert job.items_done == len(FRUIT_PROMPTS)
     assert job.report["engine"]["llm"]["requests"] == len(FRUIT_PROMPTS)  # counted: the job's own client
