@@ -67,7 +67,6 @@ clean:
 	rm -rf var .pytest_cache
 
 ## `make compat`'s LiteLLM proxy (compat/check_providers.py runs every job kind through it), in its own virtualenv.
-.PHONY: compat
 COMPAT_LITELLM_VENV := var/compat-litellm
 COMPAT_LITELLM_STAMP := $(COMPAT_LITELLM_VENV)/.installed-$(shell sha1sum compat/requirements-litellm.txt | cut -c1-12)
 
@@ -79,9 +78,3 @@ $(COMPAT_LITELLM_STAMP): compat/requirements-litellm.txt
 	touch $@
 
 compat: $(STAMP) $(COMPAT_LITELLM_STAMP)
-
-# Until compat/run.py (which runs every compat/check_*.py) is here, `make compat` runs the provider check alone.
-ifeq ($(wildcard compat/run.py),)
-compat:
-	$(PY) compat/check_providers.py var/compat/work
-endif

@@ -71,7 +71,8 @@ def start(request):
     _staff_only(request.user)
     params = {
         key: request.POST.get(key, "").strip()
-        for key in ("collection", "sample", "multiple_choice_ratio", "pass_threshold", "temperature", "seed")
+        for key in ("collection", "sample", "multiple_choice_ratio", "pass_threshold", "temperature", "seed",
+                    "judge_model", "judge_temperature")
     }
     params = {k: v for k, v in params.items() if v != "" or k == "collection"}
     try:

@@ -68,3 +68,12 @@ def test_run_generation_takes_model_judge_model_and_max_tokens(marked_sources, l
         ("qwen-vl-max", "qwen-72b-judge", 900)
     assert job.params["judge_temperature"] == "omit"
     assert GeneratedExample.objects.filter(job=job).count() == 2
+
+
+def test_the_start_form_takes_the_judge_model_and_temperature(marked_sources, staff_client):
+    from django.urls import reverse
+
+    staff_client.post(reverse("generation:start"), {"collection": marked_sources, "judge_model": "o3-mini",
+                                                    "judge_temperature": "omit"})
+    job = Job.objects.latest("created_at")
+    assert (job.params["judge_model"], job.params["judge_temperature"]) == ("o3-mini", "omit")
