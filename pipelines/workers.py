@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import connections
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -100,11 +100,12 @@ class HeartbeatThread:
         interval = heartbeat_seconds()
         while True:
             try:
-                close_old_connections()
                 heartbeat_write(name=self.name, queues=self.queues, concurrency=self.concurrency,
                                 started_at=self.started_at)
             except Exception:  # noqa: BLE001 - the database may be away for a moment; try again
                 logger.warning("worker heartbeat not written", exc_info=True)
+            finally:
+                # No connection is held between beats: a pool child forked meanwhile would inherit it.
+                connections.close_all()
             if self._stop.wait(interval):
-                connections.close_all()  # this thread's own connection
                 return
