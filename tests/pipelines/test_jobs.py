@@ -219,17 +219,35 @@ def test_giving_up_one_interrupted_item_does_not_end_the_job_early(llm_simulator
 
 
 @pytest.mark.django_db
-def test_a_time_slice_ends_without_starting_queued_calls(llm_simulator, admin_user, settings):
+def test_a_time_slice_ends_without_starting_queued_calls(llm_simulator, admin_user, settings, monkeypatch):
+    import threading
+    import time
+    import types
+
+    from pipelines import jobs
     from pipelines.jobs import job_execute
     from tests.pipelines.conftest_jobs import make_scene_dataset
+    from tests.security.servers import wait_until
 
     settings.JOB_HEARTBEAT_SECONDS = 0.05  # the engine looks at its deadline this often
-    llm_simulator.set_faults(latency_ms=400)
+    llm_simulator.set_faults(latency_ms=1500)
     dataset, samples = make_scene_dataset(name="slice", per_category=2, categories=5)
     job = job_create(kind="classification", params={"dataset": dataset.name, "mode": 2, "concurrency": 2},
                      user=admin_user)
-    # Two calls start at once and a third waits for a slot; the slice ends while they run.
-    assert job_execute(job_id=job.pk, time_budget=0.1) == "continue"
+    # The slice ends the moment two calls are in flight and a third waits for a slot (a condition,
+    # not a 0.1 s budget a loaded machine can spend before the first call is even sent): the engine's
+    # clock jumps past its deadline then.
+    skipped = [0.0]
+    monkeypatch.setattr(jobs, "time", types.SimpleNamespace(monotonic=lambda: time.monotonic() + skipped[0]))
+
+    def end_the_slice_when_two_calls_run():
+        wait_until(lambda: llm_simulator.request_count() >= 2, timeout=60, what="two calls in flight")
+        skipped[0] = 3600.0
+
+    watcher = threading.Thread(target=end_the_slice_when_two_calls_run, daemon=True)
+    watcher.start()
+    assert job_execute(job_id=job.pk, time_budget=600) == "continue"
+    watcher.join(timeout=5)
     finished = job.items.filter(status__in=[ItemStatus.DONE, ItemStatus.FAILED])
     assert finished.count() == 2 == llm_simulator.request_count(), "the waiting call must not start after the deadline"
     rest = job.items.exclude(pk__in=finished.values("pk"))
