@@ -12,8 +12,8 @@ Reuse them from any `tests/browser/test_*.py` (mark the tests `@pytest.mark.brow
   except with CI=true, where they fail.
 - `browser_page`: a new context + page per test, closed afterwards; depends on `live_server`
   and therefore on `transactional_db`, so rows you create are visible to the server thread.
-  Default timeout 10 s; uncaught JS exceptions are collected in `browser_page.page_errors`,
-  console errors in `browser_page.console_errors`.
+  Default timeout 10 s (times the machine's load factor); uncaught JS exceptions are collected in
+  `browser_page.page_errors`, console errors in `browser_page.console_errors`.
 - `browser_login(user, password="pw-for-tests-1")`: logs `user` in on `browser_page`.
 """
 import inspect
@@ -21,6 +21,8 @@ import os
 import shutil
 
 import pytest
+
+from tests.security.servers import load_factor
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # One line in the summary: every browser test's skip is reported from here (tests/conftest.py), so
@@ -76,7 +78,7 @@ def chromium():
 def browser_page(chromium, live_server, transactional_db):
     """A fresh page in its own browser context (own cookies), pointed at nothing yet."""
     context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(10_000 * load_factor())  # stretched on a loaded machine
     page = context.new_page()
     page.console_errors = []  # console.error lines (includes failed resource loads such as /favicon.ico)
     page.page_errors = []  # uncaught JavaScript exceptions
