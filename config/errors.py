@@ -1,6 +1,6 @@
 """The product's own error pages (403, 404, 500, 400 and a CSRF failure): Chinese, with the menu.
 
-Each renders `templates/errors/<code>.html` (extending _base.html) with the request, so a signed-in
+Each renders `templates/errors/error.html` (extending _base.html) with the request, so a signed-in
 user keeps the navigation. If that rendering fails too (the error may be the database being away,
 and the menu needs the user), a plain page without the menu is sent instead: an error page must
 never raise. Wired in config/urls.py (handler400/403/404/500) and by CSRF_FAILURE_VIEW.
@@ -58,7 +58,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """CSRF_FAILURE_VIEW: most often a form left open past a logout, a session expiry or a restart."""
-    return _render(request, 403, "errors/csrf.html", {
+    return _render(request, 403, "errors/error.html", {
+        "refresh": True,
         "error_title": "页面已过期",
         "error_text": "这个表单的安全校验没有通过：页面打开太久、期间重新登录过，或浏览器禁用了 Cookie。"
                       "请刷新页面后重新提交（刚才填写的内容需要重新输入）。",
