@@ -158,10 +158,12 @@ class CeleryWorkerProcess:
         import signal
         import subprocess
 
+        from tests.security.servers import scaled
+
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=scaled(15))  # a warm shutdown is slow on a loaded machine
             except subprocess.TimeoutExpired:
                 self.kill()
         self._log.close()

@@ -10,7 +10,7 @@ from django.utils import timezone
 from config.celery import app as celery_app
 from pipelines import monitor
 from pipelines.jobs import job_create
-from pipelines.models import ItemStatus, JobItem, JobStatus, WorkerHeartbeat
+from pipelines.models import ItemStatus, Job, JobItem, JobStatus, WorkerHeartbeat
 from tests.factories import JobFactory
 from tests.pipelines.conftest_jobs import make_scene_dataset
 from tests.security.servers import wait_until
@@ -51,7 +51,11 @@ def test_a_running_worker_shows_on_the_monitor_with_the_job_it_runs(
                what="items in flight")
     assert "处理中" in panel(client)
 
-    worker.stop()  # a worker that shuts down says so: its row goes
+    # A worker that shuts down (idle, so its warm shutdown is quick) says so: its row goes.
+    wait_until(lambda: Job.objects.filter(pk=job.pk, status=JobStatus.DONE).exists(), timeout=120,
+               what="the job to finish")
+    wait_until(lambda: "空闲" in workers_card(client), timeout=60, what="the worker to be idle again")
+    worker.stop()
     wait_until(lambda: not WorkerHeartbeat.objects.exists(), timeout=30, what="the stopped worker's row to go")
     assert "没有 worker 在运行" in panel(client)
 
