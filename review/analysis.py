@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q, Sum
+from django.db.models import FilteredRelation, Q, Sum
+from django.db.models.functions import Coalesce
 
 from . import rules
-from .models import Assignment, Category, Cause, Dataset, Mode, Reasoning, Sample
-from .rules import CAUSE_CODES, length_limit
+from .models import Assignment, Category, Cause, Dataset, Mode, ReasoningCount, Sample
+from .rules import CAUSE_CODES
 
 MODES: tuple[int, ...] = (Mode.FREE, Mode.WITH_DEFINITIONS, Mode.LIMITED)
 
@@ -157,29 +158,35 @@ class ClassAnalysis:
 # --------------------------------------------------------------------------- building blocks
 
 
-def _reasonings(dataset: Dataset):
-    return Reasoning.objects.filter(sample__dataset=dataset)
+def _reasoning_counters(dataset: Dataset, *, category_id: int | None = None):
+    """The dataset's reasoning counters (review.counts), optionally one label class's only."""
+    from .counts import ensure_current
+
+    ensure_current()
+    qs = ReasoningCount.objects.filter(category__dataset=dataset, count__gt=0)
+    return qs.filter(category_id=category_id) if category_id is not None else qs
 
 
 def _reasoning_groups(dataset: Dataset, *, category_id: int | None = None):
-    """Reasoning counts grouped by (label, mode, predicted class): enough for accuracy and confusion.
+    """Reasoning counts grouped by (label, mode, predicted class), summed from the counters: enough
+    for accuracy and confusion, whatever the size of the dataset.
 
     is_correct is implied by label == predicted (None predicted = unparseable), so no extra group.
     """
-    limit = length_limit()
-    qs = _reasonings(dataset)
-    if category_id is not None:
-        qs = qs.filter(sample__label_id=category_id)
-    return list(
-        qs.values("sample__label_id", "mode", "predicted_category_id").annotate(
-            total=Count("id"),
-            correct=Count("id", filter=Q(is_correct=True)),
-            wrong=Count("id", filter=Q(is_correct=False)),
-            unparsed=Count("id", filter=Q(is_correct__isnull=True)),
-            over_limit=Count("id", filter=Q(length__gt=limit)),
-            length_sum=Sum("length"),
-        ).order_by()
-    )
+    return [
+        {"sample__label_id": row.pop("category_id"), "predicted_category_id": row.pop("predicted_id"), **row}
+        for row in _reasoning_counters(dataset, category_id=category_id)
+        .values("category_id", "mode", "predicted_id")
+        .annotate(
+            total=Sum("count"),
+            correct=Coalesce(Sum("count", filter=Q(is_correct=True)), 0),
+            wrong=Coalesce(Sum("count", filter=Q(is_correct=False)), 0),
+            unparsed=Coalesce(Sum("count", filter=Q(is_correct__isnull=True)), 0),
+            over_limit=Coalesce(Sum("count", filter=Q(over_limit=True)), 0),
+            length_sum=Sum("length_sum"),
+        )
+        .order_by()
+    ]
 
 
 def _mode_stats(dataset: Dataset, *, category_id: int | None = None, groups=None) -> dict[int | None, dict[int, ModeStats]]:
@@ -200,14 +207,6 @@ def _mode_stats(dataset: Dataset, *, category_id: int | None = None, groups=None
             stats.mean_length = round(length_sums[(key, mode)] / stats.total, 1) if stats.total else None
     result.setdefault(None, {})
     return result
-
-
-def _mode_changes() -> dict[str, Q]:
-    """Per-sample conditions over `rules.with_status`: how adding the length limit changed the answer."""
-    m2_right, m3_right = Q(m2__is_correct=True), Q(m3__is_correct=True)
-    m2_not_right = Q(m2__is_correct=False) | Q(m2__id__isnull=False, m2__is_correct__isnull=True)
-    m3_not_right = Q(m3__is_correct=False) | Q(m3__id__isnull=False, m3__is_correct__isnull=True)
-    return {"right_to_wrong": m2_right & m3_not_right, "wrong_to_right": m2_not_right & m3_right}
 
 
 # --------------------------------------------------------------------------- overview
@@ -263,15 +262,7 @@ def dataset_overview(*, dataset: Dataset) -> DatasetOverview:
     categories = list(dataset.categories.all())
     groups = _reasoning_groups(dataset)
     stats = _mode_stats(dataset, groups=groups)
-    counts = rules.category_counts(Sample.objects.filter(dataset=dataset))
-    flags = _mode_changes()
-    changes = {
-        row["label_id"]: row
-        for row in rules.with_status(Sample.objects.filter(dataset=dataset))
-        .values("label_id")
-        .annotate(r2w=Count("id", filter=flags["right_to_wrong"]), w2r=Count("id", filter=flags["wrong_to_right"]))
-        .order_by()
-    }
+    counts = rules.category_counts(category_ids=[c.pk for c in categories])
     reviewers_by_category: dict[int, list[str]] = defaultdict(list)
     categories_by_reviewer: dict[str, list[int]] = defaultdict(list)
     for category_id, username in (
@@ -284,14 +275,14 @@ def dataset_overview(*, dataset: Dataset) -> DatasetOverview:
 
     classes = []
     for category in categories:
-        row = changes.get(category.pk, {})
+        class_counts = counts.get(category.pk) or rules.ClassCounts()
         classes.append(
             ClassSummary(
                 category=category,
-                counts=counts.get(category.pk) or rules.ClassCounts(),
+                counts=class_counts,
                 modes=stats.get(category.pk, {}),
-                right_to_wrong=row.get("r2w", 0),
-                wrong_to_right=row.get("w2r", 0),
+                right_to_wrong=class_counts.right_to_wrong,
+                wrong_to_right=class_counts.wrong_to_right,
                 reviewers=reviewers_by_category.get(category.pk, []),
             )
         )
@@ -333,13 +324,13 @@ def dataset_overview(*, dataset: Dataset) -> DatasetOverview:
 
 
 def confusion_counts(*, dataset: Dataset, mode: int, category_id: int | None = None) -> dict[tuple[int, int | None], int]:
-    """{(label id, predicted id or None when unparsed): count} for one mode."""
-    qs = _reasonings(dataset).filter(mode=mode)
+    """{(label id, predicted id or None when unparsed): count} for one mode, from the counters."""
+    qs = _reasoning_counters(dataset).filter(mode=mode)
     if category_id is not None:
-        qs = qs.filter(Q(sample__label_id=category_id) | Q(predicted_category_id=category_id))
+        qs = qs.filter(Q(category_id=category_id) | Q(predicted_id=category_id))
     return {
-        (row["sample__label_id"], row["predicted_category_id"]): row["n"]
-        for row in qs.values("sample__label_id", "predicted_category_id").annotate(n=Count("id")).order_by()
+        (row["category_id"], row["predicted_id"]): row["n"]
+        for row in qs.values("category_id", "predicted_id").annotate(n=Sum("count")).order_by()
     }
 
 
@@ -375,8 +366,8 @@ def mode2_errors(*, category: Category) -> list[ModeTwoError]:
     """The class's samples mode 2 did not get right (rules.MODE2_ERROR), by id, with predicted
     class, cause and the reviewer's note."""
     rows = (
-        rules.with_status(Sample.objects.filter(label=category))
-        .filter(mode2_error=True)
+        Sample.objects.filter(label=category, mode2_error=True)
+        .annotate(m2=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.WITH_DEFINITIONS)))
         .order_by("external_id")
         .values(
             "pk", "external_id", "m2__predicted_name", "m2__predicted_category__name", "m2__is_correct",
@@ -403,25 +394,24 @@ def class_analysis(*, category: Category) -> ClassAnalysis:
     dataset = category.dataset
     modes = _mode_stats(dataset, category_id=category.pk).get(category.pk, {})
     errors = mode2_errors(category=category)
-    counts = rules.category_counts(Sample.objects.filter(label=category)).get(category.pk) or rules.ClassCounts()
-    flags = _mode_changes()
-    samples = rules.with_status(Sample.objects.filter(label=category))
-    r2w = list(samples.filter(flags["right_to_wrong"]).order_by("external_id").values_list("pk", "external_id"))
-    w2r = list(samples.filter(flags["wrong_to_right"]).order_by("external_id").values_list("pk", "external_id"))
+    counts = rules.category_counts(category_ids=[category.pk]).get(category.pk) or rules.ClassCounts()
+    samples = Sample.objects.filter(label=category).order_by("external_id")
+    r2w = list(samples.filter(rules.IS_RIGHT_TO_WRONG).values_list("pk", "external_id"))
+    w2r = list(samples.filter(rules.IS_WRONG_TO_RIGHT).values_list("pk", "external_id"))
 
     names = {c.pk: c.name for c in dataset.categories.all()}
     predicted: dict[str, dict[int, int]] = defaultdict(dict)
     predicted_as_this: dict[str, dict[int, int]] = defaultdict(dict)
     # One query for all modes: this class's samples, and samples of other classes predicted as it.
     rows = (
-        _reasonings(dataset)
-        .filter(Q(sample__label_id=category.pk) | Q(predicted_category_id=category.pk))
-        .values("mode", "sample__label_id", "predicted_category_id")
-        .annotate(n=Count("id"))
+        _reasoning_counters(dataset)
+        .filter(Q(category_id=category.pk) | Q(predicted_id=category.pk))
+        .values("mode", "category_id", "predicted_id")
+        .annotate(n=Sum("count"))
         .order_by()
     )
     for row in rows:
-        mode, label_id, predicted_id, n = row["mode"], row["sample__label_id"], row["predicted_category_id"], row["n"]
+        mode, label_id, predicted_id, n = row["mode"], row["category_id"], row["predicted_id"], row["n"]
         if label_id == category.pk:
             predicted[names.get(predicted_id, "") if predicted_id else ""][mode] = n
         elif predicted_id == category.pk:

@@ -16,7 +16,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from . import analysis, definitions, exports
+from . import analysis, definitions, exports, rules
 from .errors import ApplicationError
 from .models import Category, Dataset, Mode
 
@@ -93,7 +93,7 @@ def class_detail(request, dataset_id: int, category_id: int):
             (name, [counts.get(m, 0) for m in analysis.MODES]) for name, counts in data.predicted_as_this.items()
         ],
         "rerun_links": [(m, rerun_url(category, m)) for m in analysis.MODES],
-        "length_limit": analysis.length_limit(),
+        "length_limit": rules.length_limit(),
     })
 
 

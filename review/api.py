@@ -94,7 +94,7 @@ class CategoryViewSet(viewsets.ReadOnlyModelViewSet):
         """The class's counts as every page shows them (review.rules): reviewed, mode-2 errors and how
         many are analysed, label errors, exported and pending samples, pending per reason."""
         category = self.get_object()
-        counts = rules.category_counts(Sample.objects.filter(label=category)).get(category.pk) or rules.ClassCounts()
+        counts = rules.category_counts(category_ids=[category.pk]).get(category.pk) or rules.ClassCounts()
         return Response(CategoryCountsSerializer(counts).data)
 
 
@@ -108,7 +108,7 @@ class SampleViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         # Viewing is open to every signed-in user; `can_change` tells what they may edit.
         return (
-            rules.with_status(Sample.objects.select_related("label", "review", "review__reviewer"))
+            Sample.objects.select_related("label", "review", "review__reviewer")
             .prefetch_related("reasonings")
             .order_by("label__position", "label__name", "external_id")
         )

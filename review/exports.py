@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+from django.db.models import FilteredRelation, Q
+
 from config.spreadsheet import csv_lines
 from pipelines import exports as pipeline_exports
 from pipelines import formats, prompts
@@ -32,7 +34,7 @@ from pipelines.models import Export, PromptTemplate
 from . import rules
 from .analysis import MODES, class_analysis
 from .errors import ApplicationError
-from .models import Category, Cause, Dataset, Review, Sample
+from .models import Category, Cause, Dataset, Mode, Review, Sample
 from .rules import length_limit
 
 EXPORT_KIND = "classification_trainset"
@@ -144,7 +146,7 @@ def _trainset_rows(dataset: Dataset):
         rules.with_status(Sample.objects.filter(dataset=dataset))
         .order_by("label__position", "label__name", "external_id")
         .values_list(
-            "external_id", "image", "label__name", "export_status",
+            "external_id", "image", "label__name", "live_export_status",
             "m3__output", "m3__prompt_template_id",
             "review__corrected_output", "review__suggested_label__name", "review__suggestion_uncertain",
         )
@@ -357,8 +359,8 @@ def mode2_errors_csv(*, dataset: Dataset) -> Iterator[str]:
     """
     causes = dict(Cause.choices)
     rows = (
-        rules.with_status(Sample.objects.filter(dataset=dataset))
-        .filter(mode2_error=True)
+        Sample.objects.filter(dataset=dataset, mode2_error=True)
+        .annotate(m2=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.WITH_DEFINITIONS)))
         .order_by("label__position", "label__name", "external_id")
         .values_list("label__name", "external_id", "m2__predicted_name", "review__cause", "review__label_error",
                      "review__suggested_label__name", "review__note", "review__reviewer__username")

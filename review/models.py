@@ -78,12 +78,41 @@ class Sample(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # The rules' verdict on the sample (review.rules), stored so queue filters, sorts and counts
+    # need no joins and cost the same in a class of 100 or of 100,000 samples. Written only by
+    # review.counts.samples_refresh, which computes them with rules.with_status.
+    export_status = models.CharField(max_length=20, default="missing")
+    model_status = models.CharField(max_length=20, default="missing")
+    mode2_error = models.BooleanField(default=False)
+    analysed = models.BooleanField(default=False)
+    reviewed = models.BooleanField(default=False)
+    rerun_pending = models.BooleanField(default=False)
+    mode3_over = models.BooleanField(default=False)
+    # "r2w" mode 2 right → mode 3 not; "w2r" the other way round; "" otherwise.
+    mode_change = models.CharField(max_length=3, blank=True)
+    mode3_length = models.IntegerField(null=True, blank=True)
+    # Ascending sort keys (external_id breaks ties): mode-2 errors first, longest mode 3 first,
+    # most recently reviewed first.
+    sort_mode2 = models.SmallIntegerField(default=2)
+    sort_length = models.IntegerField(default=0)
+    sort_reviewed = models.BigIntegerField(default=0)
+    # The combination SampleCount counts the sample under (see review.counts).
+    counted_key = models.CharField(max_length=200, blank=True)
+
     class Meta:
         ordering = ["label", "external_id"]
         constraints = [
             models.UniqueConstraint(fields=["dataset", "external_id"], name="sample_unique_external_id")
         ]
-        indexes = [models.Index(fields=["label", "external_id"])]
+        indexes = [
+            models.Index(fields=["label", "external_id"]),
+            models.Index(fields=["label", "export_status", "external_id"], name="sample_export_status"),
+            models.Index(fields=["label", "mode2_error", "analysed", "external_id"], name="sample_mode2_error"),
+            models.Index(fields=["label", "model_status", "external_id"], name="sample_model_status"),
+            models.Index(fields=["label", "sort_mode2", "external_id"], name="sample_sort_mode2"),
+            models.Index(fields=["label", "sort_length", "external_id"], name="sample_sort_length"),
+            models.Index(fields=["label", "sort_reviewed", "external_id"], name="sample_sort_reviewed"),
+        ]
 
     def __str__(self):
         return self.external_id
@@ -124,6 +153,8 @@ class Reasoning(models.Model):
     version = models.PositiveIntegerField(default=1)
     # The newest model output waiting for a reviewer's decision (None: nothing waits).
     pending_version = models.PositiveIntegerField(null=True, blank=True)
+    # The combination ReasoningCount counts this reasoning under (see review.counts).
+    counted_key = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -183,6 +214,71 @@ class ReasoningVersion(models.Model):
 
     def __str__(self):
         return f"{self.reasoning} v{self.version} ({self.status})"
+
+
+class SampleCount(models.Model):
+    """How many samples of a category share one combination of the rules' statuses.
+
+    The per-class numbers of every page are sums over these rows, so they cost the same whatever
+    the size of the class or dataset. Kept up to date on every write by review.counts.
+    """
+
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
+    export_status = models.CharField(max_length=20)
+    model_status = models.CharField(max_length=20)
+    mode2_error = models.BooleanField()
+    analysed = models.BooleanField()
+    reviewed = models.BooleanField()
+    rerun_pending = models.BooleanField()
+    mode3_over = models.BooleanField()
+    mode_change = models.CharField(max_length=3, blank=True)
+    cause = models.CharField(max_length=32, blank=True)
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["category", "export_status", "model_status", "mode2_error", "analysed", "reviewed",
+                        "rerun_pending", "mode3_over", "mode_change", "cause"],
+                name="sample_count_unique_key",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.category_id} {self.export_status}: {self.count}"
+
+
+class ReasoningCount(models.Model):
+    """How many reasonings of one mode, for samples labelled `category`, named `predicted_id` (None:
+    unparseable), right or not, over the length limit or not; and their summed length (for the mean).
+    Kept up to date on every write by review.counts."""
+
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
+    mode = models.PositiveSmallIntegerField(choices=Mode.choices)
+    predicted_id = models.IntegerField(null=True, blank=True)
+    is_correct = models.BooleanField(null=True)
+    over_limit = models.BooleanField()
+    count = models.IntegerField(default=0)
+    length_sum = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["category", "mode", "predicted_id", "is_correct", "over_limit"],
+                name="reasoning_count_unique_key", nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.category_id} mode {self.mode} → {self.predicted_id}: {self.count}"
+
+
+class CountsBasis(models.Model):
+    """The length limit the stored statuses and counts were computed with; when the setting
+    differs, review.counts recomputes them all."""
+
+    length_limit = models.IntegerField(null=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
 
 class Cause(models.TextChoices):

@@ -9,26 +9,17 @@ training-set export ask these functions, so they cannot disagree:
 - `with_status`: per sample, in SQL, whether mode 2 is an error, whether that error is analysed,
   and the export status — exported (`kept`, `corrected`), left out as a label error, or pending
   with the reason the export leaves it out.
-- `category_counts`: the counts of those per class, in one query.
+- stored per sample by review.counts (`Sample.export_status`, … and the SampleCount counters), so
+  lists filter on indexed columns (`IS_PENDING`, …) and `category_counts` sums counters: pages cost
+  the same whatever the size of a class.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import (
-    BooleanField,
-    Case,
-    CharField,
-    Count,
-    F,
-    FilteredRelation,
-    Q,
-    QuerySet,
-    Value,
-    When,
-)
+from django.db.models import BooleanField, Case, CharField, F, FilteredRelation, Q, QuerySet, Sum, Value, When
 
 from .models import Cause, Mode, Sample
 from .parsing import parse_predicted_category, text_length
@@ -136,9 +127,13 @@ def _model_status_whens(limit: int) -> list[When]:
 def with_status(samples: QuerySet[Sample]) -> QuerySet[Sample]:
     """`samples` annotated with the rules, for lists, filters and counts:
 
-    - `mode2_error` / `analysed` (booleans): MODE2_ERROR / ANALYSED;
-    - `model_status`: what the export would do with the model's mode-3 output on its own;
-    - `export_status`: what the export does with the sample, review included (EXPORT_STATUS_LABELS).
+    - `live_mode2_error` / `live_analysed` (booleans): MODE2_ERROR / ANALYSED;
+    - `live_model_status`: what the export would do with the model's mode-3 output on its own;
+    - `live_export_status`: what the export does with the sample, review included
+      (EXPORT_STATUS_LABELS).
+
+    ("live": computed now; review.counts stores them as the Sample columns of the same names
+    without the prefix.)
 
     The mode-2 and mode-3 reasonings are joined once each as `m2` / `m3` (one row per sample), for
     callers' own columns too.
@@ -150,10 +145,10 @@ def with_status(samples: QuerySet[Sample]) -> QuerySet[Sample]:
         m2=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.WITH_DEFINITIONS)),
         m3=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.LIMITED)),
     ).annotate(
-        mode2_error=Case(When(MODE2_ERROR, then=Value(True)), default=Value(False), output_field=BooleanField()),
-        analysed=Case(When(ANALYSED, then=Value(True)), default=Value(False), output_field=BooleanField()),
-        model_status=Case(*_model_status_whens(limit), default=Value(KEPT), output_field=CharField()),
-        export_status=Case(
+        live_mode2_error=Case(When(MODE2_ERROR, then=Value(True)), default=Value(False), output_field=BooleanField()),
+        live_analysed=Case(When(ANALYSED, then=Value(True)), default=Value(False), output_field=BooleanField()),
+        live_model_status=Case(*_model_status_whens(limit), default=Value(KEPT), output_field=CharField()),
+        live_export_status=Case(
             When(review__label_error=True, then=Value(LABEL_ERROR)),
             When(correction_ok, then=Value(CORRECTED)),
             When(corrected, then=Value(CORRECTION_FAILED)),
@@ -201,8 +196,24 @@ class SampleStatus:
 
 def sample_status(sample_id: int) -> SampleStatus:
     """The status of one sample (one query)."""
-    row = with_status(Sample.objects.filter(pk=sample_id)).values("export_status", "model_status", "mode2_error").get()
-    return SampleStatus(row["export_status"], row["model_status"], bool(row["mode2_error"]))
+    row = (with_status(Sample.objects.filter(pk=sample_id))
+           .values("live_export_status", "live_model_status", "live_mode2_error").get())
+    return SampleStatus(row["live_export_status"], row["live_model_status"], bool(row["live_mode2_error"]))
+
+
+# --------------------------------------------------------------------------- stored verdicts
+# What pages filter and count by: the verdict `with_status` computes, stored per sample by
+# review.counts in columns that Sample and SampleCount share, so one condition serves a list of
+# samples and the sum of counters alike.
+IS_MODE2_ERROR = Q(mode2_error=True)
+IS_ANALYSED = Q(analysed=True)
+IS_REVIEWED = Q(reviewed=True)
+IS_EXPORTED = Q(export_status__in=EXPORTED)
+IS_PENDING = Q(export_status__in=PENDING)
+IS_LABEL_ERROR = Q(export_status=LABEL_ERROR)
+IS_RERUN_PENDING = Q(rerun_pending=True)
+IS_RIGHT_TO_WRONG = Q(mode_change="r2w")
+IS_WRONG_TO_RIGHT = Q(mode_change="w2r")
 
 
 # --------------------------------------------------------------------------- counts per class
@@ -218,7 +229,9 @@ class ClassCounts:
     exported: int = 0
     pending: int = 0
     rerun_pending: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
+    right_to_wrong: int = 0
+    wrong_to_right: int = 0
+    by_status: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EXPORT_STATUS_LABELS, 0))
     # cause code → how many mode-2 errors carry it
     causes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAUSE_CODES, 0))
 
@@ -241,7 +254,7 @@ class ClassCounts:
 
     def add(self, other: ClassCounts) -> None:
         for name in ("total", "reviewed", "mode2_errors", "analysed", "label_errors", "exported", "pending",
-                     "rerun_pending"):
+                     "rerun_pending", "right_to_wrong", "wrong_to_right"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for key, n in other.by_status.items():
             self.by_status[key] = self.by_status.get(key, 0) + n
@@ -249,35 +262,41 @@ class ClassCounts:
             self.causes[key] = self.causes.get(key, 0) + n
 
 
-def category_counts(samples: QuerySet[Sample]) -> dict[int, ClassCounts]:
-    """ClassCounts per label id for `samples` (a dataset's or a class's), in one query."""
-    statuses = {status: Count("pk", filter=Q(export_status=status)) for status in EXPORT_STATUS_LABELS}
-    rows = (
-        with_status(samples)
-        .order_by()
-        .values("label_id")
-        .annotate(
-            total=Count("pk"),
-            reviewed=Count("pk", filter=REVIEWED),
-            mode2_errors=Count("pk", filter=Q(mode2_error=True)),
-            analysed_count=Count("pk", filter=Q(analysed=True)),
-            rerun_pending=Count("pk", filter=RERUN_PENDING),
-            **{f"status_{key}": expr for key, expr in statuses.items()},
-            **{f"cause_{code}": Count("pk", filter=Q(mode2_error=True, review__cause=code)) for code in CAUSE_CODES},
-        )
-    )
+def category_counts(*, category_ids: Iterable[int]) -> dict[int, ClassCounts]:
+    """ClassCounts per category id, summed from the counters (review.counts): a few rows per class,
+    whatever its size. Categories without samples are absent."""
+    from .counts import ensure_current
+    from .models import SampleCount
+
+    ensure_current()
+    sums = {
+        "total": Sum("count"),
+        "reviewed": Sum("count", filter=IS_REVIEWED),
+        "mode2_errors": Sum("count", filter=IS_MODE2_ERROR),
+        "analysed": Sum("count", filter=IS_ANALYSED),
+        "rerun_pending": Sum("count", filter=IS_RERUN_PENDING),
+        "right_to_wrong": Sum("count", filter=IS_RIGHT_TO_WRONG),
+        "wrong_to_right": Sum("count", filter=IS_WRONG_TO_RIGHT),
+        **{f"status_{key}": Sum("count", filter=Q(export_status=key)) for key in EXPORT_STATUS_LABELS},
+        **{f"cause_{code}": Sum("count", filter=Q(mode2_error=True, cause=code)) for code in CAUSE_CODES},
+    }
+    rows = (SampleCount.objects.filter(category_id__in=list(category_ids)).order_by().values("category_id")
+            .annotate(**sums))
     result = {}
     for row in rows:
+        row = {key: value or 0 for key, value in row.items()}
         by_status = {key: row[f"status_{key}"] for key in EXPORT_STATUS_LABELS}
-        result[row["label_id"]] = ClassCounts(
+        result[row["category_id"]] = ClassCounts(
             total=row["total"],
             reviewed=row["reviewed"],
             mode2_errors=row["mode2_errors"],
-            analysed=row["analysed_count"],
+            analysed=row["analysed"],
             label_errors=by_status[LABEL_ERROR],
             exported=sum(by_status[s] for s in EXPORTED),
             pending=sum(by_status[s] for s in PENDING),
             rerun_pending=row["rerun_pending"],
+            right_to_wrong=row["right_to_wrong"],
+            wrong_to_right=row["wrong_to_right"],
             by_status=by_status,
             causes={code: row[f"cause_{code}"] for code in CAUSE_CODES},
         )

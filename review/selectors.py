@@ -4,11 +4,11 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import F, FilteredRelation, Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from . import rules
-from .models import Assignment, Category, Dataset, Mode, Reasoning, ReasoningVersion, ReviewEdit, Sample
+from .models import Assignment, Category, Dataset, Mode, Reasoning, ReasoningVersion, ReviewEdit, Sample, SampleCount
 
 
 @dataclass(frozen=True)
@@ -18,29 +18,29 @@ class QueueFilter:
 
 
 def queue_filters() -> dict[str, QueueFilter]:
-    """Queue filters over `rules.with_status` (key → label and condition), the limit read live.
-
-    "待处理" is exactly what the export would still leave out (each row shows the reason).
-    """
-    limit = rules.length_limit()
+    """Queue filters (key → label and condition) on the stored verdicts (review.rules): the same
+    condition lists the samples and sums their counters. "待处理" is exactly what the export would
+    still leave out (each row shows the reason)."""
     return {
         "all": QueueFilter("全部", Q()),
-        "pending": QueueFilter("待处理", Q(export_status__in=rules.PENDING)),
-        "mode2_wrong": QueueFilter("模式2 错误", Q(mode2_error=True)),
-        "unanalysed": QueueFilter("模式2 未分析", Q(mode2_error=True, analysed=False)),
+        "pending": QueueFilter("待处理", rules.IS_PENDING),
+        "mode2_wrong": QueueFilter("模式2 错误", rules.IS_MODE2_ERROR),
+        "unanalysed": QueueFilter("模式2 未分析", rules.IS_MODE2_ERROR & Q(analysed=False)),
         "mode3_wrong": QueueFilter("模式3 错误", Q(model_status__in=(rules.WRONG, rules.UNPARSED))),
-        "mode3_long": QueueFilter(f"模式3 超 {limit} 字", Q(m3__length__gt=limit)),
-        "unreviewed": QueueFilter("未审核", Q(review__isnull=True)),
-        "flagged": QueueFilter("标签错误", Q(export_status=rules.LABEL_ERROR)),
-        "rerun": QueueFilter("模型已重跑", rules.RERUN_PENDING),
+        "mode3_long": QueueFilter(f"模式3 超 {rules.length_limit()} 字", Q(mode3_over=True)),
+        "unreviewed": QueueFilter("未审核", Q(reviewed=False)),
+        "flagged": QueueFilter("标签错误", rules.IS_LABEL_ERROR),
+        "rerun": QueueFilter("模型已重跑", rules.IS_RERUN_PENDING),
     }
 
 
-QUEUE_SORTS: dict[str, tuple[str, tuple]] = {
-    "id": ("按编号", ("external_id",)),
-    "mode2_wrong_first": ("模式2 错误优先", (F("mode2_correct").asc(nulls_last=True), "external_id")),
-    "mode3_longest": ("模式3 最长优先", (F("mode3_length").desc(nulls_last=True), "external_id")),
-    "recently_reviewed": ("最近审核", (F("review__updated_at").desc(nulls_last=True), "external_id")),
+# Sort key → (label, the stored ascending sort column, or None for the id alone). The id breaks ties,
+# so every order is total and a sample's neighbours are found from its own values (keyset).
+QUEUE_SORTS: dict[str, tuple[str, str | None]] = {
+    "id": ("按编号", None),
+    "mode2_wrong_first": ("模式2 错误优先", "sort_mode2"),
+    "mode3_longest": ("模式3 最长优先", "sort_length"),
+    "recently_reviewed": ("最近审核", "sort_reviewed"),
 }
 DEFAULT_FILTER, DEFAULT_SORT = "all", "id"
 
@@ -63,7 +63,7 @@ def category_progress(*, dataset: Dataset, categories: list[Category] | None = N
     """
     if categories is None:
         categories = list(dataset.categories.all())
-    counts = rules.category_counts(Sample.objects.filter(label__in=[c.pk for c in categories]))
+    counts = rules.category_counts(category_ids=[c.pk for c in categories])
     reviewers: dict[int, list] = {}
     for assignment in Assignment.objects.filter(category__in=[c.pk for c in categories]).select_related("reviewer"):
         reviewers.setdefault(assignment.category_id, []).append(assignment.reviewer)
@@ -110,37 +110,45 @@ def home_dataset(*, user: AbstractBaseUser, dataset_id: str | int | None) -> Dat
 
 
 # --------------------------------------------------------------------------- queue
-def queue_samples(*, category: Category, filter_key: str = DEFAULT_FILTER, sort_key: str = DEFAULT_SORT) -> QuerySet[Sample]:
-    """The category's samples for one queue filter and sort, annotated with what the table shows
-    (the rules' statuses included)."""
+def _queue_base(category: Category, filter_key: str) -> QuerySet[Sample]:
     filters = queue_filters()
-    condition = filters.get(filter_key, filters[DEFAULT_FILTER]).condition
-    ordering = QUEUE_SORTS.get(sort_key, QUEUE_SORTS[DEFAULT_SORT])[1]
+    return Sample.objects.filter(label=category).filter(filters.get(filter_key, filters[DEFAULT_FILTER]).condition)
+
+
+def _queue_order(sort_key: str) -> list[str]:
+    column = QUEUE_SORTS.get(sort_key, QUEUE_SORTS[DEFAULT_SORT])[1]
+    return [column, "external_id"] if column else ["external_id"]
+
+
+def queue_samples(*, category: Category, filter_key: str = DEFAULT_FILTER, sort_key: str = DEFAULT_SORT) -> QuerySet[Sample]:
+    """The category's samples for one queue filter and sort, with what the table shows (the stored
+    verdicts, mode 2's and mode 3's predicted class). Filter and order use indexed columns."""
     return (
-        rules.with_status(Sample.objects.filter(label=category))
-        .filter(condition)
+        _queue_base(category, filter_key)
+        .annotate(
+            m2=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.WITH_DEFINITIONS)),
+            m3=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.LIMITED)),
+        )
         .annotate(
             mode2_correct=F("m2__is_correct"),
             mode2_predicted=F("m2__predicted_name"),
             mode3_correct=F("m3__is_correct"),
             mode3_predicted=F("m3__predicted_name"),
-            mode3_length=F("m3__length"),
         )
         .select_related("review", "review__reviewer", "review__suggested_label")
-        .order_by(*ordering)
+        .order_by(*_queue_order(sort_key))
     )
 
 
 def queue_counts(*, category: Category) -> dict[str, int]:
-    """How many samples each queue filter holds, in one query."""
-    return rules.with_status(Sample.objects.filter(label=category)).aggregate(
-        **{key: Count("pk", filter=f.condition) for key, f in queue_filters().items()}
+    """How many samples each queue filter holds, summed from the class's counters (review.counts)."""
+    from .counts import ensure_current
+
+    ensure_current()
+    totals = SampleCount.objects.filter(category=category).aggregate(
+        **{key: Sum("count", filter=f.condition) for key, f in queue_filters().items()}
     )
-
-
-def queue_ids(*, category: Category, filter_key: str, sort_key: str) -> list[int]:
-    """The ordered sample ids of a queue (one query; used for position, previous and next)."""
-    return list(queue_samples(category=category, filter_key=filter_key, sort_key=sort_key).values_list("pk", flat=True))
+    return {key: n or 0 for key, n in totals.items()}
 
 
 @dataclass
@@ -151,12 +159,43 @@ class QueuePosition:
     next_id: int | None
 
 
-def queue_position(*, ids: list[int], sample_id: int) -> QueuePosition:
-    """Where `sample_id` stands in the ordered `ids`."""
-    if sample_id in ids:
-        i = ids.index(sample_id)
-        return QueuePosition(i, len(ids), ids[i - 1] if i > 0 else None, ids[i + 1] if i + 1 < len(ids) else None)
-    return QueuePosition(None, len(ids), None, ids[0] if ids else None)
+def queue_position(*, sample: Sample, filter_key: str, sort_key: str, count: int | None = None) -> QueuePosition:
+    """Where `sample` stands in its class's queue, and its neighbours, found from its own sort values
+    (a keyset: index range lookups, never a list of the queue). A sample no longer in the queue (it
+    was just saved out of "待处理") still has a next one: the first after its place. `sample` must
+    carry its stored sort values as they were when the reviewer opened it."""
+    base = _queue_base(sample.label, filter_key)
+    column = QUEUE_SORTS.get(sort_key, QUEUE_SORTS[DEFAULT_SORT])[1]
+    if count is None:
+        counts = queue_counts(category=sample.label)
+        count = counts.get(filter_key, counts[DEFAULT_FILTER])
+    index = None
+    if base.filter(pk=sample.pk).exists():
+        index = sum(part.count() for part in _neighbour_ranges(base, column, sample, before=True))
+    return QueuePosition(index, count, _neighbour(base, column, sample, before=True),
+                         _neighbour(base, column, sample, before=False))
+
+
+def _neighbour_ranges(base: QuerySet[Sample], column: str | None, sample: Sample, *, before: bool):
+    """The rows before (or after) `sample` in the order (column, external_id), as two index ranges
+    nearest first: its own sort value with a smaller (larger) id, then smaller (larger) values."""
+    op = "lt" if before else "gt"
+    descending = "-" if before else ""
+    if column is None:
+        return [base.filter(**{f"external_id__{op}": sample.external_id}).order_by(f"{descending}external_id")]
+    value = getattr(sample, column)
+    return [
+        base.filter(**{column: value, f"external_id__{op}": sample.external_id}).order_by(f"{descending}external_id"),
+        base.filter(**{f"{column}__{op}": value}).order_by(f"{descending}{column}", f"{descending}external_id"),
+    ]
+
+
+def _neighbour(base: QuerySet[Sample], column: str | None, sample: Sample, *, before: bool) -> int | None:
+    for part in _neighbour_ranges(base, column, sample, before=before):
+        found = part.values_list("pk", flat=True).first()
+        if found is not None:
+            return found
+    return None
 
 
 # --------------------------------------------------------------------------- sample page

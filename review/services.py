@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from . import rules
+from . import counts, rules
 from .errors import ApplicationError
 from .models import (
     Assignment,
@@ -369,7 +369,8 @@ def _version_of(reasoning: Reasoning, *, version: int, status: str, source: str 
 
 
 @transaction.atomic
-def reasonings_store(*, outputs: Sequence[ModelOutput], category_ids: Mapping[str, int], source: str = "") -> OutputsStoreResult:
+def reasonings_store(*, outputs: Sequence[ModelOutput], category_ids: Mapping[str, int], source: str = "",
+                     refresh: bool = True) -> OutputsStoreResult:
     """Store model outputs without ever overwriting reviewed work.
 
     A sample's first output of a mode creates its Reasoning (version 1). A different output later
@@ -378,7 +379,8 @@ def reasonings_store(*, outputs: Sequence[ModelOutput], category_ids: Mapping[st
     on a reviewed sample it waits as a pending ReasoningVersion (the sample page offers it with a
     diff) and pages, analysis and export keep using the version the review judged. The same text
     again changes nothing but its derived fields (the label may have changed). Batched: a few
-    queries per call whatever its size.
+    queries per call whatever its size. The samples' stored verdicts and the counters follow
+    (review.counts), unless `refresh` is False because the caller refreshes them itself.
     """
     result = OutputsStoreResult()
     if not outputs:
@@ -445,6 +447,8 @@ def reasonings_store(*, outputs: Sequence[ModelOutput], category_ids: Mapping[st
                                   batch_size=500)
     ReasoningVersion.objects.bulk_update(superseded_pending, ["status"], batch_size=500)
     ReasoningVersion.objects.bulk_create(new_versions, batch_size=500)
+    if refresh:
+        counts.samples_refresh(sample_ids)
     return result
 
 
@@ -658,7 +662,7 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
                     raw_response=record.raw_responses.get(mode))
         for record in records for mode, output in sorted(record.outputs.items())
     ]
-    stored = reasonings_store(outputs=outputs, category_ids=category_ids, source="import")
+    stored = reasonings_store(outputs=outputs, category_ids=category_ids, source="import", refresh=False)
     # A sample whose label changed: its other reasonings are re-marked right/wrong.
     relabelled = [s.pk for s in to_update_samples]
     remark = []
@@ -670,6 +674,7 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
             reasoning.is_correct, reasoning.updated_at = is_correct, now
             remark.append(reasoning)
     Reasoning.objects.bulk_update(remark, ["is_correct", "updated_at"], batch_size=500)
+    counts.samples_refresh(s.pk for s in samples.values())
     result.reasonings_created += stored.created
     result.reasonings_updated += stored.replaced + stored.pending + len(remark)
     result.reasonings_pending += stored.pending

@@ -29,6 +29,18 @@ QUEUE_PAGE_SIZE = 50
 STATUS_FOR_CODE = {"forbidden": 403, "conflict": 409, "invalid": 400}
 
 
+class CountedPaginator(Paginator):
+    """A paginator told its count (from the class's counters) instead of counting the queue."""
+
+    def __init__(self, object_list, per_page, *, count: int):
+        super().__init__(object_list, per_page)
+        self._known_count = count
+
+    @property
+    def count(self) -> int:
+        return self._known_count
+
+
 def _queue_state(params) -> tuple[str, str]:
     filter_key = params.get("f", DEFAULT_FILTER)
     sort_key = params.get("s", DEFAULT_SORT)
@@ -116,12 +128,13 @@ def queue(request, category_id: int):
     """A class's samples with filters (counts on each), sort and pagination."""
     category = get_object_or_404(Category.objects.select_related("dataset"), pk=category_id)
     filter_key, sort_key = _queue_state(request.GET)
-    page = Paginator(
-        selectors.queue_samples(category=category, filter_key=filter_key, sort_key=sort_key), QUEUE_PAGE_SIZE
+    counts = selectors.queue_counts(category=category)
+    page = CountedPaginator(
+        selectors.queue_samples(category=category, filter_key=filter_key, sort_key=sort_key), QUEUE_PAGE_SIZE,
+        count=counts[filter_key],
     ).get_page(request.GET.get("page"))
     for row in page.object_list:
         row.export_status_label = rules.EXPORT_STATUS_LABELS[row.export_status]
-    counts = selectors.queue_counts(category=category)
     context = {
         "category": category,
         "dataset": category.dataset,
@@ -234,8 +247,7 @@ def _sample_context(request, sample_id: int, filter_key: str, sort_key: str, *, 
     sample = selectors.sample_detail(sample_id=sample_id)
     reasonings = {r.mode: r for r in sample.reasonings.all()}
     categories = selectors.dataset_categories(dataset=sample.dataset)
-    ids = selectors.queue_ids(category=sample.label, filter_key=filter_key, sort_key=sort_key)
-    position = selectors.queue_position(ids=ids, sample_id=sample.pk)
+    position = selectors.queue_position(sample=sample, filter_key=filter_key, sort_key=sort_key)
     status = rules.sample_status(sample.pk)
     predicted = []
     seen = {sample.label_id}
@@ -335,7 +347,6 @@ def review_submit(request, sample_id: int):
         errors = "；".join(e for errs in form.errors.values() for e in errs)
         return failed(errors, 400)
     data = form.cleaned_data
-    ids = selectors.queue_ids(category=sample.label, filter_key=filter_key, sort_key=sort_key)
     keep = data.get("action") == ACTION_KEEP
     try:
         if keep:
@@ -352,7 +363,8 @@ def review_submit(request, sample_id: int):
     except ApplicationError as exc:
         return failed(exc.message, STATUS_FOR_CODE.get(exc.code, 400), version=exc.extra.get("current_version"))
     kept = "正确，保留" if keep else "已保存"
-    next_id = selectors.queue_position(ids=ids, sample_id=sample.pk).next_id
+    # The next sample after this one's place as the reviewer saw it (a save can move it in the order).
+    next_id = selectors.queue_position(sample=sample, filter_key=filter_key, sort_key=sort_key, count=0).next_id
     if next_id is None:
         notice = f"{kept}：{sample.external_id}（版本 {review.version}）。这是队列的最后一条。"
         target_id = sample.pk

@@ -1,0 +1,331 @@
+"""The rules' verdicts, stored: per-sample status columns and per-class counters.
+
+`review.rules` defines every rule once, as SQL over a sample's reasonings and review
+(`rules.with_status`). Computing that for a whole class on every page view costs time linear in the
+class; so each sample keeps its verdict in columns of its own (`Sample.export_status`, …, sort
+keys), and `SampleCount` / `ReasoningCount` keep how many samples and reasonings of each class
+share each combination. Pages filter and sort on the columns (indexed) and sum the counters: the
+cost of a page does not depend on how big its class or dataset is.
+
+They are kept up to date on every write:
+- `samples_refresh(sample_ids)` recomputes the samples' verdicts with `rules.with_status` and moves
+  them between counters. Services that write in bulk call it for what they wrote (imports, model
+  outputs); single saves of a Sample, Reasoning or Review (a review, a restore, the admin, test
+  factories) trigger it through the signal receivers at the end of this module.
+- When TRAINSET_MAX_LENGTH differs from the limit the stored values were computed with
+  (`CountsBasis`), `ensure_current()` recomputes everything; `manage.py refresh_counts` does it
+  explicitly, and `migrate` does it after a schema change.
+"""
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, Count, F, Value, When
+from django.db.models.signals import post_delete, post_save, pre_delete
+from django.dispatch import receiver
+
+from . import rules
+from .models import CountsBasis, Reasoning, ReasoningCount, Review, Sample, SampleCount
+
+CHUNK = 1000  # samples per refresh query (keeps IN (...) lists under SQLite's variable limit)
+
+# Sample columns that are the rules' verdict (besides the counted key), in SampleCount's key order.
+COUNT_DIMENSIONS = ("export_status", "model_status", "mode2_error", "analysed", "reviewed", "rerun_pending",
+                    "mode3_over", "mode_change", "cause")
+STATUS_FIELDS = ("export_status", "model_status", "mode2_error", "analysed", "reviewed", "rerun_pending",
+                 "mode3_over", "mode_change", "mode3_length", "sort_mode2", "sort_length", "sort_reviewed",
+                 "counted_key")
+REASONING_DIMENSIONS = ("mode", "predicted_id", "is_correct", "over_limit")
+
+
+# --------------------------------------------------------------------------- keys
+def _sample_key(label_id: int, values: dict) -> str:
+    parts = [str(label_id)] + [_key_part(values[name]) for name in COUNT_DIMENSIONS]
+    return "|".join(parts)
+
+
+def _key_part(value) -> str:
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    if value is None:
+        return "~"
+    return str(value)
+
+
+def _parse_sample_key(key: str) -> tuple[int, dict]:
+    label, *parts = key.split("|")
+    values = {}
+    for name, part in zip(COUNT_DIMENSIONS, parts):
+        values[name] = part == "1" if name in ("mode2_error", "analysed", "reviewed", "rerun_pending", "mode3_over") else part
+    return int(label), values
+
+
+def _reasoning_key(label_id: int, mode: int, predicted_id: int | None, is_correct: bool | None, over: bool,
+                   length: int) -> str:
+    return "|".join((str(label_id), str(mode), _key_part(predicted_id), _key_part(is_correct), _key_part(over),
+                     str(length)))
+
+
+def _parse_reasoning_key(key: str) -> tuple[int, dict, int]:
+    label, mode, predicted, correct, over, length = key.split("|")
+    return int(label), {
+        "mode": int(mode),
+        "predicted_id": None if predicted == "~" else int(predicted),
+        "is_correct": None if correct == "~" else correct == "1",
+        "over_limit": over == "1",
+    }, int(length)
+
+
+# --------------------------------------------------------------------------- counters
+def _apply(model, deltas: dict[tuple, list[int]], dimensions: tuple[str, ...], sums: tuple[str, ...]) -> None:
+    """Add `deltas` ((category id, *dimension values) → [count delta, *sum deltas]) to counter rows."""
+    for key, amounts in deltas.items():
+        if not any(amounts):
+            continue
+        category_id, *values = key
+        where = {"category_id": category_id, **dict(zip(dimensions, values))}
+        updates = {name: F(name) + amount for name, amount in zip(("count", *sums), amounts)}
+        if model.objects.filter(**where).update(**updates):
+            continue
+        try:
+            with transaction.atomic():
+                model.objects.create(**where, **dict(zip(("count", *sums), amounts)))
+        except IntegrityError:  # created meanwhile by a concurrent writer
+            model.objects.filter(**where).update(**updates)
+
+
+def _update_columns(model, fields: list[str], rows: list[tuple[int, list]]) -> None:
+    """UPDATE `fields` of the rows given as (pk, [values in field order]): one statement run for
+    every row (executemany). `bulk_update`'s CASE WHEN over every row and field was most of a
+    refresh's cost. The fields are plain strings, numbers and booleans: the drivers adapt them."""
+    if not rows:
+        return
+    meta, quote = model._meta, connection.ops.quote_name
+    columns = [meta.get_field(name) for name in fields]
+    sql = (f"UPDATE {quote(meta.db_table)} SET " + ", ".join(f"{quote(f.column)} = %s" for f in columns)
+           + f" WHERE {quote(meta.pk.column)} = %s")
+    params = [[*values, pk] for pk, values in rows]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+# --------------------------------------------------------------------------- refresh
+@transaction.atomic
+def samples_refresh(sample_ids: Iterable[int]) -> int:
+    """Recompute the stored verdicts of these samples and of their reasonings with the rules, and
+    move them between counters. Returns how many samples changed. Samples that no longer exist
+    are ignored (their counts left with them: see the pre_delete receiver)."""
+    ids = sorted(set(sample_ids))
+    changed = 0
+    limit = rules.length_limit()
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        changed += _refresh_samples(chunk, limit)
+        _refresh_reasonings(chunk, limit)
+    return changed
+
+
+def _refresh_samples(ids: list[int], limit: int, *, count: bool = True) -> int:
+    rows = (
+        rules.with_status(Sample.objects.filter(pk__in=ids))
+        .annotate(
+            rerun=Case(When(rules.RERUN_PENDING, then=Value(True)), default=Value(False)),
+            m2_id=F("m2__id"), m2_correct=F("m2__is_correct"),
+            m3_id=F("m3__id"), m3_correct=F("m3__is_correct"), m3_length=F("m3__length"),
+            review_id=F("review__id"), review_cause=F("review__cause"), review_updated=F("review__updated_at"),
+        )
+        .values("pk", "label_id", "live_export_status", "live_model_status", "live_mode2_error", "live_analysed", "rerun",
+                "m2_id", "m2_correct", "m3_id", "m3_correct", "m3_length", "review_id", "review_cause",
+                "review_updated")
+    )
+    stored = {row[0]: row[1:] for row in Sample.objects.filter(pk__in=ids).values_list("pk", *STATUS_FIELDS)}
+    deltas: dict[tuple, list[int]] = defaultdict(lambda: [0])
+    to_update = []
+    key_index = STATUS_FIELDS.index("counted_key")
+    for row in rows:
+        m2_right, m3_right = row["m2_correct"] is True, row["m3_correct"] is True
+        m2_not_right = row["m2_id"] is not None and not m2_right
+        m3_not_right = row["m3_id"] is not None and not m3_right
+        reviewed = row["review_id"] is not None
+        values = {
+            "export_status": row["live_export_status"],
+            "model_status": row["live_model_status"],
+            "mode2_error": bool(row["live_mode2_error"]),
+            "analysed": bool(row["live_analysed"]),
+            "reviewed": reviewed,
+            "rerun_pending": bool(row["rerun"]),
+            "mode3_over": row["m3_length"] is not None and row["m3_length"] > limit,
+            "mode_change": "r2w" if m2_right and m3_not_right else ("w2r" if m2_not_right and m3_right else ""),
+            "cause": (row["review_cause"] or "") if reviewed else "",
+            "mode3_length": row["m3_length"],
+            "sort_mode2": 0 if row["live_mode2_error"] else (1 if row["m2_id"] is not None else 2),
+            "sort_length": -(row["m3_length"] or 0),
+            "sort_reviewed": -int(row["review_updated"].timestamp() * 1000) if reviewed else 0,
+        }
+        values["counted_key"] = _sample_key(row["label_id"], values)
+        new = [values[name] for name in STATUS_FIELDS]
+        old = stored[row["pk"]]
+        if list(old) == new:
+            continue
+        old_key = old[key_index]
+        if old_key != values["counted_key"]:
+            if old_key:
+                label_id, previous = _parse_sample_key(old_key)
+                deltas[(label_id, *(previous[name] for name in COUNT_DIMENSIONS))][0] -= 1
+            deltas[(row["label_id"], *(values[name] for name in COUNT_DIMENSIONS))][0] += 1
+        to_update.append((row["pk"], new))
+    _update_columns(Sample, list(STATUS_FIELDS), to_update)
+    if count:
+        _apply(SampleCount, deltas, COUNT_DIMENSIONS, ())
+    return len(to_update)
+
+
+def _refresh_reasonings(sample_ids: list[int], limit: int, *, count: bool = True) -> None:
+    deltas: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    to_update = []
+    for pk, mode, predicted_id, is_correct, length, counted_key, label_id in Reasoning.objects.filter(
+        sample_id__in=sample_ids
+    ).values_list("pk", "mode", "predicted_category_id", "is_correct", "length", "counted_key", "sample__label_id"):
+        key = _reasoning_key(label_id, mode, predicted_id, is_correct, length > limit, length)
+        if key == counted_key:
+            continue
+        _move_reasoning(deltas, counted_key, key)
+        to_update.append((pk, [key]))
+    _update_columns(Reasoning, ["counted_key"], to_update)
+    if count:
+        _apply(ReasoningCount, deltas, REASONING_DIMENSIONS, ("length_sum",))
+
+
+def _move_reasoning(deltas, old_key: str, new_key: str | None) -> None:
+    if old_key:
+        label_id, old, length = _parse_reasoning_key(old_key)
+        amounts = deltas[(label_id, *(old[name] for name in REASONING_DIMENSIONS))]
+        amounts[0] -= 1
+        amounts[1] -= length
+    if new_key:
+        label_id, new, length = _parse_reasoning_key(new_key)
+        amounts = deltas[(label_id, *(new[name] for name in REASONING_DIMENSIONS))]
+        amounts[0] += 1
+        amounts[1] += length
+
+
+@transaction.atomic
+def refresh_all() -> int:
+    """Recompute every stored verdict from scratch, then the counters from the stored keys (after a
+    change of the length limit, or to repair); records the limit used. Returns the number of samples."""
+    limit = rules.length_limit()
+    Sample.objects.update(counted_key="")
+    Reasoning.objects.update(counted_key="")
+    ids = list(Sample.objects.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        _refresh_samples(chunk, limit, count=False)
+        _refresh_reasonings(chunk, limit, count=False)
+    _rebuild_counters()
+    basis = CountsBasis.objects.order_by("pk").first() or CountsBasis()
+    basis.length_limit = limit
+    basis.save()
+    _checked_limits.add(limit)
+    return len(ids)
+
+
+def _rebuild_counters() -> None:
+    """The counters as sums over the rows' stored keys (one grouped query per table)."""
+    SampleCount.objects.all().delete()
+    ReasoningCount.objects.all().delete()
+    samples = defaultdict(int)
+    for key, n in Sample.objects.exclude(counted_key="").values_list("counted_key").annotate(n=Count("pk")).order_by():
+        label_id, values = _parse_sample_key(key)
+        samples[(label_id, *(values[name] for name in COUNT_DIMENSIONS))] += n
+    SampleCount.objects.bulk_create(
+        [SampleCount(category_id=key[0], count=n, **dict(zip(COUNT_DIMENSIONS, key[1:]))) for key, n in samples.items()],
+        batch_size=1000,
+    )
+    reasonings: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for key, n in Reasoning.objects.exclude(counted_key="").values_list("counted_key").annotate(n=Count("pk")).order_by():
+        label_id, values, length = _parse_reasoning_key(key)
+        amounts = reasonings[(label_id, *(values[name] for name in REASONING_DIMENSIONS))]
+        amounts[0] += n
+        amounts[1] += n * length
+    ReasoningCount.objects.bulk_create(
+        [ReasoningCount(category_id=key[0], count=n, length_sum=total, **dict(zip(REASONING_DIMENSIONS, key[1:])))
+         for key, (n, total) in reasonings.items()],
+        batch_size=1000,
+    )
+
+
+_checked_limits: set[int] = set()
+
+
+def ensure_current() -> None:
+    """Recompute everything once if the stored verdicts were computed with another length limit
+    (checked once per process and limit)."""
+    limit = rules.length_limit()
+    if limit in _checked_limits:
+        return
+    basis = CountsBasis.objects.order_by("pk").first()
+    if basis is None or basis.length_limit != limit:
+        refresh_all()
+    _checked_limits.add(limit)
+
+
+# --------------------------------------------------------------------------- signals
+# Single-row saves and deletes (a review, a restore, the admin, test factories) keep the stored
+# verdicts current; bulk writes call samples_refresh themselves. While a sample is being deleted
+# its cascade must not re-count it.
+_deleting = threading.local()
+
+
+def _being_deleted() -> set[int]:
+    if not hasattr(_deleting, "ids"):
+        _deleting.ids = set()
+    return _deleting.ids
+
+
+@receiver(post_save, sender=Review)
+@receiver(post_delete, sender=Review)
+@receiver(post_save, sender=Reasoning)
+def _refresh_after_row_change(sender, instance, **kwargs):
+    if not kwargs.get("raw") and instance.sample_id not in _being_deleted():
+        samples_refresh([instance.sample_id])
+
+
+@receiver(pre_delete, sender=Reasoning)
+def _uncount_deleted_reasoning(sender, instance, **kwargs):
+    stored = Reasoning.objects.filter(pk=instance.pk).values_list("counted_key", flat=True).first()
+    if stored:
+        deltas: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+        _move_reasoning(deltas, stored, None)
+        _apply(ReasoningCount, deltas, REASONING_DIMENSIONS, ("length_sum",))
+
+
+@receiver(post_delete, sender=Reasoning)
+def _refresh_after_reasoning_delete(sender, instance, **kwargs):
+    if instance.sample_id not in _being_deleted():
+        samples_refresh([instance.sample_id])
+
+
+@receiver(post_save, sender=Sample)
+def _refresh_after_sample_change(sender, instance, **kwargs):
+    if not kwargs.get("raw"):
+        samples_refresh([instance.pk])
+
+
+@receiver(pre_delete, sender=Sample)
+def _uncount_deleted_sample(sender, instance, **kwargs):
+    """A deleted sample leaves the counters (its reasonings leave through their own receiver)."""
+    _being_deleted().add(instance.pk)
+    stored = Sample.objects.filter(pk=instance.pk).values_list("counted_key", flat=True).first()
+    if stored:
+        label_id, old = _parse_sample_key(stored)
+        _apply(SampleCount, {(label_id, *(old[name] for name in COUNT_DIMENSIONS)): [-1]}, COUNT_DIMENSIONS, ())
+
+
+@receiver(post_delete, sender=Sample)
+def _forget_deleted_sample(sender, instance, **kwargs):
+    _being_deleted().discard(instance.pk)

@@ -1,0 +1,197 @@
+"""The stored verdicts and per-class counters (review.counts) always equal what the rules compute from
+the rows themselves, whichever way the rows were written; and the queue's keyset neighbours walk
+exactly the queue's order."""
+import random
+
+import pytest
+from django.db.models import Count, Q, Sum
+
+from review import rules
+from review.counts import refresh_all
+from review.models import Cause, Mode, Reasoning, ReasoningCount, Review, Sample, SampleCount
+from review.selectors import QUEUE_SORTS, queue_filters, queue_position, queue_samples
+from review.services import (
+    ClassificationRecord, ModelOutput, classification_records_save, reasoning_pending_decide, reasonings_store,
+    review_keep, review_restore, review_save,
+)
+from tests.factories import CategoryFactory, DatasetFactory, ReasoningFactory, ReviewFactory, SampleFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+NAMES = ["商品分类选项", "换货", "退货退款"]
+
+
+def live_counts(dataset) -> dict[int, dict]:
+    """The oracle: the counts computed from the rows now, with the rules' SQL (no counters)."""
+    rows = (
+        rules.with_status(Sample.objects.filter(dataset=dataset)).order_by().values("label_id").annotate(
+            total=Count("pk"),
+            reviewed=Count("pk", filter=Q(review__isnull=False)),
+            mode2_errors=Count("pk", filter=rules.MODE2_ERROR),
+            analysed=Count("pk", filter=rules.ANALYSED),
+            rerun_pending=Count("pk", filter=rules.RERUN_PENDING),
+            **{f"s_{key}": Count("pk", filter=Q(live_export_status=key)) for key in rules.EXPORT_STATUS_LABELS},
+        )
+    )
+    return {
+        row["label_id"]: {
+            "total": row["total"], "reviewed": row["reviewed"], "mode2_errors": row["mode2_errors"],
+            "analysed": row["analysed"], "rerun_pending": row["rerun_pending"],
+            "by_status": {key: row[f"s_{key}"] for key in rules.EXPORT_STATUS_LABELS},
+        }
+        for row in rows
+    }
+
+
+def stored_counts(dataset) -> dict[int, dict]:
+    counts = rules.category_counts(category_ids=dataset.categories.values_list("pk", flat=True))
+    return {
+        category_id: {
+            "total": c.total, "reviewed": c.reviewed, "mode2_errors": c.mode2_errors, "analysed": c.analysed,
+            "rerun_pending": c.rerun_pending, "by_status": c.by_status,
+        }
+        for category_id, c in counts.items() if c.total
+    }
+
+
+def live_reasoning_counts(dataset) -> dict[tuple, tuple[int, int]]:
+    limit = rules.length_limit()
+    rows = (
+        Reasoning.objects.filter(sample__dataset=dataset)
+        .values("sample__label_id", "mode", "predicted_category_id", "is_correct")
+        .annotate(n=Count("pk"), over=Count("pk", filter=Q(length__gt=limit)), length=Sum("length"))
+    )
+    return {(r["sample__label_id"], r["mode"], r["predicted_category_id"], r["is_correct"]): (r["n"], r["over"], r["length"])
+            for r in rows}
+
+
+def stored_reasoning_counts(dataset) -> dict[tuple, tuple[int, int]]:
+    rows = (
+        ReasoningCount.objects.filter(category__dataset=dataset, count__gt=0)
+        .values("category_id", "mode", "predicted_id", "is_correct")
+        .annotate(n=Sum("count"), over=Sum("count", filter=Q(over_limit=True)), length=Sum("length_sum"))
+    )
+    return {(r["category_id"], r["mode"], r["predicted_id"], r["is_correct"]): (r["n"], r["over"] or 0, r["length"])
+            for r in rows}
+
+
+def assert_counters_match(dataset):
+    assert stored_counts(dataset) == live_counts(dataset)
+    assert stored_reasoning_counts(dataset) == live_reasoning_counts(dataset)
+    live = {row["pk"]: row for row in rules.with_status(Sample.objects.filter(dataset=dataset)).values(
+        "pk", "live_export_status", "live_model_status", "live_mode2_error", "live_analysed")}
+    for sample in Sample.objects.filter(dataset=dataset):
+        row = live[sample.pk]
+        assert (sample.export_status, sample.model_status, sample.mode2_error, sample.analysed) == (
+            row["live_export_status"], row["live_model_status"], row["live_mode2_error"], row["live_analysed"]), sample
+    assert not SampleCount.objects.filter(count__lt=0).exists()
+
+
+def answer(name: str, length: int = 30) -> str:
+    return "推理：" + "看" * max(length - 10, 1) + f"\n类别：{name}"
+
+
+def test_counters_follow_every_kind_of_write(admin_user):
+    rng = random.Random(5)
+    dataset = DatasetFactory(name="counted")
+    categories = [CategoryFactory(dataset=dataset, name=name, position=i) for i, name in enumerate(NAMES)]
+    # An import: 30 samples with three modes, some wrong, long or unparseable.
+    records = []
+    for i in range(30):
+        label = rng.choice(NAMES)
+        outputs = {mode: answer(rng.choice(NAMES) if rng.random() < 0.3 else label, rng.choice([40, 90, 150]))
+                   for mode in (1, 2, 3)}
+        if i % 7 == 0:
+            outputs[2] = "看不出是什么"
+        if i % 11 == 0:
+            del outputs[3]
+        records.append(ClassificationRecord(external_id=f"c-{i:02d}", label=label, outputs=outputs))
+    classification_records_save(dataset=dataset, records=records)
+    assert_counters_match(dataset)
+
+    samples = list(Sample.objects.filter(dataset=dataset).order_by("external_id"))
+    # Reviews through the services: keep where keepable, causes, corrections, label errors.
+    for sample in samples[:18]:
+        status = rules.sample_status(sample.pk)
+        if status.keepable:
+            review_keep(sample=sample, user=admin_user, version=0)
+        elif status.mode2_error:
+            review_save(sample=sample, user=admin_user, cause=Cause.MODEL_WEAK,
+                        corrected_output=answer(sample.label.name), label_error=False, suggested_label=None,
+                        note="", version=0)
+        else:
+            other = next(c for c in categories if c.pk != sample.label_id)
+            review_save(sample=sample, user=admin_user, cause=Cause.NONE, corrected_output="", label_error=True,
+                        suggested_label=other, note="", version=0)
+    assert_counters_match(dataset)
+
+    # A re-import that relabels two samples and changes outputs (pending on reviewed samples).
+    changed = [ClassificationRecord(external_id=r.external_id, label=NAMES[(NAMES.index(r.label) + 1) % 3]
+                                    if i < 2 else r.label, outputs={3: answer(NAMES[0], 60), 2: answer(NAMES[1])})
+               for i, r in enumerate(records[:20])]
+    classification_records_save(dataset=dataset, records=changed)
+    assert_counters_match(dataset)
+
+    # A job's answers, accepting and discarding re-runs, a restore.
+    reasonings_store(outputs=[ModelOutput(sample_id=s.pk, label_id=s.label_id, mode=1, output=answer(NAMES[2]))
+                              for s in samples[20:]], category_ids={c.name: c.pk for c in categories})
+    for i, sample in enumerate(Sample.objects.filter(dataset=dataset, rerun_pending=True)[:6]):
+        reasoning_pending_decide(sample=sample, user=admin_user, accept=i % 2 == 0)
+    review = Review.objects.filter(sample__dataset=dataset).first()
+    review_save(sample=review.sample, user=admin_user, cause=Cause.DEFINITIONS_OVERLAP, corrected_output="",
+                label_error=False, suggested_label=None, note="改", version=review.version)
+    review_restore(edit=review.edits.order_by("version").first(), user=admin_user)
+    assert_counters_match(dataset)
+
+    # Single rows written and deleted directly (the admin, factories), a deleted sample.
+    sample = SampleFactory(label=categories[0], external_id="by-hand")
+    ReasoningFactory(sample=sample, mode=Mode.WITH_DEFINITIONS, predicted_category=categories[1], is_correct=False)
+    ReviewFactory(sample=sample, cause=Cause.MODEL_WEAK)
+    Reasoning.objects.filter(sample=samples[3], mode=Mode.FREE).first().delete()
+    Review.objects.filter(sample=samples[4]).delete()
+    samples[5].delete()
+    assert_counters_match(dataset)
+
+
+def test_a_new_length_limit_recomputes_every_status(settings, admin_user):
+    dataset = DatasetFactory(name="limits")
+    category = CategoryFactory(dataset=dataset, name=NAMES[0])
+    classification_records_save(dataset=dataset, records=[
+        ClassificationRecord(external_id=f"l-{i}", label=NAMES[0], outputs={2: answer(NAMES[0]), 3: answer(NAMES[0], n)})
+        for i, n in enumerate((50, 90, 120))
+    ])
+    assert rules.category_counts(category_ids=[category.pk])[category.pk].by_status["too_long"] == 1
+    settings.TRAINSET_MAX_LENGTH = 60
+    counts = rules.category_counts(category_ids=[category.pk])[category.pk]
+    assert (counts.by_status["too_long"], counts.exported) == (2, 1)
+    assert_counters_match(dataset)
+    assert list(Sample.objects.filter(mode3_over=True).order_by("external_id").values_list("external_id", flat=True)) == [
+        "l-1", "l-2"]
+    refresh_all()
+    assert_counters_match(dataset)
+
+
+@pytest.mark.parametrize("sort_key", list(QUEUE_SORTS))
+def test_keyset_neighbours_walk_the_queue_in_order(sort_key, admin_user):
+    rng = random.Random(3)
+    dataset = DatasetFactory(name="walk")
+    categories = [CategoryFactory(dataset=dataset, name=name, position=i) for i, name in enumerate(NAMES)]
+    records = [ClassificationRecord(
+        external_id=f"w-{i:02d}", label=NAMES[0],
+        outputs={2: answer(rng.choice(NAMES[:2])), 3: answer(rng.choice(NAMES[:2]), rng.choice([40, 40, 90, 150]))})
+        for i in range(25)]
+    classification_records_save(dataset=dataset, records=records)
+    for sample in Sample.objects.filter(dataset=dataset)[:8]:
+        review_save(sample=sample, user=admin_user, cause=Cause.MODEL_WEAK, corrected_output="", label_error=False,
+                    suggested_label=None, note="", version=0)
+    category = categories[0]
+    for filter_key in queue_filters():
+        expected = list(queue_samples(category=category, filter_key=filter_key, sort_key=sort_key)
+                        .values_list("pk", flat=True))
+        walked, current = [], Sample.objects.get(pk=expected[0]) if expected else None
+        while current is not None:
+            position = queue_position(sample=current, filter_key=filter_key, sort_key=sort_key)
+            assert position.index == len(walked) and position.count == len(expected)
+            assert position.previous_id == (walked[-1] if walked else None)
+            walked.append(current.pk)
+            current = Sample.objects.get(pk=position.next_id) if position.next_id else None
+        assert walked == expected, (filter_key, sort_key)
