@@ -59,14 +59,20 @@ def _load(n_samples: int):
                     predicted_category=predicted, is_correct=predicted.pk == sample.label_id, length=length,
                 ))
             if rng.random() < 0.1:
-                reviews.append(Review(
+                corrected = rng.random() < 0.5
+                label_error = rng.random() < 0.05
+                reviews.append(Review(  # as review_save stores them (a checked correction, a suggestion)
                     sample=sample, reviewer=reviewer, cause=rng.choice(Cause.values),
-                    corrected_output="推理：人工修正。\n类别：" + sample.label.name if rng.random() < 0.5 else "",
-                    label_error=rng.random() < 0.05,
+                    corrected_output="推理：人工修正。\n类别：" + sample.label.name if corrected else "",
+                    corrected_category=sample.label if corrected else None, corrected_length=12 if corrected else 0,
+                    label_error=label_error, suggestion_uncertain=label_error,
                 ))
         Reasoning.objects.bulk_create(reasonings, batch_size=2000)
         Review.objects.bulk_create(reviews, batch_size=2000)
         created += size
+    from review.counts import refresh_all
+
+    refresh_all()  # bulk-created rows: compute their stored verdicts and counters
     return dataset, categories, admin, reviewer
 
 
@@ -94,7 +100,7 @@ def _bare_jsonl(dataset, path: Path) -> int:
     count = 0
     with open(path, "w", encoding="utf-8") as fh:
         for row in _trainset_rows(dataset).iterator(chunk_size=2000):
-            record = {"id": row[0], "prompt": prompt, "response": row[8] or row[4] or "", "images": [row[1]]}
+            record = {"id": row[0], "prompt": prompt, "response": row[6] or row[4] or "", "images": [row[1]]}
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
     return count
