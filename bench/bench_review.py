@@ -10,10 +10,10 @@ server when DATABASE_URL is set. BENCH_SAMPLES overrides the sample count. Asser
 import json
 import os
 import random
-import statistics
-import tempfile
 import time
 from pathlib import Path
+
+from bench.common import request_times, throwaway_database
 
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "100000"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "60"))
@@ -76,21 +76,6 @@ def _load(n_samples: int):
     return dataset, categories, admin, reviewer
 
 
-def _times(client, urls: list[str]) -> tuple[float, float]:
-    for url in urls[:3]:  # warm caches and template loading
-        client.get(url)
-    durations = []
-    for url in urls:
-        started = time.perf_counter()
-        response = client.get(url)
-        durations.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
-            print(f"   ! {url} -> {response.status_code}")
-    durations.sort()
-    p95 = durations[max(0, int(round(0.95 * len(durations))) - 1)]
-    return statistics.median(durations), p95
-
-
 def _bare_jsonl(dataset, path: Path) -> int:
     """The floor: the same rows (id, prompt, response, images) from the same query, one json.dumps
     per line, no selection or format logic."""
@@ -107,22 +92,14 @@ def _bare_jsonl(dataset, path: Path) -> int:
 
 
 def main() -> None:
-    from django.conf import settings
     from django.db import connection
     from django.test import Client
-    from django.test.utils import setup_test_environment, teardown_test_environment
     from django.urls import reverse
 
     from review.exports import write_trainset
     from review.models import Sample
 
-    settings.DEBUG = False  # no query log growing through 100,000 rows
-    tmp = Path(tempfile.mkdtemp(prefix="bench-review-"))
-    if connection.vendor == "sqlite":
-        connection.settings_dict.setdefault("TEST", {})["NAME"] = str(tmp / "bench.sqlite3")
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
+    with throwaway_database("bench-review-") as tmp:
         started = time.perf_counter()
         dataset, categories, admin, reviewer = _load(SAMPLES)
         print(f"   loaded {SAMPLES:,} samples (3 modes each) into {connection.vendor} in {time.perf_counter() - started:.1f} s")
@@ -136,12 +113,12 @@ def main() -> None:
             reverse("review:queue", args=[rng.choice(categories).pk]) + (f"?page={rng.randrange(1, 20)}" if i % 2 else "")
             for i in range(REQUESTS)
         ]
-        median, p95 = _times(client, sample_urls)
+        median, p95 = request_times(client, sample_urls)
         print(f"   sample page      median {median:7.1f} ms   p95 {p95:7.1f} ms   (target p95 < 100 ms)")
-        median, p95 = _times(client, queue_urls)
+        median, p95 = request_times(client, queue_urls)
         print(f"   class queue page median {median:7.1f} ms   p95 {p95:7.1f} ms   (target p95 < 100 ms)")
         overview_url = reverse("analysis:overview", args=[dataset.pk])
-        median, p95 = _times(client, [overview_url] * 8)
+        median, p95 = request_times(client, [overview_url] * 8)
         print(f"   analysis overview median {median:6.1f} ms   p95 {p95:7.1f} ms   (dataset-wide aggregates)")
 
         started = time.perf_counter()
@@ -163,9 +140,3 @@ def main() -> None:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         print(f"   export peak Python memory {peak / 1e6:6.1f} MB for {SAMPLES:,} samples (streams; does not grow with rows)")
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-        teardown_test_environment()
-        for path in tmp.iterdir():
-            path.unlink()
-        tmp.rmdir()

@@ -16,10 +16,10 @@ Asserts nothing.
 import json
 import os
 import random
-import statistics
-import tempfile
 import time
 from pathlib import Path
+
+from bench.common import request_times, throwaway_database
 
 SAMPLES = int(os.environ.get("BENCH_SCALE_SAMPLES", "1000000"))
 BIG = int(os.environ.get("BENCH_SCALE_BIG", "100000"))
@@ -87,20 +87,6 @@ def _generate(n_samples: int, n_big: int):
     return dataset, categories, reviewer
 
 
-def _times(client, urls: list[str]) -> tuple[float, float]:
-    for url in urls[:2]:  # warm caches and template loading
-        client.get(url)
-    durations = []
-    for url in urls:
-        started = time.perf_counter()
-        response = client.get(url)
-        durations.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
-            print(f"   ! {url} -> {response.status_code}")
-    durations.sort()
-    return statistics.median(durations), durations[max(0, int(round(0.95 * len(durations))) - 1)]
-
-
 def _verdict(p95: float, target: float) -> str:
     return "met" if p95 < target else "MISSED"
 
@@ -130,10 +116,8 @@ def _bare_jsonl(dataset, path: Path) -> int:
 
 
 def main() -> None:
-    from django.conf import settings
     from django.db import connection
     from django.test import Client
-    from django.test.utils import setup_test_environment, teardown_test_environment
     from django.urls import reverse
 
     from review.counts import refresh_all
@@ -141,13 +125,7 @@ def main() -> None:
     from review.models import Sample
     from review.selectors import QUEUE_SORTS, queue_filters
 
-    settings.DEBUG = False
-    tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    if connection.vendor == "sqlite":
-        connection.settings_dict.setdefault("TEST", {})["NAME"] = str(tmp / "scale.sqlite3")
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
+    with throwaway_database("bench-scale-") as tmp:
         started = time.perf_counter()
         dataset, categories, reviewer = _generate(SAMPLES, BIG)
         print(f"   generated {SAMPLES:,} samples ({BIG:,} in one class; 3 modes each) in {connection.vendor} "
@@ -169,17 +147,17 @@ def main() -> None:
                 sample_urls = [reverse("review:sample", args=[rng.choice(big_ids)]) + query for _ in range(REQUESTS)]
                 queue_urls = [reverse("review:queue", args=[big.pk]) + query + f"&page={rng.randrange(1, 20)}"
                               for _ in range(REQUESTS)]
-                _, sample_p95 = _times(client, sample_urls)
-                _, queue_p95 = _times(client, queue_urls)
+                _, sample_p95 = request_times(client, sample_urls)
+                _, queue_p95 = request_times(client, queue_urls)
                 worst_sample, worst_queue = max(worst_sample, sample_p95), max(worst_queue, queue_p95)
                 print(f"   {filter_key:<12} {sort_key:<18} {sample_p95:8.1f} ms {queue_p95:7.1f} ms")
         print(f"   sample page worst p95 {worst_sample:6.1f} ms  target < {PAGE_TARGET_MS} ms  "
               f"{_verdict(worst_sample, PAGE_TARGET_MS)}")
         print(f"   queue page  worst p95 {worst_queue:6.1f} ms  target < {PAGE_TARGET_MS} ms  "
               f"{_verdict(worst_queue, PAGE_TARGET_MS)}")
-        _, p95 = _times(client, [reverse("analysis:overview", args=[dataset.pk])] * 10)
+        _, p95 = request_times(client, [reverse("analysis:overview", args=[dataset.pk])] * 10)
         print(f"   analysis overview p95 {p95:6.1f} ms  target < {OVERVIEW_TARGET_MS} ms  {_verdict(p95, OVERVIEW_TARGET_MS)}")
-        _, p95 = _times(client, [reverse("review:home") + f"?dataset={dataset.pk}"] * 10)
+        _, p95 = request_times(client, [reverse("review:home") + f"?dataset={dataset.pk}"] * 10)
         print(f"   home page         p95 {p95:6.1f} ms  target < {OVERVIEW_TARGET_MS} ms  {_verdict(p95, OVERVIEW_TARGET_MS)}")
 
         started = time.perf_counter()
@@ -198,9 +176,3 @@ def main() -> None:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         print(f"   export peak Python memory {peak / 1e6:6.1f} MB for {SAMPLES:,} samples (streams)")
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-        teardown_test_environment()
-        for path in tmp.iterdir():
-            path.unlink()
-        tmp.rmdir()
