@@ -146,3 +146,37 @@ def test_a_keyboard_session_exports_exactly_what_was_decided(browser_page, brows
     assert not reviews.filter(cause=Cause.NONE, sample__reasonings__mode=Mode.WITH_DEFINITIONS,
                               sample__reasonings__is_correct=False).exists()
     assert all(r.version == 1 for r in reviews), "a sample was saved twice"
+
+
+@pytest.mark.browser
+def test_unsaved_input_survives_closing_the_tab_and_going_back_to_the_queue(browser_page, browser_login, live_server,
+                                                                           reviewer, assigned_category, tmp_path):
+    other = CategoryFactory(dataset=assigned_category.dataset, name="换货", definition="用户申请更换商品")
+    sample = build(assigned_category, other)[PLAN.index("m3_wrong")]
+    page = browser_login(reviewer)
+    url = f"{live_server.url}/samples/{sample.pk}/?f=all&s=id"
+    page.goto(url)
+    page.wait_for_selector(f'#sample-page[data-sample-id="{sample.pk}"]')
+    page.keyboard.press("e")
+    page.keyboard.type(f"草稿：页面显示颜色与尺码。\n类别：{LABEL}")
+    page.keyboard.press("Escape")
+    page.keyboard.press("1")
+
+    # Close the tab; a new tab on the same sample gives the input back and says so.
+    second = page.context.new_page()
+    page.close()
+    second.goto(url)
+    second.wait_for_selector(".draft-restored:visible")
+    assert second.locator("#id_corrected_output").input_value() == f"草稿：页面显示颜色与尺码。\n类别：{LABEL}"
+    assert second.locator('input[name="cause"][value="definitions_overlap"]').is_checked()
+    # u (back to the queue) and back again: still there; a save clears it.
+    second.keyboard.press("u")
+    second.wait_for_selector("#queue")
+    second.goto(url)
+    second.wait_for_selector(".draft-restored:visible")
+    second.keyboard.press("Enter")
+    second.wait_for_selector("#notice:has-text('已保存')")
+    assert Review.objects.get(sample=sample).corrected_output.startswith("草稿：")
+    second.goto(url)
+    second.wait_for_selector(f'#sample-page[data-sample-id="{sample.pk}"]')
+    assert second.locator(".draft-restored").is_hidden()
