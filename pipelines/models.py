@@ -15,6 +15,7 @@ class JobKind(models.TextChoices):
     LOG_EXTRACTION = "log_extraction", "日志提取"
     FEEDBACK_IMPORT = "feedback_import", "反馈导入"
     DPO = "dpo", "DPO 偏好对"
+    CORRECTION_DRAFT = "correction_draft", "修正草稿"
 
 
 class JobStatus(models.TextChoices):
@@ -107,6 +108,7 @@ class PromptTemplate(models.Model):
         GENERATION_RESPONSE = "generation_response", "生成 回答"
         JUDGE = "judge", "评判"
         DPO_REJECT = "dpo_reject", "DPO reject"
+        CORRECTION_DRAFT = "correction_draft", "修正草稿"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     version = models.PositiveIntegerField()

@@ -128,16 +128,21 @@ def _mode3(rng, true: DemoCategory, predicted: DemoCategory, long: bool) -> str:
 
 
 def build_demo_records(
-    seed: int = DEMO_SEED, sample_count: int = DEMO_SAMPLE_COUNT
+    seed: int = DEMO_SEED, sample_count: int = DEMO_SAMPLE_COUNT, label_error_rate: float | None = None
 ) -> tuple[list[ClassificationRecord], dict[str, int]]:
-    """The demo samples as records (image paths still empty) and each sample's true class index."""
+    """The demo samples as records (image paths still empty) and each sample's true class index.
+
+    `label_error_rate` is the share of samples planted with a wrong label (default: the demo's 9);
+    with `seed` it makes other data sets of the same shape (the label-error benchmark's)."""
     rng = random.Random(seed)
     by_name = {c.name: c for c in DEMO_CATEGORIES}
     index_of = {c.name: i for i, c in enumerate(DEMO_CATEGORIES)}
     sizes = _sizes(rng, sample_count - 1, len(DEMO_CATEGORIES))
     records, true_index = [], {}
     number = 1000
-    planted = set(rng.sample(range(sample_count - 1), min(9, sample_count // 10)))
+    planted_count = (min(9, sample_count // 10) if label_error_rate is None
+                     else round(label_error_rate * (sample_count - 1)))
+    planted = set(rng.sample(range(sample_count - 1), planted_count))
     position = 0
     for category, size in zip(DEMO_CATEGORIES, sizes):
         for _ in range(size):
@@ -274,6 +279,51 @@ def _planted_reviews(dataset: Dataset, users: dict) -> int:
     return created
 
 
+def _draw_images(dataset: Dataset, records: list[ClassificationRecord], true_index: dict[str, int]) -> int:
+    """Draw each record's image (its TRUE class marked) where missing; sets `record.image`."""
+    folder = f"datasets/{dataset.pk}"
+    media_path(folder).mkdir(parents=True, exist_ok=True)
+    written = 0
+    for record in records:
+        relative = f"{folder}/{record.external_id}.png"
+        target = media_path(relative)
+        if not target.exists():
+            index = true_index[record.external_id]
+            draw_demo_image(DEMO_CATEGORIES[index], index, record.external_id).save(target, format="PNG", optimize=False)
+            written += 1
+        record.image = relative
+    return written
+
+
+@dataclass
+class GeneratedDataset:
+    dataset: Dataset
+    # External ids whose dataset label was planted wrong (the image shows another class).
+    wrong_label_ids: set[str]
+
+
+@transaction.atomic
+def generate_dataset(*, name: str, seed: int, sample_count: int = DEMO_SAMPLE_COUNT,
+                     label_error_rate: float | None = None, images: bool = True) -> GeneratedDataset:
+    """A data set shaped like the demo's (same classes, modes and mistakes) from another `seed`
+    and label-error rate, with the ids of its planted label errors: what the label-error ranking is
+    measured against. No users, assignments or reviews."""
+    dataset, _ = Dataset.objects.get_or_create(name=name, defaults={"description": f"生成的数据（seed {seed}）"})
+    records, true_index = build_demo_records(seed=seed, sample_count=sample_count, label_error_rate=label_error_rate)
+    if images:
+        _draw_images(dataset, records, true_index)
+    classification_records_save(dataset=dataset, records=records,
+                                categories=[(c.name, c.definition) for c in DEMO_CATEGORIES])
+    wrong = {r.external_id for r in records if DEMO_CATEGORIES[true_index[r.external_id]].name != r.label}
+    return GeneratedDataset(dataset, wrong)
+
+
+def demo_wrong_label_ids(sample_count: int = DEMO_SAMPLE_COUNT) -> set[str]:
+    """The external ids of the demo data set's planted label errors."""
+    records, true_index = build_demo_records(sample_count=sample_count)
+    return {r.external_id for r in records if DEMO_CATEGORIES[true_index[r.external_id]].name != r.label}
+
+
 LEGACY_DATASET_SUFFIX = "（旧版演示类别）"
 
 
@@ -305,17 +355,7 @@ def load_demo(*, sample_count: int = DEMO_SAMPLE_COUNT) -> DemoResult:
         name=DEMO_DATASET_NAME, defaults={"description": "23 个电商客服场景类别的演示数据（自动生成）"}
     )
     records, true_index = build_demo_records(sample_count=sample_count)
-    folder = f"datasets/{dataset.pk}"
-    media_path(folder).mkdir(parents=True, exist_ok=True)
-    written = 0
-    for record in records:
-        relative = f"{folder}/{record.external_id}.png"
-        target = media_path(relative)
-        if not target.exists():
-            index = true_index[record.external_id]
-            draw_demo_image(DEMO_CATEGORIES[index], index, record.external_id).save(target, format="PNG", optimize=False)
-            written += 1
-        record.image = relative
+    written = _draw_images(dataset, records, true_index)
     saved = classification_records_save(
         dataset=dataset, records=records, categories=[(c.name, c.definition) for c in DEMO_CATEGORIES]
     )

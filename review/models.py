@@ -363,3 +363,75 @@ class Assignment(models.Model):
 
     def __str__(self):
         return f"{self.reviewer} → {self.category}"
+
+
+class LabelSuspicion(models.Model):
+    """How strongly the evidence the product already has says a sample's dataset label is wrong
+    (`review.suspicion`): a score from 0 to 1, the class the evidence points to, and the evidence
+    itself, as the sample page explains it. Recomputed whenever that evidence changed
+    (`fingerprint`); never touched by reviews."""
+
+    sample = models.OneToOneField(Sample, on_delete=models.CASCADE, related_name="suspicion")
+    score = models.FloatField(default=0.0)
+    suggested_category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The witnesses (review.suspicion.Witness as dicts) the score was computed from.
+    evidence = models.JSONField(default=list, blank=True)
+    # A hash of everything the score was computed from; a different one means "recompute".
+    fingerprint = models.CharField(max_length=40)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["score"], name="label_suspicion_score")]
+
+    def __str__(self):
+        return f"{self.sample} suspicion {self.score:.2f}"
+
+
+class CorrectionDraft(models.Model):
+    """A model-drafted correction of a sample's mode-3 output (job kind "correction_draft").
+
+    A suggestion only: it reaches the training set solely through a reviewer's saved correction
+    (`review.services.review_save`), which records that it started from this draft and whether the
+    reviewer changed it. The draft is tied to the mode-3 version it rewrites, so a re-run output
+    never gets a stale draft offered.
+    """
+
+    class Status(models.TextChoices):
+        OFFERED = "offered", "待审核人处理"
+        ACCEPTED = "accepted", "已采用"
+        DISCARDED = "discarded", "已丢弃"
+        SUPERSEDED = "superseded", "已被新草稿替换"
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="correction_drafts")
+    text = models.TextField()
+    # The Reasoning.version of the mode-3 output this draft rewrites.
+    mode3_version = models.PositiveIntegerField()
+    # What review.rules.check_correction found when the draft was stored (re-checked when shown).
+    predicted_name = models.CharField(max_length=200, blank=True)
+    length = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True)
+    # External ids of the same-class outputs the model was shown as examples.
+    examples = models.JSONField(default=list, blank=True)
+    model_name = models.CharField(max_length=200, blank=True)
+    job = models.ForeignKey("pipelines.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OFFERED)
+    # The review whose saved correction started from this draft, and whether it differs from it.
+    review = models.ForeignKey(Review, null=True, blank=True, on_delete=models.SET_NULL, related_name="drafts_used")
+    edited = models.BooleanField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sample", "-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["sample", "job"], name="correction_draft_one_per_job"),
+        ]
+        indexes = [models.Index(fields=["sample", "status"], name="correction_draft_status")]
+
+    def __str__(self):
+        return f"draft for {self.sample} ({self.status})"

@@ -297,6 +297,8 @@ JOB_CONFIG_ERROR_LIMIT = env_int("JOB_CONFIG_ERROR_LIMIT", 3)
 LLM_ENDPOINT_ALLOWLIST = env_list("LLM_ENDPOINT_ALLOWLIST")
 # The mode-3 length limit (字数): queue filter, sample-page warning, analysis and export alike.
 TRAINSET_MAX_LENGTH = env_int("TRAINSET_MAX_LENGTH", 100)
+# From this suspicion score (0–1, review/suspicion.py) a sample is listed as 疑似标签错误.
+LABEL_SUSPICION_THRESHOLD = env_float("LABEL_SUSPICION_THRESHOLD", 0.4)
 # Optional tokenizer for length counting; empty means characters (the team's 字数).
 LENGTH_TOKENIZER = env("LENGTH_TOKENIZER", "")
 

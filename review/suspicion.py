@@ -1,0 +1,394 @@
+"""How strongly the evidence says a sample's dataset label is wrong: a score, its reasons, a ranking.
+
+The evidence is what the product already has about a sample; each piece is a *witness* naming one
+class, with a weight:
+
+- the model's answer in mode 1 (free reasoning), mode 2 (given the definitions) and mode 3 (given
+  the definitions, ≤ TRAINSET_MAX_LENGTH 字): weight 1 each — the class its answer line names;
+- the image information (the team's picture2text description and the structured `image_info`):
+  weight 2 — the class whose definition it matches best (below). It describes what the image
+  shows without choosing a class, so it does not share the classifier's confusions; that is why
+  it counts double.
+
+Where the endpoint returned token log-probabilities for an answer (`raw_response`), a mode's weight
+is multiplied by the probability the model gave the class name it wrote (the product of its
+tokens' probabilities): a hesitant answer counts less, for the label as against it.
+
+    score = max(0, max over classes c ≠ label of (weight naming c) − (weight naming the label)) / 5
+
+5 is the weight of all witnesses together, so the score is the net share of the evidence for the
+most-named other class: 1.0 when all of it names one other class, 0 when the label holds at least
+as much as any other class. A sample missing evidence (no image information, an unparseable
+answer) can reach less. The sample is *suspected* at LABEL_SUSPICION_THRESHOLD (0.4 — e.g. two
+modes naming one other class and nothing for the label, or the image information alone against
+the label with the modes split). The class with the most weight is the suggestion.
+
+Matching the image information with a definition: both are cut into overlapping two-character
+pieces (CJK has no spaces); a piece found in many definitions says little, so each counts
+log(number of classes / classes whose definition has it). The match of class c is the counted share
+of c's name + definition found in the image information. The best-matching class is the
+witness's class, unless another class matches about as well (within 10 %): then the image
+information is left out, as it does not tell them apart.
+
+Scores are stored (`LabelSuspicion`) and recomputed by `suspicions_refresh` only for samples whose
+evidence changed (label, outputs, image information, definitions, this formula's version).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F, FilteredRelation, Q, QuerySet
+
+from .models import Category, LabelSuspicion, Mode, Reasoning, Sample
+
+# Bump when the formula changes: every stored score is then recomputed on the next refresh.
+FORMULA_VERSION = "1"
+MODE_WEIGHT = 1.0
+INFO_WEIGHT = 2.0
+# The image information names its best-matching class only when that match is at least this many
+# times the next best one's.
+INFO_CLEAR_LEAD = 1.1
+TOTAL_WEIGHT = 3 * MODE_WEIGHT + INFO_WEIGHT
+MODE_SOURCES = {Mode.FREE: "mode1", Mode.WITH_DEFINITIONS: "mode2", Mode.LIMITED: "mode3"}
+SOURCE_LABELS = {"mode1": "模式1（自由推理）", "mode2": "模式2（给出定义）", "mode3": "模式3（给出定义，限字数）",
+                 "info": "图片信息"}
+REFRESH_CHUNK = 500
+
+
+def threshold() -> float:
+    """The score from which a sample is suspected (LABEL_SUSPICION_THRESHOLD), read live."""
+    return float(getattr(settings, "LABEL_SUSPICION_THRESHOLD", 0.4))
+
+
+# --------------------------------------------------------------------------- witnesses
+@dataclass
+class Witness:
+    """One piece of evidence: `source` names `category_id` with `weight` (base × confidence)."""
+
+    source: str
+    category_id: int
+    category_name: str
+    weight: float
+    # The probability of the class name from log-probabilities (modes), or the definition match
+    # share (image information); None when there is none.
+    confidence: float | None = None
+    # For the image information: the label's own match share, to show beside the best one.
+    label_match: float | None = None
+
+    @property
+    def source_label(self) -> str:
+        return SOURCE_LABELS.get(self.source, self.source)
+
+
+@dataclass
+class Suspicion:
+    """The score of one sample, the class the evidence points to, and the witnesses."""
+
+    score: float
+    suggested_id: int | None
+    suggested_name: str
+    witnesses: list[Witness] = field(default_factory=list)
+    label_weight: float = 0.0
+    suggested_weight: float = 0.0
+
+    @property
+    def suspected(self) -> bool:
+        return self.score >= threshold()
+
+
+def suspicion_score(*, label_id: int, witnesses: Sequence[Witness]) -> Suspicion:
+    """The formula (module docstring) over `witnesses`."""
+    label_weight = sum(w.weight for w in witnesses if w.category_id == label_id)
+    others: Counter[int] = Counter()
+    names: dict[int, str] = {}
+    for w in witnesses:
+        if w.category_id != label_id:
+            others[w.category_id] += w.weight
+            names[w.category_id] = w.category_name
+    if not others:
+        return Suspicion(0.0, None, "", list(witnesses), label_weight, 0.0)
+    # The most weight; ties go to the class named first (mode 1, 2, 3, then the image information).
+    best = max(others, key=lambda c: (others[c], -[w.category_id for w in witnesses].index(c)))
+    net = max(0.0, others[best] - label_weight)
+    return Suspicion(round(net / TOTAL_WEIGHT, 4), best, names[best], list(witnesses), label_weight, others[best])
+
+
+# --------------------------------------------------------------------------- log-probabilities
+def _token_logprobs(raw: Any) -> list[dict] | None:
+    """The per-token log-probabilities in a stored response: the OpenAI shape
+    (`choices[0].logprobs.content`) or just that list under `logprobs`."""
+    if not isinstance(raw, dict):
+        return None
+    tokens = raw.get("logprobs")
+    if isinstance(tokens, dict):
+        tokens = tokens.get("content")
+    if tokens is None:
+        choices = raw.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            logprobs = choices[0].get("logprobs")
+            tokens = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(tokens, list) or not tokens:
+        return None
+    if not all(isinstance(t, dict) and isinstance(t.get("token"), str)
+               and isinstance(t.get("logprob"), (int, float)) for t in tokens):
+        return None
+    return tokens
+
+
+def class_name_probability(raw: Any, class_name: str) -> float | None:
+    """The probability the model gave the class name in its answer: the product of the
+    probabilities of the tokens that spell its last occurrence. None without log-probabilities
+    (or when the name is not spelled out in the tokens)."""
+    tokens = _token_logprobs(raw)
+    if not tokens or not class_name:
+        return None
+    text = "".join(t["token"] for t in tokens)
+    start = text.rfind(class_name)
+    if start < 0:
+        return None
+    end = start + len(class_name)
+    total, position = 0.0, 0
+    for token in tokens:
+        token_start, position = position, position + len(token["token"])
+        if position > start and token_start < end:
+            total += float(token["logprob"])
+    return max(0.0, min(1.0, math.exp(total)))
+
+
+# --------------------------------------------------------------------------- image information
+_NOT_TEXT = re.compile(r"[\s\W_\d]+")
+
+
+def _pieces(text: str) -> set[str]:
+    """Overlapping two-character pieces of the letters of `text` (punctuation, digits removed)."""
+    letters = _NOT_TEXT.sub("", text or "")
+    return {letters[i:i + 2] for i in range(len(letters) - 1)}
+
+
+def info_text(*, description: str, image_info: Any) -> str:
+    """The image information as one text: the description, then every value of `image_info`
+    (its `_source` provenance left out)."""
+    parts = [description or ""]
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key != "_source":
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif value is not None:
+            parts.append(str(value))
+
+    walk(image_info)
+    return "\n".join(p for p in parts if p)
+
+
+class DefinitionMatcher:
+    """Matches image information with a dataset's class definitions (module docstring)."""
+
+    def __init__(self, categories: Iterable[tuple[int, str, str]]):
+        """`categories`: (id, name, effective definition) of every class of the dataset."""
+        self.names: dict[int, str] = {}
+        self.pieces: dict[int, set[str]] = {}
+        for category_id, name, definition in categories:
+            self.names[category_id] = name
+            self.pieces[category_id] = _pieces(name) | _pieces(definition)
+        counts = Counter(piece for pieces in self.pieces.values() for piece in pieces)
+        n = len(self.pieces)
+        self.weight = {piece: math.log(n / count) for piece, count in counts.items()}
+        self.totals = {c: sum(self.weight[p] for p in pieces) for c, pieces in self.pieces.items()}
+
+    def matches(self, text: str) -> dict[int, float]:
+        """Per class, the weighted share of its name + definition found in `text` (0–1)."""
+        found = _pieces(text)
+        return {c: (sum(self.weight[p] for p in pieces & found) / self.totals[c]) if self.totals[c] else 0.0
+                for c, pieces in self.pieces.items()}
+
+    def witness(self, text: str, *, label_id: int) -> Witness | None:
+        """The image information's witness, or None when it matches no definition at all."""
+        if not text.strip() or not self.pieces:
+            return None
+        shares = self.matches(text)
+        best = max(shares, key=lambda c: (shares[c], c == label_id))
+        if shares[best] <= 0:
+            return None
+        label_share = shares.get(label_id, 0.0)
+        runner_up = max((share for c, share in shares.items() if c != best), default=0.0)
+        if shares[best] < runner_up * INFO_CLEAR_LEAD:
+            return None  # another class matches about as well: the information does not tell them apart
+        return Witness("info", best, self.names[best], INFO_WEIGHT, round(shares[best], 4), round(label_share, 4))
+
+
+# --------------------------------------------------------------------------- one sample
+@dataclass
+class Answer:
+    """What a mode's stored answer says (a Reasoning's fields the score reads)."""
+
+    mode: int
+    predicted_category_id: int | None
+    predicted_name: str
+    raw_response: Any = None
+
+
+def sample_suspicion(*, label_id: int, answers: Iterable[Answer], info: str, matcher: DefinitionMatcher) -> Suspicion:
+    """The score of one sample from its answers and image information."""
+    witnesses = []
+    for answer in sorted(answers, key=lambda a: a.mode):
+        if answer.mode not in MODE_SOURCES or answer.predicted_category_id is None:
+            continue
+        name = matcher.names.get(answer.predicted_category_id, answer.predicted_name)
+        probability = class_name_probability(answer.raw_response, name)
+        weight = MODE_WEIGHT * (probability if probability is not None else 1.0)
+        witnesses.append(Witness(MODE_SOURCES[answer.mode], answer.predicted_category_id, name, round(weight, 4),
+                                 None if probability is None else round(probability, 4)))
+    info_witness = matcher.witness(info, label_id=label_id)
+    if info_witness is not None:
+        witnesses.append(info_witness)
+    return suspicion_score(label_id=label_id, witnesses=witnesses)
+
+
+# --------------------------------------------------------------------------- stored scores
+def _definitions(dataset_id: int) -> list[tuple[int, str, str]]:
+    return [(c.pk, c.name, c.effective_definition)
+            for c in Category.objects.filter(dataset_id=dataset_id).order_by("position", "name", "pk")]
+
+
+def _definitions_hash(definitions: Sequence[tuple[int, str, str]]) -> str:
+    return hashlib.sha1(repr(list(definitions)).encode()).hexdigest()
+
+
+def _with_modes(samples: QuerySet[Sample]) -> QuerySet[Sample]:
+    relations = {f"s{mode}": FilteredRelation("reasonings", condition=Q(reasonings__mode=mode)) for mode in MODE_SOURCES}
+    return samples.annotate(**relations)
+
+
+def _fingerprint(row: Mapping[str, Any], definitions_hash: str) -> str:
+    parts = [FORMULA_VERSION, definitions_hash, row["label_id"], row["updated_at"].isoformat()]
+    for mode in MODE_SOURCES:
+        parts += [row[f"s{mode}__id"], row[f"s{mode}__updated_at"] and row[f"s{mode}__updated_at"].isoformat()]
+    return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()
+
+
+def suspicions_refresh(*, samples: QuerySet[Sample]) -> int:
+    """Recompute the stored suspicion of those of `samples` whose evidence changed (or that have
+    none yet); returns how many were written. One light query when nothing changed."""
+    columns = ["pk", "dataset_id", "label_id", "updated_at", "suspicion__fingerprint"]
+    for mode in MODE_SOURCES:
+        columns += [f"s{mode}__id", f"s{mode}__updated_at"]
+    rows = list(_with_modes(samples.order_by()).values(*columns))
+    definitions: dict[int, tuple[list, str]] = {}
+    stale: dict[int, str] = {}
+    for row in rows:
+        if row["dataset_id"] not in definitions:
+            defs = _definitions(row["dataset_id"])
+            definitions[row["dataset_id"]] = (defs, _definitions_hash(defs))
+        fingerprint = _fingerprint(row, definitions[row["dataset_id"]][1])
+        if fingerprint != row["suspicion__fingerprint"]:
+            stale[row["pk"]] = fingerprint
+    if not stale:
+        return 0
+    matchers = {dataset_id: DefinitionMatcher(defs) for dataset_id, (defs, _) in definitions.items()}
+    ids = list(stale)
+    written = 0
+    for start in range(0, len(ids), REFRESH_CHUNK):
+        chunk = ids[start:start + REFRESH_CHUNK]
+        answers: dict[int, list[Answer]] = {}
+        for r in Reasoning.objects.filter(sample_id__in=chunk, mode__in=list(MODE_SOURCES)).values(
+                "sample_id", "mode", "predicted_category_id", "predicted_name", "raw_response"):
+            answers.setdefault(r["sample_id"], []).append(
+                Answer(r["mode"], r["predicted_category_id"], r["predicted_name"], r["raw_response"]))
+        rows_out = []
+        for s in Sample.objects.filter(pk__in=chunk).values("pk", "dataset_id", "label_id", "description", "image_info"):
+            result = sample_suspicion(label_id=s["label_id"], answers=answers.get(s["pk"], []),
+                                      info=info_text(description=s["description"], image_info=s["image_info"]),
+                                      matcher=matchers[s["dataset_id"]])
+            rows_out.append(LabelSuspicion(
+                sample_id=s["pk"], score=result.score, suggested_category_id=result.suggested_id,
+                evidence=[asdict(w) for w in result.witnesses], fingerprint=stale[s["pk"]],
+            ))
+        LabelSuspicion.objects.bulk_create(
+            rows_out, update_conflicts=True, unique_fields=["sample"],
+            update_fields=["score", "suggested_category", "evidence", "fingerprint", "computed_at"],
+        )
+        written += len(rows_out)
+    return written
+
+
+# --------------------------------------------------------------------------- reading
+@dataclass
+class SuspicionView:
+    """A stored suspicion as the sample page explains it."""
+
+    score: float
+    suspected: bool
+    threshold: float
+    suggested_name: str
+    witnesses: list[Witness]
+    label_name: str
+
+    @property
+    def against(self) -> list[Witness]:
+        return [w for w in self.witnesses if w.category_name != self.label_name]
+
+    @property
+    def for_label(self) -> list[Witness]:
+        return [w for w in self.witnesses if w.category_name == self.label_name]
+
+    @property
+    def suggested_weight(self) -> float:
+        return round(sum(w.weight for w in self.witnesses if w.category_name == self.suggested_name), 2)
+
+    @property
+    def label_weight(self) -> float:
+        return round(sum(w.weight for w in self.for_label), 2)
+
+    @property
+    def total_weight(self) -> float:
+        return TOTAL_WEIGHT
+
+
+def suspicion_for(sample: Sample) -> SuspicionView | None:
+    """The sample's current suspicion (refreshed first), or None when nothing suggests another class."""
+    suspicions_refresh(samples=Sample.objects.filter(pk=sample.pk))
+    row = LabelSuspicion.objects.filter(sample_id=sample.pk).select_related("suggested_category").first()
+    if row is None or row.score <= 0:
+        return None
+    witnesses = [Witness(**w) for w in row.evidence]
+    return SuspicionView(row.score, row.score >= threshold(), threshold(),
+                         row.suggested_category.name if row.suggested_category else "", witnesses, sample.label.name)
+
+
+def ranked_samples(*, samples: QuerySet[Sample]) -> QuerySet[Sample]:
+    """`samples` with a score above 0, most suspect first (ties by id as imported), refreshed
+    first; each carries `suspicion_score` and `suggested_name`."""
+    suspicions_refresh(samples=samples)
+    return (samples.filter(suspicion__score__gt=0)
+            .annotate(suspicion_score=F("suspicion__score"), suggested_name=F("suspicion__suggested_category__name"))
+            .order_by("-suspicion__score", "external_id"))
+
+
+# --------------------------------------------------------------------------- measuring
+@dataclass
+class RankingQuality:
+    k: int
+    precision: float
+    recall: float
+    hits: int
+
+
+def ranking_quality(ranked_ids: Sequence[str], wrong_ids: set[str], ks: Iterable[int] = (10, 20, 50)) -> list[RankingQuality]:
+    """precision@k and recall@k of a ranking against the ids whose label is known to be wrong."""
+    result = []
+    for k in ks:
+        hits = sum(1 for i in ranked_ids[:k] if i in wrong_ids)
+        result.append(RankingQuality(k, hits / k if k else 0.0, hits / len(wrong_ids) if wrong_ids else 0.0, hits))
+    return result
