@@ -12,6 +12,7 @@ JOB_KIND_MODULES = (
     "pipelines.logs",
     "pipelines.feedback",
     "pipelines.dpo",
+    "pipelines.correction_drafts",
 )
 
 for _name in JOB_KIND_MODULES:

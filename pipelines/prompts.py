@@ -48,17 +48,29 @@ MODE3 = """你是电商客服场景的图片分类助手。以下是各个类别
 INFO_EXTRACTION = """请对这张电商客服场景图片进行信息提取，只输出一个 JSON 对象，不要输出其他内容。字段如下：
 {"visible_text": ["图中可见的文字"], "objects": ["主要物体"], "screen_elements": ["界面元素，如按钮、标签、输入框"], "scene": "一句话描述图片场景"}"""
 
+# The drafted correction of a wrong or too-long mode-3 output (pipelines/correction_drafts.py), with
+# its own placeholders: {label}, {definition}, {limit} and {examples} (correct outputs of the class).
+CORRECTION_DRAFT = """你是电商客服场景图片分类训练数据的修订助手，请为这张图片起草一条修正输出（修正草稿）。
+这张图片的类别是“{label}”。类别定义：{definition}
+
+下面是同一类别中正确、且在{limit}字以内的输出，请学习它们的分析过程和格式：
+{examples}
+
+请按照同样的分析过程和格式，为这张图片写一条输出：先根据图片中能看到的内容说明它为什么属于“{label}”，
+最后一行写“类别：{label}”。全部内容不超过{limit}字，只输出这条内容本身。"""
+
 DEFAULTS: dict[str, str] = {
     Kind.CLASSIFICATION_MODE1: MODE1,
     Kind.CLASSIFICATION_MODE2: MODE2,
     Kind.CLASSIFICATION_MODE3: MODE3,
     Kind.INFO_EXTRACTION: INFO_EXTRACTION,
+    Kind.CORRECTION_DRAFT: CORRECTION_DRAFT,
 }
 
 MODE_KINDS = {1: Kind.CLASSIFICATION_MODE1, 2: Kind.CLASSIFICATION_MODE2, 3: Kind.CLASSIFICATION_MODE3}
 # The prompt kinds this area edits (others own the generation/judge/DPO prompts).
 EDITABLE_KINDS = (Kind.CLASSIFICATION_MODE1, Kind.CLASSIFICATION_MODE2, Kind.CLASSIFICATION_MODE3,
-                  Kind.INFO_EXTRACTION)
+                  Kind.INFO_EXTRACTION, Kind.CORRECTION_DRAFT)
 
 
 def render_prompt(text: str, *, categories: Iterable = ()) -> str:
@@ -101,6 +113,9 @@ def prompt_save_version(*, kind: str, text: str, note: str = "", user=None) -> P
         raise ApplicationError("提示词不能为空")
     if kind in MODE_KINDS.values() and "类别" not in text:
         raise ApplicationError("分类提示词必须要求以“类别：<名称>”的格式回答")
+    missing = [p for p in ("{label}", "{limit}", "{examples}") if kind == Kind.CORRECTION_DRAFT and p not in text]
+    if missing:
+        raise ApplicationError(f"修正草稿提示词必须包含 {'、'.join(missing)}（类别、字数限制、同类别示例）")
     latest = PromptTemplate.objects.select_for_update().filter(kind=kind).order_by("-version").first()
     if latest is not None and latest.text.strip() == text:
         return latest  # unchanged: no new version

@@ -24,6 +24,7 @@ from .models import (
     Assignment,
     Category,
     Cause,
+    CorrectionDraft,
     Dataset,
     Mode,
     Reasoning,
@@ -52,7 +53,31 @@ def review_snapshot(review: Review | None) -> dict[str, Any]:
         "note": review.note,
         "judged_versions": review.judged_versions,
         "reviewer": review.reviewer.get_username() if review.reviewer_id else "",
+        "correction_draft": _draft_provenance(review),
     }
+
+
+def _draft_provenance(review: Review) -> dict[str, Any] | None:
+    """The drafted correction the review's correction started from, and whether it was changed."""
+    draft = (CorrectionDraft.objects.filter(review=review, status=CorrectionDraft.Status.ACCEPTED)
+             .values("pk", "edited").first()) if review.pk else None
+    return {"id": draft["pk"], "edited": bool(draft["edited"])} if draft else None
+
+
+def _record_draft_use(*, review: Review, corrected_output: str, draft: CorrectionDraft | None, user) -> None:
+    """Provenance of the saved correction: the draft it started from is linked to the review as
+    accepted, with whether the reviewer changed it; a correction of the reviewer's own (or none)
+    unlinks a draft linked before (offered again when the correction was removed)."""
+    linked = CorrectionDraft.objects.filter(review=review, status=CorrectionDraft.Status.ACCEPTED)
+    if draft is not None and corrected_output:
+        linked.exclude(pk=draft.pk).update(status=CorrectionDraft.Status.SUPERSEDED, review=None, edited=None)
+        CorrectionDraft.objects.filter(pk=draft.pk).update(
+            status=CorrectionDraft.Status.ACCEPTED, review=review, edited=corrected_output != reviewer_text(draft.text),
+            decided_by=user, decided_at=timezone.now())
+    elif corrected_output:
+        linked.update(status=CorrectionDraft.Status.SUPERSEDED, review=None, edited=None)
+    else:
+        linked.update(status=CorrectionDraft.Status.OFFERED, review=None, edited=None, decided_by=None, decided_at=None)
 
 
 def conflict_error(review: Review, version: int) -> ApplicationError:
@@ -113,6 +138,7 @@ def review_save(
     version: int,
     suggestion_uncertain: bool = False,
     correction_override: bool = False,
+    correction_draft: CorrectionDraft | None = None,
 ) -> Review:
     """Save a reviewer's verdict on `sample` and record the change in the edit history.
 
@@ -129,11 +155,15 @@ def review_save(
     `corrected_output` equal to the mode-3 output (or blank) means "keep the model's output" and
     is stored as "". The review records the reasoning versions it judged. Saving the values
     already saved is a no-op (no new version), even with a stale `version` (a double submit).
+    `correction_draft` (a CorrectionDraft of this sample) says the correction started from that
+    drafted correction: the review and its edit history record it, and whether the text was changed.
     """
     if not can_change_category(user, sample.label_id):
         raise ApplicationError("你没有被分配这个类别，只能查看，不能修改。", code="forbidden")
     if cause not in Cause.values and cause != "":
         raise ApplicationError(f"未知的错误原因：{cause}", code="invalid")
+    if correction_draft is not None and correction_draft.sample_id != sample.pk:
+        raise ApplicationError("修正草稿不属于这条样本。", code="invalid")
     if cause == Cause.NONE and rules.sample_status(sample.pk).mode2_error:
         raise ApplicationError("模式2推理错误：原因不能是“无错误”，请选择 (1)/(2)/(3)。", code="invalid")
     label_error = implied_label_error(cause, label_error)
@@ -180,6 +210,8 @@ def review_save(
         and review.suggested_label_id == (suggested_label.pk if suggested_label else None)
         and review.suggestion_uncertain == bool(suggestion_uncertain)
         and review.note == note
+        and (correction_draft is None or not corrected_output
+             or (_draft_provenance(review) or {}).get("id") == correction_draft.pk)
     )
     if int(version) != current_version:
         if review is None:
@@ -213,6 +245,7 @@ def review_save(
     review.judged_versions = _current_versions(sample)
     review.version = current_version + 1
     review.save()
+    _record_draft_use(review=review, corrected_output=corrected_output, draft=correction_draft, user=user)
     ReviewEdit.objects.create(
         review=review, editor=user, version=review.version, before=before, after=review_snapshot(review)
     )
