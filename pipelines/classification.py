@@ -2,7 +2,8 @@
 
 Parameters: `dataset` (name or id), `mode` (1/2/3), optionally `categories` (names; default all),
 `sample_ids` (a subset), `prompt_template_id` (default: the mode's newest version, pinned when the
-job is created), plus the engine's overrides (model, temperature, max_tokens, concurrency …).
+job is created), `logprobs` (ask the server for token log-probabilities; the answer line's are kept
+in `raw_response` for the label-error ranking), plus the engine's overrides (model, temperature, max_tokens, concurrency …).
 
 Each answer becomes a version of the sample's Reasoning for the mode, recording the prompt version
 and the model (`review.services.reasonings_store`): on a reviewed sample it waits for the reviewer
@@ -147,6 +148,29 @@ def accuracy(*, sample_ids: list[int] | None = None, category: Category | None =
     return row
 
 
+ANSWER_TOKENS_KEPT = 64
+
+
+def answer_line_logprobs(raw: Any) -> list[dict[str, Any]] | None:
+    """The token log-probabilities of the answer's last line (where the class is named), from a
+    response asked with `logprobs: true`; None when the server returned none. Only that line is
+    kept: it is what the label-error ranking reads (review.suspicion), the rest would only fill the
+    database."""
+    choices = raw.get("choices") if isinstance(raw, dict) else None
+    logprobs = choices[0].get("logprobs") if choices and isinstance(choices[0], dict) else None
+    tokens = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(tokens, list) or not tokens:
+        return None
+    tokens = [{"token": t["token"], "logprob": t["logprob"]} for t in tokens
+              if isinstance(t, dict) and isinstance(t.get("token"), str) and isinstance(t.get("logprob"), (int, float))]
+    start = max(0, len(tokens) - ANSWER_TOKENS_KEPT)
+    for i in range(len(tokens) - 1, start - 1, -1):
+        if "\n" in tokens[i]["token"] and i < len(tokens) - 1:
+            start = i + 1
+            break
+    return tokens[start:] or None
+
+
 @register
 class ClassificationHandler(JobKindHandler):
     kind = JobKind.CLASSIFICATION
@@ -182,6 +206,9 @@ class ClassificationHandler(JobKindHandler):
             "prompt_template_id": template.pk,
             "prompt_version": template.version,
             "model": params.get("model") or settings.LLM_VISION_MODEL,
+            # Ask for token log-probabilities (servers that support them): the class name's
+            # probability weighs the answer in the label-error ranking.
+            "logprobs": bool(params.get("logprobs")),
         })
         if params.get("sample_ids") is not None:
             cleaned["sample_ids"] = [int(s) for s in params["sample_ids"]]
@@ -236,9 +263,13 @@ class ClassificationHandler(JobKindHandler):
         # A truncated or empty answer raises LLMError here: the item fails and never reaches the
         # store, so it can never replace a stored output.
         result = await llm.chat(payload["messages"], model=params.get("model"), temperature=params.get("temperature"),
-                                top_p=params.get("top_p"), max_tokens=params.get("max_tokens"))
+                                top_p=params.get("top_p"), max_tokens=params.get("max_tokens"),
+                                extra={"logprobs": True} if params.get("logprobs") else None)
         raw = {k: result.raw.get(k) for k in ("id", "model", "usage") if k in result.raw}
         raw["finish_reason"] = result.finish_reason
+        answer_tokens = answer_line_logprobs(result.raw)
+        if answer_tokens:
+            raw["logprobs"] = answer_tokens
         if result.reasoning:
             raw["reasoning_content"] = result.reasoning
         text = answer_with_reasoning(result.text, result.reasoning, asked=asks_for_reasoning(payload["messages"]))

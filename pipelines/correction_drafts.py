@@ -29,7 +29,8 @@ from review.services import correction_check
 
 from .classification import _PromptCache, image_message, resolve_categories, resolve_dataset
 from .jobkinds import ItemFailed, JobKindHandler, register
-from .models import Job, JobKind, PromptTemplate
+from .jobs import ACTIVE_STATUSES
+from .models import ItemStatus, Job, JobItem, JobKind, PromptTemplate
 from .prompts import prompt_current
 
 # Why the model's own mode-3 output cannot be exported as it is (review.rules): these get drafts.
@@ -47,7 +48,8 @@ def render_draft_prompt(text: str, *, label: str, definition: str, limit: int, e
 def drafted_sample_ids(*, dataset_id: int, category_ids: list[int] | None = None, sample_ids: list[int] | None = None,
                        redraft: bool = False) -> list[int]:
     """The samples a drafting job works on: mode 3 wrong, unparseable or too long, not corrected and
-    not flagged as a label error (review.rules export status), in class and id order."""
+    not flagged as a label error (review.rules export status), not waiting in another drafting job,
+    in class and id order."""
     samples = Sample.objects.filter(dataset_id=dataset_id)
     if category_ids:
         samples = samples.filter(label_id__in=category_ids)
@@ -55,6 +57,12 @@ def drafted_sample_ids(*, dataset_id: int, category_ids: list[int] | None = None
         samples = samples.filter(pk__in=sample_ids)
     rows = list(rules.with_status(samples).filter(export_status__in=DRAFTED_STATUSES)
                 .order_by("label__position", "label_id", "external_id").values_list("pk", "m3__version"))
+    # A sample another drafting job is still working on is not drafted twice (a double click).
+    in_flight = set(JobItem.objects.filter(
+        job__kind=JobKind.CORRECTION_DRAFT, job__status__in=ACTIVE_STATUSES,
+        status__in=(ItemStatus.PENDING, ItemStatus.RUNNING), key__in=[str(pk) for pk, _ in rows],
+    ).values_list("key", flat=True))
+    rows = [(pk, version) for pk, version in rows if str(pk) not in in_flight]
     if redraft:
         return [pk for pk, _ in rows]
     waiting = set(CorrectionDraft.objects.filter(sample_id__in=[pk for pk, _ in rows], status=CorrectionDraft.Status.OFFERED)
@@ -188,7 +196,3 @@ class CorrectionDraftHandler(JobKindHandler):
                 "drafts": row["passed"] + row["failed_checks"], "passed_checks": row["passed"],
                 "failed_checks": row["failed_checks"]}
 
-
-def category_for_drafts(category: Category) -> int:
-    """How many samples of `category` a drafting job would draft for now (the class page's button)."""
-    return len(drafted_sample_ids(dataset_id=category.dataset_id, category_ids=[category.pk]))

@@ -41,7 +41,8 @@ class ClassificationJobForm(EngineParamsForm):
         queryset=Category.objects.select_related("dataset").order_by("dataset__name", "position", "name"),
         widget=forms.SelectMultiple(attrs={"size": 10}),
     )
-    field_order = ["dataset", "mode", "categories"]
+    logprobs = forms.BooleanField(label="请求 token 概率（logprobs，服务器支持时；用于疑似标签错误排序）", required=False)
+    field_order = ["dataset", "mode", "categories", "logprobs"]
 
     def clean(self):
         cleaned = super().clean()
@@ -52,7 +53,8 @@ class ClassificationJobForm(EngineParamsForm):
 
     def job_params(self) -> dict:
         return {"dataset": self.cleaned_data["dataset"].pk, "mode": self.cleaned_data["mode"],
-                "categories": [c.name for c in self.cleaned_data.get("categories") or []], **self.engine_params()}
+                "categories": [c.name for c in self.cleaned_data.get("categories") or []],
+                "logprobs": bool(self.cleaned_data.get("logprobs")), **self.engine_params()}
 
 
 class InfoExtractionJobForm(EngineParamsForm):

@@ -23,6 +23,7 @@ from django.utils import timezone
 from review.errors import ApplicationError
 from review.jsonfiles import read_record_file
 from review.models import Dataset, Sample
+from review.suspicion import suspicions_refresh
 
 from .classification import _PromptCache, image_message, resolve_categories, resolve_dataset
 from .jobkinds import ItemFailed, JobKindHandler, register
@@ -109,6 +110,7 @@ class InfoExtractionHandler(JobKindHandler):
         info["_source"] = {"job_id": job.pk, "model": output.get("model") or job.params.get("model"),
                            "prompt_version": job.params.get("prompt_version")}
         Sample.objects.filter(pk=payload["sample_id"]).update(image_info=info, updated_at=timezone.now())
+        suspicions_refresh(sample_ids=[payload["sample_id"]])  # the image information is evidence
         return {"fields": sorted(k for k in info if not k.startswith("_"))}
 
     def finalize(self, job: Job) -> dict[str, Any]:
@@ -238,4 +240,6 @@ def info_extra_import(*, dataset: Dataset, paths: Iterable[Path], encoding: str 
                 result.updated += 1
             else:
                 result.unchanged += 1
+    # Descriptions and image information are evidence of the label-error suspicion.
+    suspicions_refresh(samples=Sample.objects.filter(dataset=dataset))
     return result

@@ -108,7 +108,7 @@ class SampleViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         # Viewing is open to every signed-in user; `can_change` tells what they may edit.
         return (
-            Sample.objects.select_related("label", "review", "review__reviewer")
+            Sample.objects.select_related("label", "review", "review__reviewer", "suspicion__suggested_category")
             .prefetch_related("reasonings")
             .order_by("label__position", "label__name", "external_id")
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from . import rules
@@ -39,15 +40,16 @@ class DraftView:
 def draft_for(*, sample: Sample, mode3: Reasoning | None, review: Review | None) -> DraftView | None:
     """The draft the sample page shows: the one the review's correction came from, else the newest
     draft waiting for the current mode-3 output (None when there is neither)."""
-    draft = None
+    shown = Q(pk__in=[])
+    if mode3 is not None:
+        shown |= Q(status=CorrectionDraft.Status.OFFERED, mode3_version=mode3.version)
     if review is not None and review.pk:
-        draft = CorrectionDraft.objects.filter(review=review, status=CorrectionDraft.Status.ACCEPTED).first()
-    in_use = draft is not None
-    if draft is None and mode3 is not None:
-        draft = (CorrectionDraft.objects.filter(sample=sample, status=CorrectionDraft.Status.OFFERED,
-                                                mode3_version=mode3.version).order_by("-created_at", "-pk").first())
+        shown |= Q(review=review, status=CorrectionDraft.Status.ACCEPTED)
+    in_use_first = Case(When(status=CorrectionDraft.Status.ACCEPTED, then=Value(0)), default=Value(1))
+    draft = CorrectionDraft.objects.filter(sample=sample).filter(shown).order_by(in_use_first, "-created_at", "-pk").first()
     if draft is None:
         return None
+    in_use = draft.status == CorrectionDraft.Status.ACCEPTED
     check = correction_check(sample=sample, text=draft.text)
     return DraftView(draft, check, text_diff(mode3.output if mode3 else "", draft.text), in_use)
 

@@ -347,12 +347,13 @@ def trainset_error_markdown(*, dataset: Dataset) -> Iterator[str]:
         yield "\n（暂无标签错误样本）\n"
 
 
-MODE2_ERRORS_CSV_HEADER = ("类别", "样本ID", "模式2预测", "原因", "标签错误", "建议类别", "备注", "审核人")
+MODE2_ERRORS_CSV_HEADER = ("类别", "样本ID", "模式2预测", "原因", "标签错误", "建议类别", "备注", "审核人", "疑似标签错误度")
 
 
 def mode2_errors_csv(*, dataset: Dataset) -> Iterator[str]:
     """模式2错误.csv: every sample mode 2 did not get right, by class, with the reviewer's cause,
-    label-error flag and note (the list each reviewer kept by hand), as CSV lines for a spreadsheet.
+    label-error flag and note (the list each reviewer kept by hand), and the label-error suspicion
+    score (review.suspicion), as CSV lines for a spreadsheet.
 
     Model output and notes may hold anything: cells pass through `config.spreadsheet`, which
     defuses formulas.
@@ -363,12 +364,14 @@ def mode2_errors_csv(*, dataset: Dataset) -> Iterator[str]:
         .annotate(m2=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.WITH_DEFINITIONS)))
         .order_by("label__position", "label__name", "external_id")
         .values_list("label__name", "external_id", "m2__predicted_name", "review__cause", "review__label_error",
-                     "review__suggested_label__name", "review__note", "review__reviewer__username")
+                     "review__suggested_label__name", "review__note", "review__reviewer__username",
+                     "label_suspicion")
     )
     lines = (
         (label, external_id, predicted or "（无法解析）", causes.get(cause, "未标注"),
-         "是" if label_error else "", suggested or "", note or "", reviewer or "")
-        for label, external_id, predicted, cause, label_error, suggested, note, reviewer
+         "是" if label_error else "", suggested or "", note or "", reviewer or "",
+         f"{score:.2f}")
+        for label, external_id, predicted, cause, label_error, suggested, note, reviewer, score
         in rows.iterator(chunk_size=CHUNK_SIZE)
     )
     return csv_lines(MODE2_ERRORS_CSV_HEADER, lines)

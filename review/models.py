@@ -98,6 +98,11 @@ class Sample(models.Model):
     sort_reviewed = models.BigIntegerField(default=0)
     # The combination SampleCount counts the sample under (see review.counts).
     counted_key = models.CharField(max_length=200, blank=True)
+    # How strongly the evidence says the label is wrong (0–1, review.suspicion: LabelSuspicion has
+    # the reasons) and its ascending sort key (most suspect first), written only by
+    # review.suspicion.suspicions_refresh: the 疑似标签错误 filter and sort need no join.
+    label_suspicion = models.FloatField(default=0.0)
+    sort_suspicion = models.IntegerField(default=0)
 
     class Meta:
         ordering = ["label", "external_id"]
@@ -112,6 +117,7 @@ class Sample(models.Model):
             models.Index(fields=["label", "sort_mode2", "external_id"], name="sample_sort_mode2"),
             models.Index(fields=["label", "sort_length", "external_id"], name="sample_sort_length"),
             models.Index(fields=["label", "sort_reviewed", "external_id"], name="sample_sort_reviewed"),
+            models.Index(fields=["label", "sort_suspicion", "external_id"], name="sample_sort_suspicion"),
         ]
 
     def __str__(self):

@@ -9,12 +9,19 @@ from django.shortcuts import get_object_or_404
 
 from . import rules
 from .models import Assignment, Category, Dataset, Mode, Reasoning, ReasoningVersion, ReviewEdit, Sample, SampleCount
+from .suspicion import threshold as suspicion_threshold
 
 
 @dataclass(frozen=True)
 class QueueFilter:
     label: str
     condition: Q
+    # A stored ascending sort column of its own, over the queue's sort (the suspected list reads
+    # most suspect first).
+    sort_column: str | None = None
+    # A condition on sample columns the class counters do not keep: counted on the samples (an
+    # index range over the few that match).
+    counted_on_samples: bool = False
 
 
 def queue_filters() -> dict[str, QueueFilter]:
@@ -31,7 +38,13 @@ def queue_filters() -> dict[str, QueueFilter]:
         "unreviewed": QueueFilter("未审核", Q(reviewed=False)),
         "flagged": QueueFilter("标签错误", rules.IS_LABEL_ERROR),
         "rerun": QueueFilter("模型已重跑", rules.IS_RERUN_PENDING),
+        # review.suspicion: suspected label errors nobody has reviewed yet, most suspect first.
+        SUSPECT_FILTER: QueueFilter("疑似标签错误", Q(label_suspicion__gte=suspicion_threshold(), reviewed=False),
+                                    sort_column="sort_suspicion", counted_on_samples=True),
     }
+
+
+SUSPECT_FILTER = "suspect"
 
 
 # Sort key → (label, the stored ascending sort column, or None for the id alone). The id breaks ties,
@@ -115,8 +128,16 @@ def _queue_base(category: Category, filter_key: str) -> QuerySet[Sample]:
     return Sample.objects.filter(label=category).filter(filters.get(filter_key, filters[DEFAULT_FILTER]).condition)
 
 
-def _queue_order(sort_key: str) -> list[str]:
-    column = QUEUE_SORTS.get(sort_key, QUEUE_SORTS[DEFAULT_SORT])[1]
+def _sort_column(filter_key: str, sort_key: str) -> str | None:
+    """The stored column a queue is ordered by (then external_id): the filter's own, else the sort's."""
+    chosen = queue_filters().get(filter_key)
+    if chosen is not None and chosen.sort_column:
+        return chosen.sort_column
+    return QUEUE_SORTS.get(sort_key, QUEUE_SORTS[DEFAULT_SORT])[1]
+
+
+def _queue_order(filter_key: str, sort_key: str) -> list[str]:
+    column = _sort_column(filter_key, sort_key)
     return [column, "external_id"] if column else ["external_id"]
 
 
@@ -134,9 +155,10 @@ def queue_samples(*, category: Category, filter_key: str = DEFAULT_FILTER, sort_
             mode2_predicted=F("m2__predicted_name"),
             mode3_correct=F("m3__is_correct"),
             mode3_predicted=F("m3__predicted_name"),
+            suspicion_suggested=F("suspicion__suggested_category__name"),
         )
         .select_related("review", "review__reviewer", "review__suggested_label")
-        .order_by(*_queue_order(sort_key))
+        .order_by(*_queue_order(filter_key, sort_key))
     )
 
 
@@ -145,10 +167,14 @@ def queue_counts(*, category: Category) -> dict[str, int]:
     from .counts import ensure_current
 
     ensure_current()
+    filters = queue_filters()
     totals = SampleCount.objects.filter(category=category).aggregate(
-        **{key: Sum("count", filter=f.condition) for key, f in queue_filters().items()}
+        **{key: Sum("count", filter=f.condition) for key, f in filters.items() if not f.counted_on_samples}
     )
-    return {key: n or 0 for key, n in totals.items()}
+    for key, f in filters.items():
+        if f.counted_on_samples:
+            totals[key] = Sample.objects.filter(label=category).filter(f.condition).count()
+    return {key: totals[key] or 0 for key in filters}
 
 
 @dataclass
@@ -165,7 +191,7 @@ def queue_position(*, sample: Sample, filter_key: str, sort_key: str, count: int
     was just saved out of "待处理") still has a next one: the first after its place. `sample` must
     carry its stored sort values as they were when the reviewer opened it."""
     base = _queue_base(sample.label, filter_key)
-    column = QUEUE_SORTS.get(sort_key, QUEUE_SORTS[DEFAULT_SORT])[1]
+    column = _sort_column(filter_key, sort_key)
     if count is None:
         counts = queue_counts(category=sample.label)
         count = counts.get(filter_key, counts[DEFAULT_FILTER])

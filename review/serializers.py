@@ -67,11 +67,24 @@ class SampleSerializer(serializers.ModelSerializer):
     can_change = serializers.SerializerMethodField()
     # review.rules: what the export does with the sample (kept, corrected, label_error, or why not)
     export_status = serializers.CharField(read_only=True)
+    # review.suspicion: how strongly the evidence says the label is wrong (0–1), and the class it names
+    label_suspicion = serializers.SerializerMethodField()
+    label_suspicion_class = serializers.SerializerMethodField()
 
     class Meta:
         model = Sample
         fields = ["id", "dataset", "external_id", "image", "label", "label_name", "reasonings", "review", "can_change",
-                  "export_status"]
+                  "export_status", "label_suspicion", "label_suspicion_class"]
+
+    def get_label_suspicion(self, sample) -> float:
+        return sample.label_suspicion
+
+    def get_label_suspicion_class(self, sample) -> str | None:
+        try:
+            suggested = sample.suspicion.suggested_category
+        except Sample.suspicion.RelatedObjectDoesNotExist:
+            return None
+        return suggested.name if suggested else None
 
     def get_review(self, sample) -> dict | None:
         review = getattr(sample, "review", None)

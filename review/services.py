@@ -35,6 +35,7 @@ from .models import (
 )
 from .parsing import match_category_name
 from .permissions import can_change_category
+from .suspicion import suspicions_refresh
 
 
 # --------------------------------------------------------------------------- reviews
@@ -482,6 +483,7 @@ def reasonings_store(*, outputs: Sequence[ModelOutput], category_ids: Mapping[st
     ReasoningVersion.objects.bulk_create(new_versions, batch_size=500)
     if refresh:
         counts.samples_refresh(sample_ids)
+        suspicions_refresh(sample_ids=sample_ids)
     return result
 
 
@@ -708,6 +710,7 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
             remark.append(reasoning)
     Reasoning.objects.bulk_update(remark, ["is_correct", "updated_at"], batch_size=500)
     counts.samples_refresh(s.pk for s in samples.values())
+    suspicions_refresh(sample_ids=[s.pk for s in samples.values()])
     result.reasonings_created += stored.created
     result.reasonings_updated += stored.replaced + stored.pending + len(remark)
     result.reasonings_pending += stored.pending

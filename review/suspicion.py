@@ -30,8 +30,10 @@ of c's name + definition found in the image information. The best-matching class
 witness's class, unless another class matches about as well (within 10 %): then the image
 information is left out, as it does not tell them apart.
 
-Scores are stored (`LabelSuspicion`) and recomputed by `suspicions_refresh` only for samples whose
-evidence changed (label, outputs, image information, definitions, this formula's version).
+Scores are stored (`LabelSuspicion`, and the score and its sort key on the sample for the queue) and
+recomputed by `suspicions_refresh` whenever something that can change the evidence is written; only
+samples whose evidence changed (label, outputs, image information, definitions, this formula's
+version: the fingerprint) are recomputed.
 """
 from __future__ import annotations
 
@@ -44,7 +46,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, FilteredRelation, Q, QuerySet
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from .models import Category, LabelSuspicion, Mode, Reasoning, Sample
 
@@ -57,7 +62,7 @@ INFO_WEIGHT = 2.0
 INFO_CLEAR_LEAD = 1.1
 TOTAL_WEIGHT = 3 * MODE_WEIGHT + INFO_WEIGHT
 MODE_SOURCES = {Mode.FREE: "mode1", Mode.WITH_DEFINITIONS: "mode2", Mode.LIMITED: "mode3"}
-SOURCE_LABELS = {"mode1": "模式1（自由推理）", "mode2": "模式2（给出定义）", "mode3": "模式3（给出定义，限字数）",
+SOURCE_LABELS = {"mode1": "模式1（自由推理）", "mode2": "模式2（给出定义）", "mode3": "模式3（给出定义、限字数）",
                  "info": "图片信息"}
 REFRESH_CHUNK = 500
 
@@ -85,6 +90,17 @@ class Witness:
     @property
     def source_label(self) -> str:
         return SOURCE_LABELS.get(self.source, self.source)
+
+    @property
+    def detail(self) -> str:
+        """The witness in words: what it names and how sure it is."""
+        if self.source == "info" and self.confidence is not None:
+            return (f"{self.source_label}最接近“{self.category_name}”的定义（重合 {self.confidence:.0%}，"
+                    f"标签的定义 {(self.label_match or 0):.0%}）")
+        text = f"{self.source_label}答：{self.category_name}"
+        if self.confidence is not None:
+            text += f"（类别名的概率 {self.confidence:.2f}）"
+        return text
 
 
 @dataclass
@@ -278,9 +294,28 @@ def _fingerprint(row: Mapping[str, Any], definitions_hash: str) -> str:
     return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()
 
 
-def suspicions_refresh(*, samples: QuerySet[Sample]) -> int:
-    """Recompute the stored suspicion of those of `samples` whose evidence changed (or that have
-    none yet); returns how many were written. One light query when nothing changed."""
+def sort_key(score: float) -> int:
+    """The ascending sort key of a score (`Sample.sort_suspicion`): most suspect first."""
+    return -round(score * 10000)
+
+
+def suspicions_refresh(*, samples: QuerySet[Sample] | None = None, sample_ids: Iterable[int] | None = None) -> int:
+    """Recompute the stored suspicion (LabelSuspicion and `Sample.label_suspicion`) of those
+    `samples` (or `sample_ids`) whose evidence changed, or that have none yet; returns how many
+    were written. One light query (and one per dataset) when nothing changed.
+
+    Called for every write that can change the evidence: with the rules' verdicts
+    (`review.counts.samples_refresh`: imports, model outputs, saves), after image information is
+    stored (`pipelines.info_extraction`) and when a class's definition changes (the receiver below).
+    """
+    if samples is None:
+        ids = sorted(set(sample_ids or ()))
+        if not ids:
+            return 0
+        written = 0
+        for start in range(0, len(ids), REFRESH_CHUNK):
+            written += suspicions_refresh(samples=Sample.objects.filter(pk__in=ids[start:start + REFRESH_CHUNK]))
+        return written
     columns = ["pk", "dataset_id", "label_id", "updated_at", "suspicion__fingerprint"]
     for mode in MODE_SOURCES:
         columns += [f"s{mode}__id", f"s{mode}__updated_at"]
@@ -306,7 +341,7 @@ def suspicions_refresh(*, samples: QuerySet[Sample]) -> int:
                 "sample_id", "mode", "predicted_category_id", "predicted_name", "raw_response"):
             answers.setdefault(r["sample_id"], []).append(
                 Answer(r["mode"], r["predicted_category_id"], r["predicted_name"], r["raw_response"]))
-        rows_out = []
+        rows_out, scores = [], []
         for s in Sample.objects.filter(pk__in=chunk).values("pk", "dataset_id", "label_id", "description", "image_info"):
             result = sample_suspicion(label_id=s["label_id"], answers=answers.get(s["pk"], []),
                                       info=info_text(description=s["description"], image_info=s["image_info"]),
@@ -315,12 +350,48 @@ def suspicions_refresh(*, samples: QuerySet[Sample]) -> int:
                 sample_id=s["pk"], score=result.score, suggested_category_id=result.suggested_id,
                 evidence=[asdict(w) for w in result.witnesses], fingerprint=stale[s["pk"]],
             ))
+            scores.append(Sample(pk=s["pk"], label_suspicion=result.score, sort_suspicion=sort_key(result.score)))
         LabelSuspicion.objects.bulk_create(
             rows_out, update_conflicts=True, unique_fields=["sample"],
             update_fields=["score", "suggested_category", "evidence", "fingerprint", "computed_at"],
         )
+        # Only these two columns: `updated_at` is evidence (the fingerprint) and stays as it was.
+        Sample.objects.bulk_update(scores, ["label_suspicion", "sort_suspicion"], batch_size=REFRESH_CHUNK)
         written += len(rows_out)
     return written
+
+
+def suspicions_fill_missing(*, samples: QuerySet[Sample]) -> int:
+    """Compute the suspicion of those `samples` that have none yet (data stored before this
+    feature, or written around the services); one query when none is missing."""
+    missing = list(samples.filter(suspicion__isnull=True).values_list("pk", flat=True))
+    return suspicions_refresh(sample_ids=missing) if missing else 0
+
+
+@receiver(post_save, sender=Sample)
+@receiver(post_save, sender=Reasoning)
+@receiver(post_delete, sender=Reasoning)
+def _evidence_row_changed(sender, instance, **kwargs):
+    """Single saves (a re-run accepted, the admin, test factories); bulk writes call
+    suspicions_refresh themselves."""
+    if kwargs.get("raw"):
+        return
+    sample_id = instance.pk if sender is Sample else instance.sample_id
+    if sender is Reasoning and kwargs.get("signal") is post_delete:
+        # The sample may be going too (a cascade): only refresh what is still there, after commit.
+        transaction.on_commit(lambda: suspicions_refresh(sample_ids=[sample_id]))
+        return
+    suspicions_refresh(sample_ids=[sample_id])
+
+
+@receiver(post_save, sender=Category)
+def _definitions_changed(sender, instance, created, **kwargs):
+    """A class's name or definition is part of every match of its dataset: recompute them (only
+    the samples whose fingerprint differs are written) once the change is committed."""
+    if created or kwargs.get("raw"):
+        return
+    dataset_id = instance.dataset_id
+    transaction.on_commit(lambda: suspicions_refresh(samples=Sample.objects.filter(dataset_id=dataset_id)))
 
 
 # --------------------------------------------------------------------------- reading
@@ -357,9 +428,10 @@ class SuspicionView:
 
 
 def suspicion_for(sample: Sample) -> SuspicionView | None:
-    """The sample's current suspicion (refreshed first), or None when nothing suggests another class."""
-    suspicions_refresh(samples=Sample.objects.filter(pk=sample.pk))
+    """The sample's stored suspicion, or None when nothing suggests another class."""
     row = LabelSuspicion.objects.filter(sample_id=sample.pk).select_related("suggested_category").first()
+    if row is None and suspicions_refresh(sample_ids=[sample.pk]):
+        row = LabelSuspicion.objects.filter(sample_id=sample.pk).select_related("suggested_category").first()
     if row is None or row.score <= 0:
         return None
     witnesses = [Witness(**w) for w in row.evidence]
@@ -367,13 +439,17 @@ def suspicion_for(sample: Sample) -> SuspicionView | None:
                          row.suggested_category.name if row.suggested_category else "", witnesses, sample.label.name)
 
 
-def ranked_samples(*, samples: QuerySet[Sample]) -> QuerySet[Sample]:
-    """`samples` with a score above 0, most suspect first (ties by id as imported), refreshed
-    first; each carries `suspicion_score` and `suggested_name`."""
-    suspicions_refresh(samples=samples)
-    return (samples.filter(suspicion__score__gt=0)
-            .annotate(suspicion_score=F("suspicion__score"), suggested_name=F("suspicion__suggested_category__name"))
-            .order_by("-suspicion__score", "external_id"))
+def ranked_samples(*, samples: QuerySet[Sample], refresh: bool = False) -> QuerySet[Sample]:
+    """`samples` with a score above 0, most suspect first (ties by id as imported); each carries
+    `suspicion_score` and `suggested_name`. Missing scores are computed first; `refresh` checks
+    every sample's evidence too (the command line does, pages rely on the write-time refresh)."""
+    if refresh:
+        suspicions_refresh(samples=samples)
+    else:
+        suspicions_fill_missing(samples=samples)
+    return (samples.filter(label_suspicion__gt=0)
+            .annotate(suspicion_score=F("label_suspicion"), suggested_name=F("suspicion__suggested_category__name"))
+            .order_by("sort_suspicion", "external_id"))
 
 
 # --------------------------------------------------------------------------- measuring

@@ -14,16 +14,19 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import rules, selectors
+from .drafts import draft_for
 from .errors import ApplicationError
 from .forms import ACTION_KEEP, UNCERTAIN, AssignmentForm, ReviewForm
 from .images import inspect_image, media_path
-from .models import Category, Cause, Dataset, Mode, ReviewEdit, Sample
+from .models import Category, Cause, CorrectionDraft, Dataset, Mode, ReviewEdit, Sample
 from .permissions import can_change_category, changeable_category_ids
 from .selectors import DEFAULT_FILTER, DEFAULT_SORT, QUEUE_SORTS, queue_filters
 from .services import (
     assignments_set_for_dataset, correction_check, reasoning_pending_decide, review_keep, review_restore, review_save,
     reviewer_text,
 )
+from .suspicion import suspicion_for
+from .suspicion import threshold as suspicion_threshold
 
 QUEUE_PAGE_SIZE = 50
 STATUS_FOR_CODE = {"forbidden": 403, "conflict": 409, "invalid": 400}
@@ -142,6 +145,8 @@ def queue(request, category_id: int):
         "filter_key": filter_key,
         "sort_key": sort_key,
         "filters": [(key, f.label, counts[key]) for key, f in queue_filters().items()],
+        "suspect_filter": selectors.SUSPECT_FILTER,
+        "suspicion_threshold": suspicion_threshold(),
         "sorts": [(key, label) for key, (label, _) in QUEUE_SORTS.items()],
         "queue_query": _query(filter_key, sort_key),
         "can_change": can_change_category(request.user, category),
@@ -214,13 +219,20 @@ def _versions_text(versions) -> str:
     return "，".join(f"模式{mode} v{v}" for mode, v in sorted((versions or {}).items())) or "—"
 
 
+def _draft_text(provenance) -> str:
+    if not provenance:
+        return "—"
+    return f"草稿 #{provenance['id']}（{'审核时改过' if provenance.get('edited') else '未修改'}）"
+
+
 def _edit_rows(sample: Sample) -> list[dict]:
     review = getattr(sample, "review", None)
     if review is None:
         return []
     labels = {"cause": "原因", "corrected_output": "模式3 修改", "correction_override": "未通过检查仍保存",
               "label_error": "标签错误", "suggested_label_name": "建议类别", "suggestion_uncertain": "建议类别不确定",
-              "note": "备注", "judged_versions": "审核的模型版本", "model_rerun": "模型新结果"}
+              "note": "备注", "judged_versions": "审核的模型版本", "model_rerun": "模型新结果",
+              "correction_draft": "来自修正草稿"}
     causes = dict(Cause.choices)
     rows = []
     for edit in review.edits.all():
@@ -237,6 +249,8 @@ def _edit_rows(sample: Sample) -> list[dict]:
                     after = "是" if after else "否"
                 if key == "judged_versions":
                     before, after = _versions_text(before), _versions_text(after)
+                if key == "correction_draft":
+                    before, after = _draft_text(before), _draft_text(after)
                 changes.append({"field": label, "before": before, "after": after})
         rows.append({"edit": edit, "changes": changes})
     return rows
@@ -261,6 +275,8 @@ def _sample_context(request, sample_id: int, filter_key: str, sort_key: str, *, 
         form_values.update(values)
     mode3 = reasonings.get(Mode.LIMITED)
     mode3_output = mode3.output if mode3 else ""
+    draft = draft_for(sample=sample, mode3=mode3, review=getattr(sample, "review", None))
+    form_values.setdefault("correction_draft", draft.draft.pk if draft and draft.in_use else "")
     shown = form_values["corrected_output"]
     check = None
     if reviewer_text(shown) and reviewer_text(shown) != reviewer_text(mode3_output):
@@ -297,6 +313,9 @@ def _sample_context(request, sample_id: int, filter_key: str, sort_key: str, *, 
         "notice": notice,
         "notice_kind": notice_kind,
         "long_limit": rules.length_limit(),
+        # Reviewer assist: the drafted correction, and why the label is suspected.
+        "draft": draft,
+        "suspicion": suspicion_for(sample),
     }
 
 
@@ -329,6 +348,7 @@ def review_submit(request, sample_id: int):
         "label_error": bool(request.POST.get("label_error")),
         "suggested_label_name": request.POST.get("suggested_label_name", ""),
         "note": request.POST.get("note", ""),
+        "correction_draft": request.POST.get("correction_draft", ""),
     }
 
     def failed(message: str, status: int, *, version=None):
@@ -358,7 +378,7 @@ def review_submit(request, sample_id: int):
                 sample=sample, user=request.user, cause=data["cause"], corrected_output=data["corrected_output"],
                 label_error=data["label_error"], suggested_label=data["suggested_label"], note=data["note"],
                 version=data["version"], suggestion_uncertain=data["suggestion_uncertain"],
-                correction_override=data["correction_override"],
+                correction_override=data["correction_override"], correction_draft=_posted_draft(request),
             )
     except ApplicationError as exc:
         return failed(exc.message, STATUS_FOR_CODE.get(exc.code, 400), version=exc.extra.get("current_version"))
@@ -379,6 +399,12 @@ def review_submit(request, sample_id: int):
     response = _render_sample(request, context, push_url=url)
     response["X-Saved-Sample"] = str(sample.pk)  # the page drops that sample's unsaved draft
     return response
+
+
+def _posted_draft(request) -> CorrectionDraft | None:
+    """The drafted correction the edit box started from (set when the reviewer accepted it)."""
+    value = request.POST.get("correction_draft", "").strip()
+    return CorrectionDraft.objects.filter(pk=int(value)).first() if value.isdigit() else None
 
 
 @require_POST

@@ -1,6 +1,7 @@
 /* Review pages: image zoom, the mode-3 character counter with its length warning, "restore the
  * model's output", cause (2) ticking "label error", the focus after each swap (never in a text
- * field), "keep" refused where it would keep nothing or drop an edit, the suggested-class field,
+ * field), "keep" refused where it would keep nothing or drop an edit, accepting a drafted
+ * correction into the edit box, the suggested-class field,
  * drafts of unsaved input, the help button, and letting htmx swap 400/403/409 responses (they
  * carry the re-rendered sample page with the error message).
  * Configured through data-* attributes; no inline scripts (CSP). Works after htmx swaps because
@@ -183,6 +184,26 @@
     }
   }, true);
 
+  // ------------------------------------------------------------------ drafted corrections
+  // `a` puts the model's drafted correction into the edit box as if typed (the counter, the live
+  // check and the unsaved-input draft follow) and records which draft it was, so the save says the
+  // correction came from it. The focus stays where it was: the next key is a shortcut (Enter saves).
+  document.addEventListener("click", function (event) {
+    var accept = event.target.closest && event.target.closest("[data-draft-accept]");
+    if (!accept) return;
+    var form = document.getElementById("review-form");
+    var textarea = form && form.querySelector("textarea[data-original]");
+    if (!textarea) return;
+    textarea.value = accept.getAttribute("data-draft-text");
+    var field = form.querySelector('input[name="correction_draft"]');
+    if (field) field.value = accept.getAttribute("data-draft-id");
+    textarea.dispatchEvent(new Event("input", { bubbles: true }));
+    var said = accept.parentNode.querySelector(".draft-accepted");
+    if (said) said.hidden = false;
+    var blocked = form.querySelector(".keep-blocked");
+    if (blocked) blocked.hidden = true;
+  });
+
   // ------------------------------------------------------------------ suggested class
   // Enter in the suggestion field accepts it (the browser's list picks the option) instead of
   // submitting the form; choosing a label error moves there so the class can be typed at once.
@@ -215,7 +236,8 @@
   // as the reviewer types; j/k/u or closing the tab lose nothing: the page restores the draft
   // (with the version the reviewer saw, so a save still detects someone else's change) and says so.
   // A successful save of the sample drops its draft.
-  var DRAFT_FIELDS = ["cause", "corrected_output", "correction_override", "label_error", "suggested_label_name", "note"];
+  var DRAFT_FIELDS = ["cause", "corrected_output", "correction_override", "label_error", "suggested_label_name", "note",
+    "correction_draft"];
   var DRAFT_CHECKBOXES = ["correction_override", "label_error"];
 
   function formState(form) {

@@ -98,12 +98,14 @@ def test_mode2_errors_download_as_csv_a_spreadsheet_opens_safely(reviewer_client
     body = b"".join(response.streaming_content).decode("utf-8")
     assert body.startswith("\ufeff")  # Excel reads the Chinese as UTF-8
     rows = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))
-    assert rows[0] == ["类别", "样本ID", "模式2预测", "原因", "标签错误", "建议类别", "备注", "审核人"]
+    assert rows[0] == ["类别", "样本ID", "模式2预测", "原因", "标签错误", "建议类别", "备注", "审核人", "疑似标签错误度"]
     by_id = {row[1]: row for row in rows[1:]}
     assert list(by_id) == ["a2", "a4", "b2", "b3", "b4"], "mode 2's misses only, by class then id"
     assert by_id["a4"][3:6] == ["(2) 数据集标签错误", "是", "换货"]
     assert by_id["b2"][2] == "（无法解析）" and by_id["b2"][3] == "(3) 模型能力不足"
     assert by_id["b3"][6] == "'=HYPERLINK(\"http://evil.example\",\"点\")", "a formula must arrive as text"
+    # The label-error suspicion score (review.suspicion) of each row, as the sample page shows it.
+    assert all(float(row[8]) >= 0 for row in by_id.values())
 
 
 def test_reviewer_cannot_revise_definitions(reviewer_client, scene):

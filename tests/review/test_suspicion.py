@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from review.models import LabelSuspicion, Mode, Sample
+from review.models import LabelSuspicion, Mode, Reasoning, Sample
 from review.suspicion import (
     Answer, DefinitionMatcher, Witness, class_name_probability, info_text, ranked_samples, ranking_quality,
     sample_suspicion, suspicion_for, suspicion_score, suspicions_refresh,
@@ -159,3 +159,26 @@ def test_rank_label_errors_prints_ids_as_imported_most_suspect_first(scenes):
     assert run("--category", "支付") == ["样本/中"]
     with pytest.raises(CommandError, match="不存在"):
         call_command("rank_label_errors", "--dataset", "没有这个")
+
+
+def test_a_classification_job_asked_for_logprobs_keeps_the_answer_lines_and_the_score_reads_them(db, llm_simulator):
+    from pipelines.jobs import job_create, run_job_inline
+    from tests.pipelines.conftest_jobs import make_scene_dataset
+
+    dataset, samples = make_scene_dataset(name="logprobs", per_category=2, categories=3)
+    job = run_job_inline(job_create(kind="classification", params={"dataset": dataset.name, "mode": 2,
+                                                                     "logprobs": True}, enqueue=False))
+    assert job.params["logprobs"] is True and job.items_done >= 4
+    suspicions_refresh(samples=Sample.objects.filter(dataset=dataset))
+    checked = 0
+    for reasoning in Reasoning.objects.filter(
+            sample__dataset=dataset, mode=Mode.WITH_DEFINITIONS, predicted_category__isnull=False):
+        tokens = reasoning.raw_response["logprobs"]
+        line = "".join(t["token"] for t in tokens)
+        assert "\n" not in line and reasoning.output.endswith(line), "the answer line's tokens, nothing more"
+        expected = class_name_probability(reasoning.raw_response, reasoning.predicted_name)
+        assert expected is not None
+        evidence = LabelSuspicion.objects.get(sample_id=reasoning.sample_id).evidence
+        assert [w["confidence"] for w in evidence if w["source"] == "mode2"] == [pytest.approx(expected, abs=1e-4)]
+        checked += 1
+    assert checked >= 4

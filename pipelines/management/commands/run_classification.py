@@ -14,11 +14,14 @@ class Command(BaseCommand):
         parser.add_argument("--mode", type=int, choices=[1, 2, 3], required=True)
         parser.add_argument("--category", action="append", default=[], help="a category name (repeatable)")
         parser.add_argument("--prompt-version", type=int, help="prompt template version (default: newest)")
+        parser.add_argument("--logprobs", action="store_true",
+                            help="ask for token log-probabilities (if the server supports them): they weigh "
+                                 "each answer in the label-error ranking")
         add_job_arguments(parser)
 
     def handle(self, *args, **opts):
         params = {"dataset": opts["dataset"], "mode": opts["mode"], "categories": opts["category"],
-                  **engine_params(opts)}
+                  "logprobs": opts["logprobs"], **engine_params(opts)}
         if opts.get("prompt_version"):
             from pipelines.models import PromptTemplate
             from pipelines.prompts import MODE_KINDS

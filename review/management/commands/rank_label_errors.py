@@ -39,9 +39,9 @@ class Command(BaseCommand):
                     raise CommandError(f"数据集 {dataset} 中没有类别 {name!r}（相近的：{near}）")
                 wanted.append(resolved)
             samples = samples.filter(label__name__in=wanted)
-        ranked = ranked_samples(samples=samples)
+        ranked = ranked_samples(samples=samples, refresh=True)
         if top is None:
-            ranked = ranked.filter(suspicion__score__gte=threshold())
+            ranked = ranked.filter(label_suspicion__gte=threshold())
         else:
             ranked = ranked[:top]
         for external_id, score, suggested in ranked.values_list("external_id", "suspicion_score", "suggested_name"):
