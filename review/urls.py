@@ -19,6 +19,7 @@ urlpatterns = [
     path("categories/<int:category_id>/draft-corrections/", assist_views.category_draft_corrections,
          name="draft_corrections"),
     path("drafts/<int:draft_id>/discard/", assist_views.correction_draft_discard, name="draft_discard"),
+    path("samples/<int:sample_id>/image/", assist_views.sample_image, name="sample_image"),
     path("datasets/<int:dataset_id>/suspects/", assist_views.dataset_suspects, name="suspects"),
     path("datasets/<int:dataset_id>/suspects.csv", assist_views.dataset_suspects_csv, name="suspects_csv"),
 ]

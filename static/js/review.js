@@ -340,7 +340,16 @@
     }
   });
 
+  // The next sample's image is fetched while the reviewer looks at this one: after a save it is
+  // already in the browser's cache.
+  function preloadNext(root) {
+    var page = root && root.querySelector ? (root.id === "sample-page" ? root : root.querySelector("#sample-page")) : null;
+    var url = page && page.getAttribute("data-next-image");
+    if (url) new Image().src = url;
+  }
+
   document.body.addEventListener("htmx:load", function (event) {
+    preloadNext(event.detail.elt);
     initCounters(event.detail.elt);
     initImpliedChecks(event.detail.elt);
     initDraft(event.detail.elt);
@@ -351,4 +360,5 @@
   initCounters(document);
   initImpliedChecks(document);
   initDraft(document);
+  preloadNext(document.body);
 })();

@@ -197,3 +197,17 @@ def test_the_class_page_starts_a_drafting_job_for_its_reviewer_or_staff(reviewer
     # Nothing (more) to draft: a message on the class page, no job.
     again = reviewer_client.post(reverse("review:draft_corrections", args=[label.pk]), follow=True)
     assert "没有需要起草修正的样本" in again.content.decode() and Job.objects.count() == 1
+
+
+def test_the_next_samples_image_is_preloaded_through_a_redirect(reviewer_client, classes):
+    label, other = classes
+    first = suspect(label, other, "i-1", modes=0)
+    second = suspect(label, other, "i-2", modes=0)
+    second.image = "datasets/1/i-2.png"
+    second.save()
+    html = reviewer_client.get(reverse("review:sample", args=[first.pk]), {"f": "all", "s": "id"}).content.decode()
+    assert f'data-next-image="{reverse("review:sample_image", args=[second.pk])}"' in html
+    response = reviewer_client.get(reverse("review:sample_image", args=[second.pk]))
+    assert response.status_code == 302 and response["Location"] == reverse("review:image", args=[second.image])
+    assert reviewer_client.get(reverse("review:sample_image", args=[first.pk])).status_code == 204  # no image
+    assert reviewer_client.get(reverse("review:sample_image", args=[99999])).status_code == 404

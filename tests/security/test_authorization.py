@@ -30,6 +30,7 @@ from review.models import (
     Assignment,
     Category,
     Cause,
+    CorrectionDraft,
     DefinitionRevision,
     Mode,
     Reasoning,
@@ -140,6 +141,7 @@ def world(reviewer, media_root):
     AssignmentFactory(reviewer=reviewer, category=assigned)
     Image.new("RGB", (4, 4)).save(media_root / "a.png")
     sample = SampleFactory(label=unassigned, external_id="u-1", image="a.png")
+    CorrectionDraft.objects.create(sample=sample, text="草稿\n类别：换货", mode3_version=1)
     own_sample = SampleFactory(label=assigned, external_id="a-1", image="a.png")
     other_sample = SampleFactory(label=other_category, external_id="o-1", image="a.png")
     for s in (sample, own_sample, other_sample):
@@ -209,6 +211,7 @@ def values_for(route: Route, w: World) -> dict[str, str]:
         "path": "a.png",
         "name": "generated_examples.jsonl" if route.name == "generation:team_file" else "train.jsonl",
         "which": "pairs",
+        "draft_id": CorrectionDraft.objects.get(sample=w.sample).pk,
         "pk": {
             "api:dataset-detail": w.dataset.pk, "api:category-detail": w.unassigned.pk,
             "api:sample-detail": w.sample.pk, "api:review-detail": Review.objects.get(sample=w.sample).pk,
@@ -235,6 +238,7 @@ def fingerprint() -> dict:
         "jobs": rows(Job, "status", "kind"),
         "exports": rows(Export),
         "prompts": rows(PromptTemplate, "version"),
+        "drafts": rows(CorrectionDraft, "status", "review"),
         "users": rows(get_user_model(), "is_staff", "is_active"),
     }
 
