@@ -118,8 +118,9 @@ DRAFT = "页面上是颜色和尺码的规格选项。\n类别：商品分类选
 def wrong_mode3(category, other, external_id):
     """A sample whose mode 2 is right and whose mode-3 output names the wrong class."""
     sample = suspect(category, other, external_id, modes=0)
-    sample.reasonings.filter(mode=Mode.LIMITED).update(output=WRONG, predicted_category=other,
-                                                       predicted_name=other.name, is_correct=False)
+    mode3 = sample.reasonings.get(mode=Mode.LIMITED)
+    mode3.output, mode3.predicted_category, mode3.predicted_name, mode3.is_correct = WRONG, other, other.name, False
+    mode3.save()
     return sample
 
 
@@ -184,8 +185,7 @@ def test_the_class_page_starts_a_drafting_job_for_its_reviewer_or_staff(reviewer
 
     label, other = classes
     client = Client()
-    wrong_mode3(label, other, "w-4").reasonings.filter(mode=Mode.LIMITED).update(is_correct=False,
-                                                                               predicted_category=other)
+    wrong_mode3(label, other, "w-4")
     queue = reviewer_client.get(reverse("review:queue", args=[label.pk])).content.decode()
     assert reverse("review:draft_corrections", args=[label.pk]) in queue
     client.force_login(other_reviewer)
