@@ -7,6 +7,7 @@ parenthesised parts). We accept those variations and return None instead of gues
 import re
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 
 from django.conf import settings
 
@@ -18,11 +19,22 @@ _CUE_PATTERN = re.compile(
 _BRACKETED = re.compile(r"[（(][^）)]*[）)]")
 
 
+@lru_cache(maxsize=8192)
 def normalize_name(name: str) -> str:
     """Compare class names ignoring width, case, spaces, punctuation and parenthesised parts."""
     name = unicodedata.normalize("NFKC", name)
     name = _BRACKETED.sub("", name)
-    return re.sub(r"[\s\W_]+", "", name).lower()
+    return _NOT_NAME.sub("", name).lower()
+
+
+_NOT_NAME = re.compile(r"[\s\W_]+")
+
+
+@lru_cache(maxsize=64)
+def _by_normalized(names: tuple[str, ...]) -> dict[str, str]:
+    """The names keyed by their normalised form, built once per set of names (an import asks for
+    every one of its hundreds of thousands of answers)."""
+    return {normalize_name(n): n for n in names}
 
 
 def match_category_name(candidate: str, names: Sequence[str]) -> str | None:
@@ -30,7 +42,7 @@ def match_category_name(candidate: str, names: Sequence[str]) -> str | None:
     wanted = normalize_name(candidate)
     if not wanted:
         return None
-    by_norm = {normalize_name(n): n for n in names}
+    by_norm = _by_normalized(tuple(names))
     if wanted in by_norm:
         return by_norm[wanted]
     # A shortened or extended name ("分类选项", "物流查询类"): accept only an unambiguous one, and
@@ -70,4 +82,4 @@ def text_length(text: str) -> int:
         import importlib
 
         return len(getattr(importlib.import_module(module_name), func_name)(text))
-    return sum(1 for ch in text if not ch.isspace())
+    return len("".join(text.split()))  # str.split() splits on exactly what str.isspace() calls whitespace
