@@ -195,3 +195,67 @@ def test_keyset_neighbours_walk_the_queue_in_order(sort_key, admin_user):
             walked.append(current.pk)
             current = Sample.objects.get(pk=position.next_id) if position.next_id else None
         assert walked == expected, (filter_key, sort_key)
+
+
+def test_counters_follow_a_streamed_batched_and_resumed_import(tmp_path, settings, monkeypatch, admin_user):
+    """import_classification writes in batches, each through classification_records_save; an import
+    interrupted between batches, reviews meanwhile, the import run again and a changed re-import
+    leave the counters equal to a recount after every step."""
+    import json
+
+    from review import importers
+    from review.importers import import_classification
+    from review.models import Dataset
+
+    settings.IMPORT_BATCH_SAMPLES = 7
+    rng = random.Random(11)
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "categories.json").write_text(json.dumps({name: "" for name in NAMES}, ensure_ascii=False), encoding="utf-8")
+
+    def write(relabel: int = 0, mode3_length: int = 40):
+        lines = []
+        for i in range(40):
+            label = NAMES[(i + (1 if i < relabel else 0)) % 3]
+            outputs = {str(mode): answer(rng.choice(NAMES) if rng.random() < 0.3 else label, rng.choice([40, 90, 150]))
+                       for mode in (1, 2)}
+            outputs["3"] = answer(label, mode3_length if i % 4 else 130)
+            if i % 9 == 0:
+                outputs["2"] = "看不出是什么"
+            lines.append(json.dumps({"id": f"s-{i:02d}", "label": label, "outputs": outputs}, ensure_ascii=False))
+        (root / "m.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    write()
+    original, calls = importers.classification_records_save, []
+
+    def interrupted(**kwargs):
+        calls.append(len(kwargs["records"]))
+        if len(calls) == 3:
+            raise RuntimeError("interrupted")
+        return original(**kwargs)
+
+    monkeypatch.setattr(importers, "classification_records_save", interrupted)
+    with pytest.raises(RuntimeError):
+        import_classification(path=root, dataset_name="streamed")
+    monkeypatch.setattr(importers, "classification_records_save", original)
+    dataset = Dataset.objects.get(name="streamed")
+    assert Sample.objects.filter(dataset=dataset).count() == 14
+    assert_counters_match(dataset)
+
+    for sample in Sample.objects.filter(dataset=dataset).order_by("external_id")[:10]:
+        status = rules.sample_status(sample.pk)
+        if status.keepable:
+            review_keep(sample=sample, user=admin_user, version=0)
+        else:
+            review_save(sample=sample, user=admin_user, cause=Cause.MODEL_WEAK if status.mode2_error else Cause.NONE,
+                        corrected_output="", label_error=False, suggested_label=None, note="", version=0)
+    assert_counters_match(dataset)
+
+    report = import_classification(path=root, dataset_name="streamed")  # the same files: it finishes
+    assert report.samples_imported == 40 and Sample.objects.filter(dataset=dataset).count() == 40
+    assert_counters_match(dataset)
+
+    write(relabel=12, mode3_length=90)  # new labels for some, new outputs (pending on the reviewed ones)
+    report = import_classification(path=root, dataset_name="streamed")
+    assert report.saved.samples_updated == 12 and report.saved.reasonings_pending > 0
+    assert_counters_match(dataset)
