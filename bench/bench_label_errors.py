@@ -13,9 +13,7 @@ for every image (info_ectra). Target: precision@10 ≥ 0.8 on both sets. Figures
 
 Runs in a throwaway database (a temporary SQLite file, or `test_…` on DATABASE_URL's server).
 """
-import tempfile
 import time
-from pathlib import Path
 
 SECOND_SEED = 4242
 SECOND_ERROR_RATE = 0.03
@@ -48,44 +46,28 @@ def _print(name: str, wrong_ids: set[str], figures, total: int) -> None:
 
 def main() -> None:
     from django.conf import settings
-    from django.db import connection
-    from django.test.utils import setup_test_environment, teardown_test_environment
 
+    from bench.common import throwaway_database
     from pipelines.simulator import serve_in_thread
-    from review.demo import generate_dataset, demo_wrong_label_ids, load_demo
+    from review.demo import demo_wrong_label_ids, generate_dataset, load_demo
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-label-errors-"))
-    settings.DEBUG = False
-    settings.MEDIA_ROOT = tmp / "media"
-    settings.MEDIA_ROOT.mkdir()
-    if connection.vendor == "sqlite":
-        connection.settings_dict.setdefault("TEST", {})["NAME"] = str(tmp / "bench.sqlite3")
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    simulator = serve_in_thread(port=0)
-    settings.OPENAI_BASE_URL = simulator.base_url
-    try:
-        started = time.perf_counter()
-        demo = load_demo().dataset
-        sets = [("demo (load_demo)", demo, demo_wrong_label_ids())]
-        second = generate_dataset(name="第二套生成数据", seed=SECOND_SEED, label_error_rate=SECOND_ERROR_RATE)
-        sets.append((f"second set (seed {SECOND_SEED}, {SECOND_ERROR_RATE:.0%} wrong)", second.dataset,
-                     second.wrong_label_ids))
-        print(f"   loaded both sets in {time.perf_counter() - started:.1f} s")
-        for name, dataset, wrong in sets:
-            total = dataset.samples.count()
+    with throwaway_database("bench-label-errors-") as tmp:
+        settings.MEDIA_ROOT = tmp / "media"
+        settings.MEDIA_ROOT.mkdir()
+        simulator = serve_in_thread(port=0)
+        settings.OPENAI_BASE_URL = simulator.base_url
+        try:
             started = time.perf_counter()
-            figures = ranking_figures(dataset, wrong)
-            took = time.perf_counter() - started
-            _print(f"{name}, as loaded", wrong, figures, total)
-            items = fill_image_information(dataset)
-            figures = ranking_figures(dataset, wrong)
-            _print(f"{name}, + info extraction ({items} images)", wrong, figures, total)
-            print(f"   (scoring {total} samples from nothing: {took * 1000:.0f} ms)")
-    finally:
-        simulator.stop()
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-        teardown_test_environment()
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+            demo = load_demo().dataset
+            sets = [("demo (load_demo)", demo, demo_wrong_label_ids())]
+            second = generate_dataset(name="第二套生成数据", seed=SECOND_SEED, label_error_rate=SECOND_ERROR_RATE)
+            sets.append((f"second set (seed {SECOND_SEED}, {SECOND_ERROR_RATE:.0%} wrong)", second.dataset,
+                         second.wrong_label_ids))
+            print(f"   loaded both sets in {time.perf_counter() - started:.1f} s (scores computed as they were stored)")
+            for name, dataset, wrong in sets:
+                total = dataset.samples.count()
+                _print(f"{name}, as loaded", wrong, ranking_figures(dataset, wrong), total)
+                items = fill_image_information(dataset)
+                _print(f"{name}, + info extraction ({items} images)", wrong, ranking_figures(dataset, wrong), total)
+        finally:
+            simulator.stop()
