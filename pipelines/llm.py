@@ -58,10 +58,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import httpx2
-import openai
 from django.conf import settings
+
+from config.lazy import lazy_module
+
+# Imported on first use: every management command loads this module (through the URLs) and most
+# never call a model (config/lazy.py).
+aiohttp = lazy_module("aiohttp")
+httpx2 = lazy_module("httpx2")
+openai = lazy_module("openai")
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Hashable
 
-import numpy as np
-from datasketch import MinHashLSH
+from config.lazy import lazy_module
+
+# Imported on first use (with scipy, most of a management command's start-up otherwise: config/lazy.py).
+np = lazy_module("numpy")
+datasketch = lazy_module("datasketch")
 
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_NUM_PERM = 128
@@ -32,7 +35,7 @@ BLOCK = 32_768
 # Texts whose signatures are computed together.
 BATCH_TEXTS = 256
 
-_MAX_HASH = np.uint64((1 << 32) - 1)
+_MAX_HASH = (1 << 32) - 1
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -81,7 +84,7 @@ class MinHasher:
         h ^= h >> np.uint64(33)
         h *= np.uint64(0xFF51AFD7ED558CCD)
         h ^= h >> np.uint64(33)
-        h &= _MAX_HASH
+        h &= np.uint64(_MAX_HASH)
         per_text = lengths - n + 1
         valid = np.ones(windows, dtype=bool)
         ends = np.cumsum(lengths)
@@ -117,7 +120,7 @@ class Banding:
     positives and negatives); each band of a signature becomes one 64-bit integer key."""
 
     def __init__(self, threshold: float, num_perm: int):
-        self.ranges = MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges
+        self.ranges = datasketch.MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges
         rng = np.random.RandomState(7)
         self._multipliers = rng.randint(1, 1 << 62, size=num_perm, dtype=np.uint64) | np.uint64(1)
 
