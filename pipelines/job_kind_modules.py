@@ -13,6 +13,7 @@ JOB_KIND_MODULES = (
     "pipelines.feedback",
     "pipelines.dpo",
     "pipelines.correction_drafts",
+    "pipelines.classification_import",
 )
 
 for _name in JOB_KIND_MODULES:

@@ -90,6 +90,8 @@ ERROR_LABELS = {
     "max_deliveries": "多次中断后放弃",
     "missing": "数据不存在",
     "error": "程序错误",
+    "unknown_classes": "类别对应不到已有类别",
+    "invalid": "参数或文件无效",
 }
 # Engine-level parameters every job kind accepts (overrides of the provider defaults).
 ENGINE_PARAMS = ("model", "temperature", "top_p", "max_tokens", "concurrency", "requests_per_minute", "timeout",
@@ -479,6 +481,27 @@ def _heartbeat(job_id: int, token: str) -> str | None:
     if not Job.objects.filter(pk=job_id, lease_token=token).update(heartbeat_at=timezone.now()):
         return None
     return Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+
+
+def lease_keeper(job_id: int) -> Callable[[], None]:
+    """For a job kind one of whose items can run long (a large file read in one go): a function to
+    call now and then while it works. It renews the lease of the execution running the item (at most
+    once per JOB_HEARTBEAT_SECONDS), which the engine otherwise renews only between items, so the
+    item is not taken for a dead worker's and run twice. Calls from other threads do nothing (they
+    would open database connections of their own)."""
+    token = Job.objects.filter(pk=job_id).values_list("lease_token", flat=True).first() or ""
+    every = _setting("JOB_HEARTBEAT_SECONDS", 1.0)
+    last = time.monotonic()
+    owner = threading.get_ident()
+
+    def keep() -> None:
+        nonlocal last
+        now = time.monotonic()
+        if token and now - last >= every and threading.get_ident() == owner:
+            last = now
+            _heartbeat(job_id, token)
+
+    return keep
 
 
 def _lease_release(job_id: int, token: str, **fields: Any) -> None:

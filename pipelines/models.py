@@ -16,6 +16,7 @@ class JobKind(models.TextChoices):
     FEEDBACK_IMPORT = "feedback_import", "反馈导入"
     DPO = "dpo", "DPO 偏好对"
     CORRECTION_DRAFT = "correction_draft", "修正草稿"
+    CLASSIFICATION_IMPORT = "classification_import", "导入分类结果"
 
 
 class JobStatus(models.TextChoices):

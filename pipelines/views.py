@@ -18,7 +18,7 @@ from review.models import Category, Mode
 
 from . import monitor
 from .classification import classification_rerun_wrong
-from .forms import ClassificationJobForm, InfoExtractionJobForm, PromptForm, RerunWrongForm
+from .forms import ClassificationImportForm, ClassificationJobForm, InfoExtractionJobForm, PromptForm, RerunWrongForm
 from .jobkinds import get_handler
 from .jobs import (
     error_label,
@@ -40,6 +40,7 @@ JOBS_PER_PAGE = 50
 START_FORMS = {
     JobKind.CLASSIFICATION: ClassificationJobForm,
     JobKind.INFO_EXTRACTION: InfoExtractionJobForm,
+    JobKind.CLASSIFICATION_IMPORT: ClassificationImportForm,
 }
 
 
@@ -199,11 +200,14 @@ def job_start(request, kind: str):
     form_class = START_FORMS.get(kind)
     if form_class is None:
         raise Http404("这个任务类型不能在这里启动")
-    form = form_class(request.POST or None, initial=request.GET.dict() if request.method == "GET" else None)
+    form = form_class(request.POST or None, request.FILES or None,
+                      initial=request.GET.dict() if request.method == "GET" else None)
     if request.method == "POST" and form.is_valid():
         try:
             job = job_create(kind=kind, params=form.job_params(), user=request.user)
         except ApplicationError as exc:
+            if hasattr(form, "discard"):
+                form.discard()  # e.g. an uploaded folder no job will read
             form.add_error(None, exc.message)
         else:
             messages.success(request, f"任务 #{job.pk} 已创建，共 {job.items_total} 个条目。")

@@ -87,6 +87,7 @@ MAX_IMAGE_PATH_CHARS = 1000
 # Where a record came from: decides what its keys mean ("output" is reasoning in a mode folder,
 # the label in train.json and the info files) and how much its label counts.
 MANIFEST, MODE, INFO, TRAIN = "manifest", "mode", "info", "train"
+MISSING = "missing"  # a file a job pinned that is no longer there
 
 
 @dataclass(frozen=True)
@@ -645,7 +646,7 @@ class ClassificationImport:
     def __init__(self, *, path: str | Path, dataset_name: str, staging_path: str | Path,
                  image_root: str | Path | None = None, path_prefixes: Sequence[tuple[str, str]] = (),
                  encoding: str | None = None, create_classes: bool = False, prompt_file: str | Path | None = None,
-                 batch_size: int | None = None):
+                 batch_size: int | None = None, files: Sequence[str] | None = None):
         self.options = ImportOptions(
             image_root=Path(image_root).resolve() if image_root else None,
             path_prefixes=tuple((old, str(Path(new).resolve())) for old, new in path_prefixes),
@@ -658,6 +659,10 @@ class ClassificationImport:
         self.dataset_name = dataset_name
         self.prompt_file = prompt_file
         self.plan = plan_files(self.path)
+        if files is not None:
+            # The files a job pinned when it was created: the same list (and numbering) in every process.
+            found = {f.rel: f for f in self.plan.files}
+            self.plan.files = [found.get(rel) or SourceFile(rel=rel, kind=MISSING) for rel in files]
         self.root = self.plan.root
         self.batch_size = batch_size or settings.IMPORT_BATCH_SAMPLES
         self.staging = _Staging(Path(staging_path))
@@ -678,6 +683,12 @@ class ClassificationImport:
         file = self.files[index]
         base_seq = _file_seq(index)
         db, stage = self.staging.db, f"file:{index}"
+        if file.kind == MISSING:
+            self.staging.clear_stage(stage)
+            self.staging.add_findings(stage, [(base_seq, False, file.rel, "文件已不存在（任务创建之后被移走或删除）")])
+            db.execute("INSERT OR REPLACE INTO files (no, shape, encoding_used, records) VALUES (?, '', 'utf-8', 0)",
+                       (index,))
+            return 0
         db.execute("BEGIN")
         db.execute("DELETE FROM records WHERE file_no = ?", (index,))
         db.execute("DELETE FROM labels WHERE file_no = ?", (index,))

@@ -208,6 +208,9 @@ IMPORT_MAX_TEXT_CHARS = env_int("IMPORT_MAX_TEXT_CHARS", 20_000)
 IMPORT_STAGING_ROOT = Path(env("IMPORT_STAGING_ROOT", str(VAR_DIR / "import-staging")))
 IMPORT_BATCH_SAMPLES = env_int("IMPORT_BATCH_SAMPLES", 1000)
 IMPORT_IMAGE_WORKERS = env_int("IMPORT_IMAGE_WORKERS", 4)
+# An import started in the browser (/jobs/new/classification_import/): the uploaded file, and a zip's
+# unpacked content, at most this big; it lands in MEDIA_ROOT/imports/.
+IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 1024 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
