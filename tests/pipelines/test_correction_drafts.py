@@ -59,7 +59,8 @@ def exchange_class(db, reviewer):
     return dataset, label, samples
 
 
-def test_the_job_drafts_for_wrong_and_too_long_outputs_only(exchange_class, llm_simulator, settings):
+def test_the_job_drafts_for_wrong_and_too_long_outputs_only(exchange_class, llm_simulator, settings, reviewer):
+    job_viewer = reviewer
     dataset, label, samples = exchange_class
     wanted = {s.pk for k, s in samples.items() if k.startswith("wrong") or k in ("long", "planted")}
     assert set(drafted_sample_ids(dataset_id=dataset.pk)) == wanted
@@ -83,6 +84,13 @@ def test_the_job_drafts_for_wrong_and_too_long_outputs_only(exchange_class, llm_
     assert "退货页面" in drafts[samples["planted"].pk].problems[0]
     assert job.report["drafts"] == len(wanted)
     assert job.report["passed_checks"] == len(passed) and job.report["failed_checks"] == len(failed)
+    from django.test import Client
+    from django.urls import reverse
+
+    page = Client()
+    page.force_login(job_viewer)
+    table = page.get(reverse("jobs:detail", args=[job.pk])).content.decode().split('id="job-drafts"')[1].split("</table>")[0]
+    assert f'<td class="num">{len(passed)}</td>' in table and f'<td class="num">{len(failed)}</td>' in table
 
     # Drafts are suggestions: the export still leaves those samples out.
     export = trainset_export(dataset=dataset, fmt="jsonl", path=settings.MEDIA_ROOT / "train.jsonl")

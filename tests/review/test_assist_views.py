@@ -194,6 +194,7 @@ def test_the_class_page_starts_a_drafting_job_for_its_reviewer_or_staff(reviewer
     job = Job.objects.get(kind=JobKind.CORRECTION_DRAFT)
     assert response.status_code == 302 and response["Location"] == reverse("jobs:detail", args=[job.pk])
     assert job.items_total == 1 and job.params["categories"] == [label.name]
+    assert "修正草稿" in reviewer_client.get(response["Location"]).content.decode()  # the job's own page
     # Nothing (more) to draft: a message on the class page, no job.
     again = reviewer_client.post(reverse("review:draft_corrections", args=[label.pk]), follow=True)
     assert "没有需要起草修正的样本" in again.content.decode() and Job.objects.count() == 1
