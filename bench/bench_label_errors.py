@@ -7,9 +7,11 @@ Prints precision@k and recall@k (k = 10, 20, 50) of `review.suspicion`'s ranking
   of the samples), and
 - a second set generated with another seed and label-error rate (`review.demo.generate_dataset`),
 
-each twice: as loaded, and after the product's info-extraction job (through the bundled LLM
+each three times: as loaded; after the product's info-extraction job (through the bundled LLM
 simulator) has described the images that had no image information — the team's own data has it
-for every image (info_ectra). Target: precision@10 ≥ 0.8 on both sets. Figures only.
+for every image (info_ectra); and after modes 1–3 are run again through the simulator asking for
+token log-probabilities (the simulated model is sure of what it sees, unsure of the confusable
+class it answers on a hard image). Target: precision@10 ≥ 0.8 on both sets. Figures only.
 
 Runs in a throwaway database (a temporary SQLite file, or `test_…` on DATABASE_URL's server).
 """
@@ -36,6 +38,20 @@ def fill_image_information(dataset) -> int:
                                                           "requests_per_minute": 0}, enqueue=False)
     job = run_job_inline(job)
     return job.items_done
+
+
+def rerun_with_logprobs(dataset) -> int:
+    """Run modes 1–3 again through the simulator asking for token log-probabilities; returns how
+    many answers were stored (on reviewed samples they wait for the reviewer and do not count)."""
+    from pipelines.jobs import job_create, run_job_inline
+    from pipelines.models import JobKind
+
+    done = 0
+    for mode in (1, 2, 3):
+        job = job_create(kind=JobKind.CLASSIFICATION, enqueue=False, params={
+            "dataset": dataset.name, "mode": mode, "logprobs": True, "concurrency": 16, "requests_per_minute": 0})
+        done += run_job_inline(job).items_done
+    return done
 
 
 def _print(name: str, wrong_ids: set[str], figures, total: int) -> None:
@@ -69,5 +85,8 @@ def main() -> None:
                 _print(f"{name}, as loaded", wrong, ranking_figures(dataset, wrong), total)
                 items = fill_image_information(dataset)
                 _print(f"{name}, + info extraction ({items} images)", wrong, ranking_figures(dataset, wrong), total)
+                answers = rerun_with_logprobs(dataset)
+                _print(f"{name}, + modes 1–3 re-run with logprobs ({answers} answers)", wrong,
+                       ranking_figures(dataset, wrong), total)
         finally:
             simulator.stop()

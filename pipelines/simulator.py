@@ -26,7 +26,9 @@ Behaviours of real servers the bundled responders would otherwise hide (see `Fau
 - configuration errors: an API key (`api_key`, 401), a model list (`known_models`, 404), a refused
   parameter (`refuse_param`, 400 `unsupported_parameter` as OpenAI o-series models answer to
   `temperature`), models that only answer streamed (`stream_only_models`, 400 as DashScope's QVQ);
-- `stream: true` is answered as server-sent events, `logprobs: true` with per-token log-probs.
+- `stream: true` is answered as server-sent events, `logprobs: true` with per-token log-probs
+  (most tokens near-certain; a classification answer's class name carries the simulated model's
+  confidence: high for what the image shows, low for a confusable class it answered instead).
 
 Every request is counted per body hash; `answered` counts only 200 answers, so tests can assert
 "one model call per item".
@@ -191,11 +193,31 @@ class SimChoice:
     finish_reason: str = "stop"
 
 
+class ScoredText(str):
+    """An answer whose responder knows how sure the simulated model is of parts of it:
+    `spans` are (start, end, probability of that part as a whole), e.g. the class name of a
+    classification answer (pipelines/sim_responders/classification.py)."""
+
+    spans: tuple[tuple[int, int, float], ...] = ()
+
+    def __new__(cls, text: str, spans=()):
+        value = super().__new__(cls, text)
+        value.spans = tuple(spans)
+        return value
+
+
 def _token_logprobs(text: str, key: str, index: int) -> dict[str, Any]:
-    """Deterministic per-token (per-character) log-probs, as `logprobs: true` returns them."""
+    """Deterministic per-token (per-character) log-probs, as `logprobs: true` returns them: most
+    tokens near-certain (as a real model's are; mean about −0.05), and a responder's scored parts
+    (`ScoredText.spans`) carrying the probability it gave them, spread over their characters."""
     rng = _rng("logprobs", key, index)
-    return {"content": [{"token": ch, "logprob": round(-rng.random() * 2.0, 4), "bytes": None, "top_logprobs": []}
-                        for ch in text[:200]]}
+    values = [-min(4.0, rng.expovariate(20.0)) for _ in text[:400]]
+    for start, end, probability in getattr(text, "spans", ()):
+        if 0 <= start < end <= len(values):
+            share = math.log(max(probability, 1e-6)) / (end - start)
+            values[start:end] = [share] * (end - start)
+    return {"content": [{"token": ch, "logprob": round(value, 4), "bytes": None, "top_logprobs": []}
+                        for ch, value in zip(text, values)]}
 
 
 def completion_body(request: dict[str, Any], contents: list[str | SimChoice], key: str,

@@ -11,7 +11,9 @@ The simulated model "sees" an image's true class by reading the marker drawn int
   edited prompt fixes some of them (as a better definition would);
 - mode 3 answers keep within 100 characters most of the time; a few run over;
 - the answer line varies its wording a little, and a few answers hedge between two classes
-  (unparseable, on purpose).
+  (unparseable, on purpose);
+- asked for `logprobs`, the class name carries the model's confidence: high for what it sees,
+  low when a hard image made it name a confusable class.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import random
 import re
 
 from pipelines.image_marker import read_marker
-from pipelines.simulator import decode_data_url_image, request_image_urls, request_text
+from pipelines.simulator import ScoredText, decode_data_url_image, request_image_urls, request_text
 from review.demo_catalog import DEMO_CATEGORIES, DEMO_OTHER_CATEGORY, DemoCategory
 
 PRIORITY = 10
@@ -132,4 +134,14 @@ def respond(request: dict, rng: random.Random) -> str:
         others = [c for c in DEMO_CATEGORIES if c.name != predicted.name]
         other = rng.choice(others)
         return f"推理：{reasoning}\n类别：无法确定，可能是{predicted.name}或{other.name}"
-    return f"推理：{reasoning}\n{_answer_line(predicted, rng)}"
+    text = f"推理：{reasoning}\n{_answer_line(predicted, rng)}"
+    # How sure the model is of the class it names (its token log-probabilities when asked):
+    # sure of what it sees, unsure when a hard image made it answer a confusable class.
+    if seen is None:
+        confidence = 0.3 + 0.3 * rng.random()
+    elif predicted.name == seen.name:
+        confidence = 0.85 + 0.14 * rng.random()
+    else:
+        confidence = 0.2 + 0.4 * rng.random()
+    start = text.rfind(predicted.name)
+    return ScoredText(text, [(start, start + len(predicted.name), confidence)]) if start >= 0 else text

@@ -195,3 +195,20 @@ def test_a_classification_job_asked_for_logprobs_keeps_the_answer_lines_and_the_
         assert [w["confidence"] for w in evidence if w["source"] == "mode2"] == [pytest.approx(expected, abs=1e-4)]
         checked += 1
     assert checked >= 4
+
+
+def test_the_simulated_model_is_less_sure_of_the_classes_it_gets_wrong(db, llm_simulator):
+    """Log-probabilities from the simulator are a signal, as a real model's are: the class name of
+    a mistaken answer is given less probability than that of a right one."""
+    from pipelines.jobs import job_create, run_job_inline
+    from tests.pipelines.conftest_jobs import make_scene_dataset
+
+    dataset, _ = make_scene_dataset(name="confidence", per_category=8, categories=6)
+    run_job_inline(job_create(kind="classification", params={"dataset": dataset.name, "mode": 1, "logprobs": True},
+                              enqueue=False))
+    right, wrong = [], []
+    for reasoning in Reasoning.objects.filter(sample__dataset=dataset, predicted_category__isnull=False):
+        probability = class_name_probability(reasoning.raw_response, reasoning.predicted_name)
+        (right if reasoning.is_correct else wrong).append(probability)
+    assert right and wrong, "mode 1 of the simulator errs on some of 48 images"
+    assert max(wrong) < min(right)
