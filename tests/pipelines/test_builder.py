@@ -181,15 +181,18 @@ def test_dry_run_writes_nothing(tmp_path):
 
 
 def test_sources_are_streamed_once():
-    consumed = []
+    """A source that can be re-read (a callable) is still read in one pass: a 1 GB log folder is
+    not read twice. (A generator could not show a second pass: it would just be empty.)"""
+    passes, consumed = [], []
 
-    def generate():
+    def read():
+        passes.append(1)
         for i in range(1000):
             consumed.append(i)
             yield record(i)
 
-    result = build_dataset([Source("logs", generate())], BuildOptions(limit=10))
-    assert len(consumed) == 1000 and result.total == 10
+    result = build_dataset([Source("logs", read)], BuildOptions(limit=10))
+    assert len(passes) == 1 and len(consumed) == 1000 and result.total == 10
 
 
 @pytest.mark.parametrize("text", ["0.8,0.1", "0.8,0.1,0.1"])

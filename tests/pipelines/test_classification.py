@@ -3,7 +3,7 @@ import pytest
 
 from pipelines.classification import accuracy, classification_rerun_wrong
 from pipelines.jobs import job_create, run_job_inline
-from pipelines.models import JobStatus, PromptTemplate
+from pipelines.models import ItemStatus, JobStatus, PromptTemplate
 from pipelines.prompts import prompt_current, prompt_save_version
 from review.errors import ApplicationError
 from review.models import Reasoning
@@ -91,6 +91,14 @@ def test_unmarked_and_missing_images(llm_simulator, scene_dataset, admin_user):
     missing = dict(job.items.filter(error_kind="missing").values_list("key", "error"))
     assert set(missing) == {str(samples[0].pk), str(samples[1].pk)}
     assert "路径超出" in missing[str(samples[1].pk)]
+    # An image without a marker is still sent: the model answers a class this dataset lacks
+    # (其他类别图片), so the answer is kept, with no class, and the item fails as unparseable.
+    unmarked = job.items.get(key=str(samples[2].pk))
+    assert (unmarked.status, unmarked.error_kind) == (ItemStatus.FAILED, "unparseable")
+    reasoning = Reasoning.objects.get(sample=samples[2], mode=2)
+    assert "其他类别图片" in reasoning.output and reasoning.predicted_category is None
+    assert set(job.items.filter(status=ItemStatus.DONE).values_list("key", flat=True)) == {
+        str(s.pk) for s in samples[3:]}
     assert job.status == JobStatus.DONE
 
 

@@ -2,6 +2,7 @@
 import pytest
 from django.urls import reverse
 
+from config.celery import app as celery_app
 from pipelines import monitor
 from pipelines.models import JobStatus
 from tests.factories import JobFactory
@@ -21,9 +22,23 @@ def test_monitor_page_and_panel_for_staff(client, admin_user):
 
 
 def test_queue_lengths_count_waiting_messages():
-    queues, _ = monitor.queue_lengths()
-    assert [q.name for q in queues] == ["default", "classification", "generation", "extraction", "dpo"]
-    assert all(q.length is not None for q in queues), [q.error for q in queues]
+    """Each queue's own count: 1 message waits in the first queue, 2 in the second … (a length shown
+    beside the wrong queue, or none counted, fails)."""
+    names = ["default", "classification", "generation", "extraction", "dpo"]
+    before, _ = monitor.queue_lengths()
+    assert [q.name for q in before] == names
+    assert all(q.length is not None for q in before), [q.error for q in before]
+    try:
+        with celery_app.connection_for_write() as conn:
+            for n, name in enumerate(names, start=1):
+                for _ in range(n):
+                    celery_app.send_task("pipelines.noop-for-the-monitor-test", queue=name, connection=conn)
+        after, _ = monitor.queue_lengths()
+        assert [a.length - b.length for a, b in zip(after, before, strict=True)] == [1, 2, 3, 4, 5]
+    finally:
+        with celery_app.connection_for_write() as conn:
+            for name in names:
+                conn.default_channel.queue_purge(name)
 
 
 def test_running_executions_flag_stale_heartbeats():

@@ -1,5 +1,8 @@
 """review_save / review_restore / assignment_set: the rules every writer relies on."""
+import threading
+
 import pytest
+from django.db import connection, connections
 
 from review.errors import ApplicationError
 from review.models import Assignment, Cause, Review, ReviewEdit
@@ -45,11 +48,53 @@ def test_stale_version_is_a_conflict_naming_who_and_changes_nothing(sample, revi
     assert review.edits.count() == 2
 
 
+@pytest.mark.django_db(transaction=True)
 def test_two_people_creating_the_first_review_conflict(sample, reviewer, admin_user):
-    save(sample, admin_user)
-    with pytest.raises(ApplicationError) as caught:
-        save(sample, reviewer, version=0, cause=Cause.MODEL_WEAK)
-    assert caught.value.code == "conflict"
+    """Both opened the sample before anyone saved (version 0) and save at the same moment.
+
+    The admin's save runs, in another connection, at the moment the reviewer's save inserts its new
+    review. On PostgreSQL the reviewer's save has read "no review yet" by then, so its insert hits the
+    unique constraint (the race branch): it must be a conflict naming the admin, not an error page.
+    SQLite takes the write lock when a transaction begins, so there the admin's save waits for the
+    reviewer's and reads its review: the admin gets the conflict. Either way one save wins whole and
+    the other is refused, naming the winner, with nothing of its own written."""
+    outcome: dict = {}
+
+    def admin_saves():
+        try:
+            outcome["admin"] = save(sample, admin_user, cause=Cause.MODEL_WEAK, note="管理员")
+        except ApplicationError as exc:
+            outcome["admin"] = exc
+        finally:
+            connections.close_all()
+
+    competitor = threading.Thread(target=admin_saves)
+    inserts: list[str] = []
+
+    def admin_saves_between_read_and_insert(execute, sql, params, many, context):
+        if not inserts and sql.lstrip().upper().startswith('INSERT INTO "REVIEW_REVIEW"'):
+            inserts.append(sql)
+            competitor.start()
+            if connection.vendor != "sqlite":  # SQLite: the admin waits for our write lock
+                competitor.join(timeout=30)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(admin_saves_between_read_and_insert):
+        try:
+            outcome["reviewer"] = save(sample, reviewer, cause=Cause.DEFINITIONS_OVERLAP, note="审核员")
+        except ApplicationError as exc:
+            outcome["reviewer"] = exc
+    competitor.join(timeout=30)
+    assert inserts and not competitor.is_alive()
+
+    loser, winner = ("admin", "reviewer") if connection.vendor == "sqlite" else ("reviewer", "admin")
+    refused, saved = outcome[loser], outcome[winner]
+    assert isinstance(refused, ApplicationError) and refused.code == "conflict", refused
+    assert (reviewer if winner == "reviewer" else admin_user).get_username() in refused.message
+    assert refused.extra["current_version"] == 1
+    review = Review.objects.get(sample=sample)
+    assert (review.pk, review.version, review.note) == (saved.pk, 1, saved.note)
+    assert review.edits.count() == 1
 
 
 def test_unassigned_reviewer_is_forbidden_and_nothing_is_written(other_sample, reviewer):
