@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from core.errors import conflict_error
 from review.errors import ApplicationError
 
 from . import formats, pair_checks
@@ -846,9 +847,7 @@ def pair_review(
         raise ApplicationError("未知操作")
     pair = PreferencePair.objects.select_for_update().get(pk=pair.pk)
     if int(version) != pair.version:
-        raise ApplicationError(
-            "这条偏好对已被其他人修改，请刷新后再操作", code="conflict", extra={"current_version": pair.version}
-        )
+        raise conflict_error("这条偏好对已被其他人修改，请刷新后再操作", current_version=pair.version)
     if action == "swap":
         if not pair.rejected.strip():
             raise ApplicationError("rejected 为空，不能交换")

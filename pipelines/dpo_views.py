@@ -12,12 +12,13 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.errors import http_status
+from core.permissions import staff_required
 from review.errors import ApplicationError
 
 from . import dpo, pair_checks
@@ -25,11 +26,6 @@ from .models import Export, Job, JobKind, PreferencePair
 
 PAGE_SIZE = 50
 MAX_UPLOAD_BYTES = dpo.MAX_IMPORT_BYTES
-
-
-def _staff_only(user) -> None:
-    if not user.is_staff:
-        raise PermissionDenied("只有管理员可以执行此操作")
 
 
 def _job_or_404(job_id: int) -> Job:
@@ -110,10 +106,9 @@ def _form_context(request, values: dict | None = None, **extra) -> dict:
 
 
 @require_http_methods(["GET", "POST"])
-@login_required
+@staff_required
 def job_new(request):
     """The start form (staff). POST runs the preview on the first N prompts and shows it under the form."""
-    _staff_only(request.user)
     if request.method == "GET":
         return render(request, "pipelines/dpo_new.html", _form_context(request))
     values = request.POST.dict()
@@ -133,12 +128,11 @@ def job_new(request):
 
 
 @require_POST
-@login_required
+@staff_required
 def job_start(request):
     """Start the full job with exactly the parameters that were previewed (staff)."""
     from .jobs import job_create
 
-    _staff_only(request.user)
     try:
         job = job_create(kind=JobKind.DPO, params=_form_params(request), user=request.user)
     except ApplicationError as exc:
@@ -267,7 +261,7 @@ def pair_review_action(request, job_id: int, pair_id: int):
             rejected=request.POST.get("rejected") if action == "edit" else None,
         )
     except ApplicationError as exc:
-        status = {"conflict": 409, "forbidden": 403}.get(exc.code, 400)
+        status = http_status(exc)
         pair.refresh_from_db()
         return _render_pair(request, _review_context(job, pair, filters, error=exc.message), status=status)
     # As on the classification page: a decision moves on to the next pair of the list being reviewed.
@@ -288,10 +282,9 @@ def pair_review_action(request, job_id: int, pair_id: int):
 
 # --------------------------------------------------------------------------- export
 @require_POST
-@login_required
+@staff_required
 def export_create(request, job_id: int):
     """Export the job's pairs in one preference format through the dataset builder (staff)."""
-    _staff_only(request.user)
     job = _job_or_404(job_id)
     try:
         export = dpo.pairs_export(

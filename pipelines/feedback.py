@@ -33,6 +33,7 @@ from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from core.errors import conflict_error
 from review.errors import ApplicationError
 from review.jsonfiles import oversize_message, record_size
 
@@ -379,8 +380,8 @@ def feedback_sample_decide(*, sample: FeedbackSample, user, decision: str, versi
     sample = FeedbackSample.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=sample.pk)
     if sample.version != version:
         who = sample.decided_by.get_username() if sample.decided_by else "其他人"
-        raise ApplicationError(f"该样本已被 {who} 修改（版本 {sample.version}），请刷新后再决定",
-                               code="conflict", extra={"version": sample.version})
+        raise conflict_error(f"该样本已被 {who} 修改（版本 {sample.version}），请刷新后再决定",
+                             current_version=sample.version, changed_by=who)
     edited_output = (edited_output or "").strip()
     if decision == ReviewDecision.EDITED:
         if not edited_output:

@@ -22,13 +22,14 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.text import get_valid_filename
 from django.views.decorators.http import require_GET, require_POST
 
+from core.errors import http_status
+from core.permissions import staff_required
 from review.errors import ApplicationError
 
 from . import feedback as feedback_module
@@ -43,15 +44,6 @@ DECISION_FILTERS = (("pending", "待审核"), ("accepted", "已接受"), ("edite
                     ("rejected", "已拒绝"), ("all", "全部"))
 FEEDBACK_UPLOAD_MAX_BYTES = getattr(settings, "FEEDBACK_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 BUILDER_EXPORT_KIND = "builder"
-
-
-def _staff_only(user) -> None:
-    if not user.is_staff:
-        raise PermissionDenied("只有管理员可以执行此操作")
-
-
-def _status_for(exc: ApplicationError) -> int:
-    return {"conflict": 409, "forbidden": 403, "not_found": 404}.get(exc.code, 400)
 
 
 # --------------------------------------------------------------------------- feedback samples
@@ -142,7 +134,7 @@ def decide(request, sample_id: int):
             edited_output=request.POST.get("edited_output", ""),
         )
     except ApplicationError as exc:
-        error, status = exc.message, _status_for(exc)
+        error, status = exc.message, http_status(exc)
         sample = FeedbackSample.objects.select_related("decided_by").get(pk=sample.pk)
     if not request.htmx:
         if error:
@@ -157,10 +149,9 @@ def decide(request, sample_id: int):
 
 
 @require_POST
-@login_required
+@staff_required
 def import_upload(request):
     """Upload a feedback file (JSON/JSONL, size-checked) and queue its import job (staff)."""
-    _staff_only(request.user)
     upload = request.FILES.get("feedback_file")
     if upload is None:
         messages.error(request, "请选择反馈文件")
@@ -217,10 +208,9 @@ def logs(request):
 
 
 @require_POST
-@login_required
+@staff_required
 def logs_import(request):
     """Queue a "log_extraction" job for a folder under MEDIA_ROOT (staff)."""
-    _staff_only(request.user)
     try:
         folder = _confined_media_dir(request.POST.get("log_dir", ""))
         job = log_extraction_job_start(log_dir=folder, user=request.user)
@@ -360,10 +350,9 @@ def builder_preview(request):
 
 
 @require_POST
-@login_required
+@staff_required
 def builder_write(request):
     """Write the dataset under EXPORT_ROOT/builder/ and record an Export (staff)."""
-    _staff_only(request.user)
     form = BuilderForm(request.POST)
     context, status = _builder_result(request, form, write=True)
     template = "pipelines/builder_form.html#builder-result" if request.htmx else "pipelines/builder_form.html"

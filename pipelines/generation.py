@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.errors import conflict_error
 from review.errors import ApplicationError
 from review.jsonfiles import oversize_message, record_size
 
@@ -689,10 +690,8 @@ def generated_example_decide(
         raise ApplicationError("该样本已通过评判，无需人工复核")
     if example.version != version:
         who = example.decided_by.get_username() if example.decided_by else "其他人"
-        raise ApplicationError(
-            f"该样本已被 {who} 修改（版本 {example.version}），请刷新后再决定", code="conflict",
-            extra={"version": example.version},
-        )
+        raise conflict_error(f"该样本已被 {who} 修改（版本 {example.version}），请刷新后再决定",
+                             current_version=example.version, changed_by=who)
     edited_response = (edited_response or "").strip()
     if decision == ReviewDecision.EDITED:
         if not edited_response:

@@ -10,7 +10,6 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
@@ -18,6 +17,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from core.errors import http_status
+from core.permissions import staff_required
 from review.errors import ApplicationError
 
 from . import generation
@@ -31,11 +32,6 @@ from .judge import CRITERIA
 from .models import Export, GeneratedExample, Job, JobKind, ReviewDecision, SourceItem
 
 DECISION_FILTERS = (("pending", "待审核"), ("decided", "已决定"), ("all", "全部"))
-
-
-def _staff_only(user) -> None:
-    if not user.is_staff:
-        raise PermissionDenied("只有管理员可以执行此操作")
 
 
 def _run_or_404(job_id: int) -> Job:
@@ -63,12 +59,11 @@ def runs(request):
 
 
 @require_POST
-@login_required
+@staff_required
 def start(request):
     """Start a generation run over a source collection (staff)."""
     from .jobs import job_create
 
-    _staff_only(request.user)
     params = {
         key: request.POST.get(key, "").strip()
         for key in ("collection", "sample", "multiple_choice_ratio", "pass_threshold", "temperature", "seed",
@@ -89,10 +84,9 @@ PROBLEMS_SHOWN = 20
 
 
 @require_POST
-@login_required
+@staff_required
 def import_sources(request):
     """Import source items from an uploaded JSON/JSONL file (staff); bad lines are listed."""
-    _staff_only(request.user)
     upload = request.FILES.get("file")
     if upload is None:
         messages.error(request, "请选择要导入的文件")
@@ -283,8 +277,9 @@ def decide(request, job_id: int, example_id: int):
             version=version, edited_response=request.POST.get("edited_response", ""),
         )
     except ApplicationError as exc:
+        status = http_status(exc)
         # 422 rather than 400: django-htmx's DEBUG helper replaces the whole page on a 400.
-        status = 409 if exc.code == "conflict" else 403 if exc.code == "forbidden" else 422
+        status = 422 if status == 400 else status
         # Show the same example again (fresh from the database) with the error.
         context = _review_context(request, job, page_number=page_number, error=exc.message)
         if not request.htmx:
@@ -328,10 +323,9 @@ def example_image(request, job_id: int, example_id: int):
 
 # --------------------------------------------------------------------------- re-run and export
 @require_POST
-@login_required
+@staff_required
 def rerun(request, job_id: int):
     """Re-run the run's undecided failed items with a changed setting (staff)."""
-    _staff_only(request.user)
     job = _run_or_404(job_id)
     changes = {k: request.POST.get(k, "").strip() for k in ("temperature", "multiple_choice_ratio", "pass_threshold")}
     try:
@@ -344,10 +338,9 @@ def rerun(request, job_id: int):
 
 
 @require_POST
-@login_required
+@staff_required
 def export(request, job_id: int):
     """Export passed + rescued examples (sharegpt with images, OpenAI messages) (staff)."""
-    _staff_only(request.user)
     job = _run_or_404(job_id)
     try:
         record = generation.generation_export(job=job, user=request.user)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -13,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.permissions import staff_required
 from review.errors import ApplicationError
 from review.models import Category, Mode
 
@@ -29,7 +29,7 @@ from .jobs import (
     job_resume,
     job_retry_failed,
 )
-from .models import ItemStatus, Job, JobItem, JobKind, JobStatus, PromptTemplate
+from .models import ItemStatus, Job, JobKind, JobStatus, PromptTemplate
 from .prompts import EDITABLE_KINDS, MODE_KINDS, prompt_current, prompt_save_version
 from .workers import heartbeat_seconds
 
@@ -42,19 +42,6 @@ START_FORMS = {
     JobKind.INFO_EXTRACTION: InfoExtractionJobForm,
     JobKind.CLASSIFICATION_IMPORT: ClassificationImportForm,
 }
-
-
-def staff_required(view):
-    """Signed-in staff only; everyone else gets 403."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied("仅管理员可以执行此操作")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 # --------------------------------------------------------------------------- job list and detail

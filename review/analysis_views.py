@@ -9,21 +9,17 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
+from core.permissions import staff_required
+
 from . import analysis, definitions, exports, rules
 from .errors import ApplicationError
 from .models import Category, Dataset, Mode
-
-
-def _staff_only(request):
-    if not request.user.is_staff:
-        raise PermissionDenied("只有管理员可以执行此操作。")
 
 
 def _markdown_response(chunks, filename: str) -> StreamingHttpResponse:
@@ -145,10 +141,9 @@ def mode2_errors_csv(request, dataset_id: int):
 
 
 @require_POST
-@login_required
+@staff_required
 def definition_revise(request, dataset_id: int, category_id: int):
     category = get_object_or_404(Category.objects.select_related("dataset"), pk=category_id, dataset_id=dataset_id)
-    _staff_only(request)
     error = ""
     try:
         revision = definitions.definition_revise(category=category, text=request.POST.get("text", ""), author=request.user)
@@ -168,10 +163,9 @@ def definition_revise(request, dataset_id: int, category_id: int):
 
 
 @require_POST
-@login_required
+@staff_required
 def export_create(request, dataset_id: int):
     dataset = get_object_or_404(Dataset, pk=dataset_id)
-    _staff_only(request)
     try:
         export = exports.trainset_export(dataset=dataset, fmt=request.POST.get("format", ""), user=request.user)
     except ApplicationError as exc:
@@ -182,18 +176,16 @@ def export_create(request, dataset_id: int):
 
 
 @require_GET
-@login_required
+@staff_required
 def export_list(request):
-    _staff_only(request)
     return render(request, "review/export_list.html", {
         "exports": exports.visible_exports(user=request.user).filter(kind=exports.EXPORT_KIND)[:200],
     })
 
 
 @require_GET
-@login_required
+@staff_required
 def export_detail(request, export_id: int):
-    _staff_only(request)
     export = get_object_or_404(exports.visible_exports(user=request.user), pk=export_id)
     report = export.report or {}
     return render(request, "review/export_detail.html", {

@@ -18,6 +18,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from core.errors import conflict_error
+
 from . import counts, rules
 from .errors import ApplicationError
 from .models import (
@@ -81,16 +83,15 @@ def _record_draft_use(*, review: Review, corrected_output: str, draft: Correctio
         linked.update(status=CorrectionDraft.Status.OFFERED, review=None, edited=None, decided_by=None, decided_at=None)
 
 
-def conflict_error(review: Review, version: int) -> ApplicationError:
+def review_conflict(review: Review, version: int) -> ApplicationError:
     """The refusal of a save made on a stale version: who changed the review, and when."""
     last_edit = review.edits.select_related("editor").order_by("-version").first()
     who = last_edit.editor.get_username() if last_edit and last_edit.editor else "其他人"
     when = timezone.localtime(review.updated_at).strftime("%Y-%m-%d %H:%M:%S")
-    return ApplicationError(
+    return conflict_error(
         f"保存失败：{who} 已于 {when} 修改了这条审核（当前版本 {review.version}，你打开时是版本 {version}）。"
         "请查看最新内容和修改记录后再保存。",
-        code="conflict",
-        extra={"current_version": review.version, "changed_by": who, "changed_at": when},
+        current_version=review.version, changed_by=who, changed_at=when,
     )
 
 
@@ -219,7 +220,7 @@ def review_save(
             raise ApplicationError("保存失败：版本号无效，请刷新页面。", code="conflict")
         if same_values:
             return review  # a repeated submit of what is already saved overwrites nothing
-        raise conflict_error(review, int(version))
+        raise review_conflict(review, int(version))
 
     before = review_snapshot(review)
     if review is None:
@@ -229,7 +230,7 @@ def review_save(
         except IntegrityError:
             # Someone created the review between our read and our insert.
             review = Review.objects.select_for_update().get(sample=sample)
-            raise conflict_error(review, int(version)) from None
+            raise review_conflict(review, int(version)) from None
     elif same_values:
         return review
 
