@@ -73,8 +73,6 @@ MAX_CANDIDATES = 8
 PREVIEW_DEFAULT = 3
 # Truncate keeps this share of the chosen answer: half, as in the seed's augmentation example.
 TRUNCATE_KEEP = 0.5
-# A file import is read whole (pairs are small); bigger files belong in the CLI, split first.
-MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,6 @@ category, so category assignments do not apply); previews, starting jobs and exp
 """
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -19,13 +17,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.errors import http_status
 from core.permissions import staff_required
+from core.uploads import upload_store
 from review.errors import ApplicationError
 
 from . import dpo, pair_checks
 from .models import Export, Job, JobKind, PreferencePair
 
 PAGE_SIZE = 50
-MAX_UPLOAD_BYTES = dpo.MAX_IMPORT_BYTES
 
 
 def _job_or_404(job_id: int) -> Job:
@@ -73,17 +71,7 @@ def _form_params(request) -> dict:
 
 def _save_upload(upload) -> str:
     """Store an uploaded JSONL under MEDIA_ROOT/dpo/imports (size-checked); returns the relative path."""
-    if upload.size > MAX_UPLOAD_BYTES:
-        raise ApplicationError(f"文件太大（{upload.size // 1024 // 1024} MB），上限 {MAX_UPLOAD_BYTES // 1024 // 1024} MB")
-    if not upload.name.lower().endswith((".jsonl", ".json")):
-        raise ApplicationError("请上传 .jsonl 文件")
-    relative = f"dpo/imports/{uuid.uuid4().hex}.jsonl"
-    path = Path(settings.MEDIA_ROOT) / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
-    return relative
+    return upload_store(upload, folder="dpo/imports").relative_to(settings.MEDIA_ROOT).as_posix()
 
 
 def _form_context(request, values: dict | None = None, **extra) -> dict:

@@ -13,7 +13,6 @@ category); imports and writing export files are for staff.
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlencode
@@ -25,11 +24,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.text import get_valid_filename
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import http_status
 from core.permissions import staff_required
+from core.uploads import upload_store
 from review.errors import ApplicationError
 
 from . import feedback as feedback_module
@@ -42,7 +41,6 @@ from .models import Export, FeedbackSample, Job, JobKind, LogRecord
 PAGE_SIZE = 20
 DECISION_FILTERS = (("pending", "待审核"), ("accepted", "已接受"), ("edited", "修改后接受"),
                     ("rejected", "已拒绝"), ("all", "全部"))
-FEEDBACK_UPLOAD_MAX_BYTES = getattr(settings, "FEEDBACK_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 BUILDER_EXPORT_KIND = "builder"
 
 
@@ -112,7 +110,7 @@ def samples(request):
         model_names=feedback_module.feedback_model_names(),
         decision_counts=feedback_module.feedback_decision_counts(),
         import_jobs=list(Job.objects.filter(kind=JobKind.FEEDBACK_IMPORT).select_related("created_by")[:5]),
-        max_upload_mb=FEEDBACK_UPLOAD_MAX_BYTES // (1024 * 1024),
+        max_upload_mb=settings.UPLOAD_MAX_BYTES // (1024 * 1024),
     )
     return render(request, "pipelines/feedback_samples.html", context)
 
@@ -153,21 +151,11 @@ def decide(request, sample_id: int):
 def import_upload(request):
     """Upload a feedback file (JSON/JSONL, size-checked) and queue its import job (staff)."""
     upload = request.FILES.get("feedback_file")
-    if upload is None:
-        messages.error(request, "请选择反馈文件")
+    try:
+        path = upload_store(upload, folder="feedback_uploads")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
         return redirect("feedback:samples")
-    if upload.size > FEEDBACK_UPLOAD_MAX_BYTES:
-        messages.error(request, f"文件过大（{upload.size} 字节，上限 {FEEDBACK_UPLOAD_MAX_BYTES}）")
-        return redirect("feedback:samples")
-    if not upload.name.lower().endswith((".json", ".jsonl")):
-        messages.error(request, "只接受 .json 或 .jsonl 文件")
-        return redirect("feedback:samples")
-    folder = Path(settings.MEDIA_ROOT) / "feedback_uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex[:12]}_{get_valid_filename(Path(upload.name).name)}"
-    with open(path, "wb") as fh:
-        for chunk in upload.chunks():
-            fh.write(chunk)
     try:
         min_rating = int(request.POST.get("min_rating") or feedback_module.DEFAULT_MIN_RATING)
         job = feedback_module.feedback_import_job_start(

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import http_status
 from core.permissions import staff_required
+from core.uploads import upload_check
 from review.errors import ApplicationError
 
 from . import generation
@@ -79,7 +80,6 @@ def start(request):
     return redirect("generation:analysis", job_id=job.pk)
 
 
-SOURCE_UPLOAD_MAX_BYTES = 50 * 1024 * 1024
 PROBLEMS_SHOWN = 20
 
 
@@ -87,12 +87,10 @@ PROBLEMS_SHOWN = 20
 @staff_required
 def import_sources(request):
     """Import source items from an uploaded JSON/JSONL file (staff); bad lines are listed."""
-    upload = request.FILES.get("file")
-    if upload is None:
-        messages.error(request, "请选择要导入的文件")
-        return redirect("generation:runs")
-    if upload.size > SOURCE_UPLOAD_MAX_BYTES:
-        messages.error(request, f"文件过大（{upload.size // 1024 // 1024} MB，上限 {SOURCE_UPLOAD_MAX_BYTES // 1024 // 1024} MB）")
+    try:
+        upload = upload_check(request.FILES.get("file"))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
         return redirect("generation:runs")
     try:
         text = upload.read().decode("utf-8-sig")

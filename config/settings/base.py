@@ -213,6 +213,8 @@ IMPORT_IMAGE_WORKERS = env_int("IMPORT_IMAGE_WORKERS", 4)
 IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 1024 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+# Files uploaded through a page (feedback, generation sources, DPO prompts; core/uploads.py).
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 
 # --------------------------------------------------------------------------- REST API
 REST_FRAMEWORK = {

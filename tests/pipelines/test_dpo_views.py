@@ -78,16 +78,10 @@ def test_bad_parameters_get_a_clear_error(staff_client, feedback_prompts):
 def test_upload_is_size_checked(staff_client, settings):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from pipelines import dpo_views
-
     big = SimpleUploadedFile("p.jsonl", b"x" * 2048)
-    original = dpo_views.MAX_UPLOAD_BYTES
-    dpo_views.MAX_UPLOAD_BYTES = 1024
-    try:
-        response = staff_client.post(reverse("dpo:new"), {"source": "file", "strategy": "truncate", "file": big})
-    finally:
-        dpo_views.MAX_UPLOAD_BYTES = original
-    assert response.status_code == 400 and "文件太大" in response.content.decode()
+    settings.UPLOAD_MAX_BYTES = 1024
+    response = staff_client.post(reverse("dpo:new"), {"source": "file", "strategy": "truncate", "file": big})
+    assert response.status_code == 400 and "文件过大" in response.content.decode()
 
 
 @pytest.mark.parametrize(("action", "check"), [

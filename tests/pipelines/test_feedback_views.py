@@ -10,7 +10,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from pipelines import feedback_views
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import Export, FeedbackSample, Job, JobKind, LogRecord, ReviewDecision
 from tests.pipelines.conftest_builder import FEEDBACK_ENTRIES, write_feedback_file, write_log_folder
@@ -174,11 +173,11 @@ def test_staff_upload_queues_an_import_job_that_imports(staff_client):
     assert sorted(FeedbackSample.objects.values_list("feedback_id", flat=True)) == ["fb-1", "fb-4"]
 
 
-def test_oversized_or_wrong_type_uploads_are_refused(staff_client, monkeypatch):
-    monkeypatch.setattr(feedback_views, "FEEDBACK_UPLOAD_MAX_BYTES", 10)
+def test_oversized_or_wrong_type_uploads_are_refused(staff_client, settings):
+    settings.UPLOAD_MAX_BYTES = 10
     response = staff_client.post(reverse("feedback:import"), {"feedback_file": upload()}, follow=True)
     assert "文件过大" in response.content.decode()
-    monkeypatch.setattr(feedback_views, "FEEDBACK_UPLOAD_MAX_BYTES", 10_000)
+    settings.UPLOAD_MAX_BYTES = 10_000
     response = staff_client.post(reverse("feedback:import"), {"feedback_file": upload("fb.exe")}, follow=True)
     assert "只接受 .json 或 .jsonl" in response.content.decode()
     assert not Job.objects.exists()
