@@ -33,7 +33,7 @@ def _redacted(url: str) -> str:
 @register(Tags.compatibility, "datafix")
 def check_redis_noeviction(app_configs=None, **kwargs) -> list:
     """Redis used as the Celery broker must never evict keys: evicted keys are lost job messages."""
-    url = getattr(settings, "CELERY_BROKER_URL", "") or ""
+    url = settings.CELERY_BROKER_URL or ""
     if not url.startswith(REDIS_SCHEMES):
         return []
     import redis
@@ -76,7 +76,7 @@ def check_long_job_settings(app_configs=None, **kwargs) -> list:
     errors = []
     hard = settings.CELERY_TASK_TIME_LIMIT
     soft = settings.CELERY_TASK_SOFT_TIME_LIMIT
-    broker_is_redis = (getattr(settings, "CELERY_BROKER_URL", "") or "").startswith(REDIS_SCHEMES)
+    broker_is_redis = (settings.CELERY_BROKER_URL or "").startswith(REDIS_SCHEMES)
     # Only Redis has a visibility timeout; Celery's default for it is one hour.
     visibility = (settings.CELERY_BROKER_TRANSPORT_OPTIONS or {}).get("visibility_timeout", 3600) if broker_is_redis else None
     if not (settings.CELERY_TASK_ACKS_LATE and settings.CELERY_TASK_REJECT_ON_WORKER_LOST):
@@ -112,8 +112,8 @@ def check_long_job_settings(app_configs=None, **kwargs) -> list:
                 id="datafix.E005",
             )
         )
-    backend_is_redis = str(getattr(settings, "CELERY_RESULT_BACKEND", "")).startswith(REDIS_SCHEMES)
-    backend_visibility = (getattr(settings, "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS", None) or {}).get(
+    backend_is_redis = str(settings.CELERY_RESULT_BACKEND).startswith(REDIS_SCHEMES)
+    backend_visibility = (settings.CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS or {}).get(
         "visibility_timeout", 3600)
     if broker_is_redis and backend_is_redis and visibility != backend_visibility:
         errors.append(
@@ -122,7 +122,7 @@ def check_long_job_settings(app_configs=None, **kwargs) -> list:
                 id="datafix.E006",
             )
         )
-    llm_timeout = getattr(settings, "LLM_TIMEOUT", None)
+    llm_timeout = settings.LLM_TIMEOUT
     if llm_timeout and soft and llm_timeout >= soft:
         errors.append(
             Error(
@@ -131,7 +131,7 @@ def check_long_job_settings(app_configs=None, **kwargs) -> list:
                 id="datafix.E007",
             )
         )
-    if getattr(settings, "JOB_MAX_DELIVERIES", 0) < 1:
+    if settings.JOB_MAX_DELIVERIES < 1:
         errors.append(Error("JOB_MAX_DELIVERIES must be at least 1.", id="datafix.E008"))
     return errors
 

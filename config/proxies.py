@@ -42,7 +42,7 @@ def _networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
 
 
 def trusted_proxies() -> tuple[Network, ...]:
-    return _networks(tuple(getattr(settings, "FORWARDED_ALLOW_IPS", ()) or ()))
+    return _networks(tuple(settings.FORWARDED_ALLOW_IPS or ()))
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -32,20 +32,20 @@ class SecurityHeadersMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
         self.headers: dict[str, str] = {}
-        policy = getattr(settings, "CONTENT_SECURITY_POLICY", None)
+        policy = settings.CONTENT_SECURITY_POLICY
         if policy:
             name = (
                 "Content-Security-Policy-Report-Only"
-                if getattr(settings, "CONTENT_SECURITY_POLICY_REPORT_ONLY", False)
+                if settings.CONTENT_SECURITY_POLICY_REPORT_ONLY
                 else "Content-Security-Policy"
             )
             self.headers[name] = build_csp(policy)
-        permissions = getattr(settings, "PERMISSIONS_POLICY", None)
+        permissions = settings.PERMISSIONS_POLICY
         if permissions:
             self.headers["Permissions-Policy"] = ", ".join(
                 f"{feature}=({' '.join(allow)})" for feature, allow in permissions.items()
             )
-        corp = getattr(settings, "CROSS_ORIGIN_RESOURCE_POLICY", None)
+        corp = settings.CROSS_ORIGIN_RESOURCE_POLICY
         if corp:
             self.headers["Cross-Origin-Resource-Policy"] = corp
 

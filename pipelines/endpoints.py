@@ -54,7 +54,7 @@ def _parse(url: str) -> _Endpoint | None:
 
 def allowed_endpoints() -> list[str]:
     """The allow-list in force: LLM_ENDPOINT_ALLOWLIST, else the provider and the simulator."""
-    configured = list(getattr(settings, "LLM_ENDPOINT_ALLOWLIST", None) or [])
+    configured = list(settings.LLM_ENDPOINT_ALLOWLIST or [])
     return configured or [settings.OPENAI_BASE_URL, SIMULATOR_BASE_URL]
 
 

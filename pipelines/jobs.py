@@ -101,10 +101,6 @@ COLLECT_SECONDS = 0.05
 RATE_SAVE_SECONDS = 5.0
 
 
-def _setting(name: str, default: Any) -> Any:
-    return getattr(settings, name, default)
-
-
 def error_label(kind: str) -> str:
     """The Chinese label of an item error kind."""
     return ERROR_LABELS.get(kind, kind)
@@ -112,7 +108,7 @@ def error_label(kind: str) -> str:
 
 def _scrub(text: str) -> str:
     """Error texts go to pages and reports: make sure the API key can never be among them."""
-    key = _setting("OPENAI_API_KEY", "")
+    key = settings.OPENAI_API_KEY
     text = str(text)
     if key and len(key) >= 6:
         text = text.replace(key, "***")
@@ -209,7 +205,7 @@ def jobs_recover_stale() -> list[int]:
     workers kept running; workers call this every few seconds. A worker's start catches most of them
     (jobs_recover_orphaned), but not a lease that still looked alive then: a worker on another machine
     killed moments before. Sent at most once per lease period per job; extra copies are no-ops."""
-    lease = _setting("JOB_LEASE_SECONDS", 30.0)
+    lease = settings.JOB_LEASE_SECONDS
     cutoff = timezone.now() - timedelta(seconds=lease)
     sent = []
     candidates = Job.objects.filter(
@@ -435,7 +431,7 @@ def job_lease_alive(job: Job) -> bool:
     if not job.lease_token or job.heartbeat_at is None:
         return False
     age = (timezone.now() - job.heartbeat_at).total_seconds()
-    return age < _setting("JOB_LEASE_SECONDS", 30.0) and not _owner_dead(job.lease_token)
+    return age < settings.JOB_LEASE_SECONDS and not _owner_dead(job.lease_token)
 
 
 def _fail_remaining(job: Job, kind: str, message: str) -> None:
@@ -461,7 +457,7 @@ def _lease_acquire(job_id: int, token: str) -> tuple[str, Job | None]:
         job.save(update_fields=["status", "finished_at", "lease_token"])
         return "cancelled", None
     job.deliveries += 1
-    max_deliveries = _setting("JOB_MAX_DELIVERIES", 3)
+    max_deliveries = settings.JOB_MAX_DELIVERIES
     if job.deliveries > max_deliveries:
         message = f"任务消息已投递 {job.deliveries} 次仍未完成，放弃剩余条目"
         _fail_remaining(job, "max_deliveries", message)
@@ -490,7 +486,7 @@ def lease_keeper(job_id: int) -> Callable[[], None]:
     item is not taken for a dead worker's and run twice. Calls from other threads do nothing (they
     would open database connections of their own)."""
     token = Job.objects.filter(pk=job_id).values_list("lease_token", flat=True).first() or ""
-    every = _setting("JOB_HEARTBEAT_SECONDS", 1.0)
+    every = settings.JOB_HEARTBEAT_SECONDS
     last = time.monotonic()
     owner = threading.get_ident()
 
@@ -567,8 +563,8 @@ class _LoopThread:
 
 def slice_seconds() -> float:
     """How long one task runs a job before handing over to a continuation message."""
-    soft = _setting("CELERY_TASK_SOFT_TIME_LIMIT", 55 * 60) or 55 * 60
-    return max(60.0, soft - _setting("LLM_TIMEOUT", 60.0) * 2 - 60)
+    soft = settings.CELERY_TASK_SOFT_TIME_LIMIT or 55 * 60
+    return max(60.0, soft - settings.LLM_TIMEOUT * 2 - 60)
 
 
 def job_execute(*, job_id: int, time_budget: float | None = None,
@@ -609,11 +605,11 @@ class _Execution:
         self.handler = handler
         self.token = token
         self.params = dict(job.params)
-        self.concurrency = int(self.params.get("concurrency") or _setting("LLM_CONCURRENCY", 8))
+        self.concurrency = int(self.params.get("concurrency") or settings.LLM_CONCURRENCY)
         self.deadline = time.monotonic() + time_budget if time_budget else None
         self.on_progress = on_progress
-        self.heartbeat_every = _setting("JOB_HEARTBEAT_SECONDS", 1.0)
-        self.max_attempts = _setting("JOB_MAX_DELIVERIES", 3)
+        self.heartbeat_every = settings.JOB_HEARTBEAT_SECONDS
+        self.max_attempts = settings.JOB_MAX_DELIVERIES
         self.llm = llm_for_job(self.params, job.report) if handler.uses_llm else None
         # With a model client, more items than `concurrency` are handed to the loop: the client's
         # semaphore holds the extra ones back, and each starts the moment a call finishes, without
@@ -626,7 +622,7 @@ class _Execution:
         self.checkpoint_state: dict[str, Any] = {}
         self.stored_since_checkpoint = False
         # Fail fast on configuration errors: the same config_error N times in a row stops the job.
-        self.config_limit = _setting("JOB_CONFIG_ERROR_LIMIT", 3)
+        self.config_limit = settings.JOB_CONFIG_ERROR_LIMIT
         self.config_streak: tuple[str, int] = ("", 0)
         self.config_stop: str | None = None
         self.rate_saved_at = time.monotonic()  # the first save after RATE_SAVE_SECONDS, not before any call
@@ -968,7 +964,7 @@ def jobs_recover_orphaned() -> list[int]:
     killed worker (queued for a while); called when a worker starts. Duplicates are harmless: the
     lease makes all but one delivery a no-op."""
     recovered = []
-    waiting_since = timezone.now() - timedelta(seconds=_setting("JOB_LEASE_SECONDS", 30.0))
+    waiting_since = timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS)
     candidates = Job.objects.filter(
         Q(status__in=[JobStatus.RUNNING, JobStatus.CANCELLING]) | Q(status=JobStatus.QUEUED, created_at__lt=waiting_since)
     ).only("id", "kind", "status", "lease_token", "heartbeat_at")

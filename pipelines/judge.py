@@ -62,7 +62,7 @@ def judge_request_params(job_params: dict[str, Any]) -> dict[str, Any]:
     for name in JUDGE_PARAMS:
         value = job_params.get(f"judge_{name}")
         if value is None:
-            value = clean_judge_param(name, getattr(settings, f"LLM_JUDGE_{name.upper()}", ""))
+            value = clean_judge_param(name, getattr(settings, f"LLM_JUDGE_{name.upper()}"))
         if value is not None and value != OMIT:
             sent[name] = value
     return sent

@@ -452,11 +452,11 @@ class LLMClient:
         self.requests_per_minute = int(rpm or 0)
         self.timeout = float(timeout or settings.LLM_TIMEOUT)
         self.max_retries = int(settings.LLM_MAX_RETRIES if max_retries is None else max_retries)
-        wait = getattr(settings, "LLM_RATE_LIMIT_MAX_WAIT", 300.0) if rate_limit_max_wait is None else rate_limit_max_wait
+        wait = settings.LLM_RATE_LIMIT_MAX_WAIT if rate_limit_max_wait is None else rate_limit_max_wait
         self.rate_limit_max_wait = float(wait)
         self.stream = stream
-        self.stream_models = getattr(settings, "LLM_STREAM_MODELS", [])
-        self._rate_window = float(rate_window or getattr(settings, "LLM_RATE_WINDOW_SECONDS", RATE_WINDOW_SECONDS))
+        self.stream_models = settings.LLM_STREAM_MODELS
+        self._rate_window = float(rate_window or settings.LLM_RATE_WINDOW_SECONDS)
         self._start_rate = start_rate
         self.stats = LLMStats()
         self._client: openai.AsyncOpenAI | None = None

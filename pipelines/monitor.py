@@ -112,7 +112,7 @@ def running_executions() -> list[dict[str, Any]]:
         host, pid = (job.lease_token.split(":") + ["", ""])[:2]
         age = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else None
         rows.append({"job": job, "host": host, "pid": pid, "heartbeat_age": age,
-                     "stale": age is None or age > getattr(settings, "JOB_LEASE_SECONDS", 30.0),
+                     "stale": age is None or age > settings.JOB_LEASE_SECONDS,
                      "in_flight": counts.get(job.pk, {}).get(ItemStatus.RUNNING, 0),
                      "pending": counts.get(job.pk, {}).get(ItemStatus.PENDING, 0)})
     return rows

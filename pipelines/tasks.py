@@ -58,7 +58,7 @@ class _Sweeper:
 
     @classmethod
     def start(cls) -> None:
-        interval = getattr(settings, "JOB_SWEEP_SECONDS", 5.0)
+        interval = settings.JOB_SWEEP_SECONDS
         if cls._thread is not None or not interval:
             return
         cls._stop.clear()

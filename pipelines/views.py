@@ -18,7 +18,13 @@ from review.models import Category, Mode
 
 from . import monitor
 from .classification import classification_rerun_wrong
-from .forms import ClassificationImportForm, ClassificationJobForm, InfoExtractionJobForm, PromptForm, RerunWrongForm
+from .forms import (
+    ClassificationImportForm,
+    ClassificationJobForm,
+    InfoExtractionJobForm,
+    PromptForm,
+    RerunWrongForm,
+)
 from .jobkinds import get_handler
 from .jobs import (
     error_label,

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 def heartbeat_seconds() -> float:
-    return float(getattr(settings, "WORKER_HEARTBEAT_SECONDS", 5.0))
+    return float(settings.WORKER_HEARTBEAT_SECONDS)
 
 
 def _active_tasks() -> list[dict[str, Any]]:
@@ -49,7 +49,7 @@ def heartbeat_write(*, name: str, queues: list[str], concurrency: int | None, st
         "hostname": socket.gethostname(), "pid": os.getpid(), "queues": queues, "concurrency": concurrency,
         "active": _active_tasks(), "started_at": started_at, "last_seen": now,
     })
-    forget = float(getattr(settings, "WORKER_FORGET_SECONDS", 24 * 3600))
+    forget = float(settings.WORKER_FORGET_SECONDS)
     WorkerHeartbeat.objects.filter(last_seen__lt=now - timedelta(seconds=forget)).delete()
 
 

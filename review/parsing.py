@@ -76,7 +76,7 @@ def text_length(text: str) -> int:
     When LENGTH_TOKENIZER names a callable ("module:function" returning a token list), tokens are
     counted instead.
     """
-    spec = getattr(settings, "LENGTH_TOKENIZER", "")
+    spec = settings.LENGTH_TOKENIZER
     if spec:
         module_name, _, func_name = spec.partition(":")
         import importlib

@@ -69,7 +69,7 @@ REFRESH_CHUNK = 500
 
 def threshold() -> float:
     """The score from which a sample is suspected (LABEL_SUSPICION_THRESHOLD), read live."""
-    return float(getattr(settings, "LABEL_SUSPICION_THRESHOLD", 0.4))
+    return float(settings.LABEL_SUSPICION_THRESHOLD)
 
 
 # --------------------------------------------------------------------------- witnesses
