@@ -139,9 +139,3 @@ def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = True) ->
     with atomic_open(path, "w", overwrite=overwrite) as fh:
         fh.write(text)
     return Path(path)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = True) -> Path:
-    with atomic_open(path, "wb", overwrite=overwrite) as fh:
-        fh.write(data)
-    return Path(path)

@@ -4,9 +4,6 @@ from django import forms
 
 from review.models import Category, Dataset, Mode
 
-from .models import PromptTemplate
-from .prompts import EDITABLE_KINDS
-
 
 class EngineParamsForm(forms.Form):
     """Per-job provider overrides shared by every job form."""
@@ -81,9 +78,6 @@ class RerunWrongForm(forms.Form):
     mode = forms.TypedChoiceField(label="模式", choices=Mode.choices, coerce=int)
     prompt_text = forms.CharField(label="提示词（保存为新版本）", widget=forms.Textarea(attrs={"rows": 18}))
 
-
-def editable_kind_choices():
-    return [(k, PromptTemplate.Kind(k).label) for k in EDITABLE_KINDS]
 
 
 class ClassificationImportForm(forms.Form):

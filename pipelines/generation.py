@@ -45,8 +45,6 @@ def missing_tag_reason(tag: str) -> str:
     return f"Missing <{tag}> tag"
 
 
-STRUCTURE_REASONS = tuple(missing_tag_reason(t) for t in TAGS) + (REASON_OUT_OF_ORDER,)
-
 
 def check_structure(response: str) -> list[str]:
     """Structure problems of a response: each missing or unclosed tag, then tags out of order."""

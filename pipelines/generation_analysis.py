@@ -270,11 +270,6 @@ def _clip(text: str, width: int = 160) -> str:
 
 
 # --------------------------------------------------------------------------- selectors
-def run_family_ids(job: Job) -> list[int]:
-    """The run and its re-runs (a re-run's parent is always the original run)."""
-    return [job.pk, *Job.objects.filter(parent=job, kind=JobKind.GENERATION).values_list("pk", flat=True)]
-
-
 def run_examples(job: Job):
     """The examples one run produced, with their source items (no re-runs)."""
     return GeneratedExample.objects.filter(job=job).select_related("source_item").order_by("id")

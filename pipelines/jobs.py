@@ -75,7 +75,6 @@ from .models import ItemStatus, Job, JobItem, JobStatus
 logger = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING)
-QUEUES = ("default", "classification", "generation", "extraction", "dpo")
 ERROR_LABELS = {
     "content_filter": "内容审核拒绝",
     "timeout": "超时",
@@ -93,9 +92,6 @@ ERROR_LABELS = {
     "unknown_classes": "类别对应不到已有类别",
     "invalid": "参数或文件无效",
 }
-# Engine-level parameters every job kind accepts (overrides of the provider defaults).
-ENGINE_PARAMS = ("model", "temperature", "top_p", "max_tokens", "concurrency", "requests_per_minute", "timeout",
-                 "max_retries", "stream")
 MAX_CONCURRENCY = 128
 COLLECT_SECONDS = 0.05
 RATE_SAVE_SECONDS = 5.0

@@ -239,7 +239,6 @@ def retry_after_seconds(headers: Any) -> float | None:
     return None
 
 
-_retry_after_seconds = retry_after_seconds  # the name other modules used
 
 
 def limit_hint(headers: Any) -> int | None:
@@ -266,10 +265,6 @@ def _error_parts(exc: openai.APIStatusError) -> tuple[str, str]:
     if not code and isinstance(body, dict) and body.get("code"):
         code = str(body["code"])
     return code, json.dumps(body, ensure_ascii=False, default=str) if body is not None else str(exc)
-
-
-def _error_code(exc: openai.APIStatusError) -> str:
-    return _error_parts(exc)[0]
 
 
 def _connection_failure_underneath(exc: BaseException) -> bool:

@@ -295,7 +295,3 @@ def monitor_panel(request):
         "executions": monitor.running_executions(), "recent": monitor.recent_jobs(),
         "failed_jobs": monitor.failed_jobs(), "failed_tasks": monitor.failed_tasks(),
     })
-
-
-def job_detail_url(job: Job) -> str:
-    return reverse("jobs:detail", args=[job.pk])
