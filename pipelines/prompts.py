@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.db import transaction
 
 from review.errors import ApplicationError
@@ -41,7 +42,7 @@ MODE2 = """你是电商客服场景的图片分类助手。以下是各个类别
 MODE3 = """你是电商客服场景的图片分类助手。以下是各个类别及其定义：
 {category_definitions}
 
-请结合类别定义，分析图片中的内容，判断图片所属的类别。推理部分请控制在100字以内。
+请结合类别定义，分析图片中的内容，判断图片所属的类别。推理部分请控制在{limit}字以内。
 
 """ + ANSWER_FORMAT
 
@@ -73,6 +74,13 @@ EDITABLE_KINDS = (Kind.CLASSIFICATION_MODE1, Kind.CLASSIFICATION_MODE2, Kind.CLA
                   Kind.INFO_EXTRACTION, Kind.CORRECTION_DRAFT)
 
 
+def default_text(kind: str) -> str:
+    """The default text of a prompt kind. The mode-3 prompt states the length limit as it is set
+    when the default is read (TRAINSET_MAX_LENGTH); the drafting prompt fills {limit} per job."""
+    text = DEFAULTS[kind]
+    return text.replace("{limit}", str(settings.TRAINSET_MAX_LENGTH)) if kind == Kind.CLASSIFICATION_MODE3 else text
+
+
 def render_prompt(text: str, *, categories: Iterable = ()) -> str:
     """Fill a classification/info template with the dataset's categories."""
     categories = list(categories)
@@ -97,7 +105,7 @@ def prompt_seed_defaults(*, kinds: Iterable[str] | None = None) -> list[PromptTe
     templates = []
     for kind in kinds or DEFAULTS:
         template, _ = PromptTemplate.objects.get_or_create(
-            kind=kind, version=1, defaults={"text": DEFAULTS[kind], "note": "默认模板"}
+            kind=kind, version=1, defaults={"text": default_text(kind), "note": "默认模板"}
         )
         templates.append(template)
     return templates

@@ -91,7 +91,7 @@ class _PromptCache:
 
 
 def default_mode3_prompt() -> str:
-    return prompts.DEFAULTS[PromptTemplate.Kind.CLASSIFICATION_MODE3]
+    return prompts.default_text(PromptTemplate.Kind.CLASSIFICATION_MODE3)
 
 
 # --------------------------------------------------------------------------- records

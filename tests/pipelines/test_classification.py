@@ -165,3 +165,8 @@ def test_run_classification_command_rejects_unknown_dataset():
 
     with pytest.raises(CommandError, match="数据集不存在"):
         call_command("run_classification", "--dataset", "nope", "--mode", "2")
+
+
+def test_the_default_mode3_prompt_states_the_length_limit_as_set(settings):
+    settings.TRAINSET_MAX_LENGTH = 80
+    assert "推理部分请控制在80字以内" in prompt_current(PromptTemplate.Kind.CLASSIFICATION_MODE3).text

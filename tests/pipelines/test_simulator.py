@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from pipelines.image_marker import draw_marker
-from pipelines.prompts import MODE2, MODE3, render_prompt
+from pipelines.models import PromptTemplate
+from pipelines.prompts import MODE2, default_text, render_prompt
 from pipelines.sim_responders.classification import detect_mode
 from pipelines.simulator import serve_in_thread
 from review.demo_catalog import DEMO_CATEGORIES
@@ -83,7 +84,7 @@ def test_mode3_answers_mostly_keep_within_100_characters(sim):
     lengths = []
     for index in range(len(DEMO_CATEGORIES)):
         for seed in range(3):
-            _, _, body = post(sim, vision_request(index, MODE3, seed))
+            _, _, body = post(sim, vision_request(index, default_text(PromptTemplate.Kind.CLASSIFICATION_MODE3), seed))
             answer = json.loads(body)["choices"][0]["message"]["content"]
             lengths.append(text_length(answer.split("\n类别")[0].removeprefix("推理：")))
     within = sum(1 for n in lengths if n <= 100)
@@ -91,7 +92,7 @@ def test_mode3_answers_mostly_keep_within_100_characters(sim):
 
 
 def test_detect_mode():
-    assert detect_mode(MODE3) == 3 and detect_mode(MODE2) == 2 and detect_mode("可选类别：\n- 换货") == 1
+    assert detect_mode(default_text(PromptTemplate.Kind.CLASSIFICATION_MODE3)) == 3 and detect_mode(MODE2) == 2 and detect_mode("可选类别：\n- 换货") == 1
 
 
 def test_deterministic_and_counted_per_body(sim):
