@@ -145,7 +145,7 @@ class ReviewerProbe:
         self.failures: list[str] = []
 
     def __call__(self):
-        from review.errors import ApplicationError
+        from core.errors import ApplicationError
         from review.models import Review
         from review.services import review_save
 

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
 
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.images import inspect_image, media_path
 from review.models import Category, Dataset, Reasoning, Sample
 from review.services import ModelOutput, reasonings_store

@@ -31,7 +31,7 @@ from typing import Any
 
 from django.conf import settings
 
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.images import media_path
 from review.importers import ClassificationImport, ImportReport, plan_files
 

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 
 from review import rules
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.models import Category, CorrectionDraft, Mode, Reasoning, Review, Sample
 from review.services import correction_check
 

@@ -32,8 +32,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from core.errors import conflict_error
-from review.errors import ApplicationError
+from core.errors import ApplicationError, conflict_error
 
 from . import formats, pair_checks
 from .endpoints import endpoint_check

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 SIMULATOR_BASE_URL = "http://127.0.0.1:8765/v1"  # `manage.py llm_simulator` without --port
 DEFAULT_PORTS = {"http": 80, "https": 443}

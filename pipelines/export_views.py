@@ -5,7 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.views.decorators.http import require_GET
 
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 from . import exports
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from django.conf import settings
 
 from config.timestamps import local_timestamp
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 from . import files, formats
 

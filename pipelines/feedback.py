@@ -33,8 +33,7 @@ from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from core.errors import conflict_error
-from review.errors import ApplicationError
+from core.errors import ApplicationError, conflict_error
 from review.jsonfiles import oversize_message, record_size
 
 from .builder import BuildOptions, Source, build_dataset

@@ -26,8 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core.errors import conflict_error
-from review.errors import ApplicationError
+from core.errors import ApplicationError, conflict_error
 from review.jsonfiles import oversize_message, record_size
 
 from . import files

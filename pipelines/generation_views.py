@@ -17,10 +17,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from core.errors import http_status
+from core.errors import ApplicationError, http_status
 from core.permissions import staff_required
 from core.uploads import upload_check
-from review.errors import ApplicationError
 
 from . import generation
 from .generation_analysis import (

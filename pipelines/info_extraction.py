@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.jsonfiles import read_record_file
 from review.models import Dataset, Sample
 from review.suspicion import suspicions_refresh

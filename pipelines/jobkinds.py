@@ -47,7 +47,7 @@ class JobKindHandler:
     repinned_on_retry: ClassVar[tuple[str, ...]] = ()
 
     def clean_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Validate and normalise job parameters; raise review.errors.ApplicationError if bad."""
+        """Validate and normalise job parameters; raise core.errors.ApplicationError if bad."""
         return params
 
     def item_keys(self, job: Job) -> Iterable[str]:

@@ -66,7 +66,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 from .jobkinds import ItemFailed, JobKindHandler, get_handler
 from .llm import LLMClient, LLMError, RequestsClosed

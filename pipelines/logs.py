@@ -29,7 +29,7 @@ from typing import Any
 
 from django.db import transaction
 
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.jsonfiles import oversize_message
 
 from .jobkinds import ItemFailed, JobKindHandler, register

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.db import transaction
 
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 from .models import PromptTemplate
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.permissions import staff_required
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.models import Category, Mode
 
 from . import monitor

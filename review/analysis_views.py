@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from core.permissions import staff_required
 
 from . import analysis, definitions, exports, rules
-from .errors import ApplicationError
+from core.errors import ApplicationError
 from .models import Category, Dataset, Mode
 
 

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from pipelines.models import Export
 
 from . import rules, services
-from .errors import ApplicationError
+from core.errors import ApplicationError
 from .exports import trainset_export, visible_exports
 from .filters import AssignmentFilter, CategoryFilter, ExportFilter, ReviewFilter, SampleFilter
 from .models import Assignment, Category, Dataset, Review, Sample

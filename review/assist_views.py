@@ -15,7 +15,7 @@ from config.spreadsheet import csv_lines
 
 from . import rules
 from .drafts import draft_discard, draft_for
-from .errors import ApplicationError
+from core.errors import ApplicationError
 from .models import Category, CorrectionDraft, Dataset, Mode, Sample
 from .permissions import can_change_category, changeable_category_ids
 from .suspicion import Witness, ranked_samples, threshold

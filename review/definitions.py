@@ -7,7 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
 
-from .errors import ApplicationError
+from core.errors import ApplicationError
 from .models import Category, DefinitionRevision
 
 MAX_DEFINITION_LENGTH = 2000

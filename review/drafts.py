@@ -15,7 +15,7 @@ from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from . import rules
-from .errors import ApplicationError
+from core.errors import ApplicationError
 from .models import CorrectionDraft, Reasoning, Review, Sample
 from .permissions import can_change_category
 from .selectors import text_diff

@@ -33,7 +33,7 @@ from pipelines.models import Export, PromptTemplate
 
 from . import rules
 from .analysis import MODES, class_analysis
-from .errors import ApplicationError
+from core.errors import ApplicationError
 from .models import Category, Cause, Dataset, Mode, Review, Sample
 from .rules import length_limit
 

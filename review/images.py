@@ -25,7 +25,7 @@ from urllib.parse import unquote
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
-from .errors import ApplicationError
+from core.errors import ApplicationError
 
 CONTENT_TYPES = {
     "JPEG": "image/jpeg",

@@ -62,7 +62,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from .errors import ApplicationError
+from core.errors import ApplicationError
 from .images import confine_path, store_image
 from .jsonfiles import RawRecord, iter_record_file
 from .models import Dataset, Sample

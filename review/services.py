@@ -18,10 +18,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from core.errors import conflict_error
+from core.errors import ApplicationError, conflict_error
 
 from . import counts, rules
-from .errors import ApplicationError
 from .models import (
     Assignment,
     Category,

@@ -40,7 +40,7 @@ from pipelines import files
 from pipelines.exports import EmptyExport, ExportContent, export_create
 from pipelines.models import Export
 
-from .errors import ApplicationError
+from core.errors import ApplicationError
 from .exports import EXPORT_KIND, TrainsetReport, trainset_error_markdown, trainset_records
 from .importers import MODE_FOLDER
 from .models import Dataset, Sample

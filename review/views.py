@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import rules, selectors
 from .drafts import draft_for
-from .errors import ApplicationError
+from core.errors import ApplicationError
 from .forms import ACTION_KEEP, UNCERTAIN, AssignmentForm, ReviewForm
 from .images import inspect_image, media_path
 from .models import Category, Cause, CorrectionDraft, Dataset, Mode, ReviewEdit, Sample

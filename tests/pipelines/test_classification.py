@@ -5,7 +5,7 @@ from pipelines.classification import accuracy, classification_rerun_wrong
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import ItemStatus, JobStatus, PromptTemplate
 from pipelines.prompts import prompt_current, prompt_save_version
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.models import Reasoning
 from tests.factories import ReasoningFactory
 from tests.pipelines.conftest_jobs import draw_sample_image, make_scene_dataset, scene_dataset  # noqa: F401

@@ -13,7 +13,7 @@ from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import JobKind
 from review.demo_catalog import DEMO_CATEGORIES
 from review.drafts import draft_discard, draft_for
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.exports import trainset_export
 from review.models import Cause, CorrectionDraft, Mode, Review, ReviewEdit
 from review.services import review_save

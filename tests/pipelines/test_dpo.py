@@ -201,7 +201,7 @@ def test_a_jsonl_import_is_a_source_and_its_malformed_lines_are_reported(llm_sim
 def test_import_paths_outside_media_root_are_refused(media_root, tmp_path):
     outside = tmp_path / "secret.jsonl"
     outside.write_text("{}\n")
-    from review.errors import ApplicationError
+    from core.errors import ApplicationError
 
     with pytest.raises(ApplicationError):
         dpo.clean_params({"source": {"name": "file", "path": "../secret.jsonl"}, "strategy": {"name": "truncate"}})

@@ -12,7 +12,7 @@ from pipelines import dpo, formats
 from pipelines.builder import BuildError, BuildOptions, Source, build_dataset
 from pipelines.exports import data_files, export_path
 from pipelines.models import Export, PreferencePair
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from tests.pipelines.conftest_dpo import dpo_job, feedback_prompts  # noqa: F401
 from tests.review.conftest_analysis import scene  # noqa: F401
 

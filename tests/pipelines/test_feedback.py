@@ -11,7 +11,7 @@ from django.utils import timezone
 from pipelines import feedback
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import FeedbackSample, JobKind, JobStatus, ReviewDecision
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from tests.factories import UserFactory
 from tests.pipelines.conftest_builder import FEEDBACK_ENTRIES, write_feedback_file
 

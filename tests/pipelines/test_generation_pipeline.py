@@ -19,7 +19,7 @@ from pipelines.generation_analysis import analyze, load_run_dir, run_analysis
 from pipelines.jobs import job_resume, run_job_inline
 from pipelines.judge import REASON_UNPARSEABLE
 from pipelines.models import GeneratedExample, ItemStatus, JobStatus, ReviewDecision
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from tests.pipelines.conftest_generation import (  # noqa: F401 - fixtures
     finished_run,
     marked_sources,

@@ -7,7 +7,7 @@ from pipelines import generation as gen
 from pipelines.generation_analysis import analyze, format_report
 from pipelines.judge import REASON_BELOW_THRESHOLD, VerdictUnparseable, failure_reasons_for, parse_verdict
 from pipelines.models import SourceItem
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 GOOD = "<look>一座红色的木塔</look><think>塔有五层，飞檐翘角。</think><answer>这是应县木塔。</answer>"
 

@@ -328,7 +328,7 @@ def test_a_live_lease_makes_a_second_delivery_a_no_op(llm_simulator, scene_datas
 
 @pytest.mark.django_db
 def test_job_create_rejects_bad_parameters(scene_dataset, admin_user):
-    from review.errors import ApplicationError
+    from core.errors import ApplicationError
 
     dataset, _ = scene_dataset
     with pytest.raises(ApplicationError, match="模式"):

@@ -51,7 +51,7 @@ def test_reader_counts_every_drop_reason_and_lists_bad_lines(tmp_path):
 
 
 def test_missing_log_dir_is_a_clear_error(tmp_path):
-    from review.errors import ApplicationError
+    from core.errors import ApplicationError
 
     with pytest.raises(ApplicationError, match="日志目录不存在"):
         LogReader(tmp_path / "nope")
@@ -76,7 +76,7 @@ def test_import_job_creates_log_records_once_per_line(tmp_path):
 
 @pytest.mark.django_db
 def test_import_job_refuses_a_folder_without_logs(tmp_path):
-    from review.errors import ApplicationError
+    from core.errors import ApplicationError
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(ApplicationError, match="没有 .jsonl"):

@@ -2,7 +2,7 @@
 import pytest
 
 from review.definitions import definition_history, definition_revise
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.models import Category, DefinitionRevision
 from tests.review.conftest_analysis import scene  # noqa: F401
 

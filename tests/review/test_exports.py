@@ -7,7 +7,7 @@ from django.core.management import call_command
 from pipelines import formats, prompts
 from pipelines.models import PromptTemplate
 from pipelines.models import Export
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.exports import (
     dataset_analysis_markdown, default_mode3_prompt, trainset_error_markdown, trainset_export,
     trainset_records,

@@ -4,7 +4,7 @@ import os
 import pytest
 from PIL import Image
 
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.images import confine_path, inspect_image, media_path, store_image
 
 

@@ -4,7 +4,7 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.models import Assignment, Cause, Review, ReviewEdit
 from review.services import assignment_set, review_restore, review_save
 from tests.factories import CategoryFactory, DatasetFactory, UserFactory

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.importers import import_classification
 from review.models import Category, Dataset, Reasoning, Sample
 

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from pipelines.models import Export
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.exports import export_file_path, trainset_export
 from review.importers import import_classification
 from review.models import Cause, Dataset, Reasoning, Sample

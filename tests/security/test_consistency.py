@@ -4,7 +4,7 @@ import threading
 import pytest
 from django.db import connection
 
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.models import Cause, Review, ReviewEdit
 from review.services import review_restore, review_save
 from tests.factories import AssignmentFactory, CategoryFactory, DatasetFactory, SampleFactory, UserFactory

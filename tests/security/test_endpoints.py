@@ -13,7 +13,7 @@ from pipelines.endpoints import endpoint_allowed
 from pipelines.jobs import job_create
 from pipelines.models import Job, JobKind
 from pipelines.simulator import serve_in_thread
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from tests.pipelines.conftest_dpo import feedback_prompts  # noqa: F401
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.images import confine_path, inspect_image, media_path
 from tests.security.pngs import write_png, ztxt_bomb_chunk
 from tests.security.servers import PYTHON, ROOT, subprocess_env
@@ -19,7 +19,6 @@ INSPECT_IN_CHILD = """
 import json, sys
 import django
 django.setup()
-from review.errors import ApplicationError
 from review.images import inspect_image
 
 def status_mb(field):

@@ -8,7 +8,7 @@ import pytest
 from pipelines.generation import resolve_image
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import ItemStatus, JobItem
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.images import media_path
 from tests.factories import CategoryFactory, DatasetFactory, SampleFactory
 

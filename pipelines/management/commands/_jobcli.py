@@ -7,7 +7,7 @@ from tqdm import tqdm
 
 from pipelines.jobs import job_create, job_progress, run_job_inline
 from pipelines.models import Job
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 def add_job_arguments(parser):

@@ -17,7 +17,7 @@ from pipelines import formats
 from pipelines.builder import BuildError, BuildOptions, Source, build_export, parse_split_ratio, product_sources, report_lines
 from pipelines.exports import deliver
 from pipelines.logs import LogReader
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 def _per_source(values: list[str], cast, flag: str) -> dict:

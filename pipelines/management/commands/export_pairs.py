@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from pipelines import dpo
 from pipelines.exports import deliver
 from pipelines.models import Job, JobKind
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 class Command(BaseCommand):

@@ -17,7 +17,7 @@ from pipelines import formats
 from pipelines.builder import BuildError, BuildOptions, Source, build_export, parse_split_ratio, report_lines
 from pipelines.exports import deliver
 from pipelines.logs import LogReader
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 class Command(BaseCommand):

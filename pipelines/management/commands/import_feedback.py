@@ -12,7 +12,7 @@ import argparse
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.feedback import DEFAULT_MIN_RATING, OUTPUT_FORMATS, read_feedback_file, write_feedback_outputs
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.classification import resolve_dataset
 from pipelines.info_extraction import info_extra_import
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 class Command(BaseCommand):

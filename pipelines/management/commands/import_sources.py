@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.generation import source_items_import
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 class Command(BaseCommand):

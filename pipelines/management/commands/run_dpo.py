@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from pipelines import dpo, pair_checks
 from pipelines.models import JobKind, PreferencePair
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 from ._jobcli import add_job_arguments, start_job
 

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.generation import source_items_import, write_checkpoint, write_run_files
 from pipelines.models import Job, JobKind
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 
 from ._jobcli import add_run_mode_arguments, follow_to_end
 

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.files import atomic_open
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.exports import TRAINSET_FORMATS, report_markdown, trainset_error_markdown, trainset_export
 from review.models import Dataset
 from review.team_layout import team_layout_export

@@ -3,7 +3,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from review.errors import ApplicationError
+from core.errors import ApplicationError
 from review.importers import import_classification
 
 

@@ -1,1 +1,0 @@
-from core.errors import ApplicationError  # noqa: F401 - the one ApplicationError lives in core (moved)
