@@ -54,8 +54,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import files, formats
-from .files import atomic_write_text
+from core import files
+
+from . import formats
+from core.files import atomic_write_text
 from .neardup import DEFAULT_THRESHOLD, NearDupRemover, near_duplicate_clusters
 
 PREVIEW_ROWS = 5

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 
 from core.errors import ApplicationError
-from review.images import inspect_image, media_path
+from core.images import inspect_image, media_path
 from review.models import Category, Dataset, Reasoning, Sample
 from review.services import ModelOutput, reasonings_store
 

@@ -32,7 +32,7 @@ from typing import Any
 from django.conf import settings
 
 from core.errors import ApplicationError
-from review.images import media_path
+from core.images import media_path
 from review.importers import ClassificationImport, ImportReport, plan_files
 
 from .jobkinds import ItemFailed, JobKindHandler, register

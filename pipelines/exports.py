@@ -38,7 +38,9 @@ from django.conf import settings
 from config.timestamps import local_timestamp
 from core.errors import ApplicationError
 
-from . import files, formats
+from core import files
+
+from . import formats
 
 DATASET_INFO = "dataset_info.json"
 

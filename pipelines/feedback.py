@@ -34,7 +34,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from core.errors import ApplicationError, conflict_error
-from review.jsonfiles import oversize_message, record_size
+from core.jsonfiles import oversize_message, record_size
 
 from .builder import BuildOptions, Source, build_dataset
 from .jobkinds import ItemFailed, JobKindHandler, register

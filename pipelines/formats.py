@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import files
+from core import files
 
 IMAGE_TOKEN = "<image>"
 
@@ -667,7 +667,7 @@ class RowWriter:
         with RowWriter(path) as out:
             out.write({"instruction": "…", …})
 
-    The rows go to a temporary file beside `path` (`pipelines.files`), renamed to `path` when the
+    The rows go to a temporary file beside `path` (`core.files`), renamed to `path` when the
     block ends normally and removed when it raises: a killed or failed write never leaves a half
     file under the final name. `overwrite=False` refuses to replace an existing `path`.
     """

@@ -27,9 +27,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import ApplicationError, conflict_error
-from review.jsonfiles import oversize_message, record_size
+from core.jsonfiles import oversize_message, record_size
 
-from . import files
+from core import files
 from . import judge as judge_module
 from .jobkinds import ItemFailed, JobKindHandler, register
 from .models import GeneratedExample, Job, JobKind, ReviewDecision, SourceItem
@@ -543,7 +543,7 @@ class GenerationHandler(JobKindHandler):
         image_url = None
         if source.image:
             # A question about an image the model cannot see would be worthless training data.
-            from review.images import inspect_image
+            from core.images import inspect_image
 
             image_path = resolve_image(source.image)
             if image_path is None:

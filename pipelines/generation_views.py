@@ -302,7 +302,7 @@ def _review_url(job: Job, data, page) -> str:
 @login_required
 def example_image(request, job_id: int, example_id: int):
     """The source image of an example, if it is a checked image inside MEDIA_ROOT."""
-    from review.images import inspect_image
+    from core.images import inspect_image
 
     job = _run_or_404(job_id)
     example = get_object_or_404(GeneratedExample.objects.select_related("source_item"), pk=example_id, job=job)

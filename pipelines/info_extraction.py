@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import ApplicationError
-from review.jsonfiles import read_record_file
+from core.jsonfiles import read_record_file
 from review.models import Dataset, Sample
 from review.suspicion import suspicions_refresh
 
@@ -167,7 +167,7 @@ def _mapping_records(data: dict[str, Any], where: str) -> Iterable[tuple[str, An
 
 
 def _file_records(path: Path, result: InfoImportResult, encoding: str | None) -> list[tuple[str, Any]]:
-    """The records of one file in any shape `review.jsonfiles` reads (the team's `json.dumps(record)
+    """The records of one file in any shape `core.jsonfiles` reads (the team's `json.dumps(record)
     + ",\n"` lines included); unreadable records go to `result.errors` with file and line."""
     read = read_record_file(path, path.name, encoding=encoding)
     if read.error:

@@ -30,7 +30,7 @@ from typing import Any
 from django.db import transaction
 
 from core.errors import ApplicationError
-from review.jsonfiles import oversize_message
+from core.jsonfiles import oversize_message
 
 from .jobkinds import ItemFailed, JobKindHandler, register
 from .models import Job, JobKind, LogRecord

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pipelines.image_marker import draw_marker
 
 from .demo_catalog import DEMO_CATEGORIES, DemoCategory
-from .images import media_path
+from core.images import media_path
 from .models import Assignment, Cause, Dataset, Review, Sample
 from .services import ClassificationRecord, RecordsSaveResult, classification_records_save, review_save
 

@@ -202,7 +202,7 @@ def _record_line(record: dict) -> dict:
 def write_trainset(*, dataset: Dataset, fmt: str, path: Path, counts: Counter | None = None) -> TrainsetReport:
     """Stream the training set of `dataset` into `path` in format `fmt`; returns the report.
 
-    The file is written under a temporary name and renamed into place (`pipelines.files`), so a
+    The file is written under a temporary name and renamed into place (`core.files`), so a
     failed or killed export leaves no half file. `counts["images_left_out"]`: images a text-only
     format did not carry.
     """

@@ -4,7 +4,7 @@ write them (seed 004), or a JSONL manifest. `import_classification` is the entry
 What is read under the import root (a folder; a single `.jsonl` file works too):
 
 - `reasonbyQwen72b_model{1,2,3}/` — the model's reasoning per mode: `<class>/*.json` or `<class>.json`,
-  each file one record or a list of records (any shape `review.jsonfiles` reads). The class is the
+  each file one record or a list of records (any shape `core.jsonfiles` reads). The class is the
   class folder's name, or the file name without the batch script's `save_train_` prefix (where
   spaces and parentheses became `_`); records `{"id", "image": path or [path], "output"}`.
 - `info_ectra/` (or `info_extra/`) — the info-extraction files: `{"id", "image", "output": <label>,
@@ -23,7 +23,7 @@ Rules (the issue "The team's own files, in and out"):
   parenthesised part, an unambiguous shortened name). Otherwise nothing is imported and the error
   lists the names with the closest known ones; new classes are created only with `create_classes`
   (named as train.json names them when it does).
-- Never collide or erase: stored images are named by id and content (`review.images.store_image`);
+- Never collide or erase: stored images are named by id and content (`core.images.store_image`);
   a field a record lacks keeps what is stored; the same id twice in one mode is reported, the first
   kept.
 - Bad input loses nothing: each bad record is reported with `file:line` (or `file#index`) and
@@ -32,7 +32,7 @@ Rules (the issue "The team's own files, in and out"):
 
 How it runs (`ClassificationImport`), so that memory stays flat and reviewers are never blocked:
 
-1. every file is streamed (`review.jsonfiles`) and each record checked and staged in a scratch SQLite
+1. every file is streamed (`core.jsonfiles`) and each record checked and staged in a scratch SQLite
    file of its own (IMPORT_STAGING_ROOT), with its problems and label names;
 2. the class names are resolved from the staged names — refusing before anything is written — and
    the samples ordered as their first record was read;
@@ -63,8 +63,8 @@ from django.conf import settings
 from django.db import transaction
 
 from core.errors import ApplicationError
-from .images import confine_path, store_image
-from .jsonfiles import RawRecord, iter_record_file
+from core.images import confine_path, store_image
+from core.jsonfiles import RawRecord, iter_record_file
 from .models import Dataset, Sample
 from .parsing import match_category_name, normalize_name
 from .services import ClassificationRecord, RecordsSaveResult, classification_records_save

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines import files
+from core import files
 from pipelines.exports import EmptyExport, ExportContent, export_create
 from pipelines.models import Export
 

@@ -17,7 +17,7 @@ from . import rules, selectors
 from .drafts import draft_for
 from core.errors import ApplicationError
 from .forms import ACTION_KEEP, UNCERTAIN, AssignmentForm, ReviewForm
-from .images import inspect_image, media_path
+from core.images import inspect_image, media_path
 from .models import Category, Cause, CorrectionDraft, Dataset, Mode, ReviewEdit, Sample
 from .permissions import can_change_category, changeable_category_ids
 from .selectors import DEFAULT_FILTER, DEFAULT_SORT, QUEUE_SORTS, queue_filters

@@ -7,7 +7,7 @@ from PIL import Image
 from pipelines.image_marker import read_marker
 from review.demo import DEMO_DATASET_NAME, REFUSED_SAMPLE_ID, build_demo_records, load_demo
 from review.demo_catalog import DEMO_CATEGORIES
-from review.images import media_path
+from core.images import media_path
 from review.models import Assignment, Category, Reasoning, Review, ReviewEdit, Sample
 from review.parsing import parse_predicted_category
 

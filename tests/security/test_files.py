@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from core.errors import ApplicationError
-from review.images import confine_path, inspect_image, media_path
+from core.images import confine_path, inspect_image, media_path
 from tests.security.pngs import write_png, ztxt_bomb_chunk
 from tests.security.servers import PYTHON, ROOT, subprocess_env
 
@@ -19,7 +19,8 @@ INSPECT_IN_CHILD = """
 import json, sys
 import django
 django.setup()
-from review.images import inspect_image
+from core.errors import ApplicationError
+from core.images import inspect_image
 
 def status_mb(field):
     # VmHWM/VmRSS belong to this process image (ru_maxrss would include the parent's before exec).

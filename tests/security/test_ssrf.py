@@ -9,7 +9,7 @@ from pipelines.generation import resolve_image
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import ItemStatus, JobItem
 from core.errors import ApplicationError
-from review.images import media_path
+from core.images import media_path
 from tests.factories import CategoryFactory, DatasetFactory, SampleFactory
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines.files import atomic_open
+from core.files import atomic_open
 
 from review.exports import class_analysis_markdown, md_text
 from review.importers import closest_class_names, resolve_class_name

@@ -12,7 +12,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines.files import atomic_open
+from core.files import atomic_open
 from core.errors import ApplicationError
 from review.exports import TRAINSET_FORMATS, report_markdown, trainset_error_markdown, trainset_export
 from review.models import Dataset

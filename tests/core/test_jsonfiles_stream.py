@@ -1,11 +1,11 @@
-"""review.jsonfiles reads files in blocks: what it finds never depends on where a block ends, and it
+"""core.jsonfiles reads files in blocks: what it finds never depends on where a block ends, and it
 never holds a whole (large) file."""
 import json
 
 import pytest
 
-from review import jsonfiles
-from review.jsonfiles import iter_record_file, read_record_file
+from core import jsonfiles
+from core.jsonfiles import iter_record_file, read_record_file
 
 
 def records_of(path, **kwargs):

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from core.errors import ApplicationError
-from review.images import confine_path, inspect_image, media_path, store_image
+from core.images import confine_path, inspect_image, media_path, store_image
 
 
 @pytest.mark.parametrize("escape", [

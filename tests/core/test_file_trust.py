@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from pipelines import files, formats
+from core import files
+from pipelines import formats
 from pipelines.builder import BuildOptions, Source, build_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
