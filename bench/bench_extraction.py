@@ -55,9 +55,9 @@ def bare_read_write(folder: Path, output: Path) -> int:
 
 
 def main() -> None:
-    from pipelines.builder import BuildOptions, Source, build_dataset
-    from pipelines.logs import LogReader
-    from pipelines.neardup import NearDupRemover
+    from pipelines.datasets.builder import BuildOptions, Source, build_dataset
+    from pipelines.datasets.logs import LogReader
+    from pipelines.datasets.neardup import NearDupRemover
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-extraction-"))
     try:

@@ -52,9 +52,10 @@ def main(workdir: Path) -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from pipelines import dpo, formats
-    from pipelines.builder import BuildOptions, build_export, product_sources
-    from pipelines.exports import data_files
+    from pipelines import dpo
+    from pipelines.datasets import formats
+    from pipelines.datasets.builder import BuildOptions, build_export, product_sources
+    from pipelines.datasets.exports import data_files
     from pipelines.generation import generation_export
     from pipelines.jobs import job_create, run_job_inline
     from pipelines.models import JobKind

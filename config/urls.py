@@ -20,9 +20,9 @@ urlpatterns = [
     path("api/", include("review.api_urls")),
     path("jobs/", include("pipelines.urls")),
     path("generation/", include("pipelines.generation_urls")),
-    path("feedback/", include("pipelines.feedback_urls")),
+    path("feedback/", include("pipelines.datasets.urls")),
     path("dpo/", include("pipelines.dpo_urls")),
-    path("exports/", include("pipelines.export_urls")),
+    path("exports/", include("pipelines.datasets.export_urls")),
     path("", include("review.urls")),
 ]
 # Media files are never served raw (not even in DEBUG): images go through review:image, which

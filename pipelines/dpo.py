@@ -34,7 +34,8 @@ from django.db.models import Q
 
 from core.errors import ApplicationError, conflict_error
 
-from . import formats, pair_checks
+from . import pair_checks
+from .datasets import formats
 from .endpoints import endpoint_check
 from .jobkinds import ItemFailed, JobKindHandler, register
 from .models import FeedbackSample, GeneratedExample, Job, JobKind, LogRecord, PreferencePair, ReviewDecision
@@ -963,7 +964,7 @@ def pairs_export(*, job: Job, fmt: str, user=None, include_flagged: bool = False
     """Export a job's pairs through the dataset builder into a new export folder; returns the Export.
 
     `file_name`: the data file's name in the folder (default `dpo_job<id>_<format>.json[l]`)."""
-    from .builder import BuildError, BuildOptions, Source, build_export
+    from .datasets.builder import BuildError, BuildOptions, Source, build_export
 
     if fmt not in EXPORT_FORMATS:
         raise ApplicationError("未知导出格式")

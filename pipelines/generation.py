@@ -864,12 +864,12 @@ def training_record(example: GeneratedExample, provenance: str) -> dict:
 def generation_export(*, job: Job, user, formats: tuple[str, ...] = EXPORT_FORMATS):
     """Export the run's passed + rescued examples as sharegpt-with-images and OpenAI messages.
 
-    Written through the dataset builder into a new export folder (`pipelines.exports`), with the
+    Written through the dataset builder into a new export folder (`pipelines.datasets.exports`), with the
     LLaMA-Factory dataset_info.json entries and provenance.jsonl marking each example's origin
     (judge_passed, rerun_passed, human_accepted, human_edited). Returns the Export row.
     """
-    from .builder import BuildOptions, Source, build_dataset
-    from .exports import ExportContent, export_create
+    from .datasets.builder import BuildOptions, Source, build_dataset
+    from .datasets.exports import ExportContent, export_create
 
     if not (user and user.is_staff):
         raise ApplicationError("只有管理员可以导出", code="forbidden")

@@ -131,7 +131,7 @@ class Export(models.Model):
 
     Each export is a folder of its own under EXPORT_ROOT (`path`, relative to it), written once and
     never changed: the data files, their LLaMA-Factory `dataset_info.json` and reports (`files`).
-    Made by `pipelines.exports.export_create`; downloaded through `pipelines.exports.export_file`.
+    Made by `pipelines.datasets.exports.export_create`; downloaded through `pipelines.datasets.exports.export_file`.
     """
 
     kind = models.CharField(max_length=64)  # "classification_trainset", "builder", "logs", "generation", "dpo" …

@@ -1,8 +1,8 @@
 """The corrected mode-3 training set, trainset_error.md and the analysis as Markdown.
 
-The training set is produced as plain records (the contract of `pipelines.formats`: dicts with
+The training set is produced as plain records (the contract of `pipelines.datasets.formats`: dicts with
 `id`, `source`, `prompt`, `response`, `system`, `images`) and written row by row through
-`pipelines.formats`, so memory stays flat whatever the size of the dataset. Which samples go in:
+`pipelines.datasets.formats`, so memory stays flat whatever the size of the dataset. Which samples go in:
 
 * a reviewer's correction where the sample has one (source "corrected");
 * otherwise mode 3's own output when it is correct and within the length limit (source "kept");
@@ -24,9 +24,10 @@ from pathlib import Path
 from django.db.models import FilteredRelation, Q
 
 from config.spreadsheet import csv_lines
-from pipelines import exports as pipeline_exports
-from pipelines import formats, prompts
-from pipelines.exports import (
+from pipelines import prompts
+from pipelines.datasets import exports as pipeline_exports
+from pipelines.datasets import formats
+from pipelines.datasets.exports import (
     EmptyExport, ExportContent, data_files, deliver, export_create, export_path, safe_name,
 )
 from pipelines.models import Export, PromptTemplate
@@ -38,7 +39,7 @@ from .models import Category, Cause, Dataset, Mode, Review, Sample
 from .rules import length_limit
 
 EXPORT_KIND = "classification_trainset"
-# The formats the training-set export offers, and the pipelines.formats writer behind each.
+# The formats the training-set export offers, and the pipelines.datasets.formats writer behind each.
 TRAINSET_FORMATS: dict[str, str] = {
     "alpaca": "alpaca", "sharegpt": "sharegpt", "trl_messages": "trl_messages",
     "trl_prompt_completion": "trl_prompt_completion", "jsonl": "records",
@@ -305,7 +306,7 @@ def export_file_path(export: Export) -> Path:
 
 
 def visible_exports(*, user):
-    """Exports the user may see: staff see all, others only their own (`pipelines.exports`' rule)."""
+    """Exports the user may see: staff see all, others only their own (`pipelines.datasets.exports`' rule)."""
     return pipeline_exports.visible_exports(user=user)
 
 

@@ -2,7 +2,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from pipelines.exports import data_files
+from pipelines.datasets.exports import data_files
 from pipelines.models import Export
 
 from .exports import TRAINSET_FORMATS

@@ -20,7 +20,7 @@ left out); this module only decides where each row is written and how:
 
 The folder is built beside DIR under a `.partial-…` name and renamed into place; an existing DIR is
 replaced only when it is an earlier export (it holds `EXPORT_MARKER`), never a folder of other files.
-Like every export it is also recorded through `pipelines.exports.export_create`: a folder under
+Like every export it is also recorded through `pipelines.datasets.exports.export_create`: a folder under
 EXPORT_ROOT holding the layout as `reasonbyQwen72b_model3.zip` and `trainset_error.md`.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from core import files
-from pipelines.exports import EmptyExport, ExportContent, export_create
+from pipelines.datasets.exports import EmptyExport, ExportContent, export_create
 from pipelines.models import Export
 
 from core.errors import ApplicationError
@@ -217,7 +217,7 @@ def _zip_tree(tree: Path, names: list[str], target: Path) -> None:
 def team_layout_export(*, dataset: Dataset, directory: Path | None = None, user=None) -> Export:
     """Export the corrected training set in the team's layout through the export service.
 
-    The export (a new folder under EXPORT_ROOT, `pipelines.exports.export_create`) holds
+    The export (a new folder under EXPORT_ROOT, `pipelines.datasets.exports.export_create`) holds
     `reasonbyQwen72b_model3.zip` (the whole layout) and `trainset_error.md`; `directory` (the
     command line's --output) also gets the layout itself, renamed into place. Staff only when a user
     asks; no eligible row is an error (EmptyExport), like every export.

@@ -1,4 +1,4 @@
-/* Feedback samples and the dataset builder (pipelines/feedback_views.py).
+/* Feedback samples and the dataset builder (pipelines/datasets/views.py).
  *
  * Samples page: one card is "current". Its buttons carry data-fb-key="a" (etc.); this script copies
  * those to data-key on the current card only, so static/js/shortcuts.js drives exactly that card

@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from pipelines.exports import data_files, export_path
-from pipelines import dpo, formats
+from pipelines.datasets.exports import data_files, export_path
+from pipelines import dpo
+from pipelines.datasets import formats
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import JobKind, JobStatus, PreferencePair, ReviewDecision
 from tests.pipelines.conftest_dpo import FRUIT_PROMPTS, feedback_prompts, write_prompt_file  # noqa: F401

@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from pipelines import formats
+from pipelines.datasets import formats
 from pipelines.generation import (
     PROVENANCE_EDITED,
     PROVENANCE_JUDGE,

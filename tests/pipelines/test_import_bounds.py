@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from pipelines.feedback import read_feedback_file
+from pipelines.datasets.feedback import read_feedback_file
 from pipelines.generation import source_items_import
-from pipelines.logs import FileReport, iter_log_file
+from pipelines.datasets.logs import FileReport, iter_log_file
 
 pytestmark = pytest.mark.django_db
 HUGE = "长" * 5_000

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines import formats
-from pipelines.builder import BuildError, BuildOptions, Source, build_export, parse_split_ratio, product_sources, report_lines
-from pipelines.exports import deliver
-from pipelines.logs import LogReader
+from pipelines.datasets import formats
+from pipelines.datasets.builder import BuildError, BuildOptions, Source, build_export, parse_split_ratio, product_sources, report_lines
+from pipelines.datasets.exports import deliver
+from pipelines.datasets.logs import LogReader
 from core.errors import ApplicationError
 
 

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines import dpo
-from pipelines.exports import deliver
+from pipelines.datasets.exports import deliver
 from pipelines.models import Job, JobKind
 from core.errors import ApplicationError
 

@@ -11,7 +11,7 @@ import argparse
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines.feedback import DEFAULT_MIN_RATING, OUTPUT_FORMATS, read_feedback_file, write_feedback_outputs
+from pipelines.datasets.feedback import DEFAULT_MIN_RATING, OUTPUT_FORMATS, read_feedback_file, write_feedback_outputs
 from core.errors import ApplicationError
 
 
@@ -49,7 +49,7 @@ class Command(BaseCommand):
         for fmt, path in written.items():
             self.stdout.write(f"  写入 {fmt}: {path}")
         if do_import:
-            from pipelines.feedback import feedback_import_job_run
+            from pipelines.datasets.feedback import feedback_import_job_run
 
             try:
                 job = feedback_import_job_run(feedback_file=feedback_file, min_rating=min_rating,

@@ -6,11 +6,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from pipelines import formats
+from pipelines.datasets import formats
 from pipelines.jobs import job_create, run_job_inline
-from pipelines.logs import LogLineRejected, LogReader, extract_call
+from pipelines.datasets.logs import LogLineRejected, LogReader, extract_call
 from pipelines.models import JobKind, JobStatus, LogRecord
-from tests.pipelines.conftest_builder import log_line, write_log_folder
+from tests.pipelines.datasets.source_files import log_line, write_log_folder
 
 
 @pytest.mark.parametrize(("call", "reason"), [

@@ -8,9 +8,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from pipelines import dpo, formats
-from pipelines.builder import BuildError, BuildOptions, Source, build_dataset
-from pipelines.exports import data_files, export_path
+from pipelines import dpo
+from pipelines.datasets import formats
+from pipelines.datasets.builder import BuildError, BuildOptions, Source, build_dataset
+from pipelines.datasets.exports import data_files, export_path
 from pipelines.models import Export, PreferencePair
 from core.errors import ApplicationError
 from tests.pipelines.conftest_dpo import dpo_job, feedback_prompts  # noqa: F401

@@ -3,7 +3,7 @@ texts apart, and gives the same answer in every process."""
 import subprocess
 import sys
 
-from pipelines.neardup import MinHasher, NearDupRemover, jaccard_estimate, near_duplicate_clusters
+from pipelines.datasets.neardup import MinHasher, NearDupRemover, jaccard_estimate, near_duplicate_clusters
 
 BASE = "请根据以下章节内容提取三级大纲，要求每个标题不超过二十个字：第一章 春天来了，万物复苏，小草从地里探出头来，燕子从南方飞回来。"
 
@@ -46,11 +46,11 @@ def test_jaccard_estimate_tracks_similarity():
 
 def test_signatures_are_the_same_in_every_process():
     # Python's str hash is salted per process; signatures must not depend on it (splits would change).
-    code = ("from pipelines.neardup import MinHasher;"
+    code = ("from pipelines.datasets.neardup import MinHasher;"
             f"print(MinHasher().signature({BASE!r})[:8].tolist())")
     outputs = {
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={"PYTHONHASHSEED": seed, "PATH": ""}, cwd=str(__import__("pathlib").Path(__file__).parents[2])).stdout
+                       env={"PYTHONHASHSEED": seed, "PATH": ""}, cwd=str(__import__("pathlib").Path(__file__).parents[3])).stdout
         for seed in ("1", "2")
     }
     assert len(outputs) == 1
@@ -66,7 +66,7 @@ def test_empty_and_short_texts_do_not_crash():
 def test_batch_signatures_equal_one_by_one_even_across_blocks(monkeypatch):
     import numpy as np
 
-    from pipelines import neardup
+    from pipelines.datasets import neardup
 
     monkeypatch.setattr(neardup, "BLOCK", 50)  # force texts to straddle permutation blocks
     hasher = MinHasher()

@@ -37,8 +37,8 @@ from core.errors import ApplicationError, conflict_error
 from core.jsonfiles import oversize_message, record_size
 
 from .builder import BuildOptions, Source, build_dataset
-from .jobkinds import ItemFailed, JobKindHandler, register
-from .models import FeedbackSample, Job, JobKind, ReviewDecision
+from pipelines.jobkinds import ItemFailed, JobKindHandler, register
+from pipelines.models import FeedbackSample, Job, JobKind, ReviewDecision
 
 DEFAULT_MIN_RATING = 4
 OUTPUT_FORMATS = ("json", "jsonl", "alpaca")
@@ -337,7 +337,7 @@ class FeedbackImportHandler(JobKindHandler):
 def feedback_import_job_start(*, feedback_file: str | Path, min_rating: int = DEFAULT_MIN_RATING,
                               model_name: str | None = None, user=None) -> Job:
     """Queue a "feedback_import" job for one feedback file."""
-    from .jobs import job_create
+    from pipelines.jobs import job_create
 
     params = {"feedback_file": str(feedback_file), "min_rating": min_rating, "model_name": model_name}
     return job_create(kind=JobKind.FEEDBACK_IMPORT, params=params, user=user)
@@ -346,7 +346,7 @@ def feedback_import_job_start(*, feedback_file: str | Path, min_rating: int = DE
 def feedback_import_job_run(*, feedback_file: str | Path, min_rating: int = DEFAULT_MIN_RATING,
                             model_name: str | None = None, user=None) -> Job:
     """Create the import job and run it in this process (the command line); returns it finished."""
-    from .jobs import run_job_inline
+    from pipelines.jobs import run_job_inline
 
     job = feedback_import_job_start(feedback_file=feedback_file, min_rating=min_rating, model_name=model_name,
                                     user=user)

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from pipelines import formats
-from pipelines.builder import BuildError, BuildOptions, Source, build_dataset, parse_split_ratio
-from pipelines.neardup import near_duplicate_clusters
+from pipelines.datasets import formats
+from pipelines.datasets.builder import BuildError, BuildOptions, Source, build_dataset, parse_split_ratio
+from pipelines.datasets.neardup import near_duplicate_clusters
+from tests.pipelines.datasets.source_files import write_feedback_file, write_log_folder
 
 TOPICS = ["春天的早晨", "数据库索引", "长城的历史", "咖啡的烘焙", "量子计算", "唐诗宋词", "城市交通", "海洋生物",
           "人工智能伦理", "家庭园艺", "古代天文", "足球战术", "围棋定式", "火山喷发", "电影配乐", "中医养生"]
@@ -225,7 +226,6 @@ def test_build_dataset_command_mixes_imported_sources(tmp_path):
 
     from pipelines.jobs import job_create, run_job_inline
     from pipelines.models import Export, JobKind
-    from tests.pipelines.conftest_builder import write_feedback_file, write_log_folder
 
     folder = write_log_folder(tmp_path / "logs")
     run_job_inline(job_create(kind=JobKind.LOG_EXTRACTION, params={"log_dir": str(folder)}))

@@ -13,10 +13,10 @@ import pytest
 from django.core.management import call_command
 
 from core import files
-from pipelines import formats
-from pipelines.builder import BuildOptions, Source, build_dataset
+from pipelines.datasets import formats
+from pipelines.datasets.builder import BuildOptions, Source, build_dataset
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _records(n):
@@ -38,7 +38,7 @@ def test_a_writer_killed_mid_write_leaves_no_file_under_the_final_name(tmp_path)
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
-        from pipelines import formats
+        from pipelines.datasets import formats
 
         def rows():
             for i in range(1000):

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import Export, FeedbackSample, Job, JobKind, LogRecord, ReviewDecision
-from tests.pipelines.conftest_builder import FEEDBACK_ENTRIES, write_feedback_file, write_log_folder
+from tests.pipelines.datasets.source_files import FEEDBACK_ENTRIES, write_feedback_file, write_log_folder
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -111,7 +111,7 @@ def test_reviewer_edits_the_output(reviewer_client):
 
 def test_stale_version_gets_409_with_the_message_in_the_card(reviewer_client, other_reviewer):
     sample = make_samples(1)[0]
-    from pipelines.feedback import feedback_sample_decide
+    from pipelines.datasets.feedback import feedback_sample_decide
 
     feedback_sample_decide(sample=sample, user=other_reviewer, decision="rejected", version=1)
     response = reviewer_client.post(reverse("feedback:decide", args=[sample.pk]),
@@ -123,7 +123,7 @@ def test_stale_version_gets_409_with_the_message_in_the_card(reviewer_client, ot
 
 def test_an_edit_refused_for_a_stale_version_keeps_the_reviewers_text(reviewer_client, other_reviewer):
     sample = make_samples(1)[0]
-    from pipelines.feedback import feedback_sample_decide
+    from pipelines.datasets.feedback import feedback_sample_decide
 
     feedback_sample_decide(sample=sample, user=other_reviewer, decision="accepted", version=1)
     response = reviewer_client.post(reverse("feedback:decide", args=[sample.pk]),

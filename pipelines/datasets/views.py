@@ -35,7 +35,7 @@ from . import formats
 from .builder import BuildError, BuildOptions, build_dataset, build_export, parse_split_ratio, product_sources
 from .exports import safe_name
 from .logs import DROP_REASON_LABELS, log_extraction_job_start
-from .models import Export, FeedbackSample, Job, JobKind, LogRecord
+from pipelines.models import Export, FeedbackSample, Job, JobKind, LogRecord
 
 PAGE_SIZE = 20
 DECISION_FILTERS = (("pending", "待审核"), ("accepted", "已接受"), ("edited", "修改后接受"),

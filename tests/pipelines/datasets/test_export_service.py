@@ -9,7 +9,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
 
-from pipelines import dpo, formats
+from pipelines import dpo
+from pipelines.datasets import formats
 from pipelines.models import Export, PreferencePair, ReviewDecision
 from tests.pipelines.conftest_dpo import dpo_job, feedback_prompts  # noqa: F401
 from tests.review.conftest_analysis import scene  # noqa: F401

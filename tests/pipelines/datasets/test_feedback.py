@@ -8,12 +8,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from pipelines import feedback
+from pipelines.datasets import feedback
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import FeedbackSample, JobKind, JobStatus, ReviewDecision
 from core.errors import ApplicationError
 from tests.factories import UserFactory
-from tests.pipelines.conftest_builder import FEEDBACK_ENTRIES, write_feedback_file
+from tests.pipelines.datasets.source_files import FEEDBACK_ENTRIES, write_feedback_file
 
 SEED_FIELDS = ["instruction", "input", "output", "rating", "model_name", "feedback_id", "timestamp"]
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipelines import formats
+from pipelines.datasets import formats
 
 SFT_RECORD = {
     "prompt": "请概括下面这段话的主旨。",

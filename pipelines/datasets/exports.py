@@ -81,7 +81,7 @@ def export_create(*, kind: str, fmt: str, write: Callable[[Path], ExportContent]
     The folder is written outside any transaction (a long write must not hold the database). Errors
     from `write` (and an empty export) leave nothing behind.
     """
-    from .models import Export
+    from pipelines.models import Export
 
     parent = files.make_dirs(export_root() / safe_name(kind))
     files.remove_leftovers(parent)
@@ -149,7 +149,7 @@ def data_files(export) -> list[str]:
 
 def visible_exports(*, user):
     """The one permission rule: staff see and download every export, anyone else only their own."""
-    from .models import Export
+    from pipelines.models import Export
 
     qs = Export.objects.select_related("created_by").order_by("-created_at", "-id")
     if not (user and user.is_authenticated):

@@ -32,8 +32,8 @@ from django.db import transaction
 from core.errors import ApplicationError
 from core.jsonfiles import oversize_message
 
-from .jobkinds import ItemFailed, JobKindHandler, register
-from .models import Job, JobKind, LogRecord
+from pipelines.jobkinds import ItemFailed, JobKindHandler, register
+from pipelines.models import Job, JobKind, LogRecord
 
 DROP_REASONS = ("malformed_json", "encoding", "too_large", "not_object", "not_successful", "no_response",
                 "no_answer", "no_prompt")
@@ -305,13 +305,13 @@ def summarize_item_reports(results: list[dict]) -> dict:
 
 def log_extraction_job_start(*, log_dir: str | Path, user=None) -> Job:
     """Queue a "log_extraction" job importing every .jsonl file under `log_dir` (one item per file)."""
-    from .jobs import job_create
+    from pipelines.jobs import job_create
 
     return job_create(kind=JobKind.LOG_EXTRACTION, params={"log_dir": str(log_dir)}, user=user)
 
 
 def log_extraction_job_run(*, log_dir: str | Path, user=None) -> Job:
     """Create the import job and run it in this process (the command line); returns it finished."""
-    from .jobs import run_job_inline
+    from pipelines.jobs import run_job_inline
 
     return run_job_inline(log_extraction_job_start(log_dir=log_dir, user=user))
