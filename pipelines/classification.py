@@ -27,7 +27,7 @@ from review.models import Category, Dataset, Reasoning, Sample
 from review.services import ModelOutput, reasonings_store
 
 from .jobkinds import ItemFailed, JobKindHandler, register
-from .llm import image_data_url
+from .llm.client import image_data_url
 from .models import Job, JobKind, PromptTemplate
 from .prompts import MODE_KINDS, prompt_current, prompt_save_version, render_prompt
 

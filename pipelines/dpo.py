@@ -36,7 +36,7 @@ from core.errors import ApplicationError, conflict_error
 
 from . import pair_checks
 from .datasets import formats
-from .endpoints import endpoint_check
+from .llm.endpoints import endpoint_check
 from .jobkinds import ItemFailed, JobKindHandler, register
 from .models import FeedbackSample, GeneratedExample, Job, JobKind, LogRecord, PreferencePair, ReviewDecision
 
@@ -483,7 +483,7 @@ def model_messages(strategy: dict, record: PromptRecord) -> list[dict[str, Any]]
     if strategy.get("system"):
         messages.append({"role": "system", "content": strategy["system"]})
     if record.images:
-        from .llm import image_data_url
+        from .llm.client import image_data_url
 
         root = Path(settings.MEDIA_ROOT).resolve()
         parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
@@ -516,7 +516,7 @@ def llm_for(strategy: dict, llm=None):
     only ever sent to the configured endpoint; any other endpoint (a vLLM server, a local
     checkpoint) gets no key, so a typed URL can never collect it.
     """
-    from .llm import LLMClient
+    from .llm.client import LLMClient
 
     if llm is not None and llm.same_endpoint(strategy["base_url"]):
         return llm, False
@@ -534,7 +534,7 @@ async def model_candidates(llm, strategy: dict, messages: list[dict[str, Any]]) 
     A server that ignores `n` is asked once per candidate by the client (counted in the job's
     report). Raises ItemFailed on a model error.
     """
-    from .llm import LLMError
+    from .llm.errors import LLMError
 
     mode = strategy.get("mode")
     extra = {"logprobs": True} if mode == "best_of" else {"use_beam_search": True} if mode == "beam" else None

@@ -518,7 +518,7 @@ class GenerationHandler(JobKindHandler):
         return sample_records(ids, job.params.get("sample"), seed=job.params.get("seed", 42))
 
     def prepare(self, job: Job, key: str) -> dict:
-        from .llm import image_data_url
+        from .llm.client import image_data_url
 
         source = SourceItem.objects.filter(collection=job.params["collection"], external_id=key).first()
         if source is None:
@@ -563,7 +563,7 @@ class GenerationHandler(JobKindHandler):
         }
 
     async def call(self, llm, payload: dict, params: dict[str, Any]) -> dict | None:
-        from .llm import LLMError
+        from .llm.errors import LLMError
 
         if payload["done"]:
             return None

@@ -69,7 +69,8 @@ from django.utils import timezone
 from core.errors import ApplicationError
 
 from .jobkinds import ItemFailed, JobKindHandler, get_handler
-from .llm import LLMClient, LLMError, RequestsClosed
+from .llm.client import LLMClient
+from .llm.errors import LLMError, RequestsClosed
 from .models import ItemStatus, Job, JobItem, JobStatus
 
 logger = logging.getLogger(__name__)

@@ -71,7 +71,7 @@ def llm_simulator(settings):
     Yields a `pipelines.simulator.SimulatorHandle`: `.base_url`, `.set_faults(rate_429=…)`,
     `.request_count()`, `.answered_counts()`, `.stop()`. Retries are made quick for tests.
     """
-    from pipelines import llm
+    from pipelines.llm import client as llm_client
     from pipelines.simulator import serve_in_thread
 
     handle = serve_in_thread(port=0)
@@ -80,12 +80,12 @@ def llm_simulator(settings):
     settings.LLM_TIMEOUT = 5.0
     settings.LLM_REQUESTS_PER_MINUTE = 0
     settings.LLM_RATE_WINDOW_SECONDS = 1.0  # the adaptive rate measures in scaled-down time
-    original_backoff = llm.BACKOFF_BASE_SECONDS
-    llm.BACKOFF_BASE_SECONDS = 0.02
+    original_backoff = llm_client.BACKOFF_BASE_SECONDS
+    llm_client.BACKOFF_BASE_SECONDS = 0.02
     try:
         yield handle
     finally:
-        llm.BACKOFF_BASE_SECONDS = original_backoff
+        llm_client.BACKOFF_BASE_SECONDS = original_backoff
         handle.stop()
 
 

@@ -288,7 +288,7 @@ LLM_JUDGE_MODEL = env("LLM_JUDGE_MODEL", "qwen-72b-judge")
 LLM_TIMEOUT = env_float("LLM_TIMEOUT", 60.0)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 5)
 LLM_CONCURRENCY = env_int("LLM_CONCURRENCY", 8)
-# A ceiling only (0 = none): the model client finds the server's real limit itself (pipelines/llm.py).
+# A ceiling only (0 = none): the model client finds the server's real limit itself (pipelines/llm/).
 LLM_REQUESTS_PER_MINUTE = env_int("LLM_REQUESTS_PER_MINUTE", 0)
 # How long one model call keeps retrying 429s (never fewer seconds than the server asks to wait).
 LLM_RATE_LIMIT_MAX_WAIT = env_float("LLM_RATE_LIMIT_MAX_WAIT", 300.0)
@@ -304,7 +304,7 @@ LLM_JUDGE_MAX_TOKENS = env("LLM_JUDGE_MAX_TOKENS", "")
 # A job stops after this many identical configuration errors in a row (wrong model, key, parameter).
 JOB_CONFIG_ERROR_LIMIT = env_int("JOB_CONFIG_ERROR_LIMIT", 3)
 # Model endpoints a job may name itself (DPO's endpoint), comma-separated base URLs; a URL may also
-# be any path below an entry. Empty: OPENAI_BASE_URL and the simulator (pipelines/endpoints.py).
+# be any path below an entry. Empty: OPENAI_BASE_URL and the simulator (pipelines/llm/endpoints.py).
 LLM_ENDPOINT_ALLOWLIST = env_list("LLM_ENDPOINT_ALLOWLIST")
 # The mode-3 length limit (字数): queue filter, sample-page warning, analysis and export alike.
 TRAINSET_MAX_LENGTH = env_int("TRAINSET_MAX_LENGTH", 100)

@@ -1,4 +1,4 @@
-"""Jobs against behaviours of real servers (see test_llm_providers.py for the client itself):
+"""Jobs against behaviours of real servers (see tests/pipelines/llm/test_providers.py for the client itself):
 a request limit with relayed retry headers, thinking models, truncated answers, configuration
 errors that stop a job, per-job figures."""
 import pytest

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from pipelines import dpo
-from pipelines.endpoints import endpoint_allowed
+from pipelines.llm.endpoints import endpoint_allowed
 from pipelines.jobs import job_create
 from pipelines.models import Job, JobKind
 from pipelines.simulator import serve_in_thread

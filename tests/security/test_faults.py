@@ -208,7 +208,7 @@ def test_an_item_that_kills_its_worker_every_time_is_failed_and_the_rest_of_the_
 ):
     """Whenever the poison item runs, its worker dies (SIGKILL, as the OOM killer does). After
     JOB_MAX_DELIVERIES tries it is failed; every other item still gets exactly one result."""
-    from pipelines.llm import image_data_url
+    from pipelines.llm.client import image_data_url
 
     max_deliveries = 2
     llm_simulator.set_faults(latency_ms=50)

@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from pipelines.llm import LLMClient, LLMError, image_data_url
+from pipelines.llm.client import LLMClient, image_data_url
+from pipelines.llm.errors import LLMError
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +49,7 @@ def test_hang_times_out_and_is_retried(llm_simulator):
 
 
 def test_retry_after_is_honoured(llm_simulator, settings):
-    settings.LLM_RATE_LIMIT_MAX_WAIT = 0.7  # 429s are retried for this long (tests/pipelines/test_llm_providers.py)
+    settings.LLM_RATE_LIMIT_MAX_WAIT = 0.7  # 429s are retried for this long (tests/pipelines/llm/test_providers.py)
     llm_simulator.set_faults(rate_429=1.0, retry_after=0.4)
     started = time.monotonic()
     with pytest.raises(LLMError) as error:

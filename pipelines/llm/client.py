@@ -45,15 +45,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import fnmatch
 import json
 import logging
 import mimetypes
 import random
-import re
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,112 +60,20 @@ from django.conf import settings
 
 from config.lazy import lazy_module
 
+from .errors import RATE_LIMITED, LLMError, RequestsClosed, classify_exception, limit_hint
+from .rate import AdaptiveRate
+from .responses import ChatResult, check_complete, parse_completion
+
 # Imported on first use: every management command loads this module (through the URLs) and most
 # never call a model (config/lazy.py).
-aiohttp = lazy_module("aiohttp")
 httpx2 = lazy_module("httpx2")
 openai = lazy_module("openai")
 
 logger = logging.getLogger(__name__)
 
-# Stable error kinds (stored in JobItem.error_kind; the UI translates them).
-CONTENT_FILTER = "content_filter"
-TIMEOUT = "timeout"
-RATE_LIMITED = "rate_limited"
-SERVER_ERROR = "server_error"
-BAD_REQUEST = "bad_request"
-CONNECTION = "connection"
-UNPARSEABLE = "unparseable"
-CONFIG_ERROR = "config_error"
-TRUNCATED = "truncated"
-EMPTY = "empty"
-ERROR_KINDS = (CONTENT_FILTER, TIMEOUT, RATE_LIMITED, SERVER_ERROR, BAD_REQUEST, CONNECTION, UNPARSEABLE,
-               CONFIG_ERROR, TRUNCATED, EMPTY)
-RETRYABLE_KINDS = frozenset({TIMEOUT, RATE_LIMITED, SERVER_ERROR, CONNECTION, UNPARSEABLE})
-
-# Content-filter refusals, permanent for that input: DashScope's `data_inspection_failed`, OpenAI's
-# `content_policy_violation` (and `invalid_prompt`, "flagged as potentially violating our usage
-# policy"), Azure's `content_filter` (inner code `ResponsibleAIPolicyViolation`).
-CONTENT_FILTER_CODES = frozenset({"data_inspection_failed", "DataInspectionFailed", "content_filter",
-                                  "content_policy_violation", "invalid_prompt", "ResponsibleAIPolicyViolation"})
-# The same refusals as text, for proxies that relay them with a generic code (LiteLLM: code "400",
-# "litellm.ContentPolicyViolationError: …") and for providers that put the code only in the message.
-CONTENT_FILTER_TEXT = re.compile(
-    r"data_inspection_failed|DataInspectionFailed|ContentPolicyViolationError|content_policy_violation|"
-    r"content management policy|ResponsibleAIPolicyViolation|inappropriate content|"
-    r"flagged as potentially violating|content_filter", re.I)
-# Errors that say the configuration is wrong (model name, key, parameter, quota): every item would
-# fail the same way, so the job engine stops after a few identical ones.
-CONFIG_ERROR_CODES = frozenset({"model_not_found", "invalid_model", "invalid_api_key", "unsupported_parameter",
-                                "unsupported_value", "insufficient_quota", "Arrearage", "AccessDenied",
-                                "InvalidApiKey", "invalid_parameter_error"})
-CONFIG_ERROR_TEXT = re.compile(
-    r"does not exist|model not found|Invalid model name|Unsupported parameter|Unsupported value|"
-    r"is not supported with this model|only support stream mode|Incorrect API key|Invalid API[- ]key|"
-    r"No connected db|Authentication Error|exceeded your current quota", re.I)
-
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 RETRY_AFTER_MAX_SECONDS = 120.0
-# The rate controller's constants: its measuring window (limits are per minute), how far a 429
-# lowers the rate below what the server just let through, how fast the rate climbs back (per
-# window, in requests or this share of the rate, whichever is larger; faster after a quiet
-# window), and the lowest rate it goes to.
-RATE_WINDOW_SECONDS = 60.0
-RATE_DECREASE = 0.95
-RATE_INCREASE = 0.05
-RATE_INCREASE_QUIET = 0.25
-RATE_FLOOR_PER_MINUTE = 1.0
-
-
-class LLMError(Exception):
-    """A model call failed; `kind` is one of ERROR_KINDS."""
-
-    def __init__(self, kind: str, message: str = "", *, status: int | None = None, retry_after: float | None = None,
-                 limit_hint: int | None = None):
-        super().__init__(f"{kind}: {message}" if message else kind)
-        self.kind = kind
-        self.message = message or kind
-        self.status = status
-        self.retry_after = retry_after
-        self.limit_hint = limit_hint
-
-    @property
-    def retryable(self) -> bool:
-        return self.kind in RETRYABLE_KINDS
-
-
-class RequestsClosed(Exception):
-    """The client takes no new requests (the job's time slice is over): the call never started."""
-
-
-@dataclass
-class ChatResult:
-    """One chat completion: `text` is the first choice, `texts` all choices (n > 1).
-
-    `reasoning(s)` hold a thinking model's reasoning (None when it sent none), `finish_reason(s)`
-    why each choice ended; `n_fallback` says the server ignored `n` and the choices were asked for
-    one by one.
-    """
-
-    text: str
-    texts: list[str]
-    raw: dict[str, Any]
-    model: str
-    attempts: int = 1
-    reasonings: list[str | None] = field(default_factory=list)
-    finish_reasons: list[str | None] = field(default_factory=list)
-    n_fallback: bool = False
-    # Each choice's mean token log-probability when `logprobs` was asked for and answered.
-    mean_logprobs: list[float | None] = field(default_factory=list)
-
-    @property
-    def reasoning(self) -> str | None:
-        return self.reasonings[0] if self.reasonings else None
-
-    @property
-    def finish_reason(self) -> str | None:
-        return self.finish_reasons[0] if self.finish_reasons else None
 
 
 @dataclass
@@ -195,215 +101,6 @@ def image_data_url(path: str | Path) -> str:
     path = Path(path)
     mime = mimetypes.guess_type(path.name)[0] or "image/png"
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _duration_seconds(value: str) -> float | None:
-    """OpenAI's reset durations ("1s", "6m0s", "20ms", "1h2m3.5s") in seconds."""
-    text = value.strip()
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        return None
-    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """The wait a 429/503 states, from whichever header the server (or a proxy in front) sent.
-
-    `retry-after-ms` and `Retry-After` (seconds or an HTTP date) as OpenAI-compatible servers send
-    them; the same prefixed `llm_provider-` as LiteLLM's proxy relays a provider's headers (it
-    sends no plain Retry-After); OpenAI's `x-ratelimit-reset-requests` ("6m0s") when nothing else.
-    """
-    if headers is None:
-        return None
-    for prefix in ("", "llm_provider-"):
-        for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-            value = headers.get(prefix + name)
-            if value is None:
-                continue
-            try:
-                return max(0.0, float(value) / divisor)
-            except ValueError:
-                moment = email.utils.parsedate_to_datetime(value) if divisor == 1.0 else None
-                if moment is not None and moment.tzinfo is not None:
-                    return max(0.0, moment.timestamp() - time.time())
-    for prefix in ("", "llm_provider-"):
-        value = headers.get(prefix + "x-ratelimit-reset-requests")
-        if value:
-            seconds = _duration_seconds(str(value))
-            if seconds is not None:
-                return seconds
-    return None
-
-
-
-
-def limit_hint(headers: Any) -> int | None:
-    """The per-minute request limit a server advertises (`x-ratelimit-limit-requests`), if any."""
-    if headers is None:
-        return None
-    for name in ("x-ratelimit-limit-requests", "llm_provider-x-ratelimit-limit-requests"):
-        value = headers.get(name)
-        if value:
-            try:
-                return int(float(value))
-            except ValueError:
-                continue
-    return None
-
-
-def _error_parts(exc: openai.APIStatusError) -> tuple[str, str]:
-    """The error's code and everything the body says (message, type, inner codes) as one text."""
-    body = exc.body
-    code = str(exc.code) if exc.code else ""
-    inner = body.get("error") if isinstance(body, dict) else None
-    if not code and isinstance(inner, dict) and inner.get("code"):
-        code = str(inner["code"])
-    if not code and isinstance(body, dict) and body.get("code"):
-        code = str(body["code"])
-    return code, json.dumps(body, ensure_ascii=False, default=str) if body is not None else str(exc)
-
-
-def _connection_failure_underneath(exc: BaseException) -> bool:
-    """Whether a "timeout" is really a refused or dropped connection.
-
-    The openai client's aiohttp transport maps every aiohttp connection error (refused, reset,
-    server disconnected) to a connect *timeout*; the original error is still on the cause chain.
-    """
-    seen = exc.__cause__ or exc.__context__
-    for _ in range(10):
-        if seen is None:
-            return False
-        if isinstance(seen, aiohttp.ClientConnectionError) and not isinstance(seen, asyncio.TimeoutError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def classify_exception(exc: BaseException) -> LLMError:
-    """Map an openai/httpx exception to an LLMError with a stable kind."""
-    if isinstance(exc, LLMError):
-        return exc
-    if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError)):
-        if _connection_failure_underneath(exc):
-            return LLMError(CONNECTION, "无法连接模型服务")
-        return LLMError(TIMEOUT, "模型请求超时")
-    if isinstance(exc, openai.APIConnectionError):
-        return LLMError(CONNECTION, "无法连接模型服务")
-    if isinstance(exc, openai.APIResponseValidationError):
-        return LLMError(UNPARSEABLE, "模型服务返回了无法解析的响应", status=exc.status_code)
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        code, text = _error_parts(exc)
-        message = (getattr(exc, "message", "") or "")[:300]
-        headers = exc.response.headers if exc.response is not None else None
-        if status in (400, 403, 422) or status >= 500:
-            if code in CONTENT_FILTER_CODES or CONTENT_FILTER_TEXT.search(text):
-                return LLMError(CONTENT_FILTER, f"内容审核拒绝 ({code or status})", status=status)
-        if code in CONFIG_ERROR_CODES or status in (401, 403, 404) or (
-                status in (400, 422) and CONFIG_ERROR_TEXT.search(text)):
-            return LLMError(CONFIG_ERROR, f"模型服务拒绝了配置 ({status} {code}) {message}".strip(), status=status)
-        if status == 429:
-            return LLMError(RATE_LIMITED, "请求过于频繁 (429)", status=status,
-                            retry_after=retry_after_seconds(headers), limit_hint=limit_hint(headers))
-        if status in (408, 409) or status >= 500:
-            return LLMError(SERVER_ERROR, f"模型服务错误 ({status})", status=status,
-                            retry_after=retry_after_seconds(headers))
-        return LLMError(BAD_REQUEST, f"请求被拒绝 ({status} {code}) {message}".strip(), status=status)
-    if isinstance(exc, (ValueError, KeyError, TypeError)):
-        return LLMError(UNPARSEABLE, f"模型服务返回了无法解析的响应: {type(exc).__name__}")
-    return LLMError(CONNECTION, f"{type(exc).__name__}")
-
-
-class AdaptiveRate:
-    """The request rate of one client, found from the server's answers (AIMD).
-
-    Request starts are spaced at the current rate. A 429 lowers it to RATE_DECREASE × what the
-    server actually answered in the last window (not × the rate we asked for, so a burst of 429s
-    cannot drive it to nothing); success raises it by RATE_INCREASE of itself per window (at least
-    one request per window), RATE_INCREASE_QUIET after a window without any 429. `ceiling`
-    (requests per minute; None = none) is the configured LLM_REQUESTS_PER_MINUTE, lowered to the
-    limit a server advertises in `x-ratelimit-limit-requests`. Before the first 429 the rate is the
-    ceiling (None: starts are not spaced; the concurrency bounds them). Single event loop only.
-    """
-
-    def __init__(self, ceiling: float | None = None, *, window: float = RATE_WINDOW_SECONDS,
-                 start: float | None = None):
-        self.window = float(window)
-        self.ceiling = float(ceiling) if ceiling else None
-        self.rate = float(start) if start else self.ceiling  # requests per minute; None = unspaced
-        if self.rate and self.ceiling:
-            self.rate = min(self.rate, self.ceiling)
-        self._answered: deque[float] = deque()
-        self._next = 0.0
-        self._last_limited = -1e18
-        self.limited = 0      # 429s seen
-        self.decreases = 0
-
-    @property
-    def interval(self) -> float:
-        return 60.0 / self.rate if self.rate else 0.0
-
-    def _measured(self, now: float) -> float:
-        """Answers in the last window, as requests per minute."""
-        while self._answered and self._answered[0] <= now - self.window:
-            self._answered.popleft()
-        return len(self._answered) * 60.0 / self.window
-
-    async def wait(self) -> None:
-        """Wait for the next start slot at the current rate."""
-        while True:
-            interval = self.interval
-            now = time.monotonic()
-            if not interval or now >= self._next:
-                self._next = max(now, self._next) + interval if interval else now
-                return
-            await asyncio.sleep(self._next - now)
-
-    def succeeded(self) -> None:
-        now = time.monotonic()
-        self._answered.append(now)
-        if self.rate is None:
-            return
-        growth = RATE_INCREASE if now - self._last_limited < self.window else RATE_INCREASE_QUIET
-        per_window = self.rate * self.window / 60.0
-        step = max(1.0, growth * per_window) / max(per_window, 1.0)  # per answer, in requests per window
-        self.rate += step * 60.0 / self.window
-        if self.ceiling:
-            self.rate = min(self.rate, self.ceiling)
-
-    def limited_by_server(self, error: LLMError) -> None:
-        now = time.monotonic()
-        self.limited += 1
-        if error.limit_hint and error.limit_hint > 0:
-            self.ceiling = min(self.ceiling or float(error.limit_hint), float(error.limit_hint))
-        # One decrease per burst of 429s: those answering requests sent before the last decrease
-        # say nothing new.
-        epoch = max(min(error.retry_after or 0.0, self.window), 2 * self.interval, 0.5)
-        if now - self._last_limited < epoch:
-            return
-        measured = self._measured(now)
-        basis = measured if measured > 0 else (self.rate or 60.0)
-        self.rate = max(RATE_FLOOR_PER_MINUTE, RATE_DECREASE * min(self.rate or basis, basis))
-        if self.ceiling:
-            self.rate = min(self.rate, self.ceiling)
-        self._last_limited = now
-        self.decreases += 1
-        logger.info("rate limited: request rate now %.1f/min (server answered %.1f/min)", self.rate, measured)
-
-    def snapshot(self) -> dict[str, Any]:
-        """For job pages and reports: the current rate and what the server answered lately."""
-        now = time.monotonic()
-        return {
-            "current_per_minute": round(self.rate, 1) if self.rate else None,
-            "ceiling_per_minute": round(self.ceiling, 1) if self.ceiling else None,
-            "answered_per_minute": round(self._measured(now), 1),
-            "limited": self.limited,
-            "decreases": self.decreases,
-        }
 
 
 def stream_model_matches(model: str, patterns: Any) -> bool:
@@ -593,7 +290,7 @@ class LLMClient:
                 more = await asyncio.gather(*(self._complete(single) for _ in range(missing)))
                 result = self._merge([result, *more], fallback=True)
         if not allow_truncated:
-            self._check_complete(result)
+            check_complete(result)
         return result
 
     def _merge(self, results: list[ChatResult], *, fallback: bool) -> ChatResult:
@@ -605,14 +302,6 @@ class LLMClient:
             finish_reasons=[x for r in results for x in r.finish_reasons], n_fallback=fallback,
             mean_logprobs=[x for r in results for x in r.mean_logprobs],
         )
-
-    @staticmethod
-    def _check_complete(result: ChatResult) -> None:
-        for text, reason in zip(result.texts, result.finish_reasons or [None] * len(result.texts)):
-            if reason == "length":
-                raise LLMError(TRUNCATED, "回答被 max_tokens 截断（finish_reason=length），未使用")
-            if not (text or "").strip():
-                raise LLMError(EMPTY, "模型返回了空回答（content 为空），未使用")
 
     async def _complete(self, kwargs: dict[str, Any]) -> ChatResult:
         """One request (with retries) answering one completion body."""
@@ -640,7 +329,7 @@ class LLMClient:
                         hint = limit_hint(response.headers)
                         if hint and (self.rate.ceiling is None or hint < self.rate.ceiling):
                             self.rate.ceiling = float(hint)
-                result = self._result(raw, kwargs["model"], attempt + 1)
+                result = parse_completion(raw, kwargs["model"], attempt + 1)
             except (asyncio.CancelledError, RequestsClosed):
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure becomes an LLMError
@@ -703,36 +392,6 @@ class LLMClient:
             for index, c in sorted(choices.items())
         ]
         return raw
-
-    @staticmethod
-    def _result(raw: Any, model: str, attempts: int) -> ChatResult:
-        choices = raw.get("choices") if isinstance(raw, dict) else None
-        if not choices or not isinstance(choices, list):
-            raise LLMError(UNPARSEABLE, "模型响应中没有 choices")
-        texts, reasonings, reasons, logprobs = [], [], [], []
-        for choice in choices:
-            if not isinstance(choice, dict):
-                raise LLMError(UNPARSEABLE, "模型响应的 choices 格式不对")
-            if choice.get("finish_reason") == "content_filter":
-                raise LLMError(CONTENT_FILTER, "输出被内容审核拦截")
-            message = choice.get("message") or {}
-            if not isinstance(message, dict):
-                message = {}
-            content = message.get("content")
-            texts.append(content if isinstance(content, str) else "")
-            # DashScope, DeepSeek and vLLM's reasoning parser (≤ 0.8) say reasoning_content;
-            # newer vLLM and OpenRouter say reasoning.
-            thinking = message.get("reasoning_content")
-            if not isinstance(thinking, str) or not thinking:
-                thinking = message.get("reasoning") if isinstance(message.get("reasoning"), str) else None
-            reasonings.append(thinking or None)
-            reasons.append(choice.get("finish_reason"))
-            tokens = (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
-            values = [t.get("logprob") for t in tokens or [] if isinstance(t, dict)
-                      and isinstance(t.get("logprob"), (int, float))]
-            logprobs.append(sum(values) / len(values) if values else None)
-        return ChatResult(text=texts[0], texts=texts, raw=raw, model=raw.get("model") or model, attempts=attempts,
-                          reasonings=reasonings, finish_reasons=reasons, mean_logprobs=logprobs)
 
     def chat_sync(self, messages: list[dict[str, Any]], **kwargs: Any) -> ChatResult:
         """`chat` for synchronous callers (CLI previews); not for use inside a running event loop."""

@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from pipelines.llm import AdaptiveRate, LLMClient, LLMError, retry_after_seconds
+from pipelines.llm.client import LLMClient
+from pipelines.llm.errors import LLMError, retry_after_seconds
+from pipelines.llm.rate import AdaptiveRate
 
 pytestmark = pytest.mark.django_db
 
