@@ -257,7 +257,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 60 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 55 * 60)
-# Must exceed the longest task, or Redis redelivers a running task (see RELIABILITY.md).
+# Must exceed the longest task, or Redis redelivers a running task (see docs/reliability.md).
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 2 * 60 * 60)
 # Only Redis knows visibility_timeout (the SQLAlchemy transport passes options to create_engine).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT} if REDIS_URL else {}
