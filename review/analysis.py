@@ -13,6 +13,7 @@ from django.db.models import FilteredRelation, Q, Sum
 from django.db.models.functions import Coalesce
 
 from . import rules
+from .counts import category_counts
 from .models import Assignment, Category, Cause, Dataset, Mode, ReasoningCount, Sample
 from .rules import CAUSE_CODES
 
@@ -70,7 +71,7 @@ class ModeTwoError:
 
 @dataclass
 class ClassSummary:
-    """One row of the dataset overview; `counts` are the rules' (review.rules.category_counts)."""
+    """One row of the dataset overview; `counts` are the rules' (review.counts.category_counts)."""
 
     category: Category
     counts: rules.ClassCounts = field(default_factory=rules.ClassCounts)
@@ -262,7 +263,7 @@ def dataset_overview(*, dataset: Dataset) -> DatasetOverview:
     categories = list(dataset.categories.all())
     groups = _reasoning_groups(dataset)
     stats = _mode_stats(dataset, groups=groups)
-    counts = rules.category_counts(category_ids=[c.pk for c in categories])
+    counts = category_counts(category_ids=[c.pk for c in categories])
     reviewers_by_category: dict[int, list[str]] = defaultdict(list)
     categories_by_reviewer: dict[str, list[int]] = defaultdict(list)
     for category_id, username in (
@@ -394,7 +395,7 @@ def class_analysis(*, category: Category) -> ClassAnalysis:
     dataset = category.dataset
     modes = _mode_stats(dataset, category_id=category.pk).get(category.pk, {})
     errors = mode2_errors(category=category)
-    counts = rules.category_counts(category_ids=[category.pk]).get(category.pk) or rules.ClassCounts()
+    counts = category_counts(category_ids=[category.pk]).get(category.pk) or rules.ClassCounts()
     samples = Sample.objects.filter(label=category).order_by("external_id")
     r2w = list(samples.filter(rules.IS_RIGHT_TO_WRONG).values_list("pk", "external_id"))
     w2r = list(samples.filter(rules.IS_WRONG_TO_RIGHT).values_list("pk", "external_id"))

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from pipelines.models import Export
 
 from . import rules, services
+from .counts import category_counts
 from core.errors import ApplicationError
 from .exports import trainset_export, visible_exports
 from .filters import AssignmentFilter, CategoryFilter, ExportFilter, ReviewFilter, SampleFilter
@@ -94,7 +95,7 @@ class CategoryViewSet(viewsets.ReadOnlyModelViewSet):
         """The class's counts as every page shows them (review.rules): reviewed, mode-2 errors and how
         many are analysed, label errors, exported and pending samples, pending per reason."""
         category = self.get_object()
-        counts = rules.category_counts(category_ids=[category.pk]).get(category.pk) or rules.ClassCounts()
+        counts = category_counts(category_ids=[category.pk]).get(category.pk) or rules.ClassCounts()
         return Response(CategoryCountsSerializer(counts).data)
 
 

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, Count, F, Value, When
+from django.db.models import Case, Count, F, Q, Sum, Value, When
 from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 
@@ -329,3 +329,41 @@ def _uncount_deleted_sample(sender, instance, **kwargs):
 @receiver(post_delete, sender=Sample)
 def _forget_deleted_sample(sender, instance, **kwargs):
     _being_deleted().discard(instance.pk)
+
+
+def category_counts(*, category_ids: Iterable[int]) -> dict[int, rules.ClassCounts]:
+    """ClassCounts per category id, summed from the counters: a few rows per class,
+    whatever its size. Categories without samples are absent."""
+    ensure_current()
+    sums = {
+        "total": Sum("count"),
+        "reviewed": Sum("count", filter=rules.IS_REVIEWED),
+        "mode2_errors": Sum("count", filter=rules.IS_MODE2_ERROR),
+        "analysed": Sum("count", filter=rules.IS_ANALYSED),
+        "rerun_pending": Sum("count", filter=rules.IS_RERUN_PENDING),
+        "right_to_wrong": Sum("count", filter=rules.IS_RIGHT_TO_WRONG),
+        "wrong_to_right": Sum("count", filter=rules.IS_WRONG_TO_RIGHT),
+        **{f"status_{key}": Sum("count", filter=Q(export_status=key)) for key in rules.EXPORT_STATUS_LABELS},
+        **{f"cause_{code}": Sum("count", filter=Q(mode2_error=True, cause=code)) for code in rules.CAUSE_CODES},
+    }
+    rows = (SampleCount.objects.filter(category_id__in=list(category_ids)).order_by().values("category_id")
+            .annotate(**sums))
+    result = {}
+    for row in rows:
+        row = {key: value or 0 for key, value in row.items()}
+        by_status = {key: row[f"status_{key}"] for key in rules.EXPORT_STATUS_LABELS}
+        result[row["category_id"]] = rules.ClassCounts(
+            total=row["total"],
+            reviewed=row["reviewed"],
+            mode2_errors=row["mode2_errors"],
+            analysed=row["analysed"],
+            label_errors=by_status[rules.LABEL_ERROR],
+            exported=sum(by_status[s] for s in rules.EXPORTED),
+            pending=sum(by_status[s] for s in rules.PENDING),
+            rerun_pending=row["rerun_pending"],
+            right_to_wrong=row["right_to_wrong"],
+            wrong_to_right=row["wrong_to_right"],
+            by_status=by_status,
+            causes={code: row[f"cause_{code}"] for code in rules.CAUSE_CODES},
+        )
+    return result

@@ -15,11 +15,11 @@ training-set export ask these functions, so they cannot disagree:
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import BooleanField, Case, CharField, F, FilteredRelation, Q, QuerySet, Sum, Value, When
+from django.db.models import BooleanField, Case, CharField, F, FilteredRelation, Q, QuerySet, Value, When
 
 from .models import Cause, Mode, Sample
 from .parsing import parse_predicted_category, text_length
@@ -260,44 +260,3 @@ class ClassCounts:
             self.by_status[key] = self.by_status.get(key, 0) + n
         for key, n in other.causes.items():
             self.causes[key] = self.causes.get(key, 0) + n
-
-
-def category_counts(*, category_ids: Iterable[int]) -> dict[int, ClassCounts]:
-    """ClassCounts per category id, summed from the counters (review.counts): a few rows per class,
-    whatever its size. Categories without samples are absent."""
-    from .counts import ensure_current
-    from .models import SampleCount
-
-    ensure_current()
-    sums = {
-        "total": Sum("count"),
-        "reviewed": Sum("count", filter=IS_REVIEWED),
-        "mode2_errors": Sum("count", filter=IS_MODE2_ERROR),
-        "analysed": Sum("count", filter=IS_ANALYSED),
-        "rerun_pending": Sum("count", filter=IS_RERUN_PENDING),
-        "right_to_wrong": Sum("count", filter=IS_RIGHT_TO_WRONG),
-        "wrong_to_right": Sum("count", filter=IS_WRONG_TO_RIGHT),
-        **{f"status_{key}": Sum("count", filter=Q(export_status=key)) for key in EXPORT_STATUS_LABELS},
-        **{f"cause_{code}": Sum("count", filter=Q(mode2_error=True, cause=code)) for code in CAUSE_CODES},
-    }
-    rows = (SampleCount.objects.filter(category_id__in=list(category_ids)).order_by().values("category_id")
-            .annotate(**sums))
-    result = {}
-    for row in rows:
-        row = {key: value or 0 for key, value in row.items()}
-        by_status = {key: row[f"status_{key}"] for key in EXPORT_STATUS_LABELS}
-        result[row["category_id"]] = ClassCounts(
-            total=row["total"],
-            reviewed=row["reviewed"],
-            mode2_errors=row["mode2_errors"],
-            analysed=row["analysed"],
-            label_errors=by_status[LABEL_ERROR],
-            exported=sum(by_status[s] for s in EXPORTED),
-            pending=sum(by_status[s] for s in PENDING),
-            rerun_pending=row["rerun_pending"],
-            right_to_wrong=row["right_to_wrong"],
-            wrong_to_right=row["wrong_to_right"],
-            by_status=by_status,
-            causes={code: row[f"cause_{code}"] for code in CAUSE_CODES},
-        )
-    return result

@@ -8,6 +8,7 @@ from django.db.models import F, FilteredRelation, Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from . import rules
+from .counts import category_counts
 from .models import Assignment, Category, Dataset, Mode, Reasoning, ReasoningVersion, ReviewEdit, Sample, SampleCount
 from .suspicion import threshold as suspicion_threshold
 
@@ -76,7 +77,7 @@ def category_progress(*, dataset: Dataset, categories: list[Category] | None = N
     """
     if categories is None:
         categories = list(dataset.categories.all())
-    counts = rules.category_counts(category_ids=[c.pk for c in categories])
+    counts = category_counts(category_ids=[c.pk for c in categories])
     reviewers: dict[int, list] = {}
     for assignment in Assignment.objects.filter(category__in=[c.pk for c in categories]).select_related("reviewer"):
         reviewers.setdefault(assignment.category_id, []).append(assignment.reviewer)

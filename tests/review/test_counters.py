@@ -7,7 +7,7 @@ import pytest
 from django.db.models import Count, Q, Sum
 
 from review import rules
-from review.counts import refresh_all
+from review.counts import category_counts, refresh_all
 from review.models import Cause, Mode, Reasoning, ReasoningCount, Review, Sample, SampleCount
 from review.selectors import QUEUE_SORTS, queue_filters, queue_position, queue_samples
 from review.services import (
@@ -43,7 +43,7 @@ def live_counts(dataset) -> dict[int, dict]:
 
 
 def stored_counts(dataset) -> dict[int, dict]:
-    counts = rules.category_counts(category_ids=dataset.categories.values_list("pk", flat=True))
+    counts = category_counts(category_ids=dataset.categories.values_list("pk", flat=True))
     return {
         category_id: {
             "total": c.total, "reviewed": c.reviewed, "mode2_errors": c.mode2_errors, "analysed": c.analysed,
@@ -159,9 +159,9 @@ def test_a_new_length_limit_recomputes_every_status(settings, admin_user):
         ClassificationRecord(external_id=f"l-{i}", label=NAMES[0], outputs={2: answer(NAMES[0]), 3: answer(NAMES[0], n)})
         for i, n in enumerate((50, 90, 120))
     ])
-    assert rules.category_counts(category_ids=[category.pk])[category.pk].by_status["too_long"] == 1
+    assert category_counts(category_ids=[category.pk])[category.pk].by_status["too_long"] == 1
     settings.TRAINSET_MAX_LENGTH = 60
-    counts = rules.category_counts(category_ids=[category.pk])[category.pk]
+    counts = category_counts(category_ids=[category.pk])[category.pk]
     assert (counts.by_status["too_long"], counts.exported) == (2, 1)
     assert_counters_match(dataset)
     assert list(Sample.objects.filter(mode3_over=True).order_by("external_id").values_list("external_id", flat=True)) == [
