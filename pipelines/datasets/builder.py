@@ -1,10 +1,10 @@
 """The dataset builder: one path from records to training files, shared by every export.
 
 Every export (classification, generation, logs, feedback, DPO) produces *records* — the plain dicts
-described in `pipelines/formats.py` (`id`, `source`, `prompt`, `input`, `response`, `system`,
+described in `pipelines/datasets/formats/` (`id`, `source`, `prompt`, `input`, `response`, `system`,
 `history`, `images`, `chosen`/`rejected`, `meta`) — and hands them to `build_dataset`:
 
-    from pipelines.builder import BuildOptions, Source, build_dataset
+    from pipelines.datasets.builder import BuildOptions, Source, build_dataset
 
     result = build_dataset(
         [Source("logs", log_records), Source("feedback", feedback_records, cap=500)],
@@ -619,7 +619,7 @@ def report_lines(report: dict) -> list[str]:
 def build_export(sources: Iterable[Source], options: BuildOptions, *, kind: str, file_name: str, user=None,
                  params: dict | None = None, label: str = "", extra_report: Callable[[], dict] | None = None,
                  progress: Callable[[str, int], None] | None = None):
-    """Build a dataset into a new export folder (`pipelines.exports.export_create`) and record it.
+    """Build a dataset into a new export folder (`pipelines.datasets.exports.export_create`) and record it.
 
     `file_name` is the data file's name in the folder (split files get `_train`, `_val`, `_test`).
     The report's file paths are names inside the folder. `extra_report()` is merged into the report

@@ -7,7 +7,7 @@
     )
 
 `write` gets an empty folder and writes the export's files into it (through the dataset builder or
-`pipelines.formats`), returning an `ExportContent`: how many rows, the dataset_info entries, a report.
+`pipelines.datasets.formats`), returning an `ExportContent`: how many rows, the dataset_info entries, a report.
 The service then
 
 * writes `dataset_info.json` from those entries (LLaMA-Factory reads the folder as its dataset_dir);

@@ -1,0 +1,101 @@
+"""Training files: rows streamed into a .json array or a .jsonl file (temporary file, then rename),
+and read back."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from core import files
+
+from .readers import from_row
+from .spec import columns_of
+from .writers import to_row
+
+
+def container_for(path: str | Path) -> str:
+    """"jsonl" for a .jsonl file, "json" (one array) otherwise."""
+    return "jsonl" if str(path).endswith(".jsonl") else "json"
+
+
+class RowWriter:
+    """Streams rows into a .json array or a .jsonl file (UTF-8, CJK not escaped).
+
+        with RowWriter(path) as out:
+            out.write({"instruction": "…", …})
+
+    The rows go to a temporary file beside `path` (`core.files`), renamed to `path` when the
+    block ends normally and removed when it raises: a killed or failed write never leaves a half
+    file under the final name. `overwrite=False` refuses to replace an existing `path`.
+    """
+
+    def __init__(self, path: str | Path, container: str | None = None, *, overwrite: bool = True):
+        self.path = Path(path)
+        self.container = container or container_for(self.path)
+        self.overwrite = overwrite
+        self.count = 0
+        self._fh = None
+        self._context = None
+
+    def __enter__(self) -> RowWriter:
+        self._context = files.atomic_open(self.path, "w", overwrite=self.overwrite)
+        self._fh = self._context.__enter__()
+        if self.container == "json":
+            self._fh.write("[")
+        return self
+
+    def write(self, row: dict) -> None:
+        if self.container == "json":
+            self._fh.write(("\n  " if self.count == 0 else ",\n  ") + json.dumps(row, ensure_ascii=False))
+        else:
+            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None and self.container == "json":
+            self._fh.write("\n]\n" if self.count else "]\n")
+        return bool(self._context.__exit__(exc_type, exc, tb))
+
+
+def write_rows(path: str | Path, rows: Iterable[dict], container: str | None = None, *,
+               overwrite: bool = True) -> int:
+    """Write already-formatted rows (temporary file, then rename); returns how many."""
+    with RowWriter(path, container, overwrite=overwrite) as out:
+        for row in rows:
+            out.write(row)
+    return out.count
+
+
+def write_records(path: str | Path, fmt: str, records: Iterable[dict], *,
+                  columns: Iterable[str] | None = None, container: str | None = None) -> int:
+    """Write records in format `fmt` to `path`; returns the row count.
+
+    `columns`: optional columns written on every row. Left as None with a list of records, it is
+    computed from the records (a generator is then materialised once — pass `columns` to stream).
+    """
+    if columns is None:
+        records = list(records)
+        columns = columns_of(records)
+    columns = set(columns)
+    return write_rows(path, (to_row(fmt, r, columns) for r in records), container)
+
+
+def iter_rows(path: str | Path) -> Iterator[dict]:
+    """Rows of a .json array or .jsonl file (format detected from the first character)."""
+    with open(path, encoding="utf-8") as fh:
+        head = fh.read(1)
+        while head and head.isspace():
+            head = fh.read(1)
+        if head == "[":
+            fh.seek(0)
+            yield from json.load(fh)
+            return
+        fh.seek(0)
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def read_records(path: str | Path, fmt: str) -> list[dict]:
+    """Read a training file of format `fmt` back into records (spec readers)."""
+    return [from_row(fmt, row) for row in iter_rows(path)]
