@@ -3,8 +3,8 @@
 Real HTTP (stdlib ThreadingHTTPServer, one thread per connection), so the application and the
 tests exercise the real openai client path. Serves `POST /v1/chat/completions` and `GET /v1/models`.
 
-Deterministic: the answer depends only on the request body (the responders in
-`pipelines/sim_responders/` get an RNG seeded from it). Faults are injected by rate:
+Deterministic: the answer depends only on the request body (the responders of
+settings.LLM_SIMULATOR_RESPONDER_PACKAGES get an RNG seeded from it). Faults are injected by rate:
 
 - `content_filter`: a content-filter refusal, decided by the body alone, so the same input is always
   refused (as a real content filter would), in the shape of one provider (`content_filter_style`:
@@ -196,7 +196,7 @@ class SimChoice:
 class ScoredText(str):
     """An answer whose responder knows how sure the simulated model is of parts of it:
     `spans` are (start, end, probability of that part as a whole), e.g. the class name of a
-    classification answer (pipelines/sim_responders/classification.py)."""
+    classification answer (review/sim_responders/classification.py)."""
 
     spans: tuple[tuple[int, int, float], ...] = ()
 

@@ -11,7 +11,7 @@ from PIL import Image
 from pipelines.image_marker import draw_marker
 from pipelines.models import PromptTemplate
 from pipelines.prompts import MODE2, default_text, render_prompt
-from pipelines.sim_responders.classification import detect_mode
+from review.sim_responders.classification import detect_mode
 from pipelines.simulator import serve_in_thread
 from review.demo_catalog import DEMO_CATEGORIES
 from review.parsing import parse_predicted_category, text_length

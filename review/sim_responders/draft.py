@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import re
 
-from pipelines.sim_responders.classification import _by_name, _describe, _seen_category
+from review.sim_responders.classification import _by_name, _describe, _seen_category
 from pipelines.simulator import request_image_urls, request_text
 
 PRIORITY = 15

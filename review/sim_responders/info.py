@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import random
 
-from pipelines.sim_responders.classification import _describe, _seen_category
+from review.sim_responders.classification import _describe, _seen_category
 from pipelines.simulator import request_image_urls, request_text
 
 PRIORITY = 20
