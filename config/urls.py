@@ -6,6 +6,8 @@ from django.urls import include, path
 from config.auth import login_view, rate_limited_login
 from config.favicon import favicon
 from config.health import healthz
+from pipelines import urls as job_urls
+from review.jobs import urls as review_job_urls
 
 # The admin's own login form gets the same failure limits as ours.
 admin.site.login = rate_limited_login(admin.site.login)
@@ -18,7 +20,8 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("analysis/", include("review.analysis_urls")),
     path("api/", include("review.api_urls")),
-    path("jobs/", include("pipelines.urls")),
+    # One "jobs" namespace: the engine's pages and the job pages of review's own kinds.
+    path("jobs/", include((job_urls.urlpatterns + review_job_urls.urlpatterns, job_urls.app_name))),
     path("generation/", include("pipelines.generation_urls")),
     path("feedback/", include("pipelines.datasets.urls")),
     path("dpo/", include("pipelines.dpo_urls")),

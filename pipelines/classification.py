@@ -23,6 +23,7 @@ from django.db.models import Count, Q
 
 from core.errors import ApplicationError
 from core.images import inspect_image, media_path
+from review.jobs.forms import ClassificationJobForm
 from review.models import Category, Dataset, Reasoning, Sample
 from review.services import ModelOutput, reasonings_store
 
@@ -175,6 +176,7 @@ def answer_line_logprobs(raw: Any) -> list[dict[str, Any]] | None:
 class ClassificationHandler(JobKindHandler):
     kind = JobKind.CLASSIFICATION
     queue = "classification"
+    form_class = ClassificationJobForm
     repinned_on_retry = ("prompt_template_id", "prompt_version")
 
     def __init__(self) -> None:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 from core.jsonfiles import read_record_file
+from review.jobs.forms import InfoExtractionJobForm
 from review.models import Dataset, Sample
 from review.suspicion import suspicions_refresh
 
@@ -56,6 +57,7 @@ def parse_info(text: str) -> dict[str, Any] | None:
 class InfoExtractionHandler(JobKindHandler):
     kind = JobKind.INFO_EXTRACTION
     queue = "extraction"
+    form_class = InfoExtractionJobForm
     repinned_on_retry = ("prompt_template_id", "prompt_version")
 
     def __init__(self) -> None:

@@ -1,24 +1,8 @@
-"""Imports every module that registers a job kind (see pipelines/jobkinds.py).
-
-Each area adds its module here; a module that does not exist yet is skipped so areas can land
-independently.
-"""
+"""Imports every module that registers a job kind (see pipelines/jobkinds.py): the modules each app
+lists in settings.JOB_KIND_MODULES. A listed module that does not import is a configuration error."""
 import importlib
 
-JOB_KIND_MODULES = (
-    "pipelines.classification",
-    "pipelines.info_extraction",
-    "pipelines.generation",
-    "pipelines.datasets.logs",
-    "pipelines.datasets.feedback",
-    "pipelines.dpo",
-    "pipelines.correction_drafts",
-    "pipelines.classification_import",
-)
+from django.conf import settings
 
-for _name in JOB_KIND_MODULES:
-    try:
-        importlib.import_module(_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != _name:
-            raise
+for _name in settings.JOB_KIND_MODULES:
+    importlib.import_module(_name)

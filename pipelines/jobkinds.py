@@ -45,6 +45,9 @@ class JobKindHandler:
     # template) when they are absent. "Retry failed items" drops them so they are pinned afresh:
     # the retry uses the prompt as fixed after the run, which is what a retry is usually for.
     repinned_on_retry: ClassVar[tuple[str, ...]] = ()
+    # The form that starts a job of this kind from the generic start page (`/jobs/new/<kind>/`):
+    # its `job_params()` gives the parameters. None: the kind is started elsewhere.
+    form_class: ClassVar[type | None] = None
 
     def clean_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Validate and normalise job parameters; raise core.errors.ApplicationError if bad."""

@@ -1,4 +1,5 @@
-"""Jobs, job start forms, prompt editor and queue monitor, mounted at /jobs/ (namespace "jobs")."""
+"""Jobs, job start forms, prompt editor and queue monitor, mounted at /jobs/ (namespace "jobs"; review adds
+its own job pages to the namespace, see config/urls.py)."""
 from django.urls import path
 
 from . import views
@@ -15,7 +16,6 @@ urlpatterns = [
     path("<int:job_id>/retry-failed/", views.job_retry_view, name="retry_failed"),
     path("new/", views.job_create_dispatch, name="create"),
     path("new/<str:kind>/", views.job_start, name="start"),
-    path("rerun-wrong/<int:category_id>/", views.rerun_wrong, name="rerun_wrong"),
     path("prompts/", views.prompt_list, name="prompts"),
     path("prompts/<str:kind>/", views.prompt_edit, name="prompt_edit"),
     path("monitor/", views.monitor_page, name="monitor"),

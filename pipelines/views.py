@@ -14,17 +14,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.permissions import staff_required
 from core.errors import ApplicationError
-from review.models import Category, Mode
 
 from . import monitor
-from .classification import classification_rerun_wrong
-from .forms import (
-    ClassificationImportForm,
-    ClassificationJobForm,
-    InfoExtractionJobForm,
-    PromptForm,
-    RerunWrongForm,
-)
+from .forms import PromptForm
 from .jobkinds import get_handler
 from .jobs import (
     error_label,
@@ -36,18 +28,18 @@ from .jobs import (
     job_retry_failed,
 )
 from .models import ItemStatus, Job, JobKind, JobStatus, PromptTemplate
-from .prompts import EDITABLE_KINDS, MODE_KINDS, prompt_current, prompt_save_version
+from .prompts import EDITABLE_KINDS, prompt_current, prompt_save_version
 from .workers import heartbeat_seconds
 
 FAILURES_SHOWN = 20
 ITEMS_PER_PAGE = 100
 JOBS_PER_PAGE = 50
-# Job kinds whose start form lives here (other areas link their own forms).
-START_FORMS = {
-    JobKind.CLASSIFICATION: ClassificationJobForm,
-    JobKind.INFO_EXTRACTION: InfoExtractionJobForm,
-    JobKind.CLASSIFICATION_IMPORT: ClassificationImportForm,
-}
+
+
+def _start_kinds() -> list[tuple[str, str]]:
+    """The kinds started from the generic start page (their handler has a `form_class`), with labels;
+    other kinds link their own start pages."""
+    return [(kind, label) for kind, label in JobKind.choices if get_handler(kind).form_class is not None]
 
 
 # --------------------------------------------------------------------------- job list and detail
@@ -63,7 +55,7 @@ def job_list(request):
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "pipelines/jobs_list.html", {
         "page": page, "kind": kind, "status": status, "kinds": JobKind.choices, "statuses": JobStatus.choices,
-        "start_kinds": [(k, JobKind(k).label) for k in START_FORMS],
+        "start_kinds": _start_kinds(),
     })
 
 
@@ -180,17 +172,17 @@ def job_create_dispatch(request):
     if kind == "classification_rerun_wrong" and request.GET.get("category", "").isdigit():
         url = reverse("jobs:rerun_wrong", args=[int(request.GET["category"])])
         return redirect(f"{url}?mode={request.GET.get('mode', '')}")
-    if kind in START_FORMS:
+    if kind in JobKind.values and get_handler(kind).form_class is not None:
         query = request.GET.copy()
         query.pop("kind", None)
         return redirect(reverse("jobs:start", args=[kind]) + (f"?{query.urlencode()}" if query else ""))
-    return render(request, "pipelines/jobs_new.html", {"start_kinds": [(k, JobKind(k).label) for k in START_FORMS]})
+    return render(request, "pipelines/jobs_new.html", {"start_kinds": _start_kinds()})
 
 
 @require_http_methods(["GET", "POST"])
 @staff_required
 def job_start(request, kind: str):
-    form_class = START_FORMS.get(kind)
+    form_class = get_handler(kind).form_class if kind in JobKind.values else None
     if form_class is None:
         raise Http404("这个任务类型不能在这里启动")
     form = form_class(request.POST or None, request.FILES or None,
@@ -206,35 +198,6 @@ def job_start(request, kind: str):
             messages.success(request, f"任务 #{job.pk} 已创建，共 {job.items_total} 个条目。")
             return redirect("jobs:detail", job.pk)
     return render(request, "pipelines/job_form.html", {"form": form, "kind": kind, "kind_label": JobKind(kind).label})
-
-
-@require_http_methods(["GET", "POST"])
-@staff_required
-def rerun_wrong(request, category_id: int):
-    """Re-run a mode on a category's wrong samples with an edited prompt (linked from analysis)."""
-    category = get_object_or_404(Category.objects.select_related("dataset"), pk=category_id)
-    try:
-        mode = int(request.POST.get("mode") or request.GET.get("mode") or Mode.WITH_DEFINITIONS)
-    except ValueError:
-        mode = Mode.WITH_DEFINITIONS
-    mode = mode if mode in MODE_KINDS else Mode.WITH_DEFINITIONS
-    template = prompt_current(MODE_KINDS[mode])
-    form = RerunWrongForm(request.POST or None, initial={"mode": mode, "prompt_text": template.text})
-    if request.method == "POST" and form.is_valid():
-        try:
-            job = classification_rerun_wrong(category=category, mode=form.cleaned_data["mode"],
-                                             prompt_text=form.cleaned_data["prompt_text"], user=request.user)
-        except ApplicationError as exc:
-            form.add_error(None, exc.message)
-        else:
-            messages.success(request, f"已创建重跑任务 #{job.pk}（{job.items_total} 个错误样本）。")
-            return redirect("jobs:detail", job.pk)
-    from .classification import accuracy
-
-    return render(request, "pipelines/job_rerun.html", {
-        "form": form, "category": category, "mode": mode, "template": template,
-        "before": accuracy(category=category, mode=mode), "modes": Mode.choices,
-    })
 
 
 # --------------------------------------------------------------------------- prompts (staff)

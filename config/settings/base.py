@@ -277,6 +277,21 @@ JOB_SWEEP_SECONDS = env_float("JOB_SWEEP_SECONDS", 5.0)
 WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
 WORKER_FORGET_SECONDS = env_float("WORKER_FORGET_SECONDS", 24 * 3600)
 
+# --------------------------------------------------------------------------- job kinds
+# The modules that register a job kind (pipelines/jobkinds.py), each app's own; the engine imports
+# them all before it looks a kind up.
+JOB_KIND_MODULES = [
+    # pipelines
+    "pipelines.generation",
+    "pipelines.datasets.logs",
+    "pipelines.datasets.feedback",
+    "pipelines.dpo",
+    # review
+    "pipelines.classification",
+    "pipelines.info_extraction",
+    "pipelines.correction_drafts",
+    "pipelines.classification_import",
+]
 
 # --------------------------------------------------------------------------- LLM provider
 # Any OpenAI-compatible server (vLLM, DashScope, OpenAI). `make run` points this at the
