@@ -2,7 +2,7 @@
 import random
 import time
 
-from pipelines import pair_checks
+from pipelines.dpo import checks
 
 FIELDS = ["医疗保健", "金融", "教育", "交通运输", "零售"]
 
@@ -33,10 +33,10 @@ def main() -> None:
     for n in (2_000, 20_000):
         pairs = _pairs(n)
         started = time.perf_counter()
-        results = [pair_checks.check_pair(p["prompt"], p["chosen"], p["rejected"]) for p in pairs]
+        results = [checks.check_pair(p["prompt"], p["chosen"], p["rejected"]) for p in pairs]
         per_pair = time.perf_counter() - started
         started = time.perf_counter()
-        clusters = pair_checks.find_boilerplate([p["prompt"] for p in pairs], [p["rejected"] for p in pairs])
+        clusters = checks.find_boilerplate([p["prompt"] for p in pairs], [p["rejected"] for p in pairs])
         batch = time.perf_counter() - started
         flagged = sum(len(c.members) for c in clusters)
         print(f"{n:>7} pairs: per-pair checks {n / per_pair:,.0f} pairs/s ({per_pair:.2f} s); "

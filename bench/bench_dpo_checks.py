@@ -3,7 +3,7 @@
 Targets (issue #15): every issue ≥ 0.95 recall on its kind, ≤ 2 % of good pairs flagged with anything.
 `pairs.jsonl` is the set the checks were developed on; `holdout.jsonl` was written afterwards from a second
 bank and is the fairer figure; `templated_on_topic.jsonl` is the issue's 200 templated customer-service
-pairs. tests/pipelines/test_pair_checks_eval.py holds a floor under these (recall ≥ 0.9, ≤ 5 %).
+pairs. tests/pipelines/dpo/test_pair_checks_eval.py holds a floor under these (recall ≥ 0.9, ≤ 5 %).
 """
 import platform
 import time

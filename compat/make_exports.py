@@ -52,10 +52,10 @@ def main(workdir: Path) -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from pipelines import dpo
     from pipelines.datasets import formats
     from pipelines.datasets.builder import BuildOptions, build_export, product_sources
     from pipelines.datasets.exports import data_files
+    from pipelines.dpo.services import EXPORT_FORMATS, IMAGE_EXPORT_FORMATS, pairs_export
     from pipelines.generation import generation_export
     from pipelines.jobs import job_create, run_job_inline
     from pipelines.models import JobKind
@@ -99,10 +99,10 @@ def main(workdir: Path) -> None:
     image_job = run_job_inline(job_create(kind=JobKind.DPO, user=admin, params={
         "source": {"name": "classification", "dataset": Dataset.objects.order_by("id").first().name},
         "strategy": {"name": "truncate"}}))
-    for fmt in dpo.EXPORT_FORMATS:
-        exports.append(("dpo", dpo.pairs_export(job=text_job, fmt=fmt, user=admin, include_flagged=True)))
-    for fmt in dpo.IMAGE_EXPORT_FORMATS:
-        exports.append(("dpo-images", dpo.pairs_export(job=image_job, fmt=fmt, user=admin, include_flagged=True)))
+    for fmt in EXPORT_FORMATS:
+        exports.append(("dpo", pairs_export(job=text_job, fmt=fmt, user=admin, include_flagged=True)))
+    for fmt in IMAGE_EXPORT_FORMATS:
+        exports.append(("dpo-images", pairs_export(job=image_job, fmt=fmt, user=admin, include_flagged=True)))
 
     manifest = []
     root = Path(settings.EXPORT_ROOT)

@@ -24,7 +24,7 @@ urlpatterns = [
     path("jobs/", include((job_urls.urlpatterns + review_job_urls.urlpatterns, job_urls.app_name))),
     path("generation/", include("pipelines.generation_urls")),
     path("feedback/", include("pipelines.datasets.urls")),
-    path("dpo/", include("pipelines.dpo_urls")),
+    path("dpo/", include("pipelines.dpo.urls")),
     path("exports/", include("pipelines.datasets.export_urls")),
     path("", include("review.urls")),
 ]

@@ -270,7 +270,7 @@ class PreferencePair(models.Model):
     # Image paths (relative to MEDIA_ROOT) for multimodal prompts, one "<image>" token each.
     images = models.JSONField(default=list, blank=True)
     strategy = models.CharField(max_length=64, blank=True)
-    # Stable issue names: pipelines.pair_checks.ISSUE_NAMES (identical, off_topic, echo, boilerplate, …).
+    # Stable issue names: pipelines.dpo.checks.ISSUE_NAMES (identical, off_topic, echo, boilerplate, …).
     issues = models.JSONField(default=list, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     decision = models.CharField(max_length=16, choices=ReviewDecision.choices, default=ReviewDecision.PENDING)

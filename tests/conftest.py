@@ -3,6 +3,12 @@ import pytest
 
 from tests.factories import AssignmentFactory, CategoryFactory, DatasetFactory, UserFactory
 
+# Fixtures of one area that tests elsewhere use too (browser, security, exports): registered here
+# once, so no test imports a fixture by hand.
+pytest_plugins = [
+    "tests.pipelines.dpo.fixtures",
+]
+
 
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):

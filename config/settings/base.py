@@ -285,7 +285,7 @@ JOB_KIND_MODULES = [
     "pipelines.generation",
     "pipelines.datasets.logs",
     "pipelines.datasets.feedback",
-    "pipelines.dpo",
+    "pipelines.dpo.jobkind",
     # review
     "pipelines.classification",
     "pipelines.info_extraction",
@@ -331,6 +331,18 @@ TRAINSET_MAX_LENGTH = env_int("TRAINSET_MAX_LENGTH", 100)
 LABEL_SUSPICION_THRESHOLD = env_float("LABEL_SUSPICION_THRESHOLD", 0.4)
 # Optional tokenizer for length counting; empty means characters (the team's 字数).
 LENGTH_TOKENIZER = env("LENGTH_TOKENIZER", "")
+
+# --------------------------------------------------------------------------- DPO prompt sources
+# Where a DPO job's prompts and chosen answers come from, in the order the start form lists them:
+# name (stored in job params) → "module.attribute" of a pipelines.dpo.sources.PromptSource. Apps
+# above pipelines register theirs here, so pipelines never imports them (review: its training set).
+DPO_PROMPT_SOURCES = {
+    "feedback": "pipelines.dpo.sources.FEEDBACK",
+    "classification": "review.dpo_sources.TRAINSET",
+    "generation": "pipelines.dpo.sources.GENERATION",
+    "logs": "pipelines.dpo.sources.LOGS",
+    "file": "pipelines.dpo.sources.FILE",
+}
 
 # --------------------------------------------------------------------------- logging
 LOGGING = {

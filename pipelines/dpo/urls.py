@@ -1,7 +1,7 @@
 """DPO preference pairs, mounted at /dpo/ (namespace "dpo")."""
 from django.urls import path
 
-from . import dpo_views as views
+from . import views
 
 app_name = "dpo"
 

@@ -17,10 +17,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.errors import ApplicationError, http_status
 from core.permissions import staff_required
-from core.uploads import upload_store
 
-from . import dpo, pair_checks
-from .models import Export, Job, JobKind, PreferencePair
+from ..models import Export, Job, JobKind, PreferencePair
+from . import checks, params, selectors, services
+from .forms import ExportForm, PairReviewForm, StartForm
+from .pairs import job_context, preview
+from .sources import prompt_source, read_import, source_labels
 
 PAGE_SIZE = 50
 
@@ -39,55 +41,29 @@ def _pair_or_404(job: Job, pair_id: int) -> PreferencePair:
 @login_required
 def job_list(request):
     """DPO jobs with their pair counts; staff get the link to start one."""
-    jobs = list(dpo.dpo_jobs()[:100])
+    jobs = list(selectors.dpo_jobs()[:100])
+    labels = source_labels()
     for job in jobs:
-        job.source_label = dpo.SOURCES.get((job.params.get("source") or {}).get("name"), "")
-        job.strategy_label = dpo.STRATEGIES.get((job.params.get("strategy") or {}).get("name"), "")
+        job.source_label = labels.get((job.params.get("source") or {}).get("name"), "")
+        job.strategy_label = params.STRATEGIES.get((job.params.get("strategy") or {}).get("name"), "")
     return render(request, "pipelines/dpo_jobs.html", {"jobs": jobs})
 
 
-def _form_params(request) -> dict:
-    """The start form's fields as job parameters (the service validates them)."""
-    post = request.POST
-    source = {"name": post.get("source", "")}
-    for name in ("job_id", "model_name", "dataset"):
-        if post.get(f"source_{name}", "").strip():
-            source[name] = post[f"source_{name}"].strip()
-    upload = request.FILES.get("file")
-    if upload is not None:
-        source["path"] = _save_upload(upload)
-    elif post.get("source_path"):
-        source["path"] = post["source_path"]
-    strategy = {"name": post.get("strategy", "")}
-    for name in ("base_url", "model", "template", "system", "mode", "temperature", "top_p", "n", "max_tokens", "keep"):
-        if post.get(name, "") != "":
-            strategy[name] = post[name]
-    params = {"source": source, "strategy": strategy}
-    if post.get("limit", "").strip():
-        params["limit"] = post["limit"].strip()
-    return params
-
-
-def _save_upload(upload) -> str:
-    """Store an uploaded JSONL under MEDIA_ROOT/dpo/imports (size-checked); returns the relative path."""
-    return upload_store(upload, folder="dpo/imports").relative_to(settings.MEDIA_ROOT).as_posix()
-
-
 def _form_context(request, values: dict | None = None, **extra) -> dict:
-    from review.models import Dataset
-
     values = values or {}
+    # The review app's training-set source picks a dataset (the form's source_dataset field).
+    trainset = prompt_source("classification")
     return {
-        "sources": dpo.SOURCES,
-        "strategies": dpo.STRATEGIES,
-        "sampling_modes": dpo.SAMPLING_MODES,
-        "datasets": list(Dataset.objects.values_list("name", flat=True)),
+        "sources": source_labels(),
+        "strategies": params.STRATEGIES,
+        "sampling_modes": params.SAMPLING_MODES,
+        "datasets": trainset.choices() if trainset is not None else [],
         "values": {
             "source": "feedback", "strategy": "model", "base_url": settings.OPENAI_BASE_URL,
-            "model": dpo.DEFAULT_MODEL, "template": dpo.DEFAULT_TEMPLATE, "mode": "greedy",
-            "n": "1", "preview_n": str(dpo.PREVIEW_DEFAULT), **values,
+            "model": params.DEFAULT_MODEL, "template": params.DEFAULT_TEMPLATE, "mode": "greedy",
+            "n": "1", "preview_n": str(params.PREVIEW_DEFAULT), **values,
         },
-        "max_candidates": dpo.MAX_CANDIDATES,
+        "max_candidates": params.MAX_CANDIDATES,
         **extra,
     }
 
@@ -99,12 +75,12 @@ def job_new(request):
     if request.method == "GET":
         return render(request, "pipelines/dpo_new.html", _form_context(request))
     values = request.POST.dict()
+    form = StartForm(request.POST, request.FILES)
     try:
-        params = _form_params(request)
-        values["source_path"] = params["source"].get("path", "")
-        n = max(1, min(int(request.POST.get("preview_n") or dpo.PREVIEW_DEFAULT), 20))
-        shown = dpo.preview(params, n=n)
-        file_errors = dpo.read_import(params["source"]["path"])[1] if params["source"].get("path") else ()
+        job_params = form.params()
+        values["source_path"] = job_params["source"].get("path", "")
+        shown = preview(job_params, n=form.preview_count())
+        file_errors = read_import(job_params["source"]["path"])[1] if job_params["source"].get("path") else ()
     except (ApplicationError, ValueError) as exc:
         context = _form_context(request, values, error=getattr(exc, "message", str(exc)))
         template = "pipelines/dpo_new.html#preview" if request.htmx else "pipelines/dpo_new.html"
@@ -118,10 +94,10 @@ def job_new(request):
 @staff_required
 def job_start(request):
     """Start the full job with exactly the parameters that were previewed (staff)."""
-    from .jobs import job_create
+    from ..jobs import job_create
 
     try:
-        job = job_create(kind=JobKind.DPO, params=_form_params(request), user=request.user)
+        job = job_create(kind=JobKind.DPO, params=StartForm(request.POST, request.FILES).params(), user=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return render(request, "pipelines/dpo_new.html", _form_context(request, request.POST.dict(), error=exc.message), status=400)
@@ -134,13 +110,13 @@ def job_start(request):
 def job_detail(request, job_id: int):
     """The job report: ranked issues, the plain-language diagnosis, what produced the rejects, export."""
     job = _job_or_404(job_id)
-    report = dpo.job_report(job)
+    report = selectors.job_report(job)
     exports = list(Export.objects.filter(kind="dpo", params__job_id=job.pk).order_by("-created_at")[:10]) if request.user.is_staff else []
     context = {
         "job": job,
         "report": report,
-        "issue_names": pair_checks.ISSUE_LABELS,
-        "export_formats": dpo.EXPORT_FORMATS,
+        "issue_names": checks.ISSUE_LABELS,
+        "export_formats": services.EXPORT_FORMATS,
         "exports": exports,
     }
     if request.htmx and request.GET.get("partial") == "status":
@@ -168,16 +144,16 @@ def pair_list(request, job_id: int):
     """The pairs of a job, filtered by issue and decision, a page at a time."""
     job = _job_or_404(job_id)
     filters = _filters(request)
-    page = Paginator(dpo.job_pairs(job=job, **filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.job_pairs(job=job, **filters), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "job": job, "page": page, "filters": filters, "query": _query(filters),
-        "issue_labels": pair_checks.ISSUE_LABELS, "decisions": list(dpo.DECISION_LABELS.items()),
+        "issue_labels": checks.ISSUE_LABELS, "decisions": list(selectors.DECISION_LABELS.items()),
     }
     return render(request, "pipelines/dpo_pairs.html", context)
 
 
 def _neighbours(job: Job, pair: PreferencePair, filters: dict) -> tuple[int | None, int | None]:
-    rows = dpo.job_pairs(job=job, **filters)
+    rows = selectors.job_pairs(job=job, **filters)
     previous = rows.filter(id__lt=pair.pk).order_by("-id").values_list("id", flat=True).first()
     following = rows.filter(id__gt=pair.pk).order_by("id").values_list("id", flat=True).first()
     return previous, following
@@ -189,11 +165,11 @@ def _review_context(job: Job, pair: PreferencePair, filters: dict, **extra) -> d
         "job": job, "pair": pair, "filters": filters, "query": _query(filters),
         "previous_id": previous, "next_id": following,
         "check_rows": [
-            {"name": name, "title": pair_checks.CHECK_TITLES[name], "label": label, "failed": name in pair.issues}
-            for name, label in pair_checks.ISSUE_LABELS.items()
+            {"name": name, "title": checks.CHECK_TITLES[name], "label": label, "failed": name in pair.issues}
+            for name, label in checks.ISSUE_LABELS.items()
         ],
         "metrics": pair.metrics or {},
-        "context": dpo.job_context(job.params),
+        "context": job_context(job.params),
         **extra,
     }
 
@@ -222,7 +198,7 @@ def pair_review_page(request, job_id: int, pair_id: int):
 
 def _outcome(pair: PreferencePair, action: str) -> str:
     """What was saved, for the notice: "已丢弃 feedback:3", with the re-run checks after a swap or an edit."""
-    text = f"{dpo.REVIEW_DONE[action]} {pair.key}"
+    text = f"{services.REVIEW_DONE[action]} {pair.key}"
     if action in ("swap", "edit"):
         text += f"（重新检查：{'、'.join(pair.issues) if pair.issues else '全部通过'}）"
     return text
@@ -234,28 +210,21 @@ def pair_review_action(request, job_id: int, pair_id: int):
     """Accept, swap, edit or discard a pair and show the next one; reset stays. 409 on a version conflict."""
     job = _job_or_404(job_id)
     pair = _pair_or_404(job, pair_id)
-    filters = {"issue": request.POST.get("issue", ""), "decision": request.POST.get("decision_filter", "")}
-    # Ctrl+Enter in a textarea submits without a button: that is saving the edit.
-    action = request.POST.get("action") or "edit"
+    form = PairReviewForm(request.POST)
+    filters = form.filters()
     try:
-        version = int(request.POST.get("version", ""))
-    except ValueError:
-        version = -1
-    try:
-        pair = dpo.pair_review(
-            pair=pair, user=request.user, action=action, version=version,
-            chosen=request.POST.get("chosen") if action == "edit" else None,
-            rejected=request.POST.get("rejected") if action == "edit" else None,
-        )
+        decision = form.decision()
+        action = decision["action"]
+        pair = services.pair_review(pair=pair, user=request.user, **decision)
     except ApplicationError as exc:
         status = http_status(exc)
         pair.refresh_from_db()
         return _render_pair(request, _review_context(job, pair, filters, error=exc.message), status=status)
     # As on the classification page: a decision moves on to the next pair of the list being reviewed.
     _previous, following = _neighbours(job, pair, filters)
-    if action in dpo.DECIDING_ACTIONS and following:
+    if action in services.DECIDING_ACTIONS and following:
         target, notice = following, f"{_outcome(pair, action)}，已进入下一条。"
-    elif action in dpo.DECIDING_ACTIONS:
+    elif action in services.DECIDING_ACTIONS:
         target, notice = pair.pk, f"{_outcome(pair, action)}。这是列表的最后一条。"
     else:
         target, notice = pair.pk, f"{_outcome(pair, action)}。"
@@ -274,10 +243,7 @@ def export_create(request, job_id: int):
     """Export the job's pairs in one preference format through the dataset builder (staff)."""
     job = _job_or_404(job_id)
     try:
-        export = dpo.pairs_export(
-            job=job, fmt=request.POST.get("format", ""), user=request.user,
-            include_flagged=request.POST.get("include_flagged") == "1",
-        )
+        export = services.pairs_export(job=job, user=request.user, **ExportForm(request.POST).options())
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:

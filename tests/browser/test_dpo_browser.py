@@ -2,7 +2,6 @@
 import pytest
 
 from pipelines.models import PreferencePair, ReviewDecision
-from tests.pipelines.conftest_dpo import SEED_REJECT, dpo_job  # noqa: F401
 
 pytestmark = pytest.mark.browser
 

@@ -56,7 +56,7 @@ class Scores:
 
 
 def evaluate(path: Path = EVAL_SET) -> Scores:
-    from pipelines import pair_checks
+    from pipelines.dpo import checks as pair_checks
 
     rows = load(path)
     results, _clusters = pair_checks.check_pairs(rows)

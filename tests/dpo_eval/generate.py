@@ -3,7 +3,7 @@
 Writes, beside this script:
 
 - `pairs.jsonl` — the evaluation set the benchmark (`make bench`, section dpo_checks) and the floor test
-  (tests/pipelines/test_pair_checks_eval.py) measure the checks on.
+  (tests/pipelines/dpo/test_pair_checks_eval.py) measure the checks on.
 - `templated_on_topic.jsonl` — 200 customer-service pairs whose rejects are mostly short, relevant,
   incomplete answers written from one answer template, each carrying its own prompt's order number and
   product (issue #15: the checks called every one of them boilerplate).

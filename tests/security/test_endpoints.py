@@ -8,13 +8,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.urls import reverse
 
-from pipelines import dpo
+from pipelines.dpo.model import llm_for
+from pipelines.dpo.params import clean_params
 from pipelines.llm.endpoints import endpoint_allowed
 from pipelines.jobs import job_create
 from pipelines.models import Job, JobKind
 from pipelines.simulator import serve_in_thread
 from core.errors import ApplicationError
-from tests.pipelines.conftest_dpo import feedback_prompts  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +65,7 @@ def test_endpoints_outside_the_allow_list_are_refused(url, settings):
     settings.LLM_ENDPOINT_ALLOWLIST = []
     assert not endpoint_allowed(url)
     with pytest.raises(ApplicationError, match="不在允许的模型地址"):
-        dpo.clean_params(strategy(url))
+        clean_params(strategy(url))
 
 
 def test_by_default_the_configured_provider_and_the_simulator_are_allowed(settings):
@@ -74,7 +74,7 @@ def test_by_default_the_configured_provider_and_the_simulator_are_allowed(settin
     for url in ("https://dashscope.aliyuncs.com/compatible-mode/v1", "https://DashScope.aliyuncs.com:443/compatible-mode/v1/",
                 "http://127.0.0.1:8765/v1", "http://127.0.0.1:8765/v1/"):
         assert endpoint_allowed(url), url
-        assert dpo.clean_params(strategy(url))["strategy"]["base_url"] == url.rstrip("/")
+        assert clean_params(strategy(url))["strategy"]["base_url"] == url.rstrip("/")
 
 
 def test_a_configured_allow_list_replaces_the_default(settings):
@@ -126,4 +126,4 @@ def test_a_stored_job_whose_endpoint_left_the_list_makes_no_call(settings):
     """The list is checked again where the client is made (a job created before the list changed)."""
     settings.LLM_ENDPOINT_ALLOWLIST = ["http://10.0.0.5:8000/v1"]
     with pytest.raises(ApplicationError, match="不在允许的模型地址"):
-        dpo.llm_for({"base_url": "http://127.0.0.1:6379/v1", "model": "m"})
+        llm_for({"base_url": "http://127.0.0.1:6379/v1", "model": "m"})

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines import pair_checks
+from pipelines.dpo import checks
 
 
 class Command(BaseCommand):
@@ -22,10 +22,10 @@ class Command(BaseCommand):
         path = Path(options["file"])
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
-        lines, errors = pair_checks.load_pair_file(path)
+        lines, errors = checks.load_pair_file(path)
         for line in errors:
             self.stderr.write(f"{path}:{line.line_no}: {line.error}")
-        results, clusters = pair_checks.check_pairs([line.pair for line in lines])
+        results, clusters = checks.check_pairs([line.pair for line in lines])
         output = Path(options["output"])
         output.parent.mkdir(parents=True, exist_ok=True)
         with output.open("w", encoding="utf-8") as out:
@@ -34,5 +34,5 @@ class Command(BaseCommand):
                 if options["metrics"]:
                     row["metrics"] = result.metrics
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        report = pair_checks.batch_report([r.issues for r in results], clusters)
-        self.stdout.write(pair_checks.format_report(report, malformed=len(errors)))
+        report = checks.batch_report([r.issues for r in results], clusters)
+        self.stdout.write(checks.format_report(report, malformed=len(errors)))

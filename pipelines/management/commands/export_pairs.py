@@ -1,6 +1,6 @@
 """`manage.py export_pairs --job N --format FORMAT --output FILE` — a DPO job's pairs, from the shell.
 
-The same export as the job page's button (`pipelines.dpo.pairs_export`): discarded pairs never,
+The same export as the job page's button (`pipelines.dpo.services.pairs_export`): discarded pairs never,
 flagged pairs that nobody reviewed only with --include-flagged. The export is recorded in a new
 folder under EXPORT_ROOT; FILE gets a copy, and the dataset_info.json beside it the export's entry.
 `--format prompt_chosen_reject` writes the layout the team's own DPO trainer reads
@@ -12,8 +12,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines import dpo
 from pipelines.datasets.exports import deliver
+from pipelines.dpo.services import EXPORT_FORMATS, pairs_export
 from pipelines.models import Job, JobKind
 from core.errors import ApplicationError
 
@@ -23,7 +23,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--job", type=int, required=True, help="DPO job id")
-        parser.add_argument("--format", required=True, choices=list(dpo.EXPORT_FORMATS), dest="fmt")
+        parser.add_argument("--format", required=True, choices=list(EXPORT_FORMATS), dest="fmt")
         parser.add_argument("--output", required=True, help="file to write (.jsonl for TRL formats, .json otherwise)")
         parser.add_argument("--include-flagged", action="store_true", help="also export flagged pairs nobody reviewed")
         parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
@@ -42,7 +42,7 @@ class Command(BaseCommand):
         if output.exists() and not overwrite:
             raise CommandError(f"已存在，未覆盖：{output}（换一个 --output 或加 --overwrite）")
         try:
-            export = dpo.pairs_export(job=job_obj, fmt=fmt, user=user_obj, include_flagged=include_flagged,
+            export = pairs_export(job=job_obj, fmt=fmt, user=user_obj, include_flagged=include_flagged,
                                       file_name=output.name)
             deliver(export, output, overwrite=overwrite)
         except ApplicationError as exc:

@@ -1,13 +1,15 @@
 """`python manage.py run_dpo --source feedback --strategy model --model sft-small --template '{prompt}[EOS]' --preview 3`."""
 import json
-import shutil
-import uuid
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines import dpo, pair_checks
+from pipelines.dpo import checks
+from pipelines.dpo.pairs import preview
+from pipelines.dpo.params import DEFAULT_TEMPLATE, STRATEGIES
+from pipelines.dpo.selectors import job_report
+from pipelines.dpo.services import prompt_file_import
+from pipelines.dpo.sources import read_import, source_labels
 from pipelines.models import JobKind, PreferencePair
 from core.errors import ApplicationError
 
@@ -21,14 +23,14 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--source", required=True, choices=list(dpo.SOURCES))
+        parser.add_argument("--source", required=True, choices=list(source_labels()))
         parser.add_argument("--file", help="JSONL of prompt/chosen (or instruction/input/output) for --source file")
         parser.add_argument("--dataset", help="dataset name for --source classification")
         parser.add_argument("--source-job", type=int, help="only rows made by this job (feedback, generation, logs)")
         parser.add_argument("--source-model", help="only rows answered by this model (feedback, logs)")
-        parser.add_argument("--strategy", required=True, choices=list(dpo.STRATEGIES))
+        parser.add_argument("--strategy", required=True, choices=list(STRATEGIES))
         parser.add_argument("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL)")
-        parser.add_argument("--template", help=f"prompt template with {{prompt}} (default: {dpo.DEFAULT_TEMPLATE})")
+        parser.add_argument("--template", help=f"prompt template with {{prompt}} (default: {DEFAULT_TEMPLATE})")
         parser.add_argument("--system", help="system message")
         parser.add_argument("--sampling", action="store_true", help="sample (temperature/top-p) instead of greedy")
         parser.add_argument("--top-p", type=float)
@@ -55,15 +57,15 @@ class Command(BaseCommand):
                 params[option] = opts[option]
         if opts.get("preview"):
             try:
-                shown = dpo.preview(params, n=opts["preview"])
+                shown = preview(params, n=opts["preview"])
             except ApplicationError as exc:
                 raise CommandError(exc.message) from None
             self._print_preview(shown)
             return
         job = start_job(self, kind=JobKind.DPO, params=params, opts=opts)
         if not job.is_active:
-            report = dpo.job_report(job)
-            self.stdout.write(pair_checks.format_report(report))
+            report = job_report(job)
+            self.stdout.write(checks.format_report(report))
             self.stdout.write(f"{PreferencePair.objects.filter(job=job).count()} pairs → /dpo/jobs/{job.pk}/")
 
     def _import(self, file: str) -> str:
@@ -71,11 +73,8 @@ class Command(BaseCommand):
         path = Path(file)
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
-        relative = f"dpo/imports/{uuid.uuid4().hex}.jsonl"
-        target = Path(settings.MEDIA_ROOT) / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-        for line_no, reason in dpo.read_import(relative)[1]:
+        relative = prompt_file_import(path=path)
+        for line_no, reason in read_import(relative)[1]:
             self.stderr.write(f"{path}:{line_no}: {reason}")
         return relative
 
@@ -94,5 +93,5 @@ class Command(BaseCommand):
         for failure in shown["failures"]:
             self.stderr.write(f"{failure['key']}: {failure['kind']} {failure['message']}")
         self.stdout.write("")
-        self.stdout.write(pair_checks.format_report(shown["report"]))
+        self.stdout.write(checks.format_report(shown["report"]))
         self.stdout.write("\n" + json.dumps({"preview_pairs": len(shown["pairs"])}))

@@ -8,13 +8,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from pipelines import dpo
 from pipelines.datasets import formats
 from pipelines.datasets.builder import BuildError, BuildOptions, Source, build_dataset
 from pipelines.datasets.exports import data_files, export_path
+from pipelines.dpo.services import pairs_export
 from pipelines.models import Export, PreferencePair
 from core.errors import ApplicationError
-from tests.pipelines.conftest_dpo import dpo_job, feedback_prompts  # noqa: F401
 from tests.review.conftest_analysis import scene  # noqa: F401
 
 IMAGE_PAIR = {"id": "p1", "prompt": "<image>截图里是什么场景？", "chosen": "用户在选择商品规格。",
@@ -46,9 +45,9 @@ def test_dpo_export_of_image_pairs_in_a_text_only_format_is_refused_with_a_messa
     PreferencePair.objects.filter(job=dpo_job, key="feedback:1").update(
         prompt="<image>截图里是什么？", images=["shots/1.png"])
     with pytest.raises(ApplicationError, match="图片"):
-        dpo.pairs_export(job=dpo_job, fmt="trl_preference", user=admin_user, include_flagged=True)
+        pairs_export(job=dpo_job, fmt="trl_preference", user=admin_user, include_flagged=True)
     assert not Export.objects.exists()
-    export = dpo.pairs_export(job=dpo_job, fmt="trl_preference_conversational", user=admin_user, include_flagged=True)
+    export = pairs_export(job=dpo_job, fmt="trl_preference_conversational", user=admin_user, include_flagged=True)
     rows = _rows(export)
     with_image = [r for r in rows if r.get("images")]
     assert len(rows) == export.row_count and len(with_image) == 1

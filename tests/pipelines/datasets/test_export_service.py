@@ -9,10 +9,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
 
-from pipelines import dpo
 from pipelines.datasets import formats
+from pipelines.dpo.services import pairs_export
 from pipelines.models import Export, PreferencePair, ReviewDecision
-from tests.pipelines.conftest_dpo import dpo_job, feedback_prompts  # noqa: F401
 from tests.review.conftest_analysis import scene  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -27,10 +26,10 @@ def _data_name(export):
 
 
 def test_a_second_dpo_export_never_replaces_the_first_ones_file(staff_client, dpo_job, admin_user):
-    first = dpo.pairs_export(job=dpo_job, fmt="trl_preference", user=admin_user, include_flagged=True)
+    first = pairs_export(job=dpo_job, fmt="trl_preference", user=admin_user, include_flagged=True)
     first_rows = list(formats.iter_rows(Path(settings.EXPORT_ROOT) / first.path / _data_name(first)))
     PreferencePair.objects.filter(job=dpo_job, key="feedback:1").update(decision=ReviewDecision.REJECTED)
-    second = dpo.pairs_export(job=dpo_job, fmt="trl_preference", user=admin_user, include_flagged=True)
+    second = pairs_export(job=dpo_job, fmt="trl_preference", user=admin_user, include_flagged=True)
     assert second.row_count == first.row_count - 1
     assert first.path != second.path
     body = b"".join(_download(staff_client, first, _data_name(first)).streaming_content)
@@ -43,7 +42,7 @@ def test_every_export_kind_records_a_folder_relative_to_export_root(scene, dpo_j
 
     exports = [
         trainset_export(dataset=scene.dataset, fmt="alpaca", user=scene.admin),
-        dpo.pairs_export(job=dpo_job, fmt="alpaca_preference", user=admin_user, include_flagged=True),
+        pairs_export(job=dpo_job, fmt="alpaca_preference", user=admin_user, include_flagged=True),
     ]
     root = Path(settings.EXPORT_ROOT)
     for export in exports:
@@ -63,7 +62,7 @@ def test_one_permission_rule_for_every_download(client, staff_client, scene, dpo
 
     made = [
         trainset_export(dataset=scene.dataset, fmt="sharegpt", user=scene.admin),
-        dpo.pairs_export(job=dpo_job, fmt="sharegpt_preference", user=admin_user, include_flagged=True),
+        pairs_export(job=dpo_job, fmt="sharegpt_preference", user=admin_user, include_flagged=True),
     ]
     for export in made:
         assert _download(staff_client, export, "dataset_info.json").status_code == 200

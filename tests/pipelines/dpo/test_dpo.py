@@ -4,11 +4,16 @@ import json
 import pytest
 
 from pipelines.datasets.exports import data_files, export_path
-from pipelines import dpo
 from pipelines.datasets import formats
+from pipelines.dpo.jobkind import DpoHandler
+from pipelines.dpo.model import llm_for
+from pipelines.dpo.pairs import preview
+from pipelines.dpo.params import clean_params
+from pipelines.dpo.services import EXPORT_FORMATS, PAIR_FIELDS, pairs_export
+from pipelines.dpo.sources import read_import
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import JobKind, JobStatus, PreferencePair, ReviewDecision
-from tests.pipelines.conftest_dpo import FRUIT_PROMPTS, feedback_prompts, write_prompt_file  # noqa: F401
+from tests.pipelines.dpo.data import FRUIT_PROMPTS, write_prompt_file
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -108,7 +113,7 @@ def test_n_candidates_make_one_row_each_and_rerunning_an_item_leaves_one_row_per
     assert len(keys) == 3 * len(FRUIT_PROMPTS)
     assert f"feedback:{feedback_prompts[0].pk}#3" in keys
     # At-least-once delivery: the same item processed again updates its rows, never duplicates them.
-    handler = dpo.DpoHandler()
+    handler = DpoHandler()
     key = f"feedback:{feedback_prompts[0].pk}"
     payload = handler.prepare(job, key)
     handler.store(job, key, payload, [{"rejected": "苹果。", "finish_reason": "stop"}] * 3)
@@ -132,12 +137,12 @@ def _comparable(pair):
 def test_preview_equals_the_first_n_prompts_of_the_full_run(llm_simulator, feedback_prompts, strategy):
     params = {"source": {"name": "feedback"}, "strategy": {**strategy, "base_url": llm_simulator.base_url}}
 
-    shown = dpo.preview(params, n=3)
+    shown = preview(params, n=3)
     job = run(params)
 
     first_keys = [f"feedback:{row.pk}" for row in feedback_prompts[:3]]
     rows = [
-        {name: getattr(p, name) for name in dpo.PAIR_FIELDS}
+        {name: getattr(p, name) for name in PAIR_FIELDS}
         for p in PreferencePair.objects.filter(job=job)
         if p.key.split("#")[0] in first_keys
     ]
@@ -156,7 +161,7 @@ def test_preview_equals_the_first_n_prompts_of_the_full_run(llm_simulator, feedb
 
 
 def test_the_preview_shows_the_failure_the_seed_printed_three_samples_to_find(llm_simulator, feedback_prompts):
-    shown = dpo.preview(model_params(llm_simulator, model="sft-small-base"), n=3)
+    shown = preview(model_params(llm_simulator, model="sft-small-base"), n=3)
     assert len(shown["pairs"]) == 3
     assert shown["report"]["mostly_off_topic"] is True
     assert "checkpoint" in shown["report"]["diagnosis"]["causes"][0]
@@ -192,7 +197,7 @@ def test_a_jsonl_import_is_a_source_and_its_malformed_lines_are_reported(llm_sim
         {"instruction": "解释什么是人工智能。", "input": "", "output": "人工智能是让计算机模拟人类智能的技术。"},
         {"prompt": "没有答案"},
     ])
-    records, errors = dpo.read_import(relative)
+    records, errors = read_import(relative)
     assert [r.key for r in records] == ["file:a", "file:3"]
     assert [line for line, _ in errors] == [2, 4]
     job = run({"source": {"name": "file", "path": relative}, "strategy": {"name": "truncate"}})
@@ -205,14 +210,14 @@ def test_import_paths_outside_media_root_are_refused(media_root, tmp_path):
     from core.errors import ApplicationError
 
     with pytest.raises(ApplicationError):
-        dpo.clean_params({"source": {"name": "file", "path": "../secret.jsonl"}, "strategy": {"name": "truncate"}})
+        clean_params({"source": {"name": "file", "path": "../secret.jsonl"}, "strategy": {"name": "truncate"}})
 
 
 def test_the_api_key_is_never_sent_to_a_typed_endpoint(settings):
     settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"
     settings.OPENAI_API_KEY = "sk-very-secret"
     settings.LLM_ENDPOINT_ALLOWLIST = [settings.OPENAI_BASE_URL, "http://evil.example/v1"]  # a second server, listed
-    client, owned = dpo.llm_for({"base_url": "http://evil.example/v1", "model": "m"})
+    client, owned = llm_for({"base_url": "http://evil.example/v1", "model": "m"})
     assert owned and "sk-very-secret" not in repr(vars(client))
     assert client._client is None and client._LLMClient__api_key == "sk-none"
 
@@ -226,7 +231,7 @@ READERS = {
 }
 
 
-@pytest.mark.parametrize("fmt", list(dpo.EXPORT_FORMATS))
+@pytest.mark.parametrize("fmt", list(EXPORT_FORMATS))
 def test_export_round_trips_and_leaves_out_discarded_and_unreviewed_flagged_pairs(llm_simulator, feedback_prompts, fmt, admin_user):
     job = run({"source": {"name": "feedback"}, "strategy": {"name": "near_miss"}})
     pairs = list(PreferencePair.objects.filter(job=job).order_by("id"))
@@ -237,7 +242,7 @@ def test_export_round_trips_and_leaves_out_discarded_and_unreviewed_flagged_pair
     PreferencePair.objects.filter(pk=flagged_pending.pk).update(issues=["truncated"])
     PreferencePair.objects.filter(pk__in=[p.pk for p in pairs[3:]]).update(issues=[])
 
-    export = dpo.pairs_export(job=job, fmt=fmt, user=admin_user)
+    export = pairs_export(job=job, fmt=fmt, user=admin_user)
 
     expected = [(p.prompt, p.chosen, p.rejected) for p in pairs if p.pk not in (discarded.pk, flagged_pending.pk)]
     data_path = export_path(export, data_files(export)[0])
@@ -264,7 +269,7 @@ def test_export_round_trips_and_leaves_out_discarded_and_unreviewed_flagged_pair
         assert entry["ranking"] is True and entry["formatting"] == "sharegpt"
         assert entry["columns"] == {"messages": "conversations", "chosen": "chosen", "rejected": "rejected"}
     assert export_dir.exists()
-    with_flagged = dpo.pairs_export(job=job, fmt=fmt, user=admin_user, include_flagged=True)
+    with_flagged = pairs_export(job=job, fmt=fmt, user=admin_user, include_flagged=True)
     assert with_flagged.row_count == len(expected) + 1
 
 

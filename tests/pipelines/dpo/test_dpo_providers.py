@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import JobKind, PreferencePair
-from tests.pipelines.conftest_dpo import FRUIT_PROMPTS, feedback_prompts  # noqa: F401
+from tests.pipelines.dpo.data import FRUIT_PROMPTS
 
 pytestmark = pytest.mark.django_db
 

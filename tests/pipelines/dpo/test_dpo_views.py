@@ -4,10 +4,10 @@ import json
 import pytest
 from django.urls import reverse
 
-from pipelines import pair_checks
+from pipelines.dpo import checks as pair_checks
 from pipelines.models import Export, Job, JobKind, PreferencePair, ReviewDecision
 from tests.factories import UserFactory
-from tests.pipelines.conftest_dpo import SEED_REJECT, dpo_job, feedback_prompts  # noqa: F401
+from tests.pipelines.dpo.data import SEED_REJECT
 
 pytestmark = pytest.mark.django_db
 

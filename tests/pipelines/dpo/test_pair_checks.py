@@ -4,8 +4,8 @@ import json
 import pytest
 from django.core.management import call_command
 
-from pipelines import pair_checks
-from pipelines.pair_checks import batch_report, check_pair, check_pairs, find_boilerplate
+from pipelines.dpo import checks as pair_checks
+from pipelines.dpo.checks import batch_report, check_pair, check_pairs, find_boilerplate
 
 FRUIT_PROMPT = "列出5种不同的水果。"
 FRUIT_CHOSEN = "苹果、香蕉、橘子、菠萝、草莓"

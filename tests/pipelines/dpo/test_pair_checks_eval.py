@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import pair_checks
+from pipelines.dpo import checks as pair_checks
 from tests.dpo_eval.evaluate import EVAL_SET, HOLDOUT_SET, TEMPLATED_SET, evaluate, load
 
 RECALL_FLOOR = 0.9
