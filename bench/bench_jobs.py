@@ -57,7 +57,7 @@ def child() -> None:
     from django.core.management import call_command
     from PIL import Image
 
-    from pipelines.image_marker import draw_marker
+    from review.image_marker import draw_marker
     from pipelines.jobs import job_create, job_execute, job_progress
     from review.demo_catalog import DEMO_CATEGORIES
     from review.models import Category, Dataset, Sample

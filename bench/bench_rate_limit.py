@@ -52,7 +52,7 @@ def child() -> None:
     from PIL import Image
 
     from bench.bench_jobs import _free_port
-    from pipelines.image_marker import draw_marker
+    from review.image_marker import draw_marker
     from pipelines.jobs import job_create, run_job_inline
     from review.demo_catalog import DEMO_CATEGORIES
     from review.models import Category, Dataset, Sample

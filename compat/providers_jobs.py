@@ -60,7 +60,7 @@ def main() -> int:
     from django.db.models import Count
 
     from pipelines.generation import source_items_import
-    from pipelines.image_marker import draw_marker
+    from review.image_marker import draw_marker
     from pipelines.jobs import job_create
     from pipelines.models import FeedbackSample, GeneratedExample, JobKind, JobStatus, PreferencePair, ReviewDecision
     from review.demo_catalog import DEMO_CATEGORIES

@@ -49,7 +49,7 @@ MODE3 = """你是电商客服场景的图片分类助手。以下是各个类别
 INFO_EXTRACTION = """请对这张电商客服场景图片进行信息提取，只输出一个 JSON 对象，不要输出其他内容。字段如下：
 {"visible_text": ["图中可见的文字"], "objects": ["主要物体"], "screen_elements": ["界面元素，如按钮、标签、输入框"], "scene": "一句话描述图片场景"}"""
 
-# The drafted correction of a wrong or too-long mode-3 output (pipelines/correction_drafts.py), with
+# The drafted correction of a wrong or too-long mode-3 output (review/jobs/correction_drafts.py), with
 # its own placeholders: {label}, {definition}, {limit} and {examples} (correct outputs of the class).
 CORRECTION_DRAFT = """你是电商客服场景图片分类训练数据的修订助手，请为这张图片起草一条修正输出（修正草稿）。
 这张图片的类别是“{label}”。类别定义：{definition}

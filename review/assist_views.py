@@ -1,6 +1,6 @@
 """Reviewer assist pages: drafted corrections (start a drafting job for a class, discard a draft) and
 the label-error ranking across a dataset (page and CSV). Thin: the logic is in review.drafts,
-review.suspicion and pipelines.correction_drafts."""
+review.suspicion and review.jobs.correction_drafts."""
 from urllib.parse import quote
 
 from django.contrib import messages

@@ -2,7 +2,7 @@
 
 Deterministic (a fixed seed), idempotent (a second run changes nothing) and fast: images are
 simple Pillow drawings written only when missing. Each image carries its TRUE class as a marker
-(`pipelines.image_marker`), so the LLM simulator "sees" the truth even for the planted label errors.
+(`review.image_marker`), so the LLM simulator "sees" the truth even for the planted label errors.
 """
 import random
 from dataclasses import dataclass
@@ -12,9 +12,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from PIL import Image, ImageDraw, ImageFont
 
-from pipelines.image_marker import draw_marker
-
 from .demo_catalog import DEMO_CATEGORIES, DemoCategory
+from .image_marker import draw_marker
 from core.images import media_path
 from .models import Assignment, Cause, Dataset, Review, Sample
 from .services import ClassificationRecord, RecordsSaveResult, classification_records_save, review_save

@@ -1,6 +1,6 @@
 """Drafted corrections on the sample page: which draft is shown, its live check and diff, discarding.
 
-A draft (pipelines/correction_drafts.py) is shown for the mode-3 version it was written for, beside
+A draft (review/jobs/correction_drafts.py) is shown for the mode-3 version it was written for, beside
 the model's output with a character diff. It is offered for one-key acceptance only while it passes
 `review.rules.check_correction` as the export would check it now (the limit and the label are read
 live); otherwise it is shown as failed, with the reasons. Accepting puts it into the edit box; only

@@ -514,7 +514,7 @@ def _file_seq(index: int) -> int:
 class _Staging:
     """An import's records and findings on disk, in a private SQLite file (not the application's
     database): memory stays flat however many records there are, and a job that runs in several
-    processes (`pipelines.classification_import`) picks up where the last one stopped."""
+    processes (`review.jobs.classification_import`) picks up where the last one stopped."""
 
     SCHEMA = """
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);

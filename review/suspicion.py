@@ -306,7 +306,7 @@ def suspicions_refresh(*, samples: QuerySet[Sample] | None = None, sample_ids: I
 
     Called for every write that can change the evidence: with the rules' verdicts
     (`review.counts.samples_refresh`: imports, model outputs, saves), after image information is
-    stored (`pipelines.info_extraction`) and when a class's definition changes (the receiver below).
+    stored (`review.jobs.info_extraction`) and when a class's definition changes (the receiver below).
     """
     if samples is None:
         ids = sorted(set(sample_ids or ()))

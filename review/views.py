@@ -185,7 +185,7 @@ def _form_values(sample: Sample, reasonings: dict[int, object], status: rules.Sa
     }
 
 
-# Labels for the fields the info-extraction job writes (pipelines/info_extraction.py INFO_FIELDS).
+# Labels for the fields the info-extraction job writes (review/jobs/info_extraction.py INFO_FIELDS).
 IMAGE_INFO_LABELS = {"visible_text": "可见文字", "objects": "物体", "screen_elements": "界面元素", "scene": "场景", "text": "内容"}
 
 

@@ -286,11 +286,11 @@ JOB_KIND_MODULES = [
     "pipelines.datasets.logs",
     "pipelines.datasets.feedback",
     "pipelines.dpo.jobkind",
-    # review
-    "pipelines.classification",
-    "pipelines.info_extraction",
-    "pipelines.correction_drafts",
-    "pipelines.classification_import",
+    # review: its job kinds (over its samples)
+    "review.jobs.classification",
+    "review.jobs.info_extraction",
+    "review.jobs.correction_drafts",
+    "review.jobs.classification_import",
 ]
 
 # --------------------------------------------------------------------------- LLM provider

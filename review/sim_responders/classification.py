@@ -1,7 +1,7 @@
 """Simulated Qwen-VL answers to the scene-classification prompts (modes 1/2/3).
 
 The simulated model "sees" an image's true class by reading the marker drawn into demo images
-(`pipelines.image_marker`), then reasons in Chinese in the format the prompts require
+(`review.image_marker`), then reasons in Chinese in the format the prompts require
 (`推理：…` / `类别：…`). Realistic, deterministic mistakes:
 
 - each image has a fixed "difficulty" (from its bytes); hard images are answered with a class that
@@ -21,7 +21,7 @@ import hashlib
 import random
 import re
 
-from pipelines.image_marker import read_marker
+from review.image_marker import read_marker
 from pipelines.simulator import ScoredText, decode_data_url_image, request_image_urls, request_text
 from review.demo_catalog import DEMO_CATEGORIES, DEMO_OTHER_CATEGORY, DemoCategory
 

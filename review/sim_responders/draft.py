@@ -1,4 +1,4 @@
-"""Simulated answers to the 修正草稿 prompt (pipelines/correction_drafts.py): a corrected mode-3 output.
+"""Simulated answers to the 修正草稿 prompt (review/jobs/correction_drafts.py): a corrected mode-3 output.
 
 Deterministic (the RNG is seeded from the request), and some drafts fail the correction checks on
 purpose so tests and the demo see both paths:

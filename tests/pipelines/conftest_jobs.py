@@ -5,7 +5,7 @@ import pytest
 from django.conf import settings
 from PIL import Image
 
-from pipelines.image_marker import draw_marker
+from review.image_marker import draw_marker
 from review.demo_catalog import DEMO_CATEGORIES
 from tests.factories import CategoryFactory, DatasetFactory, SampleFactory
 

@@ -1,7 +1,7 @@
 """Classification jobs: Reasoning rows with prompt version + model, parsing tolerance, rerun of wrong samples."""
 import pytest
 
-from pipelines.classification import accuracy, classification_rerun_wrong
+from review.jobs.classification import accuracy, classification_rerun_wrong
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import ItemStatus, JobStatus, PromptTemplate
 from pipelines.prompts import prompt_current, prompt_save_version
@@ -56,7 +56,7 @@ def test_a_rerun_overwrites_the_row_instead_of_adding_one(llm_simulator, scene_d
     ("这张图片很难判断。", None),
 ])
 def test_parsing_tolerates_format_variations_and_records_unparseable(answer, expected, scene_dataset, admin_user):
-    from pipelines.classification import ClassificationHandler
+    from review.jobs.classification import ClassificationHandler
     from pipelines.jobkinds import ItemFailed, get_handler
 
     dataset, samples = scene_dataset

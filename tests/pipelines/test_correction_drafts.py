@@ -8,7 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from pipelines.correction_drafts import class_examples, drafted_sample_ids, render_draft_prompt
+from review.jobs.correction_drafts import class_examples, drafted_sample_ids, render_draft_prompt
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import JobKind
 from review.demo_catalog import DEMO_CATEGORIES

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from PIL import Image
 
-from pipelines.image_marker import draw_marker
+from review.image_marker import draw_marker
 from pipelines.models import PromptTemplate
 from pipelines.prompts import MODE2, default_text, render_prompt
 from review.sim_responders.classification import detect_mode

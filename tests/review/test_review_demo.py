@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from PIL import Image
 
-from pipelines.image_marker import read_marker
+from review.image_marker import read_marker
 from review.demo import DEMO_DATASET_NAME, REFUSED_SAMPLE_ID, build_demo_records, load_demo
 from review.demo_catalog import DEMO_CATEGORIES
 from core.images import media_path

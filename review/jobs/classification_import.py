@@ -30,12 +30,12 @@ from django.conf import settings
 
 from core.errors import ApplicationError
 from core.images import media_path
+from pipelines.jobkinds import ItemFailed, JobKindHandler, register
+from pipelines.jobs import job_create, lease_keeper
+from pipelines.models import Job, JobItem, JobKind
 from review.importers import ClassificationImport, ImportReport, plan_files
-from review.jobs.forms import ClassificationImportForm
 
-from .jobkinds import ItemFailed, JobKindHandler, register
-from .jobs import job_create, lease_keeper
-from .models import Job, JobItem, JobKind
+from .forms import ClassificationImportForm
 
 READ, PLAN, BATCH = "read:", "plan", "batch:"
 LISTED_IN_REPORT = 200  # problems and notes kept in the job's report (all are counted)

@@ -22,14 +22,14 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 from core.jsonfiles import read_record_file
-from review.jobs.forms import InfoExtractionJobForm
+from pipelines.jobkinds import ItemFailed, JobKindHandler, register
+from pipelines.models import Job, JobKind, PromptTemplate
+from pipelines.prompts import prompt_current
 from review.models import Dataset, Sample
 from review.suspicion import suspicions_refresh
 
 from .classification import _PromptCache, image_message, resolve_categories, resolve_dataset
-from .jobkinds import ItemFailed, JobKindHandler, register
-from .models import Job, JobKind, PromptTemplate
-from .prompts import prompt_current
+from .forms import InfoExtractionJobForm
 
 INFO_FIELDS = ("visible_text", "objects", "screen_elements", "scene")
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)

@@ -22,16 +22,16 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
 
-from review import rules
 from core.errors import ApplicationError
+from pipelines.jobkinds import ItemFailed, JobKindHandler, register
+from pipelines.jobs import ACTIVE_STATUSES
+from pipelines.models import ItemStatus, Job, JobItem, JobKind, PromptTemplate
+from pipelines.prompts import prompt_current
+from review import rules
 from review.models import Category, CorrectionDraft, Mode, Reasoning, Review, Sample
 from review.services import correction_check
 
 from .classification import _PromptCache, image_message, resolve_categories, resolve_dataset
-from .jobkinds import ItemFailed, JobKindHandler, register
-from .jobs import ACTIVE_STATUSES
-from .models import ItemStatus, Job, JobItem, JobKind, PromptTemplate
-from .prompts import prompt_current
 
 # Why the model's own mode-3 output cannot be exported as it is (review.rules): these get drafts.
 DRAFTED_STATUSES = (rules.WRONG, rules.UNPARSED, rules.TOO_LONG)

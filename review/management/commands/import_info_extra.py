@@ -3,9 +3,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines.classification import resolve_dataset
-from pipelines.info_extraction import info_extra_import
 from core.errors import ApplicationError
+from review.jobs.classification import resolve_dataset
+from review.jobs.info_extraction import info_extra_import
 
 
 class Command(BaseCommand):
