@@ -11,6 +11,7 @@ generation and DPO need the simulator, which `make run` starts; their pages have
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -157,12 +158,9 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def _demo_images(count: int) -> list[str]:
-    """Image paths (relative to MEDIA_ROOT) for the sources: the review demo's, else simple drawings."""
-    from review.models import Sample
-
-    reused = [p for p in Sample.objects.exclude(image="").order_by("id").values_list("image", flat=True)[:count * 2]
-              if resolve_image(p)][:count]
+def _demo_images(count: int, candidates: Sequence[str]) -> list[str]:
+    """Image paths (relative to MEDIA_ROOT) for the sources: existing candidates, else simple drawings."""
+    reused = [p for p in candidates if resolve_image(p)][:count]
     if len(reused) == count:
         return reused
     paths = []
@@ -191,8 +189,11 @@ def _run_import(kind: str, params: dict) -> Job:
     return run_job_inline(job_create(kind=kind, params=params, enqueue=False))
 
 
-def load_pipelines_demo(*, stdout=None) -> dict:
+def load_pipelines_demo(*, stdout=None, source_images: Sequence[str] = ()) -> dict:
     """Seed feedback samples, call-log records and generation sources; safe to run again (no changes).
+
+    `source_images`: existing images (relative to MEDIA_ROOT) the sources may show (`load_demo` passes
+    the review demo's screenshots); unless enough of them exist, simple drawings are used.
 
     Returns counts: rows of each kind now present, and what this run created.
     """
@@ -218,7 +219,7 @@ def load_pipelines_demo(*, stdout=None) -> dict:
                .order_by("-id").first())
     log_report = log_job.report if log_job else {}
 
-    images = _demo_images(len(DEMO_SOURCES))
+    images = _demo_images(len(DEMO_SOURCES), source_images)
     records = [
         {"id": f"demo-src-{i + 1:02d}", "image": images[i], "wiki_title": title, "facts": facts,
          "language": "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in title) else "en"}

@@ -371,6 +371,12 @@ def load_demo(*, sample_count: int = DEMO_SAMPLE_COUNT) -> DemoResult:
     return DemoResult(dataset, saved, written, users_created, assignments_created, reviews_created, legacy_name)
 
 
+def demo_source_images(count: int) -> list[str]:
+    """Images the generation demo's `count` sources may reuse (pipelines.demo.load_pipelines_demo):
+    the first samples' screenshots, twice as many as needed since some may be missing on disk."""
+    return list(Sample.objects.exclude(image="").order_by("id").values_list("image", flat=True)[:count * 2])
+
+
 def demo_logins() -> list[tuple[str, str, str]]:
     """(username, password, role) for the printed login list."""
     return [(ADMIN_LOGIN[0], ADMIN_LOGIN[1], "管理员")] + [(n, REVIEWER_PASSWORD, "审核员") for n in REVIEWER_NAMES]

@@ -1,7 +1,7 @@
 """pipelines/demo.py: load_demo's feedback samples, call logs and generation sources; idempotence."""
 from django.db.models import Max
 
-from pipelines.demo import DEMO_SOURCE_COLLECTION, load_pipelines_demo
+from pipelines.demo import DEMO_SOURCE_COLLECTION, DEMO_SOURCES, load_pipelines_demo
 from pipelines.generation import resolve_image
 from pipelines.models import FeedbackSample, Job, JobKind, JobStatus, LogRecord, SourceItem
 
@@ -63,10 +63,10 @@ def test_second_run_changes_nothing(db, settings):
 
 
 def test_sources_reuse_the_review_demo_images_when_present(db):
-    from review.demo import load_demo
+    from review.demo import demo_source_images, load_demo
 
     load_demo(sample_count=30)
-    load_pipelines_demo()
+    load_pipelines_demo(source_images=demo_source_images(len(DEMO_SOURCES)))
 
     images = set(SourceItem.objects.filter(collection=DEMO_SOURCE_COLLECTION).values_list("image", flat=True))
     assert len(images) == 20 and all(path.startswith("datasets/") for path in images)

@@ -5,8 +5,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.management.base import BaseCommand
 
-from pipelines.demo import load_pipelines_demo
-from review.demo import DEMO_SAMPLE_COUNT, demo_logins, load_demo
+from pipelines.demo import DEMO_SOURCES, load_pipelines_demo
+from review.demo import DEMO_SAMPLE_COUNT, demo_logins, demo_source_images, load_demo
 
 
 class Command(BaseCommand):
@@ -31,4 +31,5 @@ class Command(BaseCommand):
         for username, password, role in demo_logins():
             validate_password(password, user=get_user_model()(username=username))  # passes the validators
             self.stdout.write(f"  {role}  {username} / {password}")
-        load_pipelines_demo(stdout=self.stdout)  # feedback samples, call logs, generation sources
+        # Feedback samples, call logs, generation sources (showing the demo's screenshots).
+        load_pipelines_demo(stdout=self.stdout, source_images=demo_source_images(len(DEMO_SOURCES)))
