@@ -5,7 +5,7 @@ import json
 from io import StringIO
 
 import pytest
-from django.core.management import call_command, load_command_class
+from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import CommandError
 
 from pipelines.models import Job, JobKind, JobStatus
@@ -15,7 +15,7 @@ JOB_COMMANDS = ["run_classification", "run_info_extraction", "run_dpo", "run_gen
 
 
 def option_help(command: str, flag: str) -> str:
-    parser = load_command_class("pipelines", command).create_parser("manage.py", command)
+    parser = load_command_class(get_commands()[command], command).create_parser("manage.py", command)
     [action] = [a for a in parser._actions if flag in a.option_strings]
     return action.help
 
