@@ -55,9 +55,10 @@ def bare_read_write(folder: Path, output: Path) -> int:
 
 
 def main() -> None:
-    from pipelines.datasets.builder import BuildOptions, Source, build_dataset
+    from pipelines.datasets.builder import build_dataset
     from pipelines.datasets.logs import LogReader
     from pipelines.datasets.neardup import NearDupRemover
+    from pipelines.datasets.options import BuildOptions, Source
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-extraction-"))
     try:

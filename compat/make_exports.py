@@ -53,8 +53,9 @@ def main(workdir: Path) -> None:
     from django.core.management import call_command
 
     from pipelines.datasets import formats
-    from pipelines.datasets.builder import BuildOptions, build_export, product_sources
-    from pipelines.datasets.exports import data_files
+    from pipelines.datasets.exports import build_export, data_files
+    from pipelines.datasets.options import BuildOptions
+    from pipelines.datasets.selectors import product_sources
     from pipelines.dpo.services import EXPORT_FORMATS, IMAGE_EXPORT_FORMATS, pairs_export
     from pipelines.generation import generation_export
     from pipelines.jobs import job_create, run_job_inline

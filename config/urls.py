@@ -7,6 +7,7 @@ from config.auth import login_view, rate_limited_login
 from config.favicon import favicon
 from config.health import healthz
 from pipelines import urls as job_urls
+from pipelines.datasets.urls import export_patterns
 from review.jobs import urls as review_job_urls
 
 # The admin's own login form gets the same failure limits as ours.
@@ -25,7 +26,7 @@ urlpatterns = [
     path("generation/", include("pipelines.generation_urls")),
     path("feedback/", include("pipelines.datasets.urls")),
     path("dpo/", include("pipelines.dpo.urls")),
-    path("exports/", include("pipelines.datasets.export_urls")),
+    path("exports/", include(export_patterns)),
     path("", include("review.urls")),
 ]
 # Media files are never served raw (not even in DEBUG): images go through review:image, which

@@ -868,7 +868,8 @@ def generation_export(*, job: Job, user, formats: tuple[str, ...] = EXPORT_FORMA
     LLaMA-Factory dataset_info.json entries and provenance.jsonl marking each example's origin
     (judge_passed, rerun_passed, human_accepted, human_edited). Returns the Export row.
     """
-    from .datasets.builder import BuildOptions, Source, build_dataset
+    from .datasets.builder import build_dataset
+    from .datasets.options import BuildOptions, Source
     from .datasets.exports import ExportContent, export_create
 
     if not (user and user.is_staff):

@@ -4,7 +4,8 @@ Every export (classification, generation, logs, feedback, DPO) produces *records
 described in `pipelines/datasets/formats/` (`id`, `source`, `prompt`, `input`, `response`, `system`,
 `history`, `images`, `chosen`/`rejected`, `meta`) — and hands them to `build_dataset`:
 
-    from pipelines.datasets.builder import BuildOptions, Source, build_dataset
+    from pipelines.datasets.builder import build_dataset
+    from pipelines.datasets.options import BuildOptions, Source
 
     result = build_dataset(
         [Source("logs", log_records), Source("feedback", feedback_records, cap=500)],
@@ -37,120 +38,33 @@ are appended (pickled) to a temporary *spool file*. In memory the builder keeps 
 record (~20 bytes), and — only with near-dup removal or split grouping — one 128×4-byte MinHash signature
 per record. Limit, shuffle and split work on the offsets; validate and write read the records back
 from the spool one by one in the final order. Nothing holds the records themselves.
+
+Beside this module: `options` (Source, BuildOptions, BuildResult, BuildError), `spool` (the spool
+file), `allocation` (source quotas and split assignment), `neardup` (MinHash/LSH); writing a build
+into a recorded export folder is `exports.build_export`.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
-import os
-import pickle
 import random
-import tempfile
-from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from core import files
+from core.files import atomic_write_text
 
 from . import formats
-from core.files import atomic_write_text
-from .neardup import DEFAULT_THRESHOLD, NearDupRemover, near_duplicate_clusters
+from .allocation import assign_splits, source_quotas
+from .neardup import NearDupRemover, near_duplicate_clusters
+from .options import BuildError, BuildOptions, BuildResult, Source, split_names
+from .spool import Spool
 
-PREVIEW_ROWS = 5
 NEAR_DUP_BATCH = 256
 EXAMPLES_PER_REASON = 5
-
-
-@dataclass
-class Source:
-    """One input of a build: a name (kept on every record as `source`) and its records.
-
-    `records` is an iterable or a zero-argument callable returning one (so it can be re-read).
-    `cap`: at most this many records from this source. `weight`: relative share of the result
-    (weights of 3 and 1 give a 3:1 mix, as large as the sources and `limit` allow).
-    If the iterable has a `report` attribute (dict) after iteration — e.g. the log reader's drop
-    reasons — it is included in the build report under `sources[name]["reader"]`.
-    """
-
-    name: str
-    records: Iterable[dict] | Callable[[], Iterable[dict]]
-    cap: int | None = None
-    weight: float | None = None
-
-    def iter_records(self) -> Iterable[dict]:
-        return self.records() if callable(self.records) else self.records
-
-
-@dataclass
-class BuildOptions:
-    """The builder's options; defaults are the team's extraction script's defaults."""
-
-    format: str = "alpaca"
-    container: str | None = None  # "json" or "jsonl"; None = from the output suffix
-    filter: Callable[[dict], str | None] | None = None
-    dedup: bool = True
-    dedup_field: str = "prompt"
-    near_dup: bool = False
-    near_dup_threshold: float = DEFAULT_THRESHOLD
-    min_length: int | None = None
-    max_length: int | None = None
-    length: Callable[[str], int] = len
-    limit: int | None = None
-    shuffle: bool = True
-    seed: int = 42
-    split_ratio: tuple[float, ...] | None = None
-    # Keep near-duplicate clusters inside one split (costs a MinHash pass when near_dup is off).
-    split_keep_near_dups_together: bool = True
-    dataset_name: str | None = None  # dataset_info key; default: the output file's stem
-    preview_rows: int = PREVIEW_ROWS
-
-    def describe(self) -> dict:
-        """The options as JSON (callables by name), for reports and Export.params."""
-        data = asdict(self)
-        data["filter"] = getattr(self.filter, "__name__", None) if self.filter else None
-        data["length"] = getattr(self.length, "__name__", repr(self.length))
-        data["split_ratio"] = list(self.split_ratio) if self.split_ratio else None
-        return data
-
-
-@dataclass
-class BuildResult:
-    report: dict
-    preview: list[dict] = field(default_factory=list)
-    files: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        return self.report["total"]
-
-
-class BuildError(ValueError):
-    """The options or sources cannot make a dataset (bad ratio, unknown format …)."""
-
-
-# --------------------------------------------------------------------------- option parsing
-
-def parse_split_ratio(text: str | None) -> tuple[float, ...] | None:
-    """"0.8,0.1,0.1" -> (0.8, 0.1, 0.1); None/"" -> None. Two or three non-negative parts."""
-    if not text:
-        return None
-    try:
-        parts = tuple(float(p) for p in str(text).split(","))
-    except ValueError:
-        raise BuildError(f"拆分比例格式错误：{text!r}（例：0.8,0.1,0.1）") from None
-    if len(parts) not in (2, 3) or any(p < 0 for p in parts) or sum(parts) <= 0:
-        raise BuildError(f"拆分比例需要 2 或 3 个非负数：{text!r}")
-    return parts
-
-
-def split_names(ratio: tuple[float, ...] | None) -> tuple[str, ...]:
-    if not ratio:
-        return ("all",)
-    return ("train", "test") if len(ratio) == 2 else ("train", "val", "test")
 
 
 # --------------------------------------------------------------------------- steps
@@ -202,102 +116,6 @@ def _field_text(record: dict, name: str) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-class _Spool:
-    """Records spooled to a temporary file, addressed by offset.
-
-    pickle (not JSON) because it round-trips records several times faster and keeps any value a
-    producer put in `meta` (dates, decimals); the file is private to this build and deleted after. Reads use os.pread (one syscall, no
-    seek), so reading in shuffled order costs little more than reading in order.
-    """
-
-    def __init__(self):
-        self._fh = tempfile.TemporaryFile(mode="w+b")
-        self._end = 0
-        self.offsets = array("q")
-        self.lengths = array("l")
-        self.sources = array("H")
-
-    def append(self, record: dict, source_index: int) -> None:
-        data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
-        self.offsets.append(self._end)
-        self.lengths.append(len(data))
-        self.sources.append(source_index)
-        self._fh.write(data)
-        self._end += len(data)
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-    def read(self, index: int) -> dict:
-        return pickle.loads(os.pread(self._fh.fileno(), self.lengths[index], self.offsets[index]))
-
-    def read_many(self, indexes: Iterable[int]) -> Iterator[tuple[int, dict]]:
-        self._fh.flush()
-        fd = self._fh.fileno()
-        offsets, lengths = self.offsets, self.lengths
-        for index in indexes:
-            yield index, pickle.loads(os.pread(fd, lengths[index], offsets[index]))
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-def _quotas(available: list[int], sources: list[Source], limit: int | None) -> list[int]:
-    """How many records each source contributes: caps, then weights, then the global limit."""
-    caps = [min(n, s.cap) if s.cap is not None else n for n, s in zip(available, sources)]
-    weighted = [s.weight for s in sources if s.weight]
-    if not weighted:
-        if limit is None:
-            return caps
-        quotas, left = [], limit
-        for n in caps:  # the first records in source order, as the team's script's --limit
-            quotas.append(min(n, left))
-            left -= quotas[-1]
-        return quotas
-    weights = [s.weight or 0.0 for s in sources]
-    total_weight = sum(weights)
-    # The largest total whose weighted shares every source can fill.
-    feasible = min(caps[i] * total_weight / w for i, w in enumerate(weights) if w > 0)
-    total = int(min(feasible, limit) if limit is not None else feasible)
-    exact = [total * w / total_weight for w in weights]
-    quotas = [min(int(x), c) for x, c in zip(exact, caps)]
-    # Hand out what rounding left over, largest remainder first (ties: source order).
-    order = sorted(range(len(sources)), key=lambda i: (-(exact[i] - int(exact[i])), i))
-    short = total - sum(quotas)
-    for i in order:
-        if short <= 0:
-            break
-        if weights[i] > 0 and quotas[i] < caps[i]:
-            quotas[i] += 1
-            short -= 1
-    return quotas
-
-
-def _assign_splits(units: list[list[int]], ratio: tuple[float, ...]) -> list[list[int]]:
-    """Assign units (lists of spool indexes; a near-dup cluster is one unit) to splits.
-
-    Units come in shuffled order; each goes to the first split that still has room for it, or —
-    when none has — to the split furthest below its target. Deterministic for a given order.
-    """
-    total = sum(len(u) for u in units)
-    weight = sum(ratio)
-    exact = [total * r / weight for r in ratio]
-    targets = [int(x) for x in exact]
-    # Largest remainder, so 8 records at 0.8/0.1/0.1 give 6/1/1 rather than 8/0/0.
-    for k in sorted(range(len(ratio)), key=lambda i: (-(exact[i] - targets[i]), i))[:total - sum(targets)]:
-        targets[k] += 1
-    splits: list[list[int]] = [[] for _ in ratio]
-    for unit in units:
-        for k, target in enumerate(targets):
-            if len(splits[k]) + len(unit) <= target:
-                splits[k].extend(unit)
-                break
-        else:
-            k = max(range(len(ratio)), key=lambda i: (targets[i] - len(splits[i]), -i))
-            splits[k].extend(unit)
-    return splits
-
-
 # --------------------------------------------------------------------------- the builder
 
 def output_paths(output: str | Path, names: tuple[str, ...]) -> dict[str, Path]:
@@ -341,7 +159,7 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
     seen: set[bytes] = set()
     remover = NearDupRemover(threshold=options.near_dup_threshold) if options.near_dup else None
     columns: set[str] = set()
-    spool = _Spool()
+    spool = Spool()
     try:
         # Streaming part: filter -> dedup -> near_dup -> length, survivors spooled. Records wait in
         # small batches between dedup and near_dup so their signatures are computed together.
@@ -375,7 +193,7 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
         by_source: list[list[int]] = [[] for _ in sources]
         for index, source_index in enumerate(spool.sources):
             by_source[source_index].append(index)
-        quotas = _quotas([len(x) for x in by_source], sources, options.limit)
+        quotas = source_quotas([len(x) for x in by_source], sources, options.limit)
         selected = [i for indexes, q in zip(by_source, quotas) for i in indexes[:q]]
         step.kept = len(selected)
         for s, indexes, q in zip(sources, by_source, quotas):
@@ -397,7 +215,7 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
         step.input = step.kept = len(selected)
         if options.split_ratio:
             units = _split_units(selected, spool, options, remover is not None, step)
-            assigned = _assign_splits(units, options.split_ratio)
+            assigned = assign_splits(units, options.split_ratio)
         else:
             assigned = [selected]
         split_of = {name: indexes for name, indexes in zip(names, assigned)}
@@ -479,7 +297,7 @@ def _keep_exact(record: dict, options: BuildOptions, steps: dict[str, _Step], se
 
 
 def _spool_pending(pending: list[tuple[dict, int]], options: BuildOptions, steps: dict[str, _Step],
-                   remover: NearDupRemover | None, spool: _Spool, columns: set[str],
+                   remover: NearDupRemover | None, spool: Spool, columns: set[str],
                    per_source: dict[str, Counter], sources: list[Source]) -> None:
     """near_dup and length for a batch of records (in order); survivors go to the spool."""
     if not pending:
@@ -516,7 +334,7 @@ def _cluster_report(clusters: dict) -> dict:
     return {"clusters": len(clusters), "largest_clusters": sizes[:5], "cluster_examples": examples}
 
 
-def _split_units(selected: list[int], spool: _Spool, options: BuildOptions, removed: bool,
+def _split_units(selected: list[int], spool: Spool, options: BuildOptions, removed: bool,
                  step: _Step) -> list[list[int]]:
     """Records grouped so near-duplicates stay in one split; units in shuffled order."""
     if removed or not options.split_keep_near_dups_together:
@@ -537,7 +355,7 @@ def _split_units(selected: list[int], spool: _Spool, options: BuildOptions, remo
     return units
 
 
-def _validate_and_write(split_of: dict[str, list[int]], spool: _Spool, options: BuildOptions, fmt: str,
+def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: BuildOptions, fmt: str,
                         columns: set[str], steps: dict[str, _Step], per_source: dict[str, Counter],
                         sources: list[Source], paths: dict[str, Path], provenance_path: Path | None,
                         pending_files: contextlib.ExitStack) -> dict:
@@ -594,7 +412,7 @@ def _dataset_info_entries(options: BuildOptions, fmt: str, output: Path, paths: 
     return {name: entry for name, entry in entries.items() if entry is not None}
 
 
-# --------------------------------------------------------------------------- reports and exports
+# --------------------------------------------------------------------------- reports
 
 def report_lines(report: dict) -> list[str]:
     """The report as short human-readable lines (commands print these)."""
@@ -614,56 +432,3 @@ def report_lines(report: dict) -> list[str]:
     for name, path in (report.get("files") or {}).items():
         lines.append(f"  写入 {name}: {path}")
     return lines
-
-
-def build_export(sources: Iterable[Source], options: BuildOptions, *, kind: str, file_name: str, user=None,
-                 params: dict | None = None, label: str = "", extra_report: Callable[[], dict] | None = None,
-                 progress: Callable[[str, int], None] | None = None):
-    """Build a dataset into a new export folder (`pipelines.datasets.exports.export_create`) and record it.
-
-    `file_name` is the data file's name in the folder (split files get `_train`, `_val`, `_test`).
-    The report's file paths are names inside the folder. `extra_report()` is merged into the report
-    after the build (counts a source kept while it was read). Returns (Export, BuildResult).
-    """
-    from .exports import ExportContent, export_create
-
-    results: list[BuildResult] = []
-
-    def write(folder: Path) -> ExportContent:
-        result = build_dataset(sources, options, output=folder / file_name, progress=progress)
-        for key in ("report_file", "sources_file"):
-            result.report[key] = Path(result.report[key]).name
-        result.report["files"] = {split: Path(p).name for split, p in result.report["files"].items()}
-        result.files = dict(result.report["files"])
-        if extra_report:
-            result.report.update(extra_report())
-        results.append(result)
-        return ExportContent(row_count=result.total, dataset_info=result.report["dataset_info"], report=result.report)
-
-    export = export_create(kind=kind, fmt=options.format, write=write, user=user,
-                           params=params if params is not None else options.describe(), label=label)
-    return export, results[0]
-
-
-def product_sources(*, logs: bool = False, logs_job_id: int | None = None, feedback: bool = False,
-                    feedback_min_rating: int = 1, feedback_model: str = "", feedback_only_reviewed: bool = False,
-                    caps: dict[str, int | None] | None = None,
-                    weights: dict[str, float | None] | None = None) -> list[Source]:
-    """The sources the product offers the builder form and `build_dataset` command: imported log
-    records (one import job or all) and feedback samples (rejected ones never), each with an
-    optional cap and weight. Re-readable: each source is a callable."""
-    from .feedback import feedback_records
-    from .logs import imported_log_records
-
-    caps, weights = caps or {}, weights or {}
-    sources = []
-    if logs:
-        sources.append(Source("logs", lambda: imported_log_records(job_id=logs_job_id),
-                              cap=caps.get("logs"), weight=weights.get("logs")))
-    if feedback:
-        sources.append(Source("feedback", lambda: feedback_records(
-            min_rating=feedback_min_rating, model_name=feedback_model, only_reviewed=feedback_only_reviewed),
-            cap=caps.get("feedback"), weight=weights.get("feedback")))
-    if not sources:
-        raise BuildError("请至少选择一个数据源")
-    return sources

@@ -21,7 +21,8 @@ The service then
 `deliver(export, output)` copies a finished export's files to a path a command-line user named
 (`--output`), merging its entries into the dataset_info.json there. `export_file(user, export_id,
 name)` is the single download rule: staff may download every export, anyone else only exports
-recorded under their own name, and only files the export lists.
+recorded under their own name, and only files the export lists. `build_export(sources, options, …)`
+runs the dataset builder into a new export folder through `export_create`.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,8 @@ from core.errors import ApplicationError
 from core import files
 
 from . import formats
+from .builder import build_dataset
+from .options import BuildOptions, BuildResult, Source
 
 DATASET_INFO = "dataset_info.json"
 
@@ -192,3 +195,30 @@ def deliver(export, output: str | Path, *, overwrite: bool = False) -> list[Path
     if export.dataset_info:
         formats.write_dataset_info(target / DATASET_INFO, export.dataset_info)
     return written
+
+
+def build_export(sources: Iterable[Source], options: BuildOptions, *, kind: str, file_name: str, user=None,
+                 params: dict | None = None, label: str = "", extra_report: Callable[[], dict] | None = None,
+                 progress: Callable[[str, int], None] | None = None):
+    """Build a dataset into a new export folder (`export_create`) and record it.
+
+    `file_name` is the data file's name in the folder (split files get `_train`, `_val`, `_test`).
+    The report's file paths are names inside the folder. `extra_report()` is merged into the report
+    after the build (counts a source kept while it was read). Returns (Export, BuildResult).
+    """
+    results: list[BuildResult] = []
+
+    def write(folder: Path) -> ExportContent:
+        result = build_dataset(sources, options, output=folder / file_name, progress=progress)
+        for key in ("report_file", "sources_file"):
+            result.report[key] = Path(result.report[key]).name
+        result.report["files"] = {split: Path(p).name for split, p in result.report["files"].items()}
+        result.files = dict(result.report["files"])
+        if extra_report:
+            result.report.update(extra_report())
+        results.append(result)
+        return ExportContent(row_count=result.total, dataset_info=result.report["dataset_info"], report=result.report)
+
+    export = export_create(kind=kind, fmt=options.format, write=write, user=user,
+                           params=params if params is not None else options.describe(), label=label)
+    return export, results[0]

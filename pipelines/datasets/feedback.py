@@ -15,8 +15,9 @@ entries are counted by reason and listed with their line (JSONL) or position (JS
 
 The job kind "feedback_import" imports a file into `FeedbackSample` rows (one item per file;
 re-importing keeps existing rows and their reviews). Reviewers then accept, edit the output or
-reject each sample (`feedback_sample_decide`, with a version check). `write_feedback_outputs`
-writes the seed's json / jsonl / alpaca files; `feedback_records` feeds reviewed rows to the builder.
+reject each sample (`services.feedback_sample_decide`, with a version check). `write_feedback_outputs`
+writes the seed's json / jsonl / alpaca files; `selectors.feedback_records` feeds reviewed rows to the
+builder.
 """
 from __future__ import annotations
 
@@ -29,16 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from core.errors import ApplicationError, conflict_error
+from core.errors import ApplicationError
 from core.jsonfiles import oversize_message, record_size
 
-from .builder import BuildOptions, Source, build_dataset
 from pipelines.jobkinds import ItemFailed, JobKindHandler, register
-from pipelines.models import FeedbackSample, Job, JobKind, ReviewDecision
+from pipelines.models import FeedbackSample, Job, JobKind
+
+from .builder import build_dataset
+from .options import BuildOptions, Source
 
 DEFAULT_MIN_RATING = 4
 OUTPUT_FORMATS = ("json", "jsonl", "alpaca")
@@ -332,118 +334,3 @@ class FeedbackImportHandler(JobKindHandler):
         total["dropped"] = dict(total["dropped"])
         total["problems"] = total["problems"][:MAX_LISTED_PROBLEMS]
         return total
-
-
-def feedback_import_job_start(*, feedback_file: str | Path, min_rating: int = DEFAULT_MIN_RATING,
-                              model_name: str | None = None, user=None) -> Job:
-    """Queue a "feedback_import" job for one feedback file."""
-    from pipelines.jobs import job_create
-
-    params = {"feedback_file": str(feedback_file), "min_rating": min_rating, "model_name": model_name}
-    return job_create(kind=JobKind.FEEDBACK_IMPORT, params=params, user=user)
-
-
-def feedback_import_job_run(*, feedback_file: str | Path, min_rating: int = DEFAULT_MIN_RATING,
-                            model_name: str | None = None, user=None) -> Job:
-    """Create the import job and run it in this process (the command line); returns it finished."""
-    from pipelines.jobs import run_job_inline
-
-    job = feedback_import_job_start(feedback_file=feedback_file, min_rating=min_rating, model_name=model_name,
-                                    user=user)
-    return run_job_inline(job)
-
-
-# --------------------------------------------------------------------------- review services
-
-def can_review_feedback(user) -> bool:
-    """Any signed-in, active user may review feedback samples: they belong to no category, so the
-    category assignments that limit reviewers elsewhere do not apply (as for generated examples)."""
-    return bool(user and user.is_authenticated and user.is_active)
-
-
-REVIEW_DECISIONS = (ReviewDecision.ACCEPTED, ReviewDecision.EDITED, ReviewDecision.REJECTED)
-
-
-@transaction.atomic
-def feedback_sample_decide(*, sample: FeedbackSample, user, decision: str, version: int,
-                           edited_output: str = "") -> FeedbackSample:
-    """Accept a feedback sample, accept it with an edited output, or reject it.
-
-    `version` is the version the reviewer saw; if someone decided in between, raise
-    code="conflict" and change nothing. An edit identical to the output counts as accepting.
-    """
-    if not can_review_feedback(user):
-        raise ApplicationError("请先登录", code="forbidden")
-    if decision not in REVIEW_DECISIONS:
-        raise ApplicationError("未知的决定")
-    sample = FeedbackSample.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=sample.pk)
-    if sample.version != version:
-        who = sample.decided_by.get_username() if sample.decided_by else "其他人"
-        raise conflict_error(f"该样本已被 {who} 修改（版本 {sample.version}），请刷新后再决定",
-                             current_version=sample.version, changed_by=who)
-    edited_output = (edited_output or "").strip()
-    if decision == ReviewDecision.EDITED:
-        if not edited_output:
-            raise ApplicationError("修改后接受需要填写修改后的回答")
-        if edited_output == sample.output.strip():
-            decision, edited_output = ReviewDecision.ACCEPTED, ""
-    else:
-        edited_output = ""
-    sample.decision = decision
-    sample.edited_output = edited_output
-    sample.decided_by = user
-    sample.decided_at = timezone.now()
-    sample.version += 1
-    sample.save(update_fields=["decision", "edited_output", "decided_by", "decided_at", "version"])
-    return sample
-
-
-# --------------------------------------------------------------------------- selectors
-
-def feedback_sample_list(*, rating: int | None = None, model_name: str = "", date_from=None, date_to=None,
-                         decision: str = "") -> QuerySet[FeedbackSample]:
-    """Feedback samples matching the page's filters, newest rating first, reviewers joined."""
-    qs = FeedbackSample.objects.select_related("decided_by")
-    if rating:
-        qs = qs.filter(rating=rating)
-    if model_name:
-        qs = qs.filter(model_name=model_name)
-    if date_from:
-        qs = qs.filter(rated_at__date__gte=date_from)
-    if date_to:
-        qs = qs.filter(rated_at__date__lte=date_to)
-    if decision:
-        qs = qs.filter(decision=decision)
-    # Unknown rating times last on every database (PostgreSQL puts NULLs first when descending).
-    return qs.order_by(F("rated_at").desc(nulls_last=True), "id")
-
-
-def feedback_model_names() -> list[str]:
-    return list(FeedbackSample.objects.exclude(model_name="").order_by("model_name")
-                .values_list("model_name", flat=True).distinct())
-
-
-def feedback_decision_counts() -> dict[str, int]:
-    counts = dict(FeedbackSample.objects.values_list("decision").annotate(n=Count("id")).order_by())
-    return {d: counts.get(d, 0) for d in ReviewDecision.values}
-
-
-def sample_to_record(sample: FeedbackSample) -> dict:
-    """A reviewed FeedbackSample as a builder record (the edited output when there is one)."""
-    record = entry_to_record({
-        "feedback_id": sample.feedback_id, "instruction": sample.instruction, "input": sample.input,
-        "output": sample.edited_output or sample.output, "rating": sample.rating, "model_name": sample.model_name,
-    })
-    record["meta"]["decision"] = sample.decision
-    return record
-
-
-def feedback_records(*, min_rating: int = 1, model_name: str = "", only_reviewed: bool = False) -> Iterator[dict]:
-    """Builder records of feedback samples: rejected ones never, pending ones unless `only_reviewed`."""
-    qs = FeedbackSample.objects.exclude(decision=ReviewDecision.REJECTED).filter(rating__gte=min_rating)
-    if model_name:
-        qs = qs.filter(model_name=model_name)
-    if only_reviewed:
-        qs = qs.filter(decision__in=[ReviewDecision.ACCEPTED, ReviewDecision.EDITED])
-    for sample in qs.order_by("id").iterator(chunk_size=2000):
-        yield sample_to_record(sample)

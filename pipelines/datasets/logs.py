@@ -202,27 +202,7 @@ class LogReader:
                 }
 
 
-# --------------------------------------------------------------------------- imported rows
-
-def log_record_to_record(row: LogRecord) -> dict:
-    """A LogRecord row as a builder record."""
-    return {
-        "id": f"{row.source_file}:{row.line_no}",
-        "source": "logs",
-        "prompt": row.prompt,
-        "response": row.response,
-        "meta": {"file": row.source_file, "line": row.line_no, "model_name": row.model_name, "job": row.job_id},
-    }
-
-
-def imported_log_records(*, job_id: int | None = None) -> Iterator[dict]:
-    """Builder records of imported LogRecord rows (one import job, or all), streamed from the DB."""
-    rows = LogRecord.objects.order_by("source_file", "line_no")
-    if job_id is not None:
-        rows = rows.filter(job_id=job_id)
-    for row in rows.iterator(chunk_size=2000):
-        yield log_record_to_record(row)
-
+# --------------------------------------------------------------------------- import (job kind)
 
 @transaction.atomic
 def _store_batch(job: Job, rows: list[LogRecord]) -> None:
@@ -299,19 +279,3 @@ def summarize_item_reports(results: list[dict]) -> dict:
         total["problems"] += result.get("problems", [])[:max(room, 0)]
     total["dropped"] = dict(total["dropped"])
     return total
-
-
-# --------------------------------------------------------------------------- services
-
-def log_extraction_job_start(*, log_dir: str | Path, user=None) -> Job:
-    """Queue a "log_extraction" job importing every .jsonl file under `log_dir` (one item per file)."""
-    from pipelines.jobs import job_create
-
-    return job_create(kind=JobKind.LOG_EXTRACTION, params={"log_dir": str(log_dir)}, user=user)
-
-
-def log_extraction_job_run(*, log_dir: str | Path, user=None) -> Job:
-    """Create the import job and run it in this process (the command line); returns it finished."""
-    from pipelines.jobs import run_job_inline
-
-    return run_job_inline(log_extraction_job_start(log_dir=log_dir, user=user))

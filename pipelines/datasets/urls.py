@@ -1,3 +1,5 @@
+"""URLs of the datasets area: the feedback / logs / builder pages, mounted at /feedback/ (namespace
+"feedback"), and the export download, mounted at /exports/ (namespace "exports", `export_patterns`)."""
 from django.urls import path
 
 from . import views
@@ -15,3 +17,8 @@ urlpatterns = [
     path("builder/preview/", views.builder_preview, name="builder_preview"),
     path("builder/write/", views.builder_write, name="builder_write"),
 ]
+
+# The one download URL of every export: include(export_patterns) gives the namespace "exports".
+export_patterns = ([
+    path("<int:export_id>/files/<str:name>", views.export_file, name="file"),
+], "exports")

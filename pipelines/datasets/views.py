@@ -1,4 +1,5 @@
-"""Pages of the feedback / logs / builder area, mounted at /feedback/.
+"""Pages of the feedback / logs / builder area, mounted at /feedback/, and the one download view of
+every export, mounted at /exports/.
 
 - feedback samples: filters (rating, model, date, decision), full text, accept / edit / reject with
   keyboard shortcuts; staff upload a feedback file to import (a "feedback_import" job);
@@ -8,20 +9,22 @@
   preview with per-step counts, then (staff) write the files and record an Export.
 
 Every signed-in user may look at everything and review feedback samples (they belong to no
-category); imports and writing export files are for staff.
+category); imports and writing export files are for staff. Downloads follow
+`exports.visible_exports`' rule.
 """
 from __future__ import annotations
 
 import json
+import mimetypes
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlencode
 
-from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -30,28 +33,20 @@ from core.errors import ApplicationError, http_status
 from core.permissions import staff_required
 from core.uploads import upload_store
 
-from . import feedback as feedback_module
-from . import formats
-from .builder import BuildError, BuildOptions, build_dataset, build_export, parse_split_ratio, product_sources
-from .exports import safe_name
-from .logs import DROP_REASON_LABELS, log_extraction_job_start
 from pipelines.models import Export, FeedbackSample, Job, JobKind, LogRecord
 
+from . import exports, selectors, services
+from .builder import build_dataset
+from .feedback import DEFAULT_MIN_RATING
+from .forms import DECISION_FILTERS, BuilderForm, FeedbackFilterForm
+from .logs import DROP_REASON_LABELS
+from .options import BuildError
+
 PAGE_SIZE = 20
-DECISION_FILTERS = (("pending", "待审核"), ("accepted", "已接受"), ("edited", "修改后接受"),
-                    ("rejected", "已拒绝"), ("all", "全部"))
 BUILDER_EXPORT_KIND = "builder"
 
 
 # --------------------------------------------------------------------------- feedback samples
-
-class FeedbackFilterForm(forms.Form):
-    rating = forms.TypedChoiceField(choices=[("", "全部评分")] + [(str(i), f"{i} 分") for i in range(5, 0, -1)],
-                                    coerce=int, empty_value=None, required=False, label="评分")
-    model = forms.CharField(required=False, label="模型")
-    date_from = forms.DateField(required=False, label="起始日期")
-    date_to = forms.DateField(required=False, label="截止日期")
-    decision = forms.ChoiceField(choices=DECISION_FILTERS, required=False, label="审核状态")
 
 
 def _filters(data) -> dict:
@@ -82,7 +77,7 @@ def _filter_query(filters: dict, page: int | None = None) -> str:
 
 def _samples_context(request, data) -> dict:
     filters = _filters(data)
-    samples = feedback_module.feedback_sample_list(
+    samples = selectors.feedback_sample_list(
         rating=filters["rating"], model_name=filters["model"], date_from=filters["date_from"],
         date_to=filters["date_to"], decision="" if filters["decision"] == "all" else filters["decision"],
     )
@@ -106,8 +101,8 @@ def samples(request):
     if request.htmx and request.htmx.target == "sample-list":
         return render(request, "pipelines/feedback_samples.html#sample-list", context)
     context.update(
-        model_names=feedback_module.feedback_model_names(),
-        decision_counts=feedback_module.feedback_decision_counts(),
+        model_names=selectors.feedback_model_names(),
+        decision_counts=selectors.feedback_decision_counts(),
         import_jobs=list(Job.objects.filter(kind=JobKind.FEEDBACK_IMPORT).select_related("created_by")[:5]),
         max_upload_mb=settings.UPLOAD_MAX_BYTES // (1024 * 1024),
     )
@@ -126,7 +121,7 @@ def decide(request, sample_id: int):
         version = -1
     error, status = "", 200
     try:
-        sample = feedback_module.feedback_sample_decide(
+        sample = services.feedback_sample_decide(
             sample=sample, user=request.user, decision=request.POST.get("decision", ""), version=version,
             edited_output=request.POST.get("edited_output", ""),
         )
@@ -156,8 +151,8 @@ def import_upload(request):
         messages.error(request, exc.message)
         return redirect("feedback:samples")
     try:
-        min_rating = int(request.POST.get("min_rating") or feedback_module.DEFAULT_MIN_RATING)
-        job = feedback_module.feedback_import_job_start(
+        min_rating = int(request.POST.get("min_rating") or DEFAULT_MIN_RATING)
+        job = services.feedback_import_job_start(
             feedback_file=path, min_rating=min_rating, model_name=request.POST.get("model_name", "").strip() or None,
             user=request.user,
         )
@@ -200,7 +195,7 @@ def logs_import(request):
     """Queue a "log_extraction" job for a folder under MEDIA_ROOT (staff)."""
     try:
         folder = _confined_media_dir(request.POST.get("log_dir", ""))
-        job = log_extraction_job_start(log_dir=folder, user=request.user)
+        job = services.log_extraction_job_start(log_dir=folder, user=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("feedback:logs")
@@ -219,73 +214,6 @@ def log_records(request, job_id: int):
 
 
 # --------------------------------------------------------------------------- the dataset builder
-
-SOURCE_CHOICES = (("logs", "已导入的调用日志"), ("feedback", "反馈样本"), ("combined", "日志 + 反馈（混合）"))
-BUILDER_FORMATS = tuple((name, formats.FORMATS[name].label) for name in formats.SFT_FORMATS
-                        if name != "sharegpt_multimodal")
-
-
-class BuilderForm(forms.Form):
-    source = forms.ChoiceField(choices=SOURCE_CHOICES, initial="logs", label="数据源", widget=forms.RadioSelect)
-    logs_job = forms.TypedChoiceField(coerce=int, empty_value=None, required=False, label="日志导入任务")
-    logs_cap = forms.IntegerField(min_value=0, required=False, label="日志上限")
-    logs_weight = forms.FloatField(min_value=0, required=False, label="日志权重")
-    feedback_min_rating = forms.IntegerField(min_value=1, max_value=5, initial=4, label="反馈最低评分")
-    feedback_model = forms.CharField(required=False, label="反馈模型")
-    feedback_only_reviewed = forms.BooleanField(required=False, label="只用已接受的反馈")
-    feedback_cap = forms.IntegerField(min_value=0, required=False, label="反馈上限")
-    feedback_weight = forms.FloatField(min_value=0, required=False, label="反馈权重")
-    format = forms.ChoiceField(choices=BUILDER_FORMATS, initial="alpaca", label="格式")
-    container = forms.ChoiceField(choices=(("json", ".json"), ("jsonl", ".jsonl")), initial="json", label="文件类型")
-    dedup = forms.BooleanField(required=False, initial=True, label="精确去重")
-    dedup_field = forms.ChoiceField(choices=(("prompt", "prompt（指令 + 输入）"), ("instruction", "instruction（仅指令）"), ("response", "response")), initial="prompt",
-                                    label="去重字段")
-    near_dup = forms.BooleanField(required=False, label="近似去重（MinHash）")
-    near_dup_threshold = forms.FloatField(min_value=0.3, max_value=1.0, initial=0.8, label="近似阈值")
-    min_length = forms.IntegerField(min_value=0, required=False, label="回答最小长度")
-    max_length = forms.IntegerField(min_value=0, required=False, label="回答最大长度")
-    limit = forms.IntegerField(min_value=0, required=False, label="数量上限")
-    shuffle = forms.BooleanField(required=False, initial=True, label="打乱")
-    seed = forms.IntegerField(initial=42, label="随机种子")
-    split_ratio = forms.CharField(required=False, initial="", label="拆分比例",
-                                  help_text="如 0.8,0.1,0.1；留空不拆分")
-    name = forms.SlugField(required=False, initial="dataset", label="数据集名称")
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        jobs = Job.objects.filter(kind=JobKind.LOG_EXTRACTION).order_by("-created_at")[:50]
-        self.fields["logs_job"].choices = [("", "全部已导入日志")] + [
-            (str(job.pk), f"#{job.pk} {Path(job.params.get('log_dir', '')).name} · {job.report.get('kept', 0)} 条")
-            for job in jobs
-        ]
-
-    def clean_split_ratio(self):
-        try:
-            return parse_split_ratio(self.cleaned_data.get("split_ratio"))
-        except BuildError as exc:
-            raise forms.ValidationError(str(exc)) from None
-
-    def sources(self):
-        data = self.cleaned_data
-        source = data["source"]
-        return product_sources(
-            logs=source in {"logs", "combined"}, logs_job_id=data.get("logs_job"),
-            feedback=source in {"feedback", "combined"}, feedback_min_rating=data["feedback_min_rating"],
-            feedback_model=data.get("feedback_model", "").strip(),
-            feedback_only_reviewed=data.get("feedback_only_reviewed", False),
-            caps={"logs": data.get("logs_cap"), "feedback": data.get("feedback_cap")},
-            weights={"logs": data.get("logs_weight"), "feedback": data.get("feedback_weight")},
-        )
-
-    def options(self) -> BuildOptions:
-        data = self.cleaned_data
-        return BuildOptions(
-            format=data["format"], container=data["container"], dedup=data["dedup"], dedup_field=data["dedup_field"],
-            near_dup=data["near_dup"], near_dup_threshold=data["near_dup_threshold"],
-            min_length=data.get("min_length"), max_length=data.get("max_length"), limit=data.get("limit"),
-            shuffle=data["shuffle"], seed=data["seed"], split_ratio=data.get("split_ratio"),
-            dataset_name=data.get("name") or "dataset",
-        )
 
 
 @require_GET
@@ -306,8 +234,9 @@ def _builder_result(request, form: BuilderForm, *, write: bool):
         if write:
             name = form.cleaned_data.get("name") or "dataset"
             suffix = ".jsonl" if form.cleaned_data["container"] == "jsonl" else ".json"
-            export, result = build_export(form.sources(), form.options(), kind=BUILDER_EXPORT_KIND,
-                                          file_name=f"{safe_name(name, 'dataset')}{suffix}", user=request.user, label=name)
+            export, result = exports.build_export(form.sources(), form.options(), kind=BUILDER_EXPORT_KIND,
+                                                  file_name=f"{exports.safe_name(name, 'dataset')}{suffix}",
+                                                  user=request.user, label=name)
             context["export"] = export
         else:
             result = build_dataset(form.sources(), form.options())
@@ -344,3 +273,20 @@ def builder_write(request):
     context, status = _builder_result(request, form, write=True)
     template = "pipelines/builder_form.html#builder-result" if request.htmx else "pipelines/builder_form.html"
     return render(request, template, context, status=status)
+
+
+# --------------------------------------------------------------------------- export downloads
+
+@require_GET
+@login_required
+def export_file(request, export_id: int, name: str):
+    """One file of an export, under `exports.visible_exports`' rule; 404 for anything else."""
+    try:
+        path = exports.export_file(user=request.user, export_id=export_id, name=name)
+    except ApplicationError as exc:
+        raise Http404(exc.message) from exc
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if path.suffix == ".jsonl":
+        content_type = "application/jsonl"
+    return FileResponse(path.open("rb"), as_attachment=True, filename=path.name,
+                        content_type=f"{content_type}; charset=utf-8" if "json" in content_type else content_type)

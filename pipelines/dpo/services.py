@@ -178,7 +178,8 @@ def pairs_export(*, job: Job, fmt: str, user=None, include_flagged: bool = False
     """Export a job's pairs through the dataset builder into a new export folder; returns the Export.
 
     `file_name`: the data file's name in the folder (default `dpo_job<id>_<format>.json[l]`)."""
-    from ..datasets.builder import BuildError, BuildOptions, Source, build_export
+    from ..datasets.exports import build_export
+    from ..datasets.options import BuildError, BuildOptions, Source
 
     if fmt not in EXPORT_FORMATS:
         raise ApplicationError("未知导出格式")

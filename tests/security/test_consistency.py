@@ -82,7 +82,7 @@ def test_staff_can_restore_an_earlier_version(shared_sample):
 
 
 def test_feedback_decisions_of_the_same_version_never_overwrite_each_other():
-    from pipelines.datasets.feedback import feedback_sample_decide
+    from pipelines.datasets.services import feedback_sample_decide
     from pipelines.models import FeedbackSample, ReviewDecision
 
     item = FeedbackSample.objects.create(feedback_id="fb-1", instruction="问", output="答", rating=2)

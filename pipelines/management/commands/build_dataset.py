@@ -14,9 +14,11 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.datasets import formats
-from pipelines.datasets.builder import BuildError, BuildOptions, Source, build_export, parse_split_ratio, product_sources, report_lines
-from pipelines.datasets.exports import deliver
+from pipelines.datasets.builder import report_lines
+from pipelines.datasets.exports import build_export, deliver
 from pipelines.datasets.logs import LogReader
+from pipelines.datasets.options import BuildError, BuildOptions, Source, parse_split_ratio
+from pipelines.datasets.selectors import product_sources
 from core.errors import ApplicationError
 
 

@@ -14,9 +14,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.datasets import formats
-from pipelines.datasets.builder import BuildError, BuildOptions, Source, build_export, parse_split_ratio, report_lines
-from pipelines.datasets.exports import deliver
+from pipelines.datasets.builder import report_lines
+from pipelines.datasets.exports import build_export, deliver
 from pipelines.datasets.logs import LogReader
+from pipelines.datasets.options import BuildError, BuildOptions, Source, parse_split_ratio
 from core.errors import ApplicationError
 
 
@@ -75,7 +76,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"共写入 {result.total} 条"))
 
     def _import(self, log_dir):
-        from pipelines.datasets.logs import log_extraction_job_run
+        from pipelines.datasets.services import log_extraction_job_run
 
         try:
             job = log_extraction_job_run(log_dir=log_dir)

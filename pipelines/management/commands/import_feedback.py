@@ -49,7 +49,7 @@ class Command(BaseCommand):
         for fmt, path in written.items():
             self.stdout.write(f"  写入 {fmt}: {path}")
         if do_import:
-            from pipelines.datasets.feedback import feedback_import_job_run
+            from pipelines.datasets.services import feedback_import_job_run
 
             try:
                 job = feedback_import_job_run(feedback_file=feedback_file, min_rating=min_rating,

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from pipelines.datasets import formats
-from pipelines.datasets.builder import BuildError, BuildOptions, Source, build_dataset, parse_split_ratio
+from pipelines.datasets.builder import build_dataset
 from pipelines.datasets.neardup import near_duplicate_clusters
+from pipelines.datasets.options import BuildError, BuildOptions, Source, parse_split_ratio
 from tests.pipelines.datasets.source_files import write_feedback_file, write_log_folder
 
 TOPICS = ["春天的早晨", "数据库索引", "长城的历史", "咖啡的烘焙", "量子计算", "唐诗宋词", "城市交通", "海洋生物",

@@ -9,8 +9,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from pipelines.datasets import formats
-from pipelines.datasets.builder import BuildError, BuildOptions, Source, build_dataset
+from pipelines.datasets.builder import build_dataset
 from pipelines.datasets.exports import data_files, export_path
+from pipelines.datasets.options import BuildError, BuildOptions, Source
 from pipelines.dpo.services import pairs_export
 from pipelines.models import Export, PreferencePair
 from core.errors import ApplicationError

@@ -9,6 +9,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from pipelines.datasets import feedback
+from pipelines.datasets.selectors import feedback_records
+from pipelines.datasets.services import feedback_sample_decide
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import FeedbackSample, JobKind, JobStatus, ReviewDecision
 from core.errors import ApplicationError
@@ -90,7 +92,7 @@ def test_import_job_creates_samples_and_keeps_reviews_on_reimport(tmp_path, revi
     assert (sample.instruction, sample.input, sample.rating, sample.model_name) == ("今天天气怎么样", "北京", 4, "huanhuan-qwen")
     # Naive timestamps are read in the project's time zone (Asia/Shanghai).
     assert timezone.localtime(sample.rated_at).strftime("%Y-%m-%d %H:%M") == "2025-01-03 11:00"
-    feedback.feedback_sample_decide(sample=sample, user=reviewer, decision="rejected", version=sample.version)
+    feedback_sample_decide(sample=sample, user=reviewer, decision="rejected", version=sample.version)
     again = run_job_inline(job_create(kind=JobKind.FEEDBACK_IMPORT, params={"feedback_file": str(path), "min_rating": 1}))
     assert again.report["created"] == 1 and again.report["already_imported"] == 3
     assert FeedbackSample.objects.get(feedback_id="fb-2").decision == ReviewDecision.REJECTED
@@ -135,36 +137,36 @@ def sample(db):
 
 
 def test_accept_edit_reject_bump_the_version(sample, reviewer):
-    sample = feedback.feedback_sample_decide(sample=sample, user=reviewer, decision="accepted", version=1)
+    sample = feedback_sample_decide(sample=sample, user=reviewer, decision="accepted", version=1)
     assert (sample.decision, sample.version, sample.decided_by) == (ReviewDecision.ACCEPTED, 2, reviewer)
-    sample = feedback.feedback_sample_decide(sample=sample, user=reviewer, decision="edited", version=2,
+    sample = feedback_sample_decide(sample=sample, user=reviewer, decision="edited", version=2,
                                              edited_output="  改过的回答 ")
     assert (sample.decision, sample.edited_output, sample.version) == (ReviewDecision.EDITED, "改过的回答", 3)
-    sample = feedback.feedback_sample_decide(sample=sample, user=reviewer, decision="rejected", version=3)
+    sample = feedback_sample_decide(sample=sample, user=reviewer, decision="rejected", version=3)
     assert (sample.decision, sample.edited_output) == (ReviewDecision.REJECTED, "")
 
 
 def test_a_stale_version_is_a_conflict_and_changes_nothing(sample, reviewer, other_reviewer):
-    feedback.feedback_sample_decide(sample=sample, user=other_reviewer, decision="rejected", version=1)
+    feedback_sample_decide(sample=sample, user=other_reviewer, decision="rejected", version=1)
     with pytest.raises(ApplicationError) as exc:
-        feedback.feedback_sample_decide(sample=sample, user=reviewer, decision="accepted", version=1)
+        feedback_sample_decide(sample=sample, user=reviewer, decision="accepted", version=1)
     assert exc.value.code == "conflict" and "reviewer2" in exc.value.message
     assert FeedbackSample.objects.get(pk=sample.pk).decision == ReviewDecision.REJECTED
 
 
 def test_edit_without_text_is_refused_and_unchanged_edit_is_accept(sample, reviewer):
     with pytest.raises(ApplicationError, match="需要填写"):
-        feedback.feedback_sample_decide(sample=sample, user=reviewer, decision="edited", version=1, edited_output=" ")
-    sample = feedback.feedback_sample_decide(sample=sample, user=reviewer, decision="edited", version=1,
+        feedback_sample_decide(sample=sample, user=reviewer, decision="edited", version=1, edited_output=" ")
+    sample = feedback_sample_decide(sample=sample, user=reviewer, decision="edited", version=1,
                                              edited_output="原回答")
     assert sample.decision == ReviewDecision.ACCEPTED and sample.edited_output == ""
 
 
 def test_unknown_decision_and_inactive_user_are_refused(sample):
     with pytest.raises(ApplicationError):
-        feedback.feedback_sample_decide(sample=sample, user=UserFactory(), decision="maybe", version=1)
+        feedback_sample_decide(sample=sample, user=UserFactory(), decision="maybe", version=1)
     with pytest.raises(ApplicationError) as exc:
-        feedback.feedback_sample_decide(sample=sample, user=UserFactory(is_active=False), decision="accepted", version=1)
+        feedback_sample_decide(sample=sample, user=UserFactory(is_active=False), decision="accepted", version=1)
     assert exc.value.code == "forbidden"
 
 
@@ -172,9 +174,9 @@ def test_builder_records_skip_rejected_and_use_the_edited_output(db, reviewer):
     a = FeedbackSample.objects.create(feedback_id="a", instruction="问a", output="答a", rating=5)
     b = FeedbackSample.objects.create(feedback_id="b", instruction="问b", output="答b", rating=4)
     c = FeedbackSample.objects.create(feedback_id="c", instruction="问c", output="答c", rating=3)
-    feedback.feedback_sample_decide(sample=a, user=reviewer, decision="edited", version=1, edited_output="改a")
-    feedback.feedback_sample_decide(sample=b, user=reviewer, decision="rejected", version=1)
-    records = list(feedback.feedback_records())
+    feedback_sample_decide(sample=a, user=reviewer, decision="edited", version=1, edited_output="改a")
+    feedback_sample_decide(sample=b, user=reviewer, decision="rejected", version=1)
+    records = list(feedback_records())
     assert [(r["id"], r["response"]) for r in records] == [("a", "改a"), ("c", "答c")]
-    assert [r["id"] for r in feedback.feedback_records(min_rating=4)] == ["a"]
-    assert [r["id"] for r in feedback.feedback_records(only_reviewed=True)] == ["a"]
+    assert [r["id"] for r in feedback_records(min_rating=4)] == ["a"]
+    assert [r["id"] for r in feedback_records(only_reviewed=True)] == ["a"]

@@ -111,7 +111,7 @@ def test_reviewer_edits_the_output(reviewer_client):
 
 def test_stale_version_gets_409_with_the_message_in_the_card(reviewer_client, other_reviewer):
     sample = make_samples(1)[0]
-    from pipelines.datasets.feedback import feedback_sample_decide
+    from pipelines.datasets.services import feedback_sample_decide
 
     feedback_sample_decide(sample=sample, user=other_reviewer, decision="rejected", version=1)
     response = reviewer_client.post(reverse("feedback:decide", args=[sample.pk]),
@@ -123,7 +123,7 @@ def test_stale_version_gets_409_with_the_message_in_the_card(reviewer_client, ot
 
 def test_an_edit_refused_for_a_stale_version_keeps_the_reviewers_text(reviewer_client, other_reviewer):
     sample = make_samples(1)[0]
-    from pipelines.datasets.feedback import feedback_sample_decide
+    from pipelines.datasets.services import feedback_sample_decide
 
     feedback_sample_decide(sample=sample, user=other_reviewer, decision="accepted", version=1)
     response = reviewer_client.post(reverse("feedback:decide", args=[sample.pk]),

@@ -14,7 +14,8 @@ from django.core.management import call_command
 
 from core import files
 from pipelines.datasets import formats
-from pipelines.datasets.builder import BuildOptions, Source, build_dataset
+from pipelines.datasets.builder import build_dataset
+from pipelines.datasets.options import BuildOptions, Source
 
 ROOT = Path(__file__).resolve().parents[3]
 
