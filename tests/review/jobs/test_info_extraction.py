@@ -4,11 +4,10 @@ import json
 import pytest
 from django.core.management import call_command
 
-from review.jobs.info_extraction import parse_info
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import JobStatus
+from review.jobs.info_extraction import parse_info
 from review.models import Sample
-from tests.pipelines.conftest_jobs import scene_dataset  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,9 @@ import zipfile
 import pytest
 from django.urls import reverse
 
-from review.jobs import classification_import
 from pipelines.jobs import job_create, job_retry_failed, run_job_inline
 from pipelines.models import ItemStatus, Job, JobKind, JobStatus
+from review.jobs import classification_import
 from review.models import Dataset, Reasoning, Sample
 from tests.review.team_folder import REFUSED_ID, build_team_train
 from tests.review.test_counters import assert_counters_match

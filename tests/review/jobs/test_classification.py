@@ -1,14 +1,14 @@
 """Classification jobs: Reasoning rows with prompt version + model, parsing tolerance, rerun of wrong samples."""
 import pytest
 
-from review.jobs.classification import accuracy, classification_rerun_wrong
+from core.errors import ApplicationError
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import ItemStatus, JobStatus, PromptTemplate
 from pipelines.prompts import prompt_current, prompt_save_version
-from core.errors import ApplicationError
+from review.jobs.classification import accuracy, classification_rerun_wrong
 from review.models import Reasoning
 from tests.factories import ReasoningFactory
-from tests.pipelines.conftest_jobs import draw_sample_image, make_scene_dataset, scene_dataset  # noqa: F401
+from tests.pipelines.conftest_jobs import draw_sample_image, make_scene_dataset
 
 pytestmark = pytest.mark.django_db
 

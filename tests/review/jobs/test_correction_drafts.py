@@ -8,13 +8,13 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from review.jobs.correction_drafts import class_examples, drafted_sample_ids, render_draft_prompt
+from core.errors import ApplicationError
 from pipelines.jobs import job_create, run_job_inline
 from pipelines.models import JobKind
 from review.demo_catalog import DEMO_CATEGORIES
 from review.drafts import draft_discard, draft_for
-from core.errors import ApplicationError
 from review.exports import trainset_export
+from review.jobs.correction_drafts import class_examples, drafted_sample_ids, render_draft_prompt
 from review.models import Cause, CorrectionDraft, Mode, Review, ReviewEdit
 from review.services import review_save
 from tests.factories import AssignmentFactory, CategoryFactory, DatasetFactory, ReasoningFactory, SampleFactory
