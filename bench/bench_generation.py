@@ -60,7 +60,7 @@ def main() -> None:
 
     from pipelines.generation import source_items_import
     from pipelines.generation_analysis import analyze, example_to_record, run_examples
-    from pipelines.jobs import job_create, run_job_inline
+    from pipelines.jobs.services import job_create, run_job_inline
     from pipelines.models import Job, JobKind, SourceItem
     from pipelines.simulator import serve_in_thread
 

@@ -58,7 +58,9 @@ def child() -> None:
     from PIL import Image
 
     from review.image_marker import draw_marker
-    from pipelines.jobs import job_create, job_execute, job_progress
+    from pipelines.jobs.engine import job_execute
+    from pipelines.jobs.selectors import job_progress
+    from pipelines.jobs.services import job_create
     from review.demo_catalog import DEMO_CATEGORIES
     from review.models import Category, Dataset, Sample
 

@@ -31,7 +31,7 @@ def ranking_figures(dataset, wrong_ids: set[str]) -> list:
 
 def fill_image_information(dataset) -> int:
     """Run the info-extraction job on the samples without image information; returns how many items."""
-    from pipelines.jobs import job_create, run_job_inline
+    from pipelines.jobs.services import job_create, run_job_inline
     from pipelines.models import JobKind
 
     job = job_create(kind=JobKind.INFO_EXTRACTION, params={"dataset": dataset.name, "concurrency": 16,
@@ -43,7 +43,7 @@ def fill_image_information(dataset) -> int:
 def rerun_with_logprobs(dataset) -> int:
     """Run modes 1–3 again through the simulator asking for token log-probabilities; returns how
     many answers were stored (on reviewed samples they wait for the reviewer and do not count)."""
-    from pipelines.jobs import job_create, run_job_inline
+    from pipelines.jobs.services import job_create, run_job_inline
     from pipelines.models import JobKind
 
     done = 0

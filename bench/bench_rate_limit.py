@@ -53,7 +53,7 @@ def child() -> None:
 
     from bench.bench_jobs import _free_port
     from review.image_marker import draw_marker
-    from pipelines.jobs import job_create, run_job_inline
+    from pipelines.jobs.services import job_create, run_job_inline
     from review.demo_catalog import DEMO_CATEGORIES
     from review.models import Category, Dataset, Sample
 

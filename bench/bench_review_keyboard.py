@@ -143,7 +143,7 @@ def main() -> None:
     from django.contrib.auth import get_user_model
 
     from bench.common import throwaway_database
-    from pipelines.jobs import job_create, run_job_inline
+    from pipelines.jobs.services import job_create, run_job_inline
     from pipelines.models import JobKind
     from pipelines.simulator import serve_in_thread
     from review.demo import generate_dataset

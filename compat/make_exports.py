@@ -58,7 +58,7 @@ def main(workdir: Path) -> None:
     from pipelines.datasets.selectors import product_sources
     from pipelines.dpo.services import EXPORT_FORMATS, IMAGE_EXPORT_FORMATS, pairs_export
     from pipelines.generation import generation_export
-    from pipelines.jobs import job_create, run_job_inline
+    from pipelines.jobs.services import job_create, run_job_inline
     from pipelines.models import JobKind
     from pipelines.simulator import serve_in_thread
     from review.exports import TRAINSET_FORMATS, trainset_export

@@ -41,7 +41,7 @@ def figures(name: str, job, elapsed: float, *, limit: int | None = None, share: 
 
 
 def timed(job):
-    from pipelines.jobs import run_job_inline
+    from pipelines.jobs.services import run_job_inline
 
     started = time.perf_counter()
     job = run_job_inline(job)
@@ -61,7 +61,7 @@ def main() -> int:
 
     from pipelines.generation import source_items_import
     from review.image_marker import draw_marker
-    from pipelines.jobs import job_create
+    from pipelines.jobs.services import job_create
     from pipelines.models import FeedbackSample, GeneratedExample, JobKind, JobStatus, PreferencePair, ReviewDecision
     from review.demo_catalog import DEMO_CATEGORIES
     from review.models import Category, Dataset, Reasoning, Sample

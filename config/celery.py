@@ -32,4 +32,8 @@ def route_task(name, args, kwargs, options, task=None, **kw):
 
 
 app.conf.task_routes = (route_task,)
+# Every worker imports the job task (pipelines/jobs/tasks.py, not an app's `tasks` module, so
+# autodiscovery alone would miss it) and the worker's signal hooks: recovery of orphaned jobs, the
+# sweeper and the heartbeats (pipelines/jobs/workers.py).
+app.conf.imports = ("pipelines.jobs.tasks", "pipelines.jobs.workers")
 app.autodiscover_tasks()

@@ -150,7 +150,7 @@ for n in range(1, {users} + 1):
 """
 
 START_JOB = """
-from pipelines.jobs import job_create
+from pipelines.jobs.services import job_create
 from pipelines.models import JobKind
 job = job_create(kind=JobKind.CLASSIFICATION, params={{"dataset": "{dataset}", "mode": 2}})
 print(job.pk, job.items_total)

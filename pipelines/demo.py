@@ -19,7 +19,7 @@ from django.conf import settings
 from PIL import Image, ImageDraw
 
 from .generation import resolve_image, source_items_import
-from .jobs import job_create, run_job_inline
+from .jobs.services import job_create, run_job_inline
 from .models import FeedbackSample, Job, JobKind, JobStatus, LogRecord, SourceItem
 
 DEMO_FEEDBACK_PREFIX = "demo-fb-"

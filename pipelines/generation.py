@@ -725,7 +725,7 @@ def generation_rerun_failed(*, job: Job, user, changes: dict[str, Any]) -> Job:
 
     The re-run's parent is the original run, so before/after pass rates can be compared.
     """
-    from .jobs import job_create
+    from .jobs.services import job_create
 
     if job.kind != JobKind.GENERATION or job.parent_id is not None:
         raise ApplicationError("只能对原始生成任务重跑失败项")

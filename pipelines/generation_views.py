@@ -62,7 +62,7 @@ def runs(request):
 @staff_required
 def start(request):
     """Start a generation run over a source collection (staff)."""
-    from .jobs import job_create
+    from .jobs.services import job_create
 
     params = {
         key: request.POST.get(key, "").strip()

@@ -41,7 +41,7 @@ class Job(models.Model):
     items_failed = models.PositiveIntegerField(default=0)
     # How often the job's message has been delivered to a worker (poison-job guard).
     deliveries = models.PositiveIntegerField(default=0)
-    # The one execution running the job holds this lease and renews heartbeat_at (pipelines/jobs.py);
+    # The one execution running the job holds this lease and renews heartbeat_at (pipelines/jobs/leases.py);
     # a second delivery of the same message finds it held and does not run the items again.
     lease_token = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -290,7 +290,7 @@ class PreferencePair(models.Model):
 
 class WorkerHeartbeat(models.Model):
     """A Celery worker's own record that it is alive, written by the worker every
-    WORKER_HEARTBEAT_SECONDS (pipelines/workers.py) and removed when it shuts down. The queue monitor
+    WORKER_HEARTBEAT_SECONDS (pipelines/jobs/workers.py) and removed when it shuts down. The queue monitor
     reads these: they work with any broker (the SQLite one answers no broadcast) and list the jobs the
     worker runs. A row whose last_seen is old belongs to a worker that died without shutting down."""
 

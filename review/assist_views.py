@@ -28,7 +28,7 @@ STATUS_FOR_CODE = {"forbidden": 403, "conflict": 409, "invalid": 400}
 @login_required
 def category_draft_corrections(request, category_id: int):
     """Start a drafting job for the class's wrong or too-long mode-3 outputs (staff or its reviewer)."""
-    from pipelines.jobs import job_create
+    from pipelines.jobs.services import job_create
     from pipelines.models import JobKind
 
     category = get_object_or_404(Category.objects.select_related("dataset"), pk=category_id)

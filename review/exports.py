@@ -24,12 +24,12 @@ from pathlib import Path
 from django.db.models import FilteredRelation, Q
 
 from config.spreadsheet import csv_lines
-from pipelines import prompts
 from pipelines.datasets import exports as pipeline_exports
 from pipelines.datasets import formats
 from pipelines.datasets.exports import (
     EmptyExport, ExportContent, data_files, deliver, export_create, export_path, safe_name,
 )
+from pipelines.jobs import prompts
 from pipelines.models import Export, PromptTemplate
 
 from . import rules
@@ -67,7 +67,7 @@ class _PromptCache:
 
     A reasoning made with a recorded template gets that template's text; otherwise the newest mode-3
     template, or the default one. Definitions are the team's revised ones where they exist, as the
-    jobs fill them in (`pipelines.prompts.render_prompt`). A reasoning made with no recorded template
+    jobs fill them in (`pipelines.jobs.prompts.render_prompt`). A reasoning made with no recorded template
     (imported) gets the team's own mode-3 prompt when the import recorded one with the dataset.
     """
 

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import ApplicationError, conflict_error
-from pipelines.jobs import job_create, run_job_inline
+from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import FeedbackSample, Job, JobKind, ReviewDecision
 
 from .feedback import DEFAULT_MIN_RATING

@@ -94,7 +94,7 @@ def job_new(request):
 @staff_required
 def job_start(request):
     """Start the full job with exactly the parameters that were previewed (staff)."""
-    from ..jobs import job_create
+    from ..jobs.services import job_create
 
     try:
         job = job_create(kind=JobKind.DPO, params=StartForm(request.POST, request.FILES).params(), user=request.user)

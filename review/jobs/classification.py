@@ -26,7 +26,7 @@ from core.images import inspect_image, media_path
 from pipelines.jobkinds import ItemFailed, JobKindHandler, register
 from pipelines.llm.client import image_data_url
 from pipelines.models import Job, JobKind, PromptTemplate
-from pipelines.prompts import MODE_KINDS, prompt_current, prompt_save_version, render_prompt
+from pipelines.jobs.prompts import MODE_KINDS, prompt_current, prompt_save_version, render_prompt
 from review.models import Category, Dataset, Reasoning, Sample
 from review.services import ModelOutput, reasonings_store
 
@@ -374,7 +374,7 @@ def classification_rerun_wrong(*, category: Category, mode: int, prompt_text: st
     template = prompt_save_version(kind=MODE_KINDS[mode], text=prompt_text, note=f"重跑 {category.name} 的错误样本",
                                    user=user)
     before = accuracy(category=category, mode=mode)
-    from pipelines.jobs import job_create
+    from pipelines.jobs.services import job_create
 
     return job_create(
         kind=JobKind.CLASSIFICATION,

@@ -31,7 +31,8 @@ from django.conf import settings
 from core.errors import ApplicationError
 from core.images import media_path
 from pipelines.jobkinds import ItemFailed, JobKindHandler, register
-from pipelines.jobs import job_create, lease_keeper
+from pipelines.jobs.leases import lease_keeper
+from pipelines.jobs.services import job_create
 from pipelines.models import Job, JobItem, JobKind
 from review.importers import ClassificationImport, ImportReport, plan_files
 

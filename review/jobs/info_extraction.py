@@ -24,7 +24,7 @@ from core.errors import ApplicationError
 from core.jsonfiles import read_record_file
 from pipelines.jobkinds import ItemFailed, JobKindHandler, register
 from pipelines.models import Job, JobKind, PromptTemplate
-from pipelines.prompts import prompt_current
+from pipelines.jobs.prompts import prompt_current
 from review.models import Dataset, Sample
 from review.suspicion import suspicions_refresh
 

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods
 
 from core.errors import ApplicationError
 from core.permissions import staff_required
-from pipelines.prompts import MODE_KINDS, prompt_current
+from pipelines.jobs.prompts import MODE_KINDS, prompt_current
 from review.models import Category, Mode
 
 from .classification import accuracy, classification_rerun_wrong

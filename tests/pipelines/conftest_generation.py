@@ -44,7 +44,7 @@ def marked_sources(db, media_root):
 
 
 def start_run(collection, *, user=None, **params):
-    from pipelines.jobs import job_create
+    from pipelines.jobs.services import job_create
 
     base = {"collection": collection, "multiple_choice_ratio": 0.3, "pass_threshold": 7, "concurrency": 4}
     return job_create(kind=JobKind.GENERATION, params={**base, **params}, user=user)
@@ -53,6 +53,6 @@ def start_run(collection, *, user=None, **params):
 @pytest.fixture
 def finished_run(marked_sources, llm_simulator, admin_user):
     """The marked collection generated and judged to the end, inline."""
-    from pipelines.jobs import run_job_inline
+    from pipelines.jobs.services import run_job_inline
 
     return run_job_inline(start_run(marked_sources, user=admin_user))

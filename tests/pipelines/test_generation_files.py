@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pipelines.jobs import run_job_inline
+from pipelines.jobs.services import run_job_inline
 from pipelines.models import GeneratedExample, ItemStatus, JobItem
 from tests.pipelines.conftest_generation import marked_sources, start_run  # noqa: F401
 

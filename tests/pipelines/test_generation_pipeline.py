@@ -16,7 +16,7 @@ from pipelines.generation import (
     rerun_comparison,
 )
 from pipelines.generation_analysis import analyze, load_run_dir, run_analysis
-from pipelines.jobs import job_resume, run_job_inline
+from pipelines.jobs.services import job_resume, run_job_inline
 from pipelines.judge import REASON_UNPARSEABLE
 from pipelines.models import GeneratedExample, ItemStatus, JobStatus, ReviewDecision
 from core.errors import ApplicationError

@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from pipelines.jobs import job_retry_failed, run_job_inline
+from pipelines.jobs.services import job_retry_failed, run_job_inline
 from pipelines.judge import judge_request_params
 from pipelines.models import GeneratedExample, Job, JobStatus
 from tests.pipelines.conftest_generation import MARKED_SOURCES, marked_sources, start_run  # noqa: F401

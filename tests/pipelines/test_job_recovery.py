@@ -11,9 +11,9 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from pipelines import jobs
+from pipelines.jobs import leases, recovery
+from pipelines.jobs.tasks import run_job
 from pipelines.models import JobStatus
-from pipelines.tasks import run_job
 from tests.factories import JobFactory
 from tests.security.servers import wait_until
 
@@ -27,13 +27,13 @@ def test_a_lease_owner_that_is_a_zombie_is_dead():
         wait_until(lambda: open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",
                    timeout=30, what="the child to exit")
         token = f"{socket.gethostname()}:{child.pid}:1:abc"
-        assert jobs._owner_dead(token)
+        assert leases._owner_dead(token)
     finally:
         child.wait()
 
 
 def test_a_live_lease_owner_is_alive():
-    assert not jobs._owner_dead(f"{socket.gethostname()}:{os.getpid()}:1:abc")
+    assert not leases._owner_dead(f"{socket.gethostname()}:{os.getpid()}:1:abc")
 
 
 def test_a_job_whose_lease_went_stale_is_enqueued_again_by_the_sweeper(settings):
@@ -44,11 +44,11 @@ def test_a_job_whose_lease_went_stale_is_enqueued_again_by_the_sweeper(settings)
     JobFactory(status=JobStatus.RUNNING, lease_token="other-host:124:1:y", heartbeat_at=timezone.now(),
                enqueued_at=long_ago)  # alive: left alone
     with mock.patch.object(run_job, "apply_async") as send:
-        assert jobs.jobs_recover_stale() == [stale.pk]
+        assert recovery.jobs_recover_stale() == [stale.pk]
         assert send.call_args.kwargs["args"] == [stale.pk]
     stale.refresh_from_db()
     assert stale.enqueued_at > long_ago
     with mock.patch.object(run_job, "apply_async") as send:
         # Sent a moment ago: not again until a lease period has passed without a taker.
-        assert jobs.jobs_recover_stale() == []
+        assert recovery.jobs_recover_stale() == []
         send.assert_not_called()

@@ -3,7 +3,8 @@ from collections import Counter
 
 import pytest
 
-from pipelines.jobs import job_create, job_progress, run_job_inline
+from pipelines.jobs.selectors import job_progress
+from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import ItemStatus, JobStatus
 from review.models import Reasoning
 from tests.pipelines.conftest_jobs import scene_dataset  # noqa: F401
@@ -97,7 +98,8 @@ def test_api_key_never_appears_in_reports_or_errors(llm_simulator, scene_dataset
 
 @pytest.mark.django_db
 def test_cancel_stops_dispatching_and_resume_runs_only_the_rest(llm_simulator, admin_user, settings):
-    from pipelines.jobs import job_cancel, job_execute, job_resume
+    from pipelines.jobs.engine import job_execute
+    from pipelines.jobs.services import job_cancel, job_resume
     from tests.pipelines.conftest_jobs import make_scene_dataset
 
     settings.JOB_HEARTBEAT_SECONDS = 0.1  # the engine looks at the job's status this often
@@ -133,7 +135,7 @@ def test_cancel_stops_dispatching_and_resume_runs_only_the_rest(llm_simulator, a
 
 @pytest.mark.django_db
 def test_retry_failed_creates_a_child_job_over_the_failed_items_only(llm_simulator, scene_dataset, admin_user):
-    from pipelines.jobs import job_retry_failed
+    from pipelines.jobs.services import job_retry_failed
 
     dataset, samples = scene_dataset
     llm_simulator.set_faults(rate_500=1.0)
@@ -153,7 +155,7 @@ def test_retry_failed_creates_a_child_job_over_the_failed_items_only(llm_simulat
 
 @pytest.mark.django_db
 def test_an_item_that_keeps_killing_its_worker_is_given_up(llm_simulator, scene_dataset, admin_user, settings):
-    from pipelines.jobs import job_execute
+    from pipelines.jobs.engine import job_execute
     from pipelines.models import JobItem
 
     dataset, samples = scene_dataset
@@ -172,9 +174,9 @@ def test_an_item_that_keeps_killing_its_worker_is_given_up(llm_simulator, scene_
 def test_retry_failed_after_fixing_the_prompt_uses_the_fixed_prompt(llm_simulator, scene_dataset, admin_user, client):
     from django.urls import reverse
 
-    from pipelines.jobs import job_retry_failed
+    from pipelines.jobs.services import job_retry_failed
+    from pipelines.jobs.prompts import prompt_current, prompt_save_version
     from pipelines.models import PromptTemplate
-    from pipelines.prompts import prompt_current, prompt_save_version
 
     dataset, samples = scene_dataset
     llm_simulator.set_faults(rate_content_filter=0.5)
@@ -201,7 +203,7 @@ def test_retry_failed_after_fixing_the_prompt_uses_the_fixed_prompt(llm_simulato
 
 @pytest.mark.django_db
 def test_giving_up_one_interrupted_item_does_not_end_the_job_early(llm_simulator, scene_dataset, admin_user, settings):
-    from pipelines.jobs import job_execute
+    from pipelines.jobs.engine import job_execute
     from pipelines.models import JobItem
 
     dataset, samples = scene_dataset
@@ -224,8 +226,8 @@ def test_a_time_slice_ends_without_starting_queued_calls(llm_simulator, admin_us
     import time
     import types
 
-    from pipelines import jobs
-    from pipelines.jobs import job_execute
+    from pipelines.jobs import engine
+    from pipelines.jobs.engine import job_execute
     from tests.pipelines.conftest_jobs import make_scene_dataset
     from tests.security.servers import wait_until
 
@@ -238,7 +240,7 @@ def test_a_time_slice_ends_without_starting_queued_calls(llm_simulator, admin_us
     # not a 0.1 s budget a loaded machine can spend before the first call is even sent): the engine's
     # clock jumps past its deadline then.
     skipped = [0.0]
-    monkeypatch.setattr(jobs, "time", types.SimpleNamespace(monotonic=lambda: time.monotonic() + skipped[0]))
+    monkeypatch.setattr(engine, "time", types.SimpleNamespace(monotonic=lambda: time.monotonic() + skipped[0]))
 
     def end_the_slice_when_two_calls_run():
         wait_until(lambda: llm_simulator.request_count() >= 2, timeout=60, what="two calls in flight")
@@ -262,7 +264,7 @@ def test_the_soft_time_limit_while_storing_loses_no_answer_and_fails_no_item(llm
     from celery.exceptions import SoftTimeLimitExceeded
 
     from pipelines.jobkinds import get_handler
-    from pipelines.jobs import job_execute
+    from pipelines.jobs.engine import job_execute
 
     dataset, samples = scene_dataset
     handler = get_handler("classification")
@@ -293,7 +295,7 @@ def test_the_soft_time_limit_while_storing_loses_no_answer_and_fails_no_item(llm
 
 @pytest.mark.django_db
 def test_a_job_redelivered_too_often_is_failed_not_looped(scene_dataset, admin_user, settings):
-    from pipelines.jobs import job_execute
+    from pipelines.jobs.engine import job_execute
     from pipelines.models import Job
 
     dataset, _ = scene_dataset
@@ -309,7 +311,7 @@ def test_a_job_redelivered_too_often_is_failed_not_looped(scene_dataset, admin_u
 def test_a_live_lease_makes_a_second_delivery_a_no_op(llm_simulator, scene_dataset, admin_user):
     from django.utils import timezone
 
-    from pipelines.jobs import job_execute
+    from pipelines.jobs.engine import job_execute
     from pipelines.models import Job
 
     dataset, _ = scene_dataset
@@ -358,7 +360,7 @@ def test_orphaned_jobs_are_found_when_a_worker_starts(scene_dataset, admin_user,
 
     from django.utils import timezone
 
-    from pipelines.jobs import jobs_recover_orphaned
+    from pipelines.jobs.recovery import jobs_recover_orphaned
     from pipelines.models import Job
 
     dataset, _ = scene_dataset

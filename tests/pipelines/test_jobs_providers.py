@@ -4,7 +4,7 @@ errors that stop a job, per-job figures."""
 import pytest
 from django.urls import reverse
 
-from pipelines.jobs import job_create, run_job_inline
+from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import JobStatus
 from review.models import Reasoning
 from tests.pipelines.conftest_jobs import make_scene_dataset, scene_dataset  # noqa: F401

@@ -2,7 +2,7 @@
 import pytest
 from django.urls import reverse
 
-from pipelines.jobs import job_create, run_job_inline
+from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import ItemStatus, Job, JobItem, JobStatus, PromptTemplate
 from tests.factories import JobFactory, UserFactory
 from tests.pipelines.conftest_jobs import scene_dataset  # noqa: F401

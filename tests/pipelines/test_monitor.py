@@ -3,7 +3,7 @@ import pytest
 from django.urls import reverse
 
 from config.celery import app as celery_app
-from pipelines import monitor
+from pipelines.jobs import monitor
 from pipelines.models import JobStatus
 from tests.factories import JobFactory
 

@@ -8,8 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.celery import app as celery_app
-from pipelines import monitor
-from pipelines.jobs import job_create
+from pipelines.jobs import monitor
+from pipelines.jobs.services import job_create
 from pipelines.models import ItemStatus, Job, JobItem, JobStatus, WorkerHeartbeat
 from tests.factories import JobFactory
 from tests.pipelines.conftest_jobs import make_scene_dataset

@@ -10,7 +10,7 @@ from PIL import Image
 
 from review.image_marker import draw_marker
 from pipelines.models import PromptTemplate
-from pipelines.prompts import MODE2, default_text, render_prompt
+from pipelines.jobs.prompts import MODE2, default_text, render_prompt
 from review.sim_responders.classification import detect_mode
 from pipelines.simulator import serve_in_thread
 from review.demo_catalog import DEMO_CATEGORIES

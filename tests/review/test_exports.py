@@ -4,7 +4,7 @@ import json
 import pytest
 from django.core.management import call_command
 
-from pipelines import prompts
+from pipelines.jobs import prompts
 from pipelines.datasets import formats
 from pipelines.models import PromptTemplate
 from pipelines.models import Export

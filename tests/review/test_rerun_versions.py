@@ -6,7 +6,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from pipelines.jobs import job_create, run_job_inline
+from pipelines.jobs.services import job_create, run_job_inline
 from review.exports import trainset_export
 from review.models import Cause, Reasoning, ReasoningVersion, Review
 from review.rules import sample_status

@@ -11,7 +11,7 @@ from django.urls import reverse
 from pipelines.dpo.model import llm_for
 from pipelines.dpo.params import clean_params
 from pipelines.llm.endpoints import endpoint_allowed
-from pipelines.jobs import job_create
+from pipelines.jobs.services import job_create
 from pipelines.models import Job, JobKind
 from pipelines.simulator import serve_in_thread
 from core.errors import ApplicationError

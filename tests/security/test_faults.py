@@ -14,7 +14,8 @@ from django.db import connection
 from django.db.models import Count
 
 from config.celery import app as celery_app
-from pipelines.jobs import job_create, job_execute
+from pipelines.jobs.engine import job_execute
+from pipelines.jobs.services import job_create
 from pipelines.models import ItemStatus, Job, JobItem, JobStatus
 from review.models import Reasoning
 from tests.pipelines.conftest_jobs import make_scene_dataset

@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pipelines.generation import resolve_image
-from pipelines.jobs import job_create, run_job_inline
+from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import ItemStatus, JobItem
 from core.errors import ApplicationError
 from core.images import media_path

@@ -5,7 +5,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
-from pipelines.jobs import job_create, job_progress, run_job_inline
+from pipelines.jobs.selectors import job_progress
+from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import Job
 from core.errors import ApplicationError
 
@@ -80,7 +81,7 @@ def follow_to_end(job: Job, *, timeout: float | None, warn=None) -> Job:
 def no_worker_hint(job: Job) -> str:
     """Why a queued job may not move: no worker has a fresh heartbeat on its queue ("" when one has)."""
     from pipelines.jobkinds import get_handler
-    from pipelines.monitor import workers
+    from pipelines.jobs.monitor import workers
 
     queue = get_handler(job.kind).queue
     if any(w.online and (not w.queues or queue in w.queues) for w in workers()):

@@ -37,7 +37,7 @@ class Command(BaseCommand):
         add_run_mode_arguments(parser)
 
     def handle(self, *args, **options):
-        from pipelines.jobs import job_create, job_resume, run_job_inline
+        from pipelines.jobs.services import job_create, job_resume, run_job_inline
 
         output = Path(options["output"]).resolve()
         job = self._previous_job(output)

@@ -23,7 +23,7 @@ class Command(BaseCommand):
                   "logprobs": opts["logprobs"], **engine_params(opts)}
         if opts.get("prompt_version"):
             from pipelines.models import PromptTemplate
-            from pipelines.prompts import MODE_KINDS
+            from pipelines.jobs.prompts import MODE_KINDS
 
             template = PromptTemplate.objects.filter(kind=MODE_KINDS[opts["mode"]], version=opts["prompt_version"]).first()
             if template is None:

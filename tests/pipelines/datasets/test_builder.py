@@ -225,7 +225,7 @@ def test_build_dataset_command_mixes_imported_sources(tmp_path):
 
     from django.core.management import call_command
 
-    from pipelines.jobs import job_create, run_job_inline
+    from pipelines.jobs.services import job_create, run_job_inline
     from pipelines.models import Export, JobKind
 
     folder = write_log_folder(tmp_path / "logs")

@@ -11,7 +11,7 @@ from django.utils import timezone
 from pipelines.datasets import feedback
 from pipelines.datasets.selectors import feedback_records
 from pipelines.datasets.services import feedback_sample_decide
-from pipelines.jobs import job_create, run_job_inline
+from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import FeedbackSample, JobKind, JobStatus, ReviewDecision
 from core.errors import ApplicationError
 from tests.factories import UserFactory

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from pipelines.jobs import job_create, run_job_inline
+from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import Export, FeedbackSample, Job, JobKind, LogRecord, ReviewDecision
 from tests.pipelines.datasets.source_files import FEEDBACK_ENTRIES, write_feedback_file, write_log_folder
 

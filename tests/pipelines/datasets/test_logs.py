@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from pipelines.datasets import formats
-from pipelines.jobs import job_create, run_job_inline
+from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.datasets.logs import LogLineRejected, LogReader, extract_call
 from pipelines.models import JobKind, JobStatus, LogRecord
 from tests.pipelines.datasets.source_files import log_line, write_log_folder

@@ -11,7 +11,7 @@ from pipelines.dpo.pairs import preview
 from pipelines.dpo.params import clean_params
 from pipelines.dpo.services import EXPORT_FORMATS, PAIR_FIELDS, pairs_export
 from pipelines.dpo.sources import read_import
-from pipelines.jobs import job_create, run_job_inline
+from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import JobKind, JobStatus, PreferencePair, ReviewDecision
 from tests.pipelines.dpo.data import FRUIT_PROMPTS, write_prompt_file
 

@@ -3,7 +3,7 @@ endpoint shared by all items, best-of-n / beam-style selection of one reject."""
 import pytest
 from django.urls import reverse
 
-from pipelines.jobs import job_create, run_job_inline
+from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import JobKind, PreferencePair
 from tests.pipelines.dpo.data import FRUIT_PROMPTS
 

@@ -2,9 +2,9 @@
 import pytest
 
 from core.errors import ApplicationError
-from pipelines.jobs import job_create, run_job_inline
+from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import ItemStatus, JobStatus, PromptTemplate
-from pipelines.prompts import prompt_current, prompt_save_version
+from pipelines.jobs.prompts import prompt_current, prompt_save_version
 from review.jobs.classification import accuracy, classification_rerun_wrong
 from review.models import Reasoning
 from tests.factories import ReasoningFactory

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from django.urls import reverse
 
-from pipelines.jobs import job_create, job_retry_failed, run_job_inline
+from pipelines.jobs.services import job_create, job_retry_failed, run_job_inline
 from pipelines.models import ItemStatus, Job, JobKind, JobStatus
 from review.jobs import classification_import
 from review.models import Dataset, Reasoning, Sample

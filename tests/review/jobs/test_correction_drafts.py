@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from core.errors import ApplicationError
-from pipelines.jobs import job_create, run_job_inline
+from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import JobKind
 from review.demo_catalog import DEMO_CATEGORIES
 from review.drafts import draft_discard, draft_for

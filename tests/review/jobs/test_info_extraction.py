@@ -4,7 +4,7 @@ import json
 import pytest
 from django.core.management import call_command
 
-from pipelines.jobs import job_create, run_job_inline
+from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import JobStatus
 from review.jobs.info_extraction import parse_info
 from review.models import Sample

@@ -18,7 +18,7 @@ from django.db import transaction
 
 from core.errors import ApplicationError
 
-from .models import PromptTemplate
+from ..models import PromptTemplate
 
 Kind = PromptTemplate.Kind
 

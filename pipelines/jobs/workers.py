@@ -1,11 +1,15 @@
-"""Worker heartbeats: each Celery worker writes its own row (WorkerHeartbeat) from a thread in its
-main process, so the queue monitor shows the workers and what they run with any broker — the embedded
+"""What runs in a Celery worker's main process: the signal hooks that recover orphaned jobs when a
+worker starts, the sweeper that sends lost messages, and the heartbeats.
+
+Heartbeats: each Celery worker writes its own row (WorkerHeartbeat) from a thread in its main
+process, so the queue monitor shows the workers and what they run with any broker — the embedded
 SQLite broker answers no broadcast, so `celery inspect` sees nothing there.
 
-Started and stopped by the worker signals in pipelines/tasks.py. Every WORKER_HEARTBEAT_SECONDS the
-row is updated with the tasks the worker is running (Celery's own active-request set, kept in the main
-process); a clean shutdown deletes it; a killed worker's row goes stale and is shown as lost, then
-deleted by any live worker after WORKER_FORGET_SECONDS.
+Started and stopped by the worker signals below (config/celery.py has every worker import this
+module). Every WORKER_HEARTBEAT_SECONDS the row is updated with the tasks the worker is running
+(Celery's own active-request set, kept in the main process); a clean shutdown deletes it; a killed
+worker's row goes stale and is shown as lost, then deleted by any live worker after
+WORKER_FORGET_SECONDS.
 """
 from __future__ import annotations
 
@@ -16,9 +20,12 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import connections
 from django.utils import timezone
+
+from .recovery import jobs_enqueue_unsent, jobs_recover_orphaned, jobs_recover_stale
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +49,7 @@ def _active_tasks() -> list[dict[str, Any]]:
 
 
 def heartbeat_write(*, name: str, queues: list[str], concurrency: int | None, started_at) -> None:
-    from .models import WorkerHeartbeat
+    from ..models import WorkerHeartbeat
 
     now = timezone.now()
     WorkerHeartbeat.objects.update_or_create(name=name, defaults={
@@ -54,7 +61,7 @@ def heartbeat_write(*, name: str, queues: list[str], concurrency: int | None, st
 
 
 def heartbeat_remove(name: str) -> None:
-    from .models import WorkerHeartbeat
+    from ..models import WorkerHeartbeat
 
     WorkerHeartbeat.objects.filter(name=name).delete()
 
@@ -109,3 +116,62 @@ class HeartbeatThread:
                 connections.close_all()
             if self._stop.wait(interval):
                 return
+
+
+# --------------------------------------------------------------------------- worker signals
+def _close_connections() -> None:
+    connections.close_all()
+
+
+@worker_ready.connect
+def recover_orphaned_jobs(sender=None, **kwargs):
+    """A worker (re)started: jobs whose execution died with a previous worker continue; its heartbeat
+    starts (the queue monitor's list of workers)."""
+    if sender is not None:
+        HeartbeatThread.start(sender)
+    try:
+        jobs_recover_orphaned()
+    except Exception:  # noqa: BLE001 - a worker must start even if the database is briefly away
+        logger.exception("could not look for orphaned jobs")
+    finally:
+        _close_connections()
+    _Sweeper.start()
+
+
+class _Sweeper:
+    """A thread in the worker's main process that sends the messages of jobs whose enqueue failed
+    (the broker was down when they were created) once the broker is back, and again those of running
+    jobs whose execution died without anyone noticing (a stale lease)."""
+
+    _stop = threading.Event()
+    _thread: threading.Thread | None = None
+
+    @classmethod
+    def start(cls) -> None:
+        interval = settings.JOB_SWEEP_SECONDS
+        if cls._thread is not None or not interval:
+            return
+        cls._stop.clear()
+        cls._thread = threading.Thread(target=cls._run, args=(interval,), name="job-sweeper", daemon=True)
+        cls._thread.start()
+
+    @classmethod
+    def _run(cls, interval: float) -> None:
+        while not cls._stop.wait(interval):
+            try:
+                jobs_enqueue_unsent()
+                jobs_recover_stale()
+            except Exception:  # noqa: BLE001 - try again next round
+                logger.warning("job sweeper: could not send queued jobs", exc_info=True)
+            finally:
+                _close_connections()
+
+    @classmethod
+    def stop(cls) -> None:
+        cls._stop.set()
+
+
+@worker_shutdown.connect
+def stop_sweeper(**kwargs):
+    _Sweeper.stop()
+    HeartbeatThread.stop()

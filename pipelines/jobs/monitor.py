@@ -1,5 +1,5 @@
 """What the staff-only queue monitor shows: queue lengths, workers and what they run (from the
-heartbeats they write, pipelines/workers.py), running executions with their items in flight, recent
+heartbeats they write, pipelines/jobs/workers.py), running executions with their items in flight, recent
 jobs and failed tasks. Every broker call has a short timeout so the page stays quick when the broker
 is away."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.utils import timezone
 from config.celery import JOB_QUEUES
 from config.celery import app as celery_app
 
-from .models import ItemStatus, Job, JobItem, JobStatus
+from ..models import ItemStatus, Job, JobItem, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def queue_lengths() -> tuple[list[QueueInfo], int | None]:
 def workers() -> list[WorkerInfo]:
     """Workers from the heartbeats they write themselves (any broker), newest first within each
     state; one silent for 3 heartbeats is shown as lost (killed, or its machine is away)."""
-    from .models import WorkerHeartbeat
+    from ..models import WorkerHeartbeat
     from .workers import heartbeat_seconds
 
     now = timezone.now()
