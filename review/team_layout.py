@@ -42,7 +42,7 @@ from pipelines.models import Export
 
 from core.errors import ApplicationError
 from .exports import EXPORT_KIND, TrainsetReport, trainset_error_markdown, trainset_records
-from .importers import MODE_FOLDER
+from .importing import MODE_FOLDER
 from .models import Dataset, Sample
 
 LAYOUT = "team"

@@ -197,12 +197,12 @@ STORAGES = {
 IMAGE_MAX_BYTES = env_int("IMAGE_MAX_BYTES", 20 * 1024 * 1024)
 IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 40_000_000)
 IMAGE_ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
-# Imports (review/jsonfiles.py, review/importers.py): a file is capped; a record
+# Imports (core/jsonfiles.py, review/importing/): a file is capped; a record
 # or a text field above its cap is refused on its line (a 60 MB line is a broken file, not a sample).
 IMPORT_MAX_FILE_BYTES = env_int("IMPORT_MAX_FILE_BYTES", 512 * 1024 * 1024)
 IMPORT_MAX_RECORD_CHARS = env_int("IMPORT_MAX_RECORD_CHARS", 1_000_000)
 IMPORT_MAX_TEXT_CHARS = env_int("IMPORT_MAX_TEXT_CHARS", 20_000)
-# import_classification streams (review/importers.py): records are staged in a scratch SQLite file
+# import_classification streams (review/importing/): records are staged in a scratch SQLite file
 # under IMPORT_STAGING_ROOT, then samples are written IMPORT_BATCH_SAMPLES per transaction (short, so
 # reviewers' saves never wait long); images are checked and stored by IMPORT_IMAGE_WORKERS threads.
 IMPORT_STAGING_ROOT = Path(env("IMPORT_STAGING_ROOT", str(VAR_DIR / "import-staging")))

@@ -34,7 +34,7 @@ from pipelines.jobkinds import ItemFailed, JobKindHandler, register
 from pipelines.jobs.leases import lease_keeper
 from pipelines.jobs.services import job_create
 from pipelines.models import Job, JobItem, JobKind
-from review.importers import ClassificationImport, ImportReport, plan_files
+from review.importing import ClassificationImport, ImportReport, plan_files
 
 from .forms import ClassificationImportForm
 

@@ -203,8 +203,7 @@ def test_counters_follow_a_streamed_batched_and_resumed_import(tmp_path, setting
     leave the counters equal to a recount after every step."""
     import json
 
-    from review import importers
-    from review.importers import import_classification
+    from review.importing import import_classification, importer
     from review.models import Dataset
 
     settings.IMPORT_BATCH_SAMPLES = 7
@@ -226,7 +225,7 @@ def test_counters_follow_a_streamed_batched_and_resumed_import(tmp_path, setting
         (root / "m.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     write()
-    original, calls = importers.classification_records_save, []
+    original, calls = importer.classification_records_save, []
 
     def interrupted(**kwargs):
         calls.append(len(kwargs["records"]))
@@ -234,10 +233,10 @@ def test_counters_follow_a_streamed_batched_and_resumed_import(tmp_path, setting
             raise RuntimeError("interrupted")
         return original(**kwargs)
 
-    monkeypatch.setattr(importers, "classification_records_save", interrupted)
+    monkeypatch.setattr(importer, "classification_records_save", interrupted)
     with pytest.raises(RuntimeError):
         import_classification(path=root, dataset_name="streamed")
-    monkeypatch.setattr(importers, "classification_records_save", original)
+    monkeypatch.setattr(importer, "classification_records_save", original)
     dataset = Dataset.objects.get(name="streamed")
     assert Sample.objects.filter(dataset=dataset).count() == 14
     assert_counters_match(dataset)

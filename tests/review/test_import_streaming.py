@@ -9,8 +9,7 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from review import importers
-from review.importers import import_classification
+from review.importing import import_classification, importer
 from review.models import Category, Reasoning, Review, Sample
 from review.services import review_save
 from tests.factories import AssignmentFactory, UserFactory
@@ -31,7 +30,7 @@ def recording_saves(monkeypatch, after_call=None):
     """Wrap the importer's one write (classification_records_save): each call's size and whether it
     ran inside a transaction opened by someone else; `after_call(n)` runs after call n returned."""
     calls = []
-    original = importers.classification_records_save
+    original = importer.classification_records_save
 
     def wrapper(**kwargs):
         calls.append((len(kwargs["records"]), connection.in_atomic_block))
@@ -40,7 +39,7 @@ def recording_saves(monkeypatch, after_call=None):
             after_call(len(calls))
         return result
 
-    monkeypatch.setattr(importers, "classification_records_save", wrapper)
+    monkeypatch.setattr(importer, "classification_records_save", wrapper)
     return calls
 
 
@@ -146,7 +145,7 @@ def test_an_interrupted_import_keeps_its_batches_and_finishes_when_run_again(tmp
 
 @pytest.mark.django_db
 def test_a_long_list_of_problems_is_counted_in_full_and_listed_in_part(tmp_path, monkeypatch):
-    monkeypatch.setattr(importers, "MAX_LISTED_FINDINGS", 3)
+    monkeypatch.setattr(importer, "MAX_LISTED_FINDINGS", 3)
     path = write_manifest(tmp_path / "m.jsonl", ["ok"])
     with path.open("a", encoding="utf-8") as fh:
         fh.write("".join("{broken\n" for _ in range(7)))

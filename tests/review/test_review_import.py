@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image
 
-from review.importers import import_classification
+from review.importing import import_classification
 from review.models import Category, Reasoning, Sample
 
 pytestmark = pytest.mark.django_db

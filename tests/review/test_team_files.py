@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from core.errors import ApplicationError
-from review.importers import import_classification
+from review.importing import import_classification
 from review.models import Category, Dataset, Reasoning, Sample
 
 from .team_folder import (

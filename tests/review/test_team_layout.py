@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from pipelines.models import Export
 from core.errors import ApplicationError
 from review.exports import export_file_path, trainset_export
-from review.importers import import_classification
+from review.importing import import_classification
 from review.models import Cause, Dataset, Reasoning, Sample
 from review.services import review_save
 from review.team_layout import EXPORT_MARKER, write_team_layout

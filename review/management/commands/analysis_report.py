@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.files import atomic_open
 
 from review.exports import class_analysis_markdown, md_text
-from review.importers import closest_class_names, resolve_class_name
+from review.importing import closest_class_names, resolve_class_name
 from review.models import Assignment, Dataset
 
 # The seed's example: "### 1、在模式2下…" above "#### 商品分类选项": classes are level-4 headings.

@@ -4,7 +4,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import ApplicationError
-from review.importers import import_classification
+from review.importing import import_classification
 
 
 def path_prefix(value: str) -> tuple[str, str]:

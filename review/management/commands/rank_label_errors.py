@@ -2,7 +2,7 @@
 dataset label is most likely wrong, one id (as imported) per line, most suspect first."""
 from django.core.management.base import BaseCommand, CommandError
 
-from review.importers import closest_class_names, resolve_class_name
+from review.importing import closest_class_names, resolve_class_name
 from review.models import Dataset, Sample
 from review.suspicion import ranked_samples, threshold
 

@@ -65,9 +65,9 @@ from django.db import transaction
 from core.errors import ApplicationError
 from core.images import confine_path, store_image
 from core.jsonfiles import RawRecord, iter_record_file
-from .models import Dataset, Sample
-from .parsing import match_category_name, normalize_name
-from .services import ClassificationRecord, RecordsSaveResult, classification_records_save
+from review.models import Dataset, Sample
+from review.parsing import match_category_name, normalize_name
+from review.services import ClassificationRecord, RecordsSaveResult, classification_records_save
 
 MODE_FOLDER = re.compile(r"model[_-]?([123])$", re.IGNORECASE)
 INFO_FOLDERS = {"info_ectra", "info_extra", "info_extract", "info_extraction"}
