@@ -1,0 +1,151 @@
+"""Image paths: the file a record's image path means on this machine (relative to the import, mapped
+by path prefixes, or found under `image_root`, always confined), stored by id and content; and the
+one problem reported for absolute paths from another machine that nothing maps."""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING
+
+from core.errors import ApplicationError
+from core.images import confine_path, store_image
+
+from .planning import ImportOptions
+from .report import ImportProblem
+from .staging import Staging
+
+if TYPE_CHECKING:
+    from .assembly import Pending
+
+
+def _absolute_parts(written: str) -> tuple[str, ...] | None:
+    """The parts below the anchor of a path written absolute on some machine, else None."""
+    text = written.strip()
+    if re.match(r"^[A-Za-z]:[\\/]", text) or text.startswith("\\\\"):
+        return PureWindowsPath(text).parts[1:]
+    if text.startswith("/"):
+        return PurePosixPath(text).parts[1:]
+    return None
+
+
+def _find_below(folder: Path, parts: Sequence[str]) -> Path | None:
+    """The file `folder/<parts[i:]>` for the longest tail of `parts` that exists, confined to `folder`."""
+    for i in range(len(parts)):
+        tail = parts[i:]
+        if any(part in ("", ".", "..") for part in tail) or not folder.joinpath(*tail).is_file():
+            continue  # a cheap stat first; only the file found is resolved and confined
+        try:
+            return confine_path(folder, "/".join(tail))
+        except ApplicationError:
+            continue
+    return None
+
+
+class FilesByName:
+    """The files under a folder by name, indexed on first use (in the import's staging file, not in
+    memory): an image found by its name alone when its folders differ from the ones written in the
+    record (only if the name is unique)."""
+
+    def __init__(self, folder: Path, staging: Staging):
+        self.folder = folder
+        self.staging = staging
+        self.built = False
+
+    def find(self, name: str) -> Path | None:
+        with self.staging.lock:
+            db = self.staging.db
+            if not self.built:
+                db.execute("DELETE FROM image_names")
+                batch = []
+                for path in self.folder.rglob("*"):
+                    if path.is_file():
+                        batch.append((path.name, path.relative_to(self.folder).as_posix()))
+                        if len(batch) >= 10000:
+                            db.executemany("INSERT INTO image_names (name, path) VALUES (?, ?)", batch)
+                            batch = []
+                db.executemany("INSERT INTO image_names (name, path) VALUES (?, ?)", batch)
+                db.execute("CREATE INDEX IF NOT EXISTS image_names_by_name ON image_names (name)")
+                self.built = True
+            hits = [self.folder / rel for (rel,) in db.execute(
+                "SELECT path FROM image_names WHERE name = ? ORDER BY path", (name,))]
+            total = len(hits)
+        if total > 1:
+            shown = "、".join(h.relative_to(self.folder).as_posix() for h in hits[:3])
+            raise ApplicationError(f"--image-root 下有 {total} 个 {name}（{shown}），无法确定是哪一个", code="image_invalid")
+        if hits and hits[0].resolve().is_relative_to(self.folder):
+            return hits[0]
+        return None
+
+
+class Unmapped(Exception):
+    """An absolute path from another machine and nothing given to map it."""
+
+
+def locate_image(written: str, *, root: Path, base: Path, options: ImportOptions,
+                 by_name: FilesByName | None = None) -> Path:
+    """The file an image path in a record means on this machine; ApplicationError if none.
+
+    Relative paths are looked up under the import root, then the record's own folder, then
+    `image_root`. Absolute paths (`E:\\…`, `/data/…`) go through `path_prefixes` (OLD=NEW), then are
+    looked up under `image_root` by their longest tail that exists there, then by file name alone
+    (`by_name`, when unique); every path is confined to the folder it is looked up in. An absolute
+    path with neither option raises `Unmapped`.
+    """
+    parts = _absolute_parts(written)
+    if parts is not None:
+        normalized = written.strip().replace("\\", "/")
+        for old, new in options.path_prefixes:
+            old_norm = old.replace("\\", "/").rstrip("/")
+            windows = "\\" in old or re.match(r"^[A-Za-z]:", old)
+            head = normalized[:len(old_norm)]
+            if (head.casefold() == old_norm.casefold()) if windows else (head == old_norm):
+                rest = normalized[len(old_norm):]
+                if rest == "" or rest.startswith("/"):
+                    return confine_path(new, rest.lstrip("/"))
+        if options.image_root is None:
+            raise Unmapped(written)
+        found = _find_below(options.image_root, parts) or (by_name.find(parts[-1]) if by_name and parts else None)
+        if found is None:
+            raise ApplicationError(f"在 --image-root {options.image_root} 下找不到图片 {parts[-1] if parts else written}"
+                                   f"（原路径 {written}）", code="image_invalid")
+        return found
+    first = confine_path(root, written)
+    if first.is_file():
+        return first
+    if base != root:
+        second = confine_path(root, f"{base.relative_to(root).as_posix()}/{written}")
+        if second.is_file():
+            return second
+    if options.image_root is not None:
+        parts = PurePosixPath(written.replace("\\", "/")).parts
+        found = _find_below(options.image_root, parts) or (by_name.find(parts[-1]) if by_name and parts else None)
+        if found is not None:
+            return found
+    return first  # missing: store_image reports it
+
+
+def store_first_image(item: Pending, *, root: Path, options: ImportOptions, folder: str,
+                       by_name: FilesByName | None) -> str:
+    """Store the first of the sample's image paths that resolves; the first error otherwise."""
+    first_error: Exception | None = None
+    for written, base in dict.fromkeys((written, base) for written, base, _, _ in item.images):
+        try:
+            source = locate_image(written, root=root, base=root if base == "." else root / base, options=options,
+                                  by_name=by_name)
+            return store_image(source, folder=folder, owner=item.external_id)
+        except (Unmapped, ApplicationError) as exc:
+            first_error = first_error or exc
+    raise first_error
+
+
+def unmapped_problem(count: int, image: str, location: str) -> ImportProblem:
+    example = image.strip()
+    windows = bool(re.match(r"^[A-Za-z]:[\\/]", example)) or example.startswith("\\\\")
+    folder = str((PureWindowsPath if windows else PurePosixPath)(example).parent)
+    return ImportProblem(
+        location,
+        f"{count} 条记录的图片是另一台机器上的绝对路径（如 {example}），这些样本没有导入。"
+        "请加 --image-root DIR 指向本机存放这些图片的目录（按路径末尾的文件夹和文件名查找），"
+        f"或加 --path-prefix '{folder}=本机目录' 替换路径前缀，再导入一次。",
+    )
