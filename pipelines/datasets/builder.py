@@ -58,6 +58,7 @@ from core import files
 from core.files import atomic_write_text
 
 from . import formats
+from .formats.rowfiles import FLUSH_ROWS, encode_row
 from .allocation import assign_splits, source_quotas
 from .neardup import NearDupRemover, near_duplicate_clusters
 from .options import BuildError, BuildOptions, BuildResult, Source, split_names
@@ -96,7 +97,14 @@ def _dedup_value(record: dict, name: str) -> Any:
 
 
 def _digest(value: Any) -> bytes:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, str):
+        text = value
+    elif type(value) is list and len(value) == 2 and type(value[0]) is str and type(value[1]) is str:
+        # The "prompt" dedup value [prompt, input]: length-prefixed, unambiguous, and ~30x cheaper
+        # than json.dumps, which was a tenth of an extraction's time.
+        text = f"{len(value[0])}:{value[0]}\x00{value[1]}"
+    else:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
@@ -369,6 +377,7 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
     preview: list[dict] = []
     invalid_examples: list[dict] = []
     split_counts: dict[str, int] = {}
+    provenance_lines: list[str] = []
     for name, indexes in split_of.items():
         writer = pending_files.enter_context(formats.RowWriter(paths[name], options.container)) if name in paths else None
         kept = 0
@@ -392,10 +401,15 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
                 preview.append(row)
             if writer:
                 writer.write(row)
-                provenance.write(json.dumps({"split": name, "row": kept - 1, "id": record.get("id"),
-                                             "source": record["source"]}, ensure_ascii=False) + "\n")
+                provenance_lines.append(encode_row({"split": name, "row": kept - 1, "id": record.get("id"),
+                                                    "source": record["source"]}) + "\n")
+                if len(provenance_lines) >= FLUSH_ROWS:
+                    provenance.write("".join(provenance_lines))
+                    provenance_lines.clear()
             write.kept += 1
         split_counts[name] = kept
+    if provenance_lines:
+        provenance.write("".join(provenance_lines))
     # A dry run reports what would be written.
     write.details["dry_run"] = not paths
     return {"split_counts": split_counts, "preview": preview, "invalid_examples": invalid_examples}

@@ -23,23 +23,36 @@ class Spool:
         self.offsets = array("q")
         self.lengths = array("l")
         self.sources = array("H")
+        self._pending: list[bytes] = []  # written in one call per ~1 MB: a write per record costs more
+        self._pending_bytes = 0
 
     def append(self, record: dict, source_index: int) -> None:
         data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
         self.offsets.append(self._end)
         self.lengths.append(len(data))
         self.sources.append(source_index)
-        self._fh.write(data)
+        self._pending.append(data)
+        self._pending_bytes += len(data)
         self._end += len(data)
+        if self._pending_bytes >= 1 << 20:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._fh.write(b"".join(self._pending))
+            self._pending.clear()
+            self._pending_bytes = 0
+        self._fh.flush()
 
     def __len__(self) -> int:
         return len(self.offsets)
 
     def read(self, index: int) -> dict:
+        self._flush()
         return pickle.loads(os.pread(self._fh.fileno(), self.lengths[index], self.offsets[index]))
 
     def read_many(self, indexes: Iterable[int]) -> Iterator[tuple[int, dict]]:
-        self._fh.flush()
+        self._flush()
         fd = self._fh.fileno()
         offsets, lengths = self.offsets, self.lengths
         for index in indexes:

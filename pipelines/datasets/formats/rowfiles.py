@@ -13,6 +13,11 @@ from .spec import columns_of
 from .writers import to_row
 
 
+# One encoder for every row: json.dumps(row, ensure_ascii=False) builds a new JSONEncoder per call.
+encode_row = json.JSONEncoder(ensure_ascii=False).encode
+FLUSH_ROWS = 512  # rows joined into one write: a write call per row costs more than the encoding
+
+
 def container_for(path: str | Path) -> str:
     """"jsonl" for a .jsonl file, "json" (one array) otherwise."""
     return "jsonl" if str(path).endswith(".jsonl") else "json"
@@ -36,6 +41,7 @@ class RowWriter:
         self.count = 0
         self._fh = None
         self._context = None
+        self._pending: list[str] = []
 
     def __enter__(self) -> RowWriter:
         self._context = files.atomic_open(self.path, "w", overwrite=self.overwrite)
@@ -46,14 +52,22 @@ class RowWriter:
 
     def write(self, row: dict) -> None:
         if self.container == "json":
-            self._fh.write(("\n  " if self.count == 0 else ",\n  ") + json.dumps(row, ensure_ascii=False))
+            self._pending.append(("\n  " if self.count == 0 else ",\n  ") + encode_row(row))
         else:
-            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self._pending.append(encode_row(row) + "\n")
         self.count += 1
+        if len(self._pending) >= FLUSH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._fh.write("".join(self._pending))
+        self._pending.clear()
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None and self.container == "json":
-            self._fh.write("\n]\n" if self.count else "]\n")
+        if exc_type is None:
+            self._flush()
+            if self.container == "json":
+                self._fh.write("\n]\n" if self.count else "]\n")
         return bool(self._context.__exit__(exc_type, exc, tb))
 
 

@@ -82,9 +82,21 @@ def _turn_texts(fmt: str, row: dict) -> tuple[list[str], list[str]]:
     return [t for t in prompts if _is_str(t)], [t for t in answers if _is_str(t)]
 
 
+def _contains_image_token(value: Any) -> bool:
+    if type(value) is str:
+        return IMAGE_TOKEN in value
+    if type(value) is dict:
+        return any(_contains_image_token(v) for v in value.values())
+    if type(value) is list:
+        return any(_contains_image_token(v) for v in value)
+    return False
+
+
 def _check_literal_image_tokens(fmt: str, row: dict) -> list[str]:
     """A "<image>" LLaMA-Factory would take for an image that is not there (it then rejects the whole
     dataset under a vision template): in a row without images, or in an answer."""
+    if not _contains_image_token(row):  # the common case, without collecting the turns
+        return []
     prompts, answers = _turn_texts(fmt, row)
     if not row.get("images") and image_token_count(prompts + answers):
         return [f"文本中含有字面 {IMAGE_TOKEN} 但没有图片：LLaMA-Factory 会把它当作图片占位符（多模态模板下整份数据集报错）"]
