@@ -381,6 +381,7 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
     for name, indexes in split_of.items():
         writer = pending_files.enter_context(formats.RowWriter(paths[name], options.container)) if name in paths else None
         kept = 0
+        split_json = encode_row(name)
         for _, record in spool.read_many(indexes):
             validate.input += 1
             try:
@@ -401,8 +402,10 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
                 preview.append(row)
             if writer:
                 writer.write(row)
-                provenance_lines.append(encode_row({"split": name, "row": kept - 1, "id": record.get("id"),
-                                                    "source": record["source"]}) + "\n")
+                # The bytes json.dumps({"split", "row", "id", "source"}) writes, from pre-encoded parts.
+                provenance_lines.append(f'{{"split": {split_json}, "row": {kept - 1}, '
+                                        f'"id": {encode_row(record.get("id"))}, '
+                                        f'"source": {encode_row(record["source"])}}}\n')
                 if len(provenance_lines) >= FLUSH_ROWS:
                     provenance.write("".join(provenance_lines))
                     provenance_lines.clear()
