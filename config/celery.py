@@ -21,7 +21,7 @@ app.conf.task_queues = [Queue(name, routing_key=name) for name in JOB_QUEUES]
 def route_task(name, args, kwargs, options, task=None, **kw):
     """Send `pipelines.run_job` to the queue of the job's kind (given as the `kind` keyword)."""
     if name == "pipelines.run_job" and (kwargs or {}).get("kind"):
-        from pipelines.jobkinds import get_handler
+        from pipelines.jobs.kinds import get_handler
 
         try:
             queue = get_handler(kwargs["kind"]).queue

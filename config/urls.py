@@ -6,7 +6,7 @@ from django.urls import include, path
 from config.auth import login_view, rate_limited_login
 from config.favicon import favicon
 from config.health import healthz
-from pipelines import urls as job_urls
+from pipelines.jobs import urls as job_urls
 from pipelines.datasets.urls import export_patterns
 from review.jobs import urls as review_job_urls
 

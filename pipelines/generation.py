@@ -31,7 +31,7 @@ from core.jsonfiles import oversize_message, record_size
 
 from core import files
 from . import judge as judge_module
-from .jobkinds import ItemFailed, JobKindHandler, register
+from .jobs.kinds import ItemFailed, JobKindHandler, register
 from .models import GeneratedExample, Job, JobKind, ReviewDecision, SourceItem
 
 # --------------------------------------------------------------------------- response structure

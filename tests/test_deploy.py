@@ -195,7 +195,7 @@ def test_procfile_runs_web_release_and_workers_on_every_job_queue():
     assert "check --deploy" in entries["release"] and "migrate" in entries["release"]
     worker = shlex.split(entries["worker"])
     queues = set(worker[worker.index("-Q") + 1].split(","))
-    from pipelines.jobkinds import _REGISTRY, get_handler
+    from pipelines.jobs.kinds import _REGISTRY, get_handler
     from pipelines.models import JobKind
 
     for kind in JobKind.values:
@@ -299,7 +299,7 @@ def test_backup_script_dumps_postgres_and_archives_media(tmp_path):
 def test_every_worker_queue_serves_a_job_kind():
     """Queues per job kind: a queue the workers listen on that no kind uses means that kind's long
     model calls share the default queue with short work."""
-    from pipelines.jobkinds import get_handler
+    from pipelines.jobs.kinds import get_handler
     from pipelines.models import JobKind
 
     worker = shlex.split(procfile()["worker"])

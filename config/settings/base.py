@@ -278,7 +278,7 @@ WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
 WORKER_FORGET_SECONDS = env_float("WORKER_FORGET_SECONDS", 24 * 3600)
 
 # --------------------------------------------------------------------------- job kinds
-# The modules that register a job kind (pipelines/jobkinds.py), each app's own; the engine imports
+# The modules that register a job kind (pipelines/jobs/kinds.py), each app's own; the engine imports
 # them all before it looks a kind up.
 JOB_KIND_MODULES = [
     # pipelines

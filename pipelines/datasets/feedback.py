@@ -36,7 +36,7 @@ from django.utils.dateparse import parse_datetime
 from core.errors import ApplicationError
 from core.jsonfiles import oversize_message, record_size
 
-from pipelines.jobkinds import ItemFailed, JobKindHandler, register
+from pipelines.jobs.kinds import ItemFailed, JobKindHandler, register
 from pipelines.models import FeedbackSample, Job, JobKind
 
 from .builder import build_dataset

@@ -32,7 +32,7 @@ from django.db import transaction
 from core.errors import ApplicationError
 from core.jsonfiles import oversize_message
 
-from pipelines.jobkinds import ItemFailed, JobKindHandler, register
+from pipelines.jobs.kinds import ItemFailed, JobKindHandler, register
 from pipelines.models import Job, JobKind, LogRecord
 
 DROP_REASONS = ("malformed_json", "encoding", "too_large", "not_object", "not_successful", "no_response",

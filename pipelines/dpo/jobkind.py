@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..jobkinds import JobKindHandler, register
+from ..jobs.kinds import JobKindHandler, register
 from ..models import Job, JobKind
 from .model import llm_for
 from .pairs import build_pairs, generate, prepare_record

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 
 from ..llm.endpoints import endpoint_check
-from ..jobkinds import ItemFailed
+from ..jobs.kinds import ItemFailed
 from .params import SELECTING_MODES
 from .sources import PromptRecord
 

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import asdict
 from typing import Any
 
-from ..jobkinds import ItemFailed
+from ..jobs.kinds import ItemFailed
 from . import checks
 from .model import display_messages, llm_for, model_candidates, model_messages
 from .params import PREVIEW_DEFAULT, STRATEGIES, TRUNCATE_KEEP, clean_params

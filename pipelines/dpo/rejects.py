@@ -9,7 +9,7 @@ from collections import Counter
 from functools import lru_cache
 from typing import Any
 
-from ..jobkinds import ItemFailed
+from ..jobs.kinds import ItemFailed
 from . import checks
 from .params import TRUNCATE_KEEP
 from .sources import PromptRecord, iter_source_records

@@ -20,7 +20,7 @@ from django.utils.module_loading import import_string
 
 from core.errors import ApplicationError
 
-from ..jobkinds import ItemFailed
+from ..jobs.kinds import ItemFailed
 from ..models import FeedbackSample, GeneratedExample, LogRecord, ReviewDecision
 from .checks import message_text
 

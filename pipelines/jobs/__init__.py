@@ -1,10 +1,11 @@
-"""Jobs: create, run, cancel, resume and retry jobs of any kind; a kind plugs in through jobkinds.py.
+"""Jobs: create, run, cancel, resume and retry jobs of any kind; a kind plugs in through kinds.py.
 
-`services` (job_create, job_cancel, job_resume, job_retry_failed), `engine` (job_execute: one
-execution of a job), `leases` (who runs a job, dead executions), `recovery` (jobs whose message or
-execution was lost), `tasks` (the Celery task and the only place that sends its messages),
-`workers` (what runs in a worker's main process), `selectors` (progress, labels), `monitor`,
-`params` (per-job provider overrides) and `prompts` (the editable prompt templates).
+`kinds` (the job-kind contract and registry), `services` (job_create, job_cancel, job_resume,
+job_retry_failed), `engine` (job_execute: one execution of a job), `leases` (who runs a job, dead
+executions), `recovery` (jobs whose message or execution was lost), `tasks` (the Celery task and the
+only place that sends its messages), `workers` (what runs in a worker's main process), `selectors`
+(progress, labels), `monitor` (the queue monitor's reads), `params` (per-job provider overrides),
+`prompts` (the editable prompt templates) and the pages: `views`, `forms`, `urls`.
 
 How a job runs
 --------------

@@ -17,10 +17,10 @@ from django.db import connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from ..jobkinds import ItemFailed, JobKindHandler, get_handler
 from ..llm.client import LLMClient
 from ..llm.errors import LLMError, RequestsClosed
 from ..models import ItemStatus, Job, JobItem, JobStatus
+from .kinds import ItemFailed, JobKindHandler, get_handler
 from .leases import _heartbeat, _lease_acquire, _lease_release, _new_token, _refresh_counters, _release_items
 from .params import llm_for_job
 from .selectors import JobProgress, error_label, job_progress

@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 
-from ..jobkinds import get_handler
 from ..models import ItemStatus, Job, JobItem, JobStatus
 from .engine import job_execute
+from .kinds import get_handler
 from .leases import _refresh_counters, job_lease_alive
 from .params import clean_engine_params
 from .selectors import ACTIVE_STATUSES, JobProgress

@@ -6,9 +6,9 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from ..jobkinds import get_handler
 from ..models import Job
 from .engine import job_execute, slice_seconds
+from .kinds import get_handler
 
 logger = logging.getLogger(__name__)
 

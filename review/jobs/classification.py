@@ -23,7 +23,7 @@ from django.db.models import Count, Q
 
 from core.errors import ApplicationError
 from core.images import inspect_image, media_path
-from pipelines.jobkinds import ItemFailed, JobKindHandler, register
+from pipelines.jobs.kinds import ItemFailed, JobKindHandler, register
 from pipelines.llm.client import image_data_url
 from pipelines.models import Job, JobKind, PromptTemplate
 from pipelines.jobs.prompts import MODE_KINDS, prompt_current, prompt_save_version, render_prompt

@@ -30,7 +30,7 @@ from django.conf import settings
 
 from core.errors import ApplicationError
 from core.images import media_path
-from pipelines.jobkinds import ItemFailed, JobKindHandler, register
+from pipelines.jobs.kinds import ItemFailed, JobKindHandler, register
 from pipelines.jobs.leases import lease_keeper
 from pipelines.jobs.services import job_create
 from pipelines.models import Job, JobItem, JobKind

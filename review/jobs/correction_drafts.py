@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 
 from core.errors import ApplicationError
-from pipelines.jobkinds import ItemFailed, JobKindHandler, register
+from pipelines.jobs.kinds import ItemFailed, JobKindHandler, register
 from pipelines.jobs.selectors import ACTIVE_STATUSES
 from pipelines.models import ItemStatus, Job, JobItem, JobKind, PromptTemplate
 from pipelines.jobs.prompts import prompt_current

@@ -2,7 +2,7 @@
 form that re-runs a category's wrong samples with an edited prompt."""
 from django import forms
 
-from pipelines.forms import EngineParamsForm
+from pipelines.jobs.forms import EngineParamsForm
 from review.models import Category, Dataset, Mode
 
 from .import_uploads import import_upload_discard, import_upload_store, upload_folder

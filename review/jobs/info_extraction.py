@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 from core.jsonfiles import read_record_file
-from pipelines.jobkinds import ItemFailed, JobKindHandler, register
+from pipelines.jobs.kinds import ItemFailed, JobKindHandler, register
 from pipelines.models import Job, JobKind, PromptTemplate
 from pipelines.jobs.prompts import prompt_current
 from review.models import Dataset, Sample

@@ -263,7 +263,7 @@ def test_the_soft_time_limit_while_storing_loses_no_answer_and_fails_no_item(llm
                                                                              admin_user, monkeypatch):
     from celery.exceptions import SoftTimeLimitExceeded
 
-    from pipelines.jobkinds import get_handler
+    from pipelines.jobs.kinds import get_handler
     from pipelines.jobs.engine import job_execute
 
     dataset, samples = scene_dataset

@@ -80,7 +80,7 @@ def follow_to_end(job: Job, *, timeout: float | None, warn=None) -> Job:
 
 def no_worker_hint(job: Job) -> str:
     """Why a queued job may not move: no worker has a fresh heartbeat on its queue ("" when one has)."""
-    from pipelines.jobkinds import get_handler
+    from pipelines.jobs.kinds import get_handler
     from pipelines.jobs.monitor import workers
 
     queue = get_handler(job.kind).queue

@@ -57,7 +57,7 @@ def test_a_rerun_overwrites_the_row_instead_of_adding_one(llm_simulator, scene_d
 ])
 def test_parsing_tolerates_format_variations_and_records_unparseable(answer, expected, scene_dataset, admin_user):
     from review.jobs.classification import ClassificationHandler
-    from pipelines.jobkinds import ItemFailed, get_handler
+    from pipelines.jobs.kinds import ItemFailed, get_handler
 
     dataset, samples = scene_dataset
     sample = samples[0]

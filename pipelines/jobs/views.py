@@ -15,15 +15,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.permissions import staff_required
 from core.errors import ApplicationError
 
+from ..models import ItemStatus, Job, JobKind, JobStatus, PromptTemplate
+from . import monitor
 from .forms import PromptForm
-from .jobkinds import get_handler
-from .jobs import monitor
-from .jobs.leases import job_lease_alive
-from .jobs.prompts import EDITABLE_KINDS, prompt_current, prompt_save_version
-from .jobs.selectors import error_label, job_progress
-from .jobs.services import job_cancel, job_create, job_resume, job_retry_failed
-from .jobs.workers import heartbeat_seconds
-from .models import ItemStatus, Job, JobKind, JobStatus, PromptTemplate
+from .kinds import get_handler
+from .leases import job_lease_alive
+from .prompts import EDITABLE_KINDS, prompt_current, prompt_save_version
+from .selectors import error_label, job_progress
+from .services import job_cancel, job_create, job_resume, job_retry_failed
+from .workers import heartbeat_seconds
 
 FAILURES_SHOWN = 20
 ITEMS_PER_PAGE = 100

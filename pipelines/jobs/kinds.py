@@ -1,7 +1,7 @@
 """How a job kind plugs into the job engine.
 
 A job kind says which items a job has and how to process one item. The engine
-(`pipelines/jobs.py` services + `pipelines/tasks.py`) owns everything else: creating the JobItem
+(`pipelines/jobs/`: services, engine, tasks) owns everything else: creating the JobItem
 rows, dispatching through Celery after commit, running up to `concurrency` items at once under the
 requests-per-minute limit, retries, cancel / resume / retry-failed, counters, the final report.
 
@@ -17,12 +17,16 @@ at-least-once delivery an item can be processed twice, and must still leave one 
 """
 from __future__ import annotations
 
+import functools
+import importlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.conf import settings
+
 if TYPE_CHECKING:
-    from .llm import LLMClient
-    from .models import Job
+    from ..llm.client import LLMClient
+    from ..models import Job
 
 
 class ItemFailed(Exception):
@@ -80,10 +84,16 @@ def register(handler_cls: type[JobKindHandler]) -> type[JobKindHandler]:
 
 
 def get_handler(kind: str) -> JobKindHandler:
-    # Job kinds live in their own modules; importing them registers them.
-    from . import job_kind_modules  # noqa: F401
-
+    _import_kind_modules()
     try:
         return _REGISTRY[kind]
     except KeyError:
         raise LookupError(f"no handler registered for job kind {kind!r}") from None
+
+
+@functools.cache
+def _import_kind_modules() -> None:
+    """Job kinds live in their own modules, the ones each app lists in settings.JOB_KIND_MODULES;
+    importing them registers them. A listed module that does not import is a configuration error."""
+    for name in settings.JOB_KIND_MODULES:
+        importlib.import_module(name)
