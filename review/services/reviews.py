@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from core.errors import ApplicationError, conflict_error
 
-from . import counts, rules
-from .models import (
+from review import counts, rules
+from review.models import (
     Assignment,
     Category,
     Cause,
@@ -34,9 +34,9 @@ from .models import (
     ReviewEdit,
     Sample,
 )
-from .parsing import match_category_name
-from .permissions import can_change_category
-from .suspicion import suspicions_refresh
+from review.parsing import match_category_name
+from review.permissions import can_change_category
+from review.suspicion import suspicions_refresh
 
 
 # --------------------------------------------------------------------------- reviews
