@@ -169,15 +169,15 @@ def test_the_import_reports_its_progress(tmp_path, settings):
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_write_leaves_no_half_batch(tmp_path, settings, monkeypatch):
     settings.IMPORT_BATCH_SAMPLES = 50
-    from review.services import reviews
+    from review.services import records
 
-    original = reviews.reasonings_store
+    original = records.reasonings_store
 
     def broken(**kwargs):
         original(**kwargs)
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(reviews, "reasonings_store", broken)
+    monkeypatch.setattr(records, "reasonings_store", broken)
     with pytest.raises(RuntimeError):
         import_classification(path=write_manifest(tmp_path / "m.jsonl", ["a", "b"]), dataset_name="scenes",
                               create_classes=True)

@@ -141,9 +141,9 @@ def test_command_prints_a_summary_and_fails_clearly_on_an_empty_folder(manifest_
 
 
 def test_large_imports_are_saved_in_chunks_without_losing_records(manifest_root, monkeypatch):
-    from review.services import reviews
+    from review.services import records
 
-    monkeypatch.setattr(reviews, "IMPORT_CHUNK", 2)
+    monkeypatch.setattr(records, "IMPORT_CHUNK", 2)
     write_jsonl(manifest_root / "manifest.jsonl", [record(i) | {"image": "images/0.png"} for i in range(5)])
     report = import_classification(path=manifest_root, dataset_name="scenes")
     assert (report.saved.samples_created, report.saved.reasonings_created) == (5, 15)

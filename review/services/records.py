@@ -1,0 +1,186 @@
+"""Writes of imported samples: classification records (from an import or the demo) saved in place by
+(dataset, external id), with their categories and, through `reasonings_store`, their outputs."""
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from review import counts
+from review.models import Category, Dataset, Reasoning, Sample
+from review.parsing import match_category_name
+from review.suspicion import suspicions_refresh
+
+from .reasonings import ModelOutput, reasonings_store
+
+
+@dataclass
+class ClassificationRecord:
+    """One sample as an importer or the demo hands it over (images already inside MEDIA_ROOT).
+
+    `outputs` maps mode (1, 2, 3) to the model's output text; modes absent are left as they are.
+    A field the record lacks (`image` "", `image_info`/`description` None) keeps what is stored;
+    `provenance` is merged key by key into the stored one.
+    """
+
+    external_id: str
+    label: str
+    image: str = ""
+    outputs: dict[int, str] = field(default_factory=dict)
+    model_names: dict[int, str] = field(default_factory=dict)
+    image_info: Any = None
+    raw_responses: dict[int, Any] = field(default_factory=dict)
+    description: str | None = None
+    provenance: dict[str, Any] | None = None
+
+
+@dataclass
+class RecordsSaveResult:
+    categories_created: int = 0
+    samples_created: int = 0
+    samples_updated: int = 0
+    reasonings_created: int = 0
+    reasonings_updated: int = 0
+    # new outputs of reviewed samples, waiting for their reviewer (never overwriting the review)
+    reasonings_pending: int = 0
+
+
+@transaction.atomic
+def category_ensure(*, dataset: Dataset, definitions: Sequence[tuple[str, str]]) -> tuple[dict[str, Category], int]:
+    """Create the named categories that are missing and fill in empty official definitions.
+
+    Returns the dataset's categories by name and how many were created. Existing definitions are
+    overwritten only when a new non-empty definition is given.
+    """
+    existing = {c.name: c for c in dataset.categories.all()}
+    created = 0
+    next_position = max((c.position for c in existing.values()), default=-1) + 1
+    for name, definition in definitions:
+        category = existing.get(name)
+        if category is None:
+            existing[name] = Category.objects.create(
+                dataset=dataset, name=name, definition=definition or "", position=next_position
+            )
+            next_position += 1
+            created += 1
+        elif definition and category.definition != definition:
+            category.definition = definition
+            category.save(update_fields=["definition"])
+    return existing, created
+
+
+def resolve_label_name(name: str, known_names: Sequence[str]) -> str:
+    """The known category a (possibly shortened) label denotes, else the label itself."""
+    name = name.strip()
+    if name in known_names:
+        return name
+    return match_category_name(name, known_names) or name
+
+
+@transaction.atomic
+def classification_records_save(
+    *,
+    dataset: Dataset,
+    records: Sequence[ClassificationRecord],
+    categories: Sequence[tuple[str, str]] | None = None,
+) -> RecordsSaveResult:
+    """Create or update samples and their reasonings in place (keyed by dataset + external id).
+
+    Labels that name no existing category create one (shortened names such as a class folder
+    without its parenthesised part map onto the full name). Reviews are never touched. A sample's
+    other reasonings get their right/wrong mark recomputed when its label changes.
+    """
+    result = RecordsSaveResult()
+    by_name, result.categories_created = category_ensure(dataset=dataset, definitions=list(categories or ()))
+    names = list(by_name)
+    wanted_new = []
+    for record in records:
+        label_name = resolve_label_name(record.label, names)
+        if label_name not in by_name:
+            wanted_new.append((label_name, ""))
+            names.append(label_name)
+    if wanted_new:
+        by_name, created = category_ensure(dataset=dataset, definitions=wanted_new)
+        result.categories_created += created
+        names = list(by_name)
+
+    for start in range(0, len(records), IMPORT_CHUNK):
+        _save_records_chunk(dataset=dataset, records=records[start:start + IMPORT_CHUNK], by_name=by_name,
+                            names=names, result=result)
+    return result
+
+
+IMPORT_CHUNK = 500  # keeps IN (...) lists under SQLite's variable limit
+SAMPLE_IMPORT_FIELDS = ("label", "image", "image_info", "description", "provenance")
+
+
+def _sample_values(sample: Sample, record: ClassificationRecord, label: Category) -> dict[str, Any]:
+    """The stored sample's fields after `record`: what the record lacks keeps what is stored
+    (re-importing a mode folder must not wipe images or descriptions another file gave)."""
+    provenance = sample.provenance
+    if record.provenance:
+        provenance = {**(sample.provenance or {}), **record.provenance}
+    return {
+        "label_id": label.pk,
+        "image": record.image or sample.image,
+        "image_info": sample.image_info if record.image_info is None else record.image_info,
+        "description": sample.description if record.description is None else record.description,
+        "provenance": provenance,
+    }
+
+
+def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRecord], by_name: dict[str, Category],
+                        names: list[str], result: RecordsSaveResult) -> None:
+    samples = {s.external_id: s for s in Sample.objects.filter(dataset=dataset, external_id__in=[r.external_id for r in records])}
+    to_update_samples, new_samples = [], []
+    for record in records:
+        label = by_name[resolve_label_name(record.label, names)]
+        sample = samples.get(record.external_id)
+        if sample is None:
+            sample = Sample(dataset=dataset, external_id=record.external_id, label=label, image=record.image,
+                            image_info=record.image_info, description=record.description or "",
+                            provenance=record.provenance)
+            new_samples.append(sample)
+            samples[record.external_id] = sample
+            continue
+        values = _sample_values(sample, record, label)
+        if any(getattr(sample, key) != value for key, value in values.items()):
+            for key, value in values.items():
+                setattr(sample, key, value)
+            to_update_samples.append(sample)
+    Sample.objects.bulk_create(new_samples, batch_size=500)
+    now = timezone.now()
+    for sample in to_update_samples:
+        sample.updated_at = now
+    Sample.objects.bulk_update(to_update_samples, [*SAMPLE_IMPORT_FIELDS, "updated_at"], batch_size=500)
+    result.samples_created += len(new_samples)
+    result.samples_updated += len(to_update_samples)
+    if new_samples and new_samples[0].pk is None:  # backends that return no ids from bulk_create
+        fresh = Sample.objects.filter(dataset=dataset, external_id__in=[s.external_id for s in new_samples])
+        samples.update({s.external_id: s for s in fresh})
+
+    category_ids = {name: category.pk for name, category in by_name.items()}
+    outputs = [
+        ModelOutput(sample_id=samples[record.external_id].pk, label_id=samples[record.external_id].label_id,
+                    mode=mode, output=output, model_name=record.model_names.get(mode, ""),
+                    raw_response=record.raw_responses.get(mode))
+        for record in records for mode, output in sorted(record.outputs.items())
+    ]
+    stored = reasonings_store(outputs=outputs, category_ids=category_ids, source="import", refresh=False)
+    # A sample whose label changed: its other reasonings are re-marked right/wrong.
+    relabelled = [s.pk for s in to_update_samples]
+    remark = []
+    for reasoning in Reasoning.objects.filter(sample_id__in=relabelled).select_related("sample"):
+        if (reasoning.sample_id, reasoning.mode) in stored.answers:
+            continue
+        is_correct = None if reasoning.predicted_category_id is None else reasoning.predicted_category_id == reasoning.sample.label_id
+        if reasoning.is_correct != is_correct:
+            reasoning.is_correct, reasoning.updated_at = is_correct, now
+            remark.append(reasoning)
+    Reasoning.objects.bulk_update(remark, ["is_correct", "updated_at"], batch_size=500)
+    counts.samples_refresh(s.pk for s in samples.values())
+    suspicions_refresh(sample_ids=[s.pk for s in samples.values()])
+    result.reasonings_created += stored.created
+    result.reasonings_updated += stored.replaced + stored.pending + len(remark)
+    result.reasonings_pending += stored.pending
