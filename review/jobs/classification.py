@@ -24,9 +24,9 @@ from django.db.models import Count, Q
 from core.errors import ApplicationError
 from core.images import inspect_image, media_path
 from pipelines.jobs.kinds import ItemFailed, JobKindHandler, register
+from pipelines.jobs.prompts import MODE_KINDS, prompt_current, prompt_save_version, render_prompt
 from pipelines.llm.client import image_data_url
 from pipelines.models import Job, JobKind, PromptTemplate
-from pipelines.jobs.prompts import MODE_KINDS, prompt_current, prompt_save_version, render_prompt
 from review.models import Category, Dataset, Reasoning, Sample
 from review.services import ModelOutput, reasonings_store
 

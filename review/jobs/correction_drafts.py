@@ -24,9 +24,9 @@ from django.db.models import Count, Q
 
 from core.errors import ApplicationError
 from pipelines.jobs.kinds import ItemFailed, JobKindHandler, register
+from pipelines.jobs.prompts import prompt_current
 from pipelines.jobs.selectors import ACTIVE_STATUSES
 from pipelines.models import ItemStatus, Job, JobItem, JobKind, PromptTemplate
-from pipelines.jobs.prompts import prompt_current
 from review import rules
 from review.models import Category, CorrectionDraft, Mode, Reasoning, Review, Sample
 from review.services import correction_check

@@ -23,8 +23,8 @@ from django.utils import timezone
 from core.errors import ApplicationError
 from core.jsonfiles import read_record_file
 from pipelines.jobs.kinds import ItemFailed, JobKindHandler, register
-from pipelines.models import Job, JobKind, PromptTemplate
 from pipelines.jobs.prompts import prompt_current
+from pipelines.models import Job, JobKind, PromptTemplate
 from review.models import Dataset, Sample
 from review.suspicion import suspicions_refresh
 
