@@ -58,8 +58,9 @@ def main() -> None:
     from django.test import Client
     from django.test.utils import setup_test_environment, teardown_test_environment
 
-    from pipelines.generation import source_items_import
-    from pipelines.generation_analysis import analyze, example_to_record, run_examples
+    from pipelines.generation.analysis import analyze
+    from pipelines.generation.selectors import example_to_record, run_examples
+    from pipelines.generation.services import source_items_import
     from pipelines.jobs.services import job_create, run_job_inline
     from pipelines.models import Job, JobKind, SourceItem
     from pipelines.simulator import serve_in_thread

@@ -57,7 +57,7 @@ def main(workdir: Path) -> None:
     from pipelines.datasets.options import BuildOptions
     from pipelines.datasets.selectors import product_sources
     from pipelines.dpo.services import EXPORT_FORMATS, IMAGE_EXPORT_FORMATS, pairs_export
-    from pipelines.generation import generation_export
+    from pipelines.generation.services import generation_export
     from pipelines.jobs.services import job_create, run_job_inline
     from pipelines.models import JobKind
     from pipelines.simulator import serve_in_thread

@@ -59,7 +59,7 @@ def main() -> int:
     global Count
     from django.db.models import Count
 
-    from pipelines.generation import source_items_import
+    from pipelines.generation.services import source_items_import
     from review.image_marker import draw_marker
     from pipelines.jobs.services import job_create
     from pipelines.models import FeedbackSample, GeneratedExample, JobKind, JobStatus, PreferencePair, ReviewDecision

@@ -23,7 +23,7 @@ urlpatterns = [
     path("api/", include("review.api_urls")),
     # One "jobs" namespace: the engine's pages and the job pages of review's own kinds.
     path("jobs/", include((job_urls.urlpatterns + review_job_urls.urlpatterns, job_urls.app_name))),
-    path("generation/", include("pipelines.generation_urls")),
+    path("generation/", include("pipelines.generation.urls")),
     path("feedback/", include("pipelines.datasets.urls")),
     path("dpo/", include("pipelines.dpo.urls")),
     path("exports/", include(export_patterns)),

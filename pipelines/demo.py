@@ -18,7 +18,8 @@ from pathlib import Path
 from django.conf import settings
 from PIL import Image, ImageDraw
 
-from .generation import resolve_image, source_items_import
+from .generation.services import source_items_import
+from .generation.sources import resolve_image
 from .jobs.services import job_create, run_job_inline
 from .models import FeedbackSample, Job, JobKind, JobStatus, LogRecord, SourceItem
 

@@ -7,6 +7,7 @@ from tests.factories import AssignmentFactory, CategoryFactory, DatasetFactory, 
 # once, so no test imports a fixture by hand.
 pytest_plugins = [
     "tests.pipelines.dpo.fixtures",
+    "tests.pipelines.generation.fixtures",
 ]
 
 

@@ -282,7 +282,7 @@ WORKER_FORGET_SECONDS = env_float("WORKER_FORGET_SECONDS", 24 * 3600)
 # them all before it looks a kind up.
 JOB_KIND_MODULES = [
     # pipelines
-    "pipelines.generation",
+    "pipelines.generation.jobkind",
     "pipelines.datasets.logs",
     "pipelines.datasets.feedback",
     "pipelines.dpo.jobkind",

@@ -5,8 +5,6 @@
 database (`run_records`) and out of a directory of files (`load_run_dir`). Records may carry two
 extra keys the files do not have: `attributes` (the source item's attributes) and `decision` (a
 human's overrule decision), which add the by-attribute and judge-vs-human sections.
-
-Also the selectors of the generation pages (runs list, failed-example review queue).
 """
 from __future__ import annotations
 
@@ -16,9 +14,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from django.db.models import Count, Q
-
-from .models import GeneratedExample, ItemStatus, Job, JobKind, ReviewDecision
+from ..models import ReviewDecision
 
 TAGS = ("look", "think", "answer")
 HISTOGRAM_BINS = 10  # scores 0–10 in bins of 1; a 10 falls into the last bin
@@ -267,74 +263,3 @@ def format_report(analysis: dict[str, Any]) -> str:
 def _clip(text: str, width: int = 160) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-# --------------------------------------------------------------------------- selectors
-def run_examples(job: Job):
-    """The examples one run produced, with their source items (no re-runs)."""
-    return GeneratedExample.objects.filter(job=job).select_related("source_item").order_by("id")
-
-
-def example_to_record(example: GeneratedExample) -> dict:
-    """A row as a team-format record plus `attributes` and `decision` for the analysis."""
-    from .generation import example_record
-
-    record = example_record(example)
-    record["attributes"] = example.source_item.attributes or {}
-    record["decision"] = example.decision
-    return record
-
-
-def run_analysis(job: Job) -> dict[str, Any]:
-    """The failure analysis of one run, from the database (plain values, no model instances)."""
-    passed, failed = [], []
-    rows = (
-        GeneratedExample.objects.filter(job=job)
-        .order_by("id")
-        .values_list("example_id", "question", "response", "is_multiple_choice", "overall_score", "passed",
-                     "failure_reasons", "decision", "source_item__attributes")
-    )
-    for example_id, question, response, mc, score, ok, reasons, decision, attributes in rows.iterator(chunk_size=2000):
-        record = {"id": example_id, "question": question, "response": response, "is_multiple_choice": mc,
-                  "overall_score": score, "attributes": attributes or {}, "decision": decision}
-        if ok:
-            passed.append(record)
-        else:
-            record["failure_reason"] = reasons or []
-            failed.append(record)
-    errors = job.items.filter(status=ItemStatus.FAILED).count()
-    return analyze(passed, failed, generation_errors=errors)
-
-
-def generation_runs():
-    """Original generation runs (re-runs are shown under their run), newest first, with counts."""
-    return (
-        Job.objects.filter(kind=JobKind.GENERATION, parent__isnull=True)
-        .select_related("created_by")
-        .annotate(
-            example_count=Count("generated_examples", distinct=True),
-            passed_count=Count("generated_examples", filter=Q(generated_examples__passed=True), distinct=True),
-            rerun_count=Count("reruns", distinct=True),
-        )
-        .order_by("-created_at")
-    )
-
-
-def failed_examples(job: Job, *, reason: str = "", decision: str = ""):
-    """A run's failed examples for review, optionally only those with `reason` / `decision`."""
-    qs = GeneratedExample.objects.filter(job=job, passed=False).select_related("source_item", "decided_by")
-    if decision:
-        qs = qs.filter(decision=decision)
-    if reason:
-        # JSON list containment is not portable to SQLite; filter the (small) id list in Python.
-        ids = [pk for pk, reasons in qs.values_list("pk", "failure_reasons") if reason in (reasons or [])]
-        qs = qs.filter(pk__in=ids)
-    return qs.order_by("id")
-
-
-def failed_reason_counts(job: Job) -> list[tuple[str, int]]:
-    """Failure reasons of a run's failed examples with counts, most common first."""
-    counts = Counter()
-    for reasons in GeneratedExample.objects.filter(job=job, passed=False).values_list("failure_reasons", flat=True):
-        counts.update(set(reasons or []))
-    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -21,15 +21,15 @@ from core.errors import ApplicationError, http_status
 from core.permissions import staff_required
 from core.uploads import upload_check
 
-from . import generation
-from .generation_analysis import (
-    failed_examples,
-    failed_reason_counts,
-    generation_runs,
-    run_analysis,
-)
+from ..models import Export, GeneratedExample, Job, JobKind, ReviewDecision, SourceItem
+from . import selectors, services
+from .forms import DecideForm, ImportSourcesForm, RerunForm, StartForm
 from .judge import CRITERIA
-from .models import Export, GeneratedExample, Job, JobKind, ReviewDecision, SourceItem
+from .params import DEFAULT_PARAMS
+from .run_files import example_record, pipeline_report
+from .selectors import failed_examples, failed_reason_counts, generation_runs, run_analysis
+from .sources import resolve_image
+from .structure import TAGS, response_part
 
 DECISION_FILTERS = (("pending", "待审核"), ("decided", "已决定"), ("all", "全部"))
 
@@ -50,7 +50,7 @@ def runs(request):
     context = {
         "runs": run_list,
         "collections": collections,
-        "defaults": generation.DEFAULT_PARAMS,
+        "defaults": DEFAULT_PARAMS,
         "any_active": any(r.is_active for r in run_list),
     }
     if request.htmx and request.GET.get("partial") == "runs-table":
@@ -62,16 +62,10 @@ def runs(request):
 @staff_required
 def start(request):
     """Start a generation run over a source collection (staff)."""
-    from .jobs.services import job_create
+    from ..jobs.services import job_create
 
-    params = {
-        key: request.POST.get(key, "").strip()
-        for key in ("collection", "sample", "multiple_choice_ratio", "pass_threshold", "temperature", "seed",
-                    "judge_model", "judge_temperature")
-    }
-    params = {k: v for k, v in params.items() if v != "" or k == "collection"}
     try:
-        job = job_create(kind=JobKind.GENERATION, params=params, user=request.user)
+        job = job_create(kind=JobKind.GENERATION, params=StartForm(request.POST).params(), user=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("generation:runs")
@@ -86,8 +80,11 @@ PROBLEMS_SHOWN = 20
 @staff_required
 def import_sources(request):
     """Import source items from an uploaded JSON/JSONL file (staff); bad lines are listed."""
+    form = ImportSourcesForm(request.POST, request.FILES)
+    form.is_valid()  # every field is optional: the checks below say what is wrong
+    data = form.cleaned_data
     try:
-        upload = upload_check(request.FILES.get("file"))
+        upload = upload_check(data.get("file"))
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("generation:runs")
@@ -96,10 +93,10 @@ def import_sources(request):
     except UnicodeDecodeError:
         messages.error(request, "文件不是 UTF-8 文本")
         return redirect("generation:runs")
-    collection = request.POST.get("collection", "").strip() or upload.name
-    sample = request.POST.get("sample", "").strip()
+    collection = data.get("collection", "") or upload.name
+    sample = data.get("sample", "")
     try:
-        report = generation.source_items_import(
+        report = services.source_items_import(
             text=text, collection=collection[:200], sample=int(sample) if sample else None,
         )
     except (ApplicationError, ValueError) as exc:
@@ -166,7 +163,7 @@ def analysis(request, job_id: int):
     exports = list(Export.objects.filter(kind="generation", params__job=job.pk).select_related("created_by")[:10])
     for record in exports:
         record.provenance_labels = [
-            (generation.PROVENANCE_LABELS.get(name, name), count)
+            (selectors.PROVENANCE_LABELS.get(name, name), count)
             for name, count in (record.report.get("provenance") or {}).items()
         ]
     context = {
@@ -174,14 +171,14 @@ def analysis(request, job_id: int):
         "analysis": result,
         "chart_data": _chart_data(result),
         "comparison": comparison,
-        "reruns": generation.rerun_comparison(job) if job.parent_id is None else [],
+        "reruns": selectors.rerun_comparison(job) if job.parent_id is None else [],
         "exports": exports,
         "rerun_settings": [
             ("temperature", "temperature", job.params.get("temperature")),
             ("multiple_choice_ratio", "选择题比例", job.params.get("multiple_choice_ratio")),
             ("pass_threshold", "通过阈值", job.params.get("pass_threshold")),
         ],
-        "training_count": generation.training_example_count(job) if job.parent_id is None else 0,
+        "training_count": selectors.training_example_count(job) if job.parent_id is None else 0,
     }
     if request.htmx and request.GET.get("partial") == "run-status":
         response = render(request, "pipelines/generation_analysis.html#run-status", context)
@@ -202,13 +199,13 @@ def team_file(request, job_id: int, name: str):
     if name not in TEAM_FILES:
         raise Http404
     if name == "pipeline_report.json":
-        body = json.dumps(generation.pipeline_report(job), ensure_ascii=False, indent=2) + "\n"
+        body = json.dumps(pipeline_report(job), ensure_ascii=False, indent=2) + "\n"
         response = HttpResponse(body, content_type="application/json; charset=utf-8")
     else:
         passed = name == "generated_examples.jsonl"
         examples = GeneratedExample.objects.filter(job=job, passed=passed).select_related("source_item").order_by("id")
         # Streamed: a large run's file never sits in memory whole.
-        lines = (json.dumps(generation.example_record(e), ensure_ascii=False) + "\n"
+        lines = (json.dumps(example_record(e), ensure_ascii=False) + "\n"
                  for e in examples.iterator(chunk_size=1000))
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="run{job.pk}_{name}"'
@@ -240,8 +237,8 @@ def _review_context(request, job: Job, *, page_number=None, error: str = "") -> 
         "example": example,
         "criteria": [(label, (example.validation_result.get("scores") or {}).get(key)) for key, label in CRITERIA.items()]
         if example else [],
-        "parts": [(tag, generation.response_part(example.response, tag)) for tag in generation.TAGS] if example else [],
-        "image_available": bool(example and generation.resolve_image(example.source_item.image)),
+        "parts": [(tag, response_part(example.response, tag)) for tag in TAGS] if example else [],
+        "image_available": bool(example and resolve_image(example.source_item.image)),
         "error": error,
     }
 
@@ -263,16 +260,10 @@ def decide(request, job_id: int, example_id: int):
     """Overrule (accept / accept edited) or confirm (reject) the judge on one failed example."""
     job = _run_or_404(job_id)
     example = get_object_or_404(GeneratedExample, pk=example_id, job=job)
-    page_number = request.POST.get("page") or 1
+    form = DecideForm(request.POST)
+    page_number = (form.cleaned_data.get("page") if form.is_valid() else "") or 1
     try:
-        version = int(request.POST.get("version", ""))
-    except ValueError:
-        version = -1
-    try:
-        generation.generated_example_decide(
-            example=example, user=request.user, decision=request.POST.get("decision", ""),
-            version=version, edited_response=request.POST.get("edited_response", ""),
-        )
+        services.generated_example_decide(example=example, user=request.user, **form.decide_args())
     except ApplicationError as exc:
         status = http_status(exc)
         # 422 rather than 400: django-htmx's DEBUG helper replaces the whole page on a 400.
@@ -306,7 +297,7 @@ def example_image(request, job_id: int, example_id: int):
 
     job = _run_or_404(job_id)
     example = get_object_or_404(GeneratedExample.objects.select_related("source_item"), pk=example_id, job=job)
-    path = generation.resolve_image(example.source_item.image)
+    path = resolve_image(example.source_item.image)
     if path is None:
         raise Http404("图片不可用")
     try:
@@ -324,9 +315,8 @@ def example_image(request, job_id: int, example_id: int):
 def rerun(request, job_id: int):
     """Re-run the run's undecided failed items with a changed setting (staff)."""
     job = _run_or_404(job_id)
-    changes = {k: request.POST.get(k, "").strip() for k in ("temperature", "multiple_choice_ratio", "pass_threshold")}
     try:
-        child = generation.generation_rerun_failed(job=job, user=request.user, changes=changes)
+        child = services.generation_rerun_failed(job=job, user=request.user, changes=RerunForm(request.POST).changes())
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
@@ -340,7 +330,7 @@ def export(request, job_id: int):
     """Export passed + rescued examples (sharegpt with images, OpenAI messages) (staff)."""
     job = _run_or_404(job_id)
     try:
-        record = generation.generation_export(job=job, user=request.user)
+        record = services.generation_export(job=job, user=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:

@@ -1,4 +1,4 @@
-"""Simulated question and response generation for the generation job (pipelines/generation.py).
+"""Simulated question and response generation for the generation job (pipelines/generation/).
 
 Deterministic per request. Most responses are well formed; some drop a tag, repeat themselves or
 reason thinly, so the judge has realistic things to complain about. Tests steer single items with
@@ -11,7 +11,7 @@ markers in the source's wiki title:
 import random
 import re
 
-from pipelines.generation import QUESTION_SYSTEM_PROMPT, RESPONSE_SYSTEM_PROMPT
+from pipelines.generation.prompts import QUESTION_SYSTEM_PROMPT, RESPONSE_SYSTEM_PROMPT
 
 PRIORITY = 10
 _QUESTION_MARK = QUESTION_SYSTEM_PROMPT.splitlines()[0]

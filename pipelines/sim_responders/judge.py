@@ -1,4 +1,4 @@
-"""Simulated judge for the generation job (pipelines/judge.py).
+"""Simulated judge for the generation job (pipelines/generation/judge.py).
 
 Reads the response it is shown and complains the way the team's judge did: repeated sentences
 ("Repetitive language in cycles"), thin reasoning ("Insufficient depth in reasoning"), a vague
@@ -15,7 +15,7 @@ import json
 import random
 import re
 
-from pipelines.judge import JUDGE_SYSTEM_PROMPT
+from pipelines.generation.judge import JUDGE_SYSTEM_PROMPT
 
 PRIORITY = 10
 _MARK = JUDGE_SYSTEM_PROMPT.splitlines()[0]

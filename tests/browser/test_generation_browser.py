@@ -2,10 +2,6 @@
 import pytest
 
 from pipelines.models import GeneratedExample, ReviewDecision
-from tests.pipelines.conftest_generation import (  # noqa: F401 - fixtures
-    finished_run,
-    marked_sources,
-)
 
 pytestmark = pytest.mark.browser
 

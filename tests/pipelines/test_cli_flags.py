@@ -9,7 +9,7 @@ from django.core.management import call_command, get_commands, load_command_clas
 from django.core.management.base import CommandError
 
 from pipelines.models import Job, JobKind, JobStatus
-from tests.pipelines.conftest_generation import MARKED_SOURCES, marked_sources  # noqa: F401
+from tests.pipelines.generation.data import MARKED_SOURCES
 
 JOB_COMMANDS = ["run_classification", "run_info_extraction", "run_dpo", "run_generation"]
 

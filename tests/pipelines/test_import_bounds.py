@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pipelines.datasets.feedback import read_feedback_file
-from pipelines.generation import source_items_import
+from pipelines.generation.services import source_items_import
 from pipelines.datasets.logs import FileReport, iter_log_file
 
 pytestmark = pytest.mark.django_db

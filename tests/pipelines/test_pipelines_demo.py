@@ -2,7 +2,7 @@
 from django.db.models import Max
 
 from pipelines.demo import DEMO_SOURCE_COLLECTION, DEMO_SOURCES, load_pipelines_demo
-from pipelines.generation import resolve_image
+from pipelines.generation.sources import resolve_image
 from pipelines.models import FeedbackSample, Job, JobKind, JobStatus, LogRecord, SourceItem
 
 

@@ -5,7 +5,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipelines.generation import resolve_image
+from pipelines.generation.sources import resolve_image
 from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import ItemStatus, JobItem
 from core.errors import ApplicationError

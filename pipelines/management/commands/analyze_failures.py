@@ -3,7 +3,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines.generation_analysis import analyze, format_report, load_run_dir
+from pipelines.generation.analysis import analyze, format_report, load_run_dir
 
 
 class Command(BaseCommand):

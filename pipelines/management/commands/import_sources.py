@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines.generation import source_items_import
+from pipelines.generation.services import source_items_import
 from core.errors import ApplicationError
 
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines.generation import source_items_import, write_checkpoint, write_run_files
+from pipelines.generation.run_files import write_checkpoint, write_run_files
+from pipelines.generation.services import source_items_import
 from pipelines.models import Job, JobKind
 from core.errors import ApplicationError
 

@@ -7,7 +7,7 @@ import pytest
 
 from pipelines.jobs.services import run_job_inline
 from pipelines.models import GeneratedExample, ItemStatus, JobItem
-from tests.pipelines.conftest_generation import marked_sources, start_run  # noqa: F401
+from tests.pipelines.generation.data import start_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,24 +7,14 @@ import pytest
 from django.core.management import call_command
 
 from pipelines.datasets import formats
-from pipelines.generation import (
-    PROVENANCE_EDITED,
-    PROVENANCE_JUDGE,
-    generated_example_decide,
-    generation_export,
-    generation_rerun_failed,
-    rerun_comparison,
-)
-from pipelines.generation_analysis import analyze, load_run_dir, run_analysis
+from pipelines.generation.analysis import analyze, load_run_dir
+from pipelines.generation.selectors import PROVENANCE_EDITED, PROVENANCE_JUDGE, rerun_comparison, run_analysis
+from pipelines.generation.services import generated_example_decide, generation_export, generation_rerun_failed
 from pipelines.jobs.services import job_resume, run_job_inline
-from pipelines.judge import REASON_UNPARSEABLE
+from pipelines.generation.judge import REASON_UNPARSEABLE
 from pipelines.models import GeneratedExample, ItemStatus, JobStatus, ReviewDecision
 from core.errors import ApplicationError
-from tests.pipelines.conftest_generation import (  # noqa: F401 - fixtures
-    finished_run,
-    marked_sources,
-    start_run,
-)
+from tests.pipelines.generation.data import start_run
 
 SEED_FAILED_KEYS = ["id", "image", "wiki_title", "question", "response", "is_multiple_choice", "validation_result",
                     "failure_reason", "overall_score", "timestamp"]
@@ -46,7 +36,7 @@ def test_pass_fail_split_and_counts_match_the_report_and_files(finished_run, tmp
     assert (stats["valid_examples"], stats["failed_validation"], stats["generation_errors"]) == (3, 5, 0)
     assert stats["multiple_choice_examples"] == sum(e.is_multiple_choice for e in rows.values())
 
-    from pipelines.generation import write_run_files
+    from pipelines.generation.run_files import write_run_files
 
     write_run_files(job, tmp_path / "out")
     passed, failed, report = load_run_dir(tmp_path / "out")
@@ -107,7 +97,7 @@ def test_resume_redoes_only_unfinished_items(finished_run, llm_simulator):
 
 @pytest.mark.django_db(transaction=True)
 def test_store_is_idempotent_for_a_redelivered_item(finished_run):
-    from pipelines.generation import GenerationHandler
+    from pipelines.generation.jobkind import GenerationHandler
 
     handler = GenerationHandler()
     example = _by_source(finished_run)["fail-1"]
@@ -205,7 +195,7 @@ def test_decide_rules(finished_run, reviewer, other_reviewer):
 @pytest.mark.django_db(transaction=True)
 def test_run_generation_command_writes_files_and_resumes(marked_sources, llm_simulator, tmp_path, media_root):
     source = tmp_path / "data_clean.json"
-    from tests.pipelines.conftest_generation import MARKED_SOURCES
+    from tests.pipelines.generation.data import MARKED_SOURCES
 
     source.write_text(json.dumps(MARKED_SOURCES, ensure_ascii=False), encoding="utf-8")
     out = tmp_path / "output"

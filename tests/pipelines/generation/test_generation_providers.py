@@ -8,9 +8,9 @@ import pytest
 from django.core.management import call_command
 
 from pipelines.jobs.services import job_retry_failed, run_job_inline
-from pipelines.judge import judge_request_params
+from pipelines.generation.judge import judge_request_params
 from pipelines.models import GeneratedExample, Job, JobStatus
-from tests.pipelines.conftest_generation import MARKED_SOURCES, marked_sources, start_run  # noqa: F401
+from tests.pipelines.generation.data import MARKED_SOURCES, start_run
 
 pytestmark = pytest.mark.django_db
 

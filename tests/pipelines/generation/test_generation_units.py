@@ -3,9 +3,12 @@ import json
 
 import pytest
 
-from pipelines import generation as gen
-from pipelines.generation_analysis import analyze, format_report
-from pipelines.judge import REASON_BELOW_THRESHOLD, VerdictUnparseable, failure_reasons_for, parse_verdict
+from pipelines.generation.prompts import is_multiple_choice_for
+from pipelines.generation.services import source_items_import
+from pipelines.generation.sources import resolve_image, sample_records
+from pipelines.generation.structure import check_structure
+from pipelines.generation.analysis import analyze, format_report
+from pipelines.generation.judge import REASON_BELOW_THRESHOLD, VerdictUnparseable, failure_reasons_for, parse_verdict
 from pipelines.models import SourceItem
 from core.errors import ApplicationError
 
@@ -14,28 +17,28 @@ GOOD = "<look>一座红色的木塔</look><think>塔有五层，飞檐翘角。<
 
 # --------------------------------------------------------------------------- structure
 def test_complete_response_has_no_structure_problem():
-    assert gen.check_structure(GOOD) == []
+    assert check_structure(GOOD) == []
 
 
 @pytest.mark.parametrize("tag", ["look", "think", "answer"])
 def test_each_missing_tag_is_its_own_reason(tag):
     broken = GOOD.replace(f"<{tag}>", "").replace(f"</{tag}>", "")
-    assert gen.check_structure(broken) == [f"Missing <{tag}> tag"]
+    assert check_structure(broken) == [f"Missing <{tag}> tag"]
 
 
 def test_unclosed_or_empty_tag_counts_as_missing_and_order_is_checked():
-    assert gen.check_structure("<look>x</look><think>y<answer>z</answer>") == ["Missing <think> tag"]
-    assert gen.check_structure("<look> </look><think>y</think><answer>z</answer>") == ["Missing <look> tag"]
-    assert gen.check_structure("<answer>z</answer><look>x</look><think>y</think>") == ["Tags out of order"]
-    assert gen.check_structure("") == ["Missing <look> tag", "Missing <think> tag", "Missing <answer> tag"]
+    assert check_structure("<look>x</look><think>y<answer>z</answer>") == ["Missing <think> tag"]
+    assert check_structure("<look> </look><think>y</think><answer>z</answer>") == ["Missing <look> tag"]
+    assert check_structure("<answer>z</answer><look>x</look><think>y</think>") == ["Tags out of order"]
+    assert check_structure("") == ["Missing <look> tag", "Missing <think> tag", "Missing <answer> tag"]
 
 
 def test_question_type_ratio_is_stable_and_close_to_the_setting():
-    draws = [gen.is_multiple_choice_for(f"item-{i}", ratio=0.3, seed=7) for i in range(2000)]
+    draws = [is_multiple_choice_for(f"item-{i}", ratio=0.3, seed=7) for i in range(2000)]
     assert 0.26 < sum(draws) / len(draws) < 0.34
-    assert draws == [gen.is_multiple_choice_for(f"item-{i}", ratio=0.3, seed=7) for i in range(2000)]
-    assert not any(gen.is_multiple_choice_for(f"item-{i}", ratio=0, seed=7) for i in range(100))
-    assert all(gen.is_multiple_choice_for(f"item-{i}", ratio=1, seed=7) for i in range(100))
+    assert draws == [is_multiple_choice_for(f"item-{i}", ratio=0.3, seed=7) for i in range(2000)]
+    assert not any(is_multiple_choice_for(f"item-{i}", ratio=0, seed=7) for i in range(100))
+    assert all(is_multiple_choice_for(f"item-{i}", ratio=1, seed=7) for i in range(100))
 
 
 # --------------------------------------------------------------------------- judge
@@ -97,7 +100,7 @@ def test_jsonl_import_reports_bad_lines_and_imports_the_rest(db):
             json.dumps({"id": "d", "image": "img/d.jpg", "facts": "one fact"}),
         ]
     )
-    report = gen.source_items_import(text=text, collection="wiki")
+    report = source_items_import(text=text, collection="wiki")
     assert report.created == 3
     assert [(p.line, p.message.split(":")[0].split("（")[0]) for p in report.problems] == [
         (2, "JSON 格式错误"), (4, "缺少 image 和 wiki_title"), (5, "不是 JSON 对象"),
@@ -106,7 +109,7 @@ def test_jsonl_import_reports_bad_lines_and_imports_the_rest(db):
     assert a.facts == ["建于1056年"] and a.attributes == {"category": "建筑"}
     assert SourceItem.objects.get(external_id="d").facts == ["one fact"]
     # Importing again updates in place.
-    again = gen.source_items_import(text=text, collection="wiki")
+    again = source_items_import(text=text, collection="wiki")
     assert (again.created, again.updated) == (0, 3)
 
 
@@ -118,7 +121,7 @@ def test_json_array_import_reports_line_of_broken_record_and_resumes(db):
         '  {"id": "c", "wiki_title": "C"}\n'
         "]\n"
     )
-    report = gen.source_items_import(text=text, collection="arr")
+    report = source_items_import(text=text, collection="arr")
     assert report.created == 2
     assert [p.line for p in report.problems] == [3]
     assert set(SourceItem.objects.values_list("external_id", flat=True)) == {"a", "c"}
@@ -126,13 +129,13 @@ def test_json_array_import_reports_line_of_broken_record_and_resumes(db):
 
 def test_sample_is_reproducible_and_keeps_order(db):
     text = "\n".join(json.dumps({"id": f"s{i:03d}", "wiki_title": f"T{i}"}) for i in range(50))
-    first = gen.source_items_import(text=text, collection="one", sample=10, seed=3)
-    second = gen.source_items_import(text=text, collection="two", sample=10, seed=3)
+    first = source_items_import(text=text, collection="one", sample=10, seed=3)
+    second = source_items_import(text=text, collection="two", sample=10, seed=3)
     assert first.external_ids == second.external_ids == sorted(first.external_ids)
     assert len(first.external_ids) == 10
-    assert gen.sample_records(list(range(50)), 10, seed=4) != gen.sample_records(list(range(50)), 10, seed=3)
+    assert sample_records(list(range(50)), 10, seed=4) != sample_records(list(range(50)), 10, seed=3)
     with pytest.raises(ApplicationError):
-        gen.source_items_import(text=text, collection=" ")
+        source_items_import(text=text, collection=" ")
 
 
 def test_image_paths_are_confined_to_media_root(settings, tmp_path):
@@ -140,11 +143,11 @@ def test_image_paths_are_confined_to_media_root(settings, tmp_path):
     (settings.MEDIA_ROOT / "img" / "a.png").write_bytes(b"x")
     outside = tmp_path / "secret.png"
     outside.write_bytes(b"x")
-    assert gen.resolve_image("img/a.png") == (settings.MEDIA_ROOT / "img" / "a.png").resolve()
-    assert gen.resolve_image(str(settings.MEDIA_ROOT / "img" / "a.png")) is not None
-    assert gen.resolve_image("../secret.png") is None
-    assert gen.resolve_image(str(outside)) is None
-    assert gen.resolve_image("http://example.com/a.png") is None
+    assert resolve_image("img/a.png") == (settings.MEDIA_ROOT / "img" / "a.png").resolve()
+    assert resolve_image(str(settings.MEDIA_ROOT / "img" / "a.png")) is not None
+    assert resolve_image("../secret.png") is None
+    assert resolve_image(str(outside)) is None
+    assert resolve_image("http://example.com/a.png") is None
 
 
 # --------------------------------------------------------------------------- analysis

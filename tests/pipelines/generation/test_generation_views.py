@@ -6,10 +6,6 @@ from django.urls import reverse
 
 from pipelines.models import Export, GeneratedExample, Job, ReviewDecision, SourceItem
 from tests.factories import JobFactory, UserFactory
-from tests.pipelines.conftest_generation import (  # noqa: F401 - fixtures
-    finished_run,
-    marked_sources,
-)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
