@@ -13,7 +13,7 @@ from pipelines.dpo.sources import read_import, source_labels
 from pipelines.models import JobKind, PreferencePair
 from core.errors import ApplicationError
 
-from ._jobcli import add_job_arguments, start_job
+from pipelines.jobs.cli import add_job_arguments, start_job
 
 
 class Command(BaseCommand):

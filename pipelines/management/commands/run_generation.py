@@ -9,7 +9,7 @@ from pipelines.generation.services import source_items_import
 from pipelines.models import Job, JobKind
 from core.errors import ApplicationError
 
-from ._jobcli import add_run_mode_arguments, follow_to_end
+from pipelines.jobs.cli import add_run_mode_arguments, follow_to_end
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 """`python manage.py draft_corrections --dataset NAME [--category NAME …] [--examples 2|3] [--redraft] [--wait|--inline]`."""
 from django.core.management.base import BaseCommand
 
-from pipelines.management.commands._jobcli import add_job_arguments, engine_params, start_job
+from pipelines.jobs.cli import add_job_arguments, engine_params, start_job
 from pipelines.models import JobKind
 
 

@@ -1,7 +1,7 @@
 """`python manage.py run_info_extraction --dataset NAME [--category NAME …] [--overwrite] [--wait]`."""
 from django.core.management.base import BaseCommand
 
-from pipelines.management.commands._jobcli import add_job_arguments, engine_params, start_job
+from pipelines.jobs.cli import add_job_arguments, engine_params, start_job
 from pipelines.models import JobKind
 
 

@@ -1,14 +1,16 @@
-"""Shared by the job-starting commands: start through the job service, optionally follow with tqdm."""
+"""What the job-starting management commands of both apps share: start a job through the job
+service, optionally follow it with tqdm."""
 import time
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
-from pipelines.jobs.selectors import job_progress
-from pipelines.jobs.services import job_create, run_job_inline
-from pipelines.models import Job
 from core.errors import ApplicationError
+from pipelines.models import Job
+
+from .selectors import job_progress
+from .services import job_create, run_job_inline
 
 
 def add_job_arguments(parser):
