@@ -27,7 +27,7 @@ Steps, in this order, each reporting how many records it kept and dropped (`repo
     shuffle     with `seed` (random.Random(seed), so the same seed gives the same files)
     split       by `split_ratio` ("train"/"val"/"test"; 2 ratios = "train"/"test"); near-duplicate
                 clusters are assigned as a unit so no near-duplicate pair crosses splits
-    validate    each row against FORMATS.md's exact keys and image count == <image> count
+    validate    each row against docs/formats.md's exact keys and image count == <image> count
     write       the files, the LLaMA-Factory dataset_info.json entries, `<stem>_report.json` and
                 `<stem>_sources.jsonl` (split, row, record id and source of every written row)
 

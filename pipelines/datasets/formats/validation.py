@@ -8,7 +8,7 @@ from .spec import FORMATS, IMAGE_TOKEN, FormatError, get_format, image_token_cou
 from .writers import to_row
 
 # --------------------------------------------------------------------------- validation
-# Exact keys per FORMATS.md: the errors users hit most are wrong column keys, `output` in
+# Exact keys per docs/formats.md: the errors users hit most are wrong column keys, `output` in
 # preference rows and image count != <image> token count.
 
 _REQUIRED = {
