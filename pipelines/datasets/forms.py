@@ -1,14 +1,19 @@
-"""Forms of the datasets pages: the feedback list's filters and the dataset builder's sources and
-options."""
+"""Forms of the datasets pages: the feedback list's filters, a feedback decision, the feedback and log
+imports, and the dataset builder's sources and options. They only read the request: the services check
+the rest (one place for browser and CLI)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django import forms
+from django.conf import settings
 
+from core.errors import ApplicationError
 from pipelines.models import Job, JobKind
 
 from . import formats
+from .feedback import DEFAULT_MIN_RATING
 from .options import BuildError, BuildOptions, parse_split_ratio
 from .selectors import product_sources
 
@@ -23,6 +28,74 @@ class FeedbackFilterForm(forms.Form):
     date_from = forms.DateField(required=False, label="起始日期")
     date_to = forms.DateField(required=False, label="截止日期")
     decision = forms.ChoiceField(choices=DECISION_FILTERS, required=False, label="审核状态")
+
+
+def _text(*, strip: bool = False) -> forms.CharField:
+    return forms.CharField(required=False, strip=strip)
+
+
+def _valid(form: forms.Form) -> dict[str, Any]:
+    if not form.is_valid():
+        raise ApplicationError(next(iter(form.errors.values()))[0])
+    return form.cleaned_data
+
+
+class FeedbackDecideForm(forms.Form):
+    """A decision on a feedback sample, the version the reviewer saw, and the list's filters to return to."""
+
+    decision = _text()
+    version = _text()
+    edited_output = _text()
+    filters = _text()
+
+    def decide_args(self) -> dict[str, Any]:
+        """The arguments of `services.feedback_sample_decide` (version -1 if unreadable)."""
+        data = _valid(self)
+        try:
+            version = int(data["version"])
+        except ValueError:
+            version = -1
+        return {"decision": data["decision"], "version": version, "edited_output": data["edited_output"]}
+
+
+class FeedbackImportForm(forms.Form):
+    """A feedback file (checked and stored by `core.uploads`), the lowest rating kept, an optional model."""
+
+    feedback_file = forms.FileField(required=False, allow_empty_file=True)
+    min_rating = _text()
+    model_name = _text(strip=True)
+
+    def clean_min_rating(self) -> int:
+        try:
+            return int(self.cleaned_data["min_rating"] or DEFAULT_MIN_RATING)
+        except ValueError:
+            raise forms.ValidationError("最低评分须是 1–5 的整数") from None
+
+    def import_args(self) -> dict[str, Any]:
+        """The arguments of `services.feedback_import_job_start` but the stored file."""
+        data = _valid(self)
+        return {"min_rating": data["min_rating"], "model_name": data["model_name"] or None}
+
+
+def confined_media_dir(relative: str) -> Path:
+    """A folder under MEDIA_ROOT named by a relative path; ApplicationError if it escapes or is missing."""
+    root = Path(settings.MEDIA_ROOT).resolve()
+    folder = (root / (relative or "").strip().lstrip("/")).resolve()
+    if not folder.is_relative_to(root):
+        raise ApplicationError("目录必须位于 MEDIA_ROOT 之内", code="forbidden")
+    if not folder.is_dir():
+        raise ApplicationError(f"目录不存在：{relative}", code="not_found")
+    return folder
+
+
+class LogImportForm(forms.Form):
+    """A folder of call logs under MEDIA_ROOT, given relative to it."""
+
+    log_dir = _text()
+
+    def folder(self) -> Path:
+        """The folder to import (`confined_media_dir`); ApplicationError saying what is wrong."""
+        return confined_media_dir(_valid(self)["log_dir"])
 
 
 SOURCE_CHOICES = (("logs", "已导入的调用日志"), ("feedback", "反馈样本"), ("combined", "日志 + 反馈（混合）"))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import mimetypes
 from datetime import date
-from pathlib import Path
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -30,6 +29,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ApplicationError, http_status
+from core.htmx import htmx_partial
 from core.permissions import staff_required
 from core.uploads import upload_store
 
@@ -37,8 +37,8 @@ from pipelines.models import Export, FeedbackSample, Job, JobKind, LogRecord
 
 from . import exports, selectors, services
 from .builder import build_dataset
-from .feedback import DEFAULT_MIN_RATING
-from .forms import DECISION_FILTERS, BuilderForm, FeedbackFilterForm
+from .forms import (DECISION_FILTERS, BuilderForm, FeedbackDecideForm, FeedbackFilterForm, FeedbackImportForm,
+                    LogImportForm)
 from .logs import DROP_REASON_LABELS
 from .options import BuildError
 
@@ -98,7 +98,7 @@ def _samples_context(request, data) -> dict:
 def samples(request):
     """Feedback samples with filters by rating, model, date and decision; reviewers act on each."""
     context = _samples_context(request, request.GET)
-    if request.htmx and request.htmx.target == "sample-list":
+    if htmx_partial(request) and request.htmx.target == "sample-list":
         return render(request, "pipelines/feedback_samples.html#sample-list", context)
     context.update(
         model_names=selectors.feedback_model_names(),
@@ -114,28 +114,23 @@ def samples(request):
 def decide(request, sample_id: int):
     """Accept, accept with an edited output, or reject one feedback sample (version-checked)."""
     sample = get_object_or_404(FeedbackSample, pk=sample_id)
-    filters_query = request.POST.get("filters", "")
-    try:
-        version = int(request.POST.get("version", ""))
-    except ValueError:
-        version = -1
+    form = FeedbackDecideForm(request.POST)
+    form.is_valid()
+    filters_query = form.cleaned_data.get("filters", "")
     error, status = "", 200
     try:
-        sample = services.feedback_sample_decide(
-            sample=sample, user=request.user, decision=request.POST.get("decision", ""), version=version,
-            edited_output=request.POST.get("edited_output", ""),
-        )
+        sample = services.feedback_sample_decide(sample=sample, user=request.user, **form.decide_args())
     except ApplicationError as exc:
         error, status = exc.message, http_status(exc)
         sample = FeedbackSample.objects.select_related("decided_by").get(pk=sample.pk)
-    if not request.htmx:
+    if not htmx_partial(request):
         if error:
             messages.error(request, error)
         else:
             messages.success(request, "已保存")
         return redirect(reverse("feedback:samples") + (f"?{filters_query}" if filters_query else ""))
     # On an error the reviewer's edited text is offered again, not lost.
-    draft = request.POST.get("edited_output", "") if error else ""
+    draft = form.cleaned_data.get("edited_output", "") if error else ""
     context = {"sample": sample, "error": error, "filter_query": filters_query, "draft_output": draft}
     return render(request, "pipelines/feedback_samples.html#sample-card", context, status=status)
 
@@ -144,38 +139,25 @@ def decide(request, sample_id: int):
 @staff_required
 def import_upload(request):
     """Upload a feedback file (JSON/JSONL, size-checked) and queue its import job (staff)."""
-    upload = request.FILES.get("feedback_file")
+    form = FeedbackImportForm(request.POST, request.FILES)
+    form.is_valid()  # the upload is checked and stored first, then the other fields
+    upload = form.cleaned_data.get("feedback_file")
     try:
         path = upload_store(upload, folder="feedback_uploads")
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("feedback:samples")
     try:
-        min_rating = int(request.POST.get("min_rating") or DEFAULT_MIN_RATING)
-        job = services.feedback_import_job_start(
-            feedback_file=path, min_rating=min_rating, model_name=request.POST.get("model_name", "").strip() or None,
-            user=request.user,
-        )
-    except (ApplicationError, ValueError) as exc:
+        job = services.feedback_import_job_start(feedback_file=path, user=request.user, **form.import_args())
+    except ApplicationError as exc:
         path.unlink(missing_ok=True)
-        messages.error(request, getattr(exc, "message", "最低评分须是 1–5 的整数"))
+        messages.error(request, exc.message)
         return redirect("feedback:samples")
     messages.success(request, f"已创建导入任务 #{job.pk}（{upload.name}）")
     return redirect("feedback:samples")
 
 
 # --------------------------------------------------------------------------- call logs
-
-def _confined_media_dir(relative: str) -> Path:
-    """A folder under MEDIA_ROOT named by a relative path; ApplicationError if it escapes or is missing."""
-    root = Path(settings.MEDIA_ROOT).resolve()
-    folder = (root / (relative or "").strip().lstrip("/")).resolve()
-    if not folder.is_relative_to(root):
-        raise ApplicationError("目录必须位于 MEDIA_ROOT 之内", code="forbidden")
-    if not folder.is_dir():
-        raise ApplicationError(f"目录不存在：{relative}", code="not_found")
-    return folder
-
 
 @require_GET
 @login_required
@@ -194,7 +176,7 @@ def logs(request):
 def logs_import(request):
     """Queue a "log_extraction" job for a folder under MEDIA_ROOT (staff)."""
     try:
-        folder = _confined_media_dir(request.POST.get("log_dir", ""))
+        folder = LogImportForm(request.POST).folder()
         job = services.log_extraction_job_start(log_dir=folder, user=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
@@ -255,14 +237,20 @@ def _builder_result(request, form: BuilderForm, *, write: bool):
     return context, status
 
 
+def _render_builder(request, context: dict, *, status: int):
+    """The builder page, or only its #builder-result part for htmx."""
+    template = ("pipelines/builder_form.html#builder-result" if htmx_partial(request)
+                else "pipelines/builder_form.html")
+    return render(request, template, context, status=status)
+
+
 @require_POST
 @login_required
 def builder_preview(request):
     """Dry run: per-step counts and the first formatted records, nothing written."""
     form = BuilderForm(request.POST)
     context, status = _builder_result(request, form, write=False)
-    template = "pipelines/builder_form.html#builder-result" if request.htmx else "pipelines/builder_form.html"
-    return render(request, template, context, status=status)
+    return _render_builder(request, context, status=status)
 
 
 @require_POST
@@ -271,8 +259,7 @@ def builder_write(request):
     """Write the dataset under EXPORT_ROOT/builder/ and record an Export (staff)."""
     form = BuilderForm(request.POST)
     context, status = _builder_result(request, form, write=True)
-    template = "pipelines/builder_form.html#builder-result" if request.htmx else "pipelines/builder_form.html"
-    return render(request, template, context, status=status)
+    return _render_builder(request, context, status=status)
 
 
 # --------------------------------------------------------------------------- export downloads

@@ -76,6 +76,17 @@ class StartForm(forms.Form):
         return max(1, min(int(self.cleaned_data["preview_n"] or PREVIEW_DEFAULT), PREVIEW_MAX))
 
 
+class PairFilterForm(forms.Form):
+    """The pair list's filters: an issue and a review decision (blank = any)."""
+
+    issue = _text()
+    decision = _text()
+
+    def filters(self) -> dict[str, str]:
+        data = self.cleaned_data if self.is_valid() else {}
+        return {"issue": data.get("issue", ""), "decision": data.get("decision", "")}
+
+
 class PairReviewForm(forms.Form):
     """A reviewer's action on a pair, the version they saw, the edited texts and the list being reviewed."""
 

@@ -16,11 +16,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.errors import ApplicationError, http_status
+from core.htmx import htmx_partial
 from core.permissions import staff_required
 
 from ..models import Export, Job, JobKind, PreferencePair
 from . import checks, params, selectors, services
-from .forms import ExportForm, PairReviewForm, StartForm
+from .forms import ExportForm, PairFilterForm, PairReviewForm, StartForm
 from .pairs import job_context, preview
 from .sources import prompt_source, read_import, source_labels
 
@@ -83,10 +84,10 @@ def job_new(request):
         file_errors = read_import(job_params["source"]["path"])[1] if job_params["source"].get("path") else ()
     except (ApplicationError, ValueError) as exc:
         context = _form_context(request, values, error=getattr(exc, "message", str(exc)))
-        template = "pipelines/dpo_new.html#preview" if request.htmx else "pipelines/dpo_new.html"
+        template = "pipelines/dpo_new.html#preview" if htmx_partial(request) else "pipelines/dpo_new.html"
         return render(request, template, context, status=400)
     context = _form_context(request, values, shown=shown, file_errors=file_errors[:20], file_error_count=len(file_errors))
-    template = "pipelines/dpo_new.html#preview" if request.htmx else "pipelines/dpo_new.html"
+    template = "pipelines/dpo_new.html#preview" if htmx_partial(request) else "pipelines/dpo_new.html"
     return render(request, template, context)
 
 
@@ -119,7 +120,7 @@ def job_detail(request, job_id: int):
         "export_formats": services.EXPORT_FORMATS,
         "exports": exports,
     }
-    if request.htmx and request.GET.get("partial") == "status":
+    if htmx_partial(request) and request.GET.get("partial") == "status":
         response = render(request, "pipelines/dpo_job.html#job-status", context)
         if not job.is_active:
             # The job just ended: reload the whole page so the report shows the final checks.
@@ -129,10 +130,6 @@ def job_detail(request, job_id: int):
 
 
 # --------------------------------------------------------------------------- pairs
-def _filters(request) -> dict:
-    return {"issue": request.GET.get("issue", ""), "decision": request.GET.get("decision", "")}
-
-
 def _query(filters: dict) -> str:
     kept = {k: v for k, v in filters.items() if v}
     return f"?{urlencode(kept)}" if kept else ""
@@ -143,7 +140,7 @@ def _query(filters: dict) -> str:
 def pair_list(request, job_id: int):
     """The pairs of a job, filtered by issue and decision, a page at a time."""
     job = _job_or_404(job_id)
-    filters = _filters(request)
+    filters = PairFilterForm(request.GET).filters()
     page = Paginator(selectors.job_pairs(job=job, **filters), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "job": job, "page": page, "filters": filters, "query": _query(filters),
@@ -180,9 +177,9 @@ def _pair_url(job: Job, pair_id: int, filters: dict) -> str:
 
 def _render_pair(request, context: dict, *, status: int = 200, push_url: str | None = None):
     """The review page, or only its #pair-page part for htmx (with the address bar following along)."""
-    template = "pipelines/dpo_review.html#pair-page" if request.htmx else "pipelines/dpo_review.html"
+    template = "pipelines/dpo_review.html#pair-page" if htmx_partial(request) else "pipelines/dpo_review.html"
     response = render(request, template, context, status=status)
-    if push_url and request.htmx:
+    if push_url and htmx_partial(request):
         response["HX-Push-Url"] = push_url
     return response
 
@@ -193,7 +190,7 @@ def pair_review_page(request, job_id: int, pair_id: int):
     """Prompt, chosen and rejected side by side with the check results, and the reviewer's actions."""
     job = _job_or_404(job_id)
     pair = _pair_or_404(job, pair_id)
-    return _render_pair(request, _review_context(job, pair, _filters(request)))
+    return _render_pair(request, _review_context(job, pair, PairFilterForm(request.GET).filters()))
 
 
 def _outcome(pair: PreferencePair, action: str) -> str:
@@ -229,7 +226,7 @@ def pair_review_action(request, job_id: int, pair_id: int):
     else:
         target, notice = pair.pk, f"{_outcome(pair, action)}。"
     url = _pair_url(job, target, filters)
-    if not request.htmx:
+    if not htmx_partial(request):
         messages.success(request, notice)  # shown after the redirect
         return redirect(url)
     shown = pair if target == pair.pk else _pair_or_404(job, target)

@@ -50,15 +50,30 @@ class ImportSourcesForm(forms.Form):
     sample = _text()
 
 
-class DecideForm(forms.Form):
+# The review queue's status filter; anything else (or nothing) means "pending".
+DECISION_FILTERS = (("pending", "待审核"), ("decided", "已决定"), ("all", "全部"))
+
+
+class QueueForm(forms.Form):
+    """The failed-example queue a reviewer is in: the failure reason and the review status."""
+
+    reason = _text(strip=False)
+    status = _text(strip=False)
+
+    def queue(self) -> tuple[str, str]:
+        """(reason, status); an unreadable reason is none, an unknown status is "pending"."""
+        self.is_valid()
+        status = self.cleaned_data.get("status", "")
+        return self.cleaned_data.get("reason", ""), status if status in dict(DECISION_FILTERS) else "pending"
+
+
+class DecideForm(QueueForm):
     """A decision on a failed example, the version the reviewer saw, and the queue they were in."""
 
     decision = _text(strip=False)
     version = _text(strip=False)
     edited_response = _text(strip=False)
     page = _text(strip=False)
-    reason = _text(strip=False)
-    status = _text(strip=False)
 
     def decide_args(self) -> dict[str, Any]:
         """The arguments of `services.generated_example_decide` (version -1 if unreadable)."""

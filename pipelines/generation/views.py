@@ -18,21 +18,19 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ApplicationError, http_status
+from core.htmx import htmx_partial
 from core.permissions import staff_required
 from core.uploads import upload_check
 
 from ..models import Export, GeneratedExample, Job, JobKind, ReviewDecision, SourceItem
 from . import selectors, services
-from .forms import DecideForm, ImportSourcesForm, RerunForm, StartForm
+from .forms import DECISION_FILTERS, DecideForm, ImportSourcesForm, QueueForm, RerunForm, StartForm
 from .judge import CRITERIA
 from .params import DEFAULT_PARAMS
 from .run_files import example_record, pipeline_report
 from .selectors import failed_examples, failed_reason_counts, generation_runs, run_analysis
 from .sources import resolve_image
 from .structure import TAGS, response_part
-
-DECISION_FILTERS = (("pending", "待审核"), ("decided", "已决定"), ("all", "全部"))
-
 
 def _run_or_404(job_id: int) -> Job:
     return get_object_or_404(Job.objects.select_related("created_by", "parent"), pk=job_id, kind=JobKind.GENERATION)
@@ -53,7 +51,7 @@ def runs(request):
         "defaults": DEFAULT_PARAMS,
         "any_active": any(r.is_active for r in run_list),
     }
-    if request.htmx and request.GET.get("partial") == "runs-table":
+    if htmx_partial(request) and request.GET.get("partial") == "runs-table":
         return render(request, "pipelines/generation_runs.html#runs-table", context)
     return render(request, "pipelines/generation_runs.html", context)
 
@@ -180,7 +178,7 @@ def analysis(request, job_id: int):
         ],
         "training_count": selectors.training_example_count(job) if job.parent_id is None else 0,
     }
-    if request.htmx and request.GET.get("partial") == "run-status":
+    if htmx_partial(request) and request.GET.get("partial") == "run-status":
         response = render(request, "pipelines/generation_analysis.html#run-status", context)
         if not job.is_active:
             response["HX-Refresh"] = "true"  # finished: reload once so the charts show every example
@@ -213,18 +211,15 @@ def team_file(request, job_id: int, name: str):
 
 
 # --------------------------------------------------------------------------- failed-example review
-def _review_context(request, job: Job, *, page_number=None, error: str = "") -> dict:
-    reason = request.GET.get("reason", "") if request.method == "GET" else request.POST.get("reason", "")
-    status = request.GET.get("status", "pending") if request.method == "GET" else request.POST.get("status", "pending")
-    if status not in dict(DECISION_FILTERS):
-        status = "pending"
+def _review_context(job: Job, queue: QueueForm, *, page_number, error: str = "") -> dict:
+    reason, status = queue.queue()
     qs = failed_examples(job, reason=reason)
     if status == "pending":
         qs = qs.filter(decision=ReviewDecision.PENDING)
     elif status == "decided":
         qs = qs.exclude(decision=ReviewDecision.PENDING)
     paginator = Paginator(qs, 1)
-    page = paginator.get_page(page_number if page_number is not None else request.GET.get("page"))
+    page = paginator.get_page(page_number)
     example = page.object_list[0] if paginator.count else None
     return {
         "job": job,
@@ -248,8 +243,8 @@ def _review_context(request, job: Job, *, page_number=None, error: str = "") -> 
 def failed(request, job_id: int):
     """Page through a run's failed examples, one at a time, filtered by reason and review status."""
     job = _run_or_404(job_id)
-    context = _review_context(request, job)
-    if request.htmx:
+    context = _review_context(job, QueueForm(request.GET), page_number=request.GET.get("page"))
+    if htmx_partial(request):
         return render(request, "pipelines/generation_review.html#review-card", context)
     return render(request, "pipelines/generation_review.html", context)
 
@@ -269,16 +264,16 @@ def decide(request, job_id: int, example_id: int):
         # 422 rather than 400: django-htmx's DEBUG helper replaces the whole page on a 400.
         status = 422 if status == 400 else status
         # Show the same example again (fresh from the database) with the error.
-        context = _review_context(request, job, page_number=page_number, error=exc.message)
-        if not request.htmx:
+        context = _review_context(job, form, page_number=page_number, error=exc.message)
+        if not htmx_partial(request):
             messages.error(request, exc.message)
-            return redirect(_review_url(job, request.POST, page_number))
+            return redirect(_review_url(job, form.cleaned_data, page_number))
         return render(request, "pipelines/generation_review.html#review-card", context, status=status)
-    if not request.htmx:
+    if not htmx_partial(request):
         messages.success(request, "已保存")
-        return redirect(_review_url(job, request.POST, page_number))
+        return redirect(_review_url(job, form.cleaned_data, page_number))
     # With the pending filter the decided example leaves the list: the same page shows the next one.
-    context = _review_context(request, job, page_number=page_number)
+    context = _review_context(job, form, page_number=page_number)
     return render(request, "pipelines/generation_review.html#review-card", context)
 
 

@@ -89,6 +89,13 @@ def test_htmx_filter_request_renders_only_the_list(reviewer_client):
     assert html.lstrip().startswith('<section id="sample-list"') and "<html" not in html
 
 
+def test_htmx_history_restore_gets_the_whole_page(reviewer_client):
+    make_samples(2)
+    response = reviewer_client.get(reverse("feedback:samples"), HTTP_HX_TARGET="sample-list",
+                                   HTTP_HX_HISTORY_RESTORE_REQUEST="true", **HTMX)
+    assert b"<html" in response.content
+
+
 def test_reviewer_accepts_with_htmx_and_gets_the_card_back(reviewer_client, reviewer):
     sample = make_samples(1)[0]
     response = reviewer_client.post(reverse("feedback:decide", args=[sample.pk]),
@@ -183,6 +190,25 @@ def test_oversized_or_wrong_type_uploads_are_refused(staff_client, settings):
     assert not Job.objects.exists()
 
 
+def test_a_bad_rating_is_refused_after_the_upload_and_its_file_is_removed(staff_client):
+    folder = Path(settings.MEDIA_ROOT) / "feedback_uploads"
+    before = set(folder.iterdir()) if folder.is_dir() else set()
+    response = staff_client.post(reverse("feedback:import"), {"feedback_file": upload(), "min_rating": "高"},
+                                 follow=True)
+    assert "最低评分须是 1–5 的整数" in response.content.decode() and not Job.objects.exists()
+    assert set(folder.iterdir()) == before
+    response = staff_client.post(reverse("feedback:import"), {"feedback_file": upload("fb.exe"), "min_rating": "高"},
+                                 follow=True)
+    assert "只接受 .json 或 .jsonl" in response.content.decode()  # the upload is checked first
+
+
+def test_an_unreadable_version_is_a_conflict(reviewer_client):
+    sample = make_samples(1)[0]
+    response = reviewer_client.post(reverse("feedback:decide", args=[sample.pk]),
+                                    {"decision": "accepted", "version": "v1"}, **HTMX)
+    assert response.status_code == 409 and FeedbackSample.objects.get(pk=sample.pk).decision == ReviewDecision.PENDING
+
+
 # --------------------------------------------------------------------------- call logs
 
 def test_log_import_is_confined_to_media_root(staff_client, tmp_path):
@@ -191,6 +217,11 @@ def test_log_import_is_confined_to_media_root(staff_client, tmp_path):
     write_log_folder(Path(settings.MEDIA_ROOT) / "logs" / "llm_calls")
     staff_client.post(reverse("feedback:logs_import"), {"log_dir": "logs/llm_calls"})
     assert Job.objects.filter(kind=JobKind.LOG_EXTRACTION).count() == 1
+
+
+def test_a_missing_log_folder_is_named(staff_client):
+    response = staff_client.post(reverse("feedback:logs_import"), {"log_dir": "logs/none"}, follow=True)
+    assert "目录不存在：logs/none" in response.content.decode() and not Job.objects.exists()
 
 
 def test_reviewers_cannot_start_log_imports(reviewer_client):

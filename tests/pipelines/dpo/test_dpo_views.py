@@ -103,6 +103,13 @@ def test_a_decision_saves_and_shows_the_next_pair_in_one_step(reviewer_client, r
     assert pair.key in html and "已进入下一条" in html  # the notice names the pair that was saved
 
 
+def test_htmx_history_restore_gets_the_whole_page(reviewer_client, dpo_job):
+    url = reverse("dpo:pair", args=[dpo_job.pk, _pair(dpo_job).pk])
+    assert b"<html" not in reviewer_client.get(url, HTTP_HX_REQUEST="true").content
+    response = reviewer_client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true")
+    assert b"<html" in response.content
+
+
 def test_a_decision_keeps_the_filter_and_stops_at_the_last_pair(reviewer_client, dpo_job):
     flagged = list(PreferencePair.objects.filter(job=dpo_job).exclude(issues=[]).order_by("id"))
     last = flagged[-1]

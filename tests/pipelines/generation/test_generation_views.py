@@ -50,6 +50,15 @@ def test_reviewer_overrules_with_an_edited_response(client, finished_run, review
     assert "没有符合条件的未通过样本" in response.content.decode()
 
 
+def test_htmx_history_restore_gets_the_whole_page(client, finished_run, reviewer):
+    client.force_login(reviewer)
+    partial = client.get(_url("failed", finished_run.pk), HTTP_HX_REQUEST="true")
+    assert b"<html" not in partial.content and b'id="review-card"' in partial.content
+    response = client.get(_url("failed", finished_run.pk), HTTP_HX_REQUEST="true",
+                          HTTP_HX_HISTORY_RESTORE_REQUEST="true")
+    assert b"<html" in response.content
+
+
 def test_version_conflict_is_reported_and_nothing_is_overwritten(client, finished_run, reviewer, other_reviewer):
     example = _failed(finished_run, "fail-1")
     client.force_login(reviewer)
