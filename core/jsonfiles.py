@@ -36,7 +36,6 @@ from typing import IO, Any
 
 from django.conf import settings
 
-SHAPES = ("array", "lines", "comma_lines", "object")
 _DECODER = json.JSONDecoder(strict=False)  # raw control characters inside strings are accepted
 _WHITESPACE = re.compile(r"[ \t\r\n\ufeff]*")
 # Bytes no encoding could decode are kept as lone surrogates (errors="surrogateescape").
@@ -70,7 +69,7 @@ class RawRecord:
 class RecordFile:
     """What `read_record_file` found in one file."""
 
-    shape: str
+    shape: str  # "array", "lines", "comma_lines" or "object"
     records: list[RawRecord]
     encoding_used: str = "utf-8"
     error: str = ""  # the whole file could not be read (too large, not readable)
@@ -505,10 +504,6 @@ class _Parser:
             self.shape = "object"
         else:
             self.shape = "lines"
-
-
-def iter_ok(records) -> Iterator[RawRecord]:
-    return (r for r in records if r.ok)
 
 
 def oversize_message(size: int) -> str | None:

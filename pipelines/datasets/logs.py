@@ -35,8 +35,6 @@ from core.jsonfiles import oversize_message
 from pipelines.jobs.kinds import ItemFailed, JobKindHandler, register
 from pipelines.models import Job, JobKind, LogRecord
 
-DROP_REASONS = ("malformed_json", "encoding", "too_large", "not_object", "not_successful", "no_response",
-                "no_answer", "no_prompt")
 DROP_REASON_LABELS = {
     "malformed_json": "JSON 格式错误", "encoding": "编码错误（非 UTF-8）", "not_object": "不是 JSON 对象",
     "too_large": "行过长（IMPORT_MAX_RECORD_CHARS）",

@@ -42,7 +42,6 @@ FORMATS: dict[str, Format] = {
     )
 }
 SFT_FORMATS = tuple(n for n, f in FORMATS.items() if f.kind == "sft")
-PREFERENCE_FORMATS = tuple(n for n, f in FORMATS.items() if f.kind == "preference")
 
 
 def get_format(name: str) -> Format:

@@ -1,11 +1,9 @@
 """Row checks: every way a row breaks its format's spec (exact keys, roles, types, image tokens)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from .spec import FORMATS, IMAGE_TOKEN, FormatError, get_format, image_token_count
-from .writers import to_row
+from .spec import FORMATS, IMAGE_TOKEN, get_format, image_token_count
 
 # --------------------------------------------------------------------------- validation
 # Exact keys per docs/formats.md: the errors users hit most are wrong column keys, `output` in
@@ -238,12 +236,3 @@ _CHECKERS = {
     "trl_preference_conversational": _check_trl_conversational,
     "trl_messages": _check_trl_messages, "prompt_chosen_reject": _check_trl_strings,
 }
-
-
-def validate_record(fmt: str, record: dict, columns: Iterable[str] | None = None) -> list[str]:
-    """Errors of the row `record` would become (conversion errors included)."""
-    try:
-        row = to_row(fmt, record, columns)
-    except FormatError as exc:
-        return [str(exc)]
-    return validate_row(fmt, row)

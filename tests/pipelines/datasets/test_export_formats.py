@@ -94,7 +94,7 @@ def test_export_pairs_command_with_nothing_to_export_exits_non_zero(dpo_job, tmp
 def test_a_text_row_with_a_literal_image_tag_is_reported_not_written():
     record = {"id": "html", "prompt": "HTML 里 <image> 标签和 <img> 有什么区别？", "response": "没有 <image> 标签。"}
     for fmt in ("alpaca", "sharegpt", "openai"):
-        errors = formats.validate_record(fmt, record)
+        errors = formats.validate_row(fmt, formats.to_row(fmt, record))
         assert any("<image>" in e for e in errors), fmt
     result = build_dataset([Source("s", [record, {"id": "ok", "prompt": "q", "response": "a"}])],
                            BuildOptions(format="alpaca", shuffle=False))
@@ -104,8 +104,8 @@ def test_a_text_row_with_a_literal_image_tag_is_reported_not_written():
 
 def test_trl_formats_keep_a_literal_image_tag_in_text():
     record = {"id": "html", "prompt": "HTML 里 <image> 标签？", "response": "没有。"}
-    assert formats.validate_record("trl_prompt_completion", record) == []
-    assert formats.validate_record("trl_messages", record) == []
+    assert formats.validate_row("trl_prompt_completion", formats.to_row("trl_prompt_completion", record)) == []
+    assert formats.validate_row("trl_messages", formats.to_row("trl_messages", record)) == []
 
 
 # --------------------------------------------------------------------------- dedup on the whole prompt
