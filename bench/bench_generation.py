@@ -63,7 +63,7 @@ def main() -> None:
     from pipelines.generation.services import source_items_import
     from pipelines.jobs.services import job_create, run_job_inline
     from pipelines.models import Job, JobKind, SourceItem
-    from pipelines.simulator import serve_in_thread
+    from pipelines.llm.simulator.server import serve_in_thread
 
     settings.DEBUG = False
     tmp = Path(tempfile.mkdtemp(prefix="bench-generation-"))

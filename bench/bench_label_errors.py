@@ -64,7 +64,7 @@ def main() -> None:
     from django.conf import settings
 
     from bench.common import throwaway_database
-    from pipelines.simulator import serve_in_thread
+    from pipelines.llm.simulator.server import serve_in_thread
     from review.demo import demo_wrong_label_ids, generate_dataset, load_demo
 
     with throwaway_database("bench-label-errors-") as tmp:

@@ -145,7 +145,7 @@ def main() -> None:
     from bench.common import throwaway_database
     from pipelines.jobs.services import job_create, run_job_inline
     from pipelines.models import JobKind
-    from pipelines.simulator import serve_in_thread
+    from pipelines.llm.simulator.server import serve_in_thread
     from review.demo import generate_dataset
     from review.models import Assignment, CorrectionDraft, Review, Sample
 

@@ -60,7 +60,7 @@ def main(workdir: Path) -> None:
     from pipelines.generation.services import generation_export
     from pipelines.jobs.services import job_create, run_job_inline
     from pipelines.models import JobKind
-    from pipelines.simulator import serve_in_thread
+    from pipelines.llm.simulator.server import serve_in_thread
     from review.exports import TRAINSET_FORMATS, trainset_export
     from review.models import Dataset
 

@@ -8,6 +8,7 @@ from tests.factories import AssignmentFactory, CategoryFactory, DatasetFactory, 
 pytest_plugins = [
     "tests.pipelines.dpo.fixtures",
     "tests.pipelines.generation.fixtures",
+    "tests.pipelines.jobs.fixtures",
 ]
 
 
@@ -75,11 +76,11 @@ def unassigned_category(dataset, other_reviewer):
 def llm_simulator(settings):
     """The project's OpenAI-compatible simulator on a free port, with the app pointed at it.
 
-    Yields a `pipelines.simulator.SimulatorHandle`: `.base_url`, `.set_faults(rate_429=…)`,
+    Yields a `pipelines.llm.simulator.server.SimulatorHandle`: `.base_url`, `.set_faults(rate_429=…)`,
     `.request_count()`, `.answered_counts()`, `.stop()`. Retries are made quick for tests.
     """
     from pipelines.llm import client as llm_client
-    from pipelines.simulator import serve_in_thread
+    from pipelines.llm.simulator.server import serve_in_thread
 
     handle = serve_in_thread(port=0)
     settings.OPENAI_BASE_URL = handle.base_url

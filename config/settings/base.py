@@ -322,9 +322,9 @@ JOB_CONFIG_ERROR_LIMIT = env_int("JOB_CONFIG_ERROR_LIMIT", 3)
 # Model endpoints a job may name itself (DPO's endpoint), comma-separated base URLs; a URL may also
 # be any path below an entry. Empty: OPENAI_BASE_URL and the simulator (pipelines/llm/endpoints.py).
 LLM_ENDPOINT_ALLOWLIST = env_list("LLM_ENDPOINT_ALLOWLIST")
-# The packages whose modules answer the simulator's requests (pipelines/sim_responders/__init__.py):
+# The packages whose modules answer the simulator's requests (pipelines/llm/simulator/responders/__init__.py):
 # the engine's own kinds, and review's.
-LLM_SIMULATOR_RESPONDER_PACKAGES = ["pipelines.sim_responders", "review.sim_responders"]
+LLM_SIMULATOR_RESPONDER_PACKAGES = ["pipelines.llm.simulator.responders", "review.sim_responders"]
 # The mode-3 length limit (字数): queue filter, sample-page warning, analysis and export alike.
 TRAINSET_MAX_LENGTH = env_int("TRAINSET_MAX_LENGTH", 100)
 # From this suspicion score (0–1, review/suspicion.py) a sample is listed as 疑似标签错误.

@@ -22,7 +22,8 @@ import random
 import re
 
 from review.image_marker import read_marker
-from pipelines.simulator import ScoredText, decode_data_url_image, request_image_urls, request_text
+from pipelines.llm.simulator.logprobs import ScoredText
+from pipelines.llm.simulator.messages import decode_data_url_image, request_image_urls, request_text
 from review.demo_catalog import DEMO_CATEGORIES, DEMO_OTHER_CATEGORY, DemoCategory
 
 PRIORITY = 10

@@ -17,7 +17,7 @@ import random
 import re
 
 from review.sim_responders.classification import _by_name, _describe, _seen_category
-from pipelines.simulator import request_image_urls, request_text
+from pipelines.llm.simulator.messages import request_image_urls, request_text
 
 PRIORITY = 15
 OVER_LIMIT_RATE = 0.10

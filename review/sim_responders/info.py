@@ -9,7 +9,7 @@ import json
 import random
 
 from review.sim_responders.classification import _describe, _seen_category
-from pipelines.simulator import request_image_urls, request_text
+from pipelines.llm.simulator.messages import request_image_urls, request_text
 
 PRIORITY = 20
 

@@ -12,7 +12,7 @@ from review.models import Cause, Reasoning, ReasoningVersion, Review
 from review.rules import sample_status
 from review.services import review_save
 from tests.factories import AssignmentFactory
-from tests.pipelines.conftest_jobs import make_scene_dataset
+from tests.pipelines.jobs.scenes import make_scene_dataset
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}

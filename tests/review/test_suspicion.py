@@ -176,7 +176,7 @@ def test_rank_label_errors_prints_ids_as_imported_most_suspect_first(scenes):
 
 def test_a_classification_job_asked_for_logprobs_keeps_the_answer_lines_and_the_score_reads_them(db, llm_simulator):
     from pipelines.jobs.services import job_create, run_job_inline
-    from tests.pipelines.conftest_jobs import make_scene_dataset
+    from tests.pipelines.jobs.scenes import make_scene_dataset
 
     dataset, samples = make_scene_dataset(name="logprobs", per_category=2, categories=3)
     job = run_job_inline(job_create(kind="classification", params={"dataset": dataset.name, "mode": 2,
@@ -201,7 +201,7 @@ def test_the_simulated_model_is_less_sure_of_the_classes_it_gets_wrong(db, llm_s
     """Log-probabilities from the simulator are a signal, as a real model's are: the class name of
     a mistaken answer is given less probability than that of a right one."""
     from pipelines.jobs.services import job_create, run_job_inline
-    from tests.pipelines.conftest_jobs import make_scene_dataset
+    from tests.pipelines.jobs.scenes import make_scene_dataset
 
     dataset, _ = make_scene_dataset(name="confidence", per_category=8, categories=6)
     run_job_inline(job_create(kind="classification", params={"dataset": dataset.name, "mode": 1, "logprobs": True},

@@ -13,7 +13,7 @@ from pipelines.dpo.params import clean_params
 from pipelines.llm.endpoints import endpoint_allowed
 from pipelines.jobs.services import job_create
 from pipelines.models import Job, JobKind
-from pipelines.simulator import serve_in_thread
+from pipelines.llm.simulator.server import serve_in_thread
 from core.errors import ApplicationError
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """Fault tolerance of jobs with real worker processes: Redis restarts, duplicate deliveries, poison items.
 
-The job engineer's tests/pipelines/test_worker.py covers a SIGKILLed worker and a duplicate
+The job engineer's tests/pipelines/jobs/test_worker.py covers a SIGKILLed worker and a duplicate
 message picked up by a second worker; these add what a team server meets besides: the broker
 restarting mid-job, the same message executed by several workers at the very same moment, and an
 item that takes its worker down every time. Redis restarts use a private redis-server on a free
@@ -18,7 +18,7 @@ from pipelines.jobs.engine import job_execute
 from pipelines.jobs.services import job_create
 from pipelines.models import ItemStatus, Job, JobItem, JobStatus
 from review.models import Reasoning
-from tests.pipelines.conftest_jobs import make_scene_dataset
+from tests.pipelines.jobs.scenes import make_scene_dataset
 from tests.security.servers import private_redis, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

@@ -1,7 +1,7 @@
 """Serve the OpenAI-compatible LLM simulator: `python manage.py llm_simulator --port 8765`."""
 from django.core.management.base import BaseCommand
 
-from pipelines.simulator import serve_forever
+from pipelines.llm.simulator.server import serve_forever
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 and a run starter (plain helpers; the fixtures are in fixtures.py)."""
 from pipelines.models import JobKind
 
-# Markers steer the simulator (pipelines/sim_responders/generation.py and judge.py).
+# Markers steer the simulator (pipelines/llm/simulator/responders/generation.py and judge.py).
 MARKED_SOURCES = [
     {"id": "pass-1", "image": "img/pass-1.png", "wiki_title": "应县木塔 [good] [judge-pass]", "facts": ["建于1056年"],
      "category": "建筑"},

@@ -1,7 +1,7 @@
-"""Fixtures for the job engine tests: a demo-like dataset whose images carry the class marker."""
+"""Scenes for the job-kind tests: sample images carrying the class marker the simulator reads, and a
+demo-like dataset of them (the `scene_dataset` fixture is in fixtures.py)."""
 from pathlib import Path
 
-import pytest
 from django.conf import settings
 from PIL import Image
 
@@ -33,8 +33,3 @@ def make_scene_dataset(*, name: str = "scenes", per_category: int = 2, categorie
             image = draw_sample_image(f"scenes/{external_id}.png", index, seed=index * 100 + n)
             made.append(SampleFactory(dataset=dataset, label=category, external_id=external_id, image=image))
     return dataset, made
-
-
-@pytest.fixture
-def scene_dataset(db):
-    return make_scene_dataset()

@@ -7,7 +7,7 @@ from pipelines.jobs.selectors import job_progress
 from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import ItemStatus, JobStatus
 from review.models import Reasoning
-from tests.pipelines.conftest_jobs import scene_dataset  # noqa: F401
+from tests.pipelines.jobs.scenes import make_scene_dataset
 
 
 @pytest.mark.django_db
@@ -28,8 +28,6 @@ def test_classification_job_happy_path(llm_simulator, scene_dataset, admin_user)
 
 @pytest.mark.django_db
 def test_a_job_never_has_more_model_calls_open_than_its_concurrency(llm_simulator, admin_user):
-    from tests.pipelines.conftest_jobs import make_scene_dataset
-
     # The engine hands the loop more items than `concurrency` (so a slot never waits for the
     # database); the server must still never see more than `concurrency` requests at once.
     llm_simulator.set_faults(latency_ms=60)
@@ -43,8 +41,6 @@ def test_a_job_never_has_more_model_calls_open_than_its_concurrency(llm_simulato
 
 @pytest.mark.django_db
 def test_a_storm_of_429_500_and_hangs_still_completes_with_correct_counts(llm_simulator, settings, admin_user):
-    from tests.pipelines.conftest_jobs import make_scene_dataset
-
     settings.LLM_TIMEOUT = 0.5  # a hang is cut off by the client timeout and retried
     llm_simulator.set_faults(rate_429=0.25, rate_500=0.2, rate_hang=0.1, retry_after=0.05, hang_seconds=5)
     dataset, samples = make_scene_dataset(name="storm", per_category=6, categories=5)
@@ -100,7 +96,6 @@ def test_api_key_never_appears_in_reports_or_errors(llm_simulator, scene_dataset
 def test_cancel_stops_dispatching_and_resume_runs_only_the_rest(llm_simulator, admin_user, settings):
     from pipelines.jobs.engine import job_execute
     from pipelines.jobs.services import job_cancel, job_resume
-    from tests.pipelines.conftest_jobs import make_scene_dataset
 
     settings.JOB_HEARTBEAT_SECONDS = 0.1  # the engine looks at the job's status this often
     dataset, samples = make_scene_dataset(name="cancel", per_category=4, categories=5)
@@ -228,7 +223,6 @@ def test_a_time_slice_ends_without_starting_queued_calls(llm_simulator, admin_us
 
     from pipelines.jobs import engine
     from pipelines.jobs.engine import job_execute
-    from tests.pipelines.conftest_jobs import make_scene_dataset
     from tests.security.servers import wait_until
 
     settings.JOB_HEARTBEAT_SECONDS = 0.05  # the engine looks at its deadline this often

@@ -7,7 +7,7 @@ from django.urls import reverse
 from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import JobStatus
 from review.models import Reasoning
-from tests.pipelines.conftest_jobs import make_scene_dataset, scene_dataset  # noqa: F401
+from tests.pipelines.jobs.scenes import make_scene_dataset
 
 pytestmark = pytest.mark.django_db
 

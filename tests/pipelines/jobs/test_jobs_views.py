@@ -5,7 +5,6 @@ from django.urls import reverse
 from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import ItemStatus, Job, JobItem, JobStatus, PromptTemplate
 from tests.factories import JobFactory, UserFactory
-from tests.pipelines.conftest_jobs import scene_dataset  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from pipelines.jobs import monitor
 from pipelines.jobs.services import job_create
 from pipelines.models import ItemStatus, Job, JobItem, JobStatus, WorkerHeartbeat
 from tests.factories import JobFactory
-from tests.pipelines.conftest_jobs import make_scene_dataset
+from tests.pipelines.jobs.scenes import make_scene_dataset
 from tests.security.servers import wait_until
 
 

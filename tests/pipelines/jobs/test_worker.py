@@ -8,7 +8,7 @@ from config.celery import app as celery_app
 from pipelines.jobs.services import job_create
 from pipelines.models import ItemStatus, Job, JobItem, JobStatus
 from review.models import Reasoning
-from tests.pipelines.conftest_jobs import make_scene_dataset
+from tests.pipelines.jobs.scenes import make_scene_dataset
 from tests.security.servers import scaled
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

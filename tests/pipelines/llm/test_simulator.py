@@ -12,7 +12,7 @@ from review.image_marker import draw_marker
 from pipelines.models import PromptTemplate
 from pipelines.jobs.prompts import MODE2, default_text, render_prompt
 from review.sim_responders.classification import detect_mode
-from pipelines.simulator import serve_in_thread
+from pipelines.llm.simulator.server import serve_in_thread
 from review.demo_catalog import DEMO_CATEGORIES
 from review.parsing import parse_predicted_category, text_length
 
@@ -144,7 +144,7 @@ def test_management_command_serves_over_http():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     process = subprocess.Popen([sys.executable, "manage.py", "llm_simulator", "--port", str(port), "--latency-ms", "1"],
                                cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

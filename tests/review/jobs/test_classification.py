@@ -8,7 +8,7 @@ from pipelines.jobs.prompts import prompt_current, prompt_save_version
 from review.jobs.classification import accuracy, classification_rerun_wrong
 from review.models import Reasoning
 from tests.factories import ReasoningFactory
-from tests.pipelines.conftest_jobs import draw_sample_image, make_scene_dataset
+from tests.pipelines.jobs.scenes import draw_sample_image, make_scene_dataset
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ from review.jobs.correction_drafts import class_examples, drafted_sample_ids, re
 from review.models import Cause, CorrectionDraft, Mode, Review, ReviewEdit
 from review.services import review_save
 from tests.factories import AssignmentFactory, CategoryFactory, DatasetFactory, ReasoningFactory, SampleFactory
-from tests.pipelines.conftest_jobs import draw_sample_image
+from tests.pipelines.jobs.scenes import draw_sample_image
 
 LABEL, OTHER = DEMO_CATEGORIES[13], DEMO_CATEGORIES[12]  # 换货页面, 退货页面
 GOOD = "图片为“申请换货”页面，显示换货原因和新规格，符合换货页面的定义。\n类别：换货页面"

@@ -14,7 +14,7 @@ Deterministic: which prompts go off-topic depends only on the prompt; the wordin
 import hashlib
 import re
 
-from pipelines.simulator import request_text
+from pipelines.llm.simulator.messages import request_text
 
 PRIORITY = 20
 MODEL_PREFIX = "sft-small"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from pipelines.simulator import request_text
+from pipelines.llm.simulator.messages import request_text
 
 PRIORITY = -100
 
