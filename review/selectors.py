@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from . import rules
 from .counts import category_counts
 from .models import Assignment, Category, Dataset, Mode, Reasoning, ReasoningVersion, ReviewEdit, Sample, SampleCount
+from .suspicion import sort_key as suspicion_sort_key
 from .suspicion import threshold as suspicion_threshold
 
 
@@ -40,8 +41,14 @@ def queue_filters() -> dict[str, QueueFilter]:
         "flagged": QueueFilter("标签错误", rules.IS_LABEL_ERROR),
         "rerun": QueueFilter("模型已重跑", rules.IS_RERUN_PENDING),
         # review.suspicion: suspected label errors nobody has reviewed yet, most suspect first.
-        SUSPECT_FILTER: QueueFilter("疑似标签错误", Q(label_suspicion__gte=suspicion_threshold(), reviewed=False),
-                                    sort_column="sort_suspicion", counted_on_samples=True),
+        # sort_suspicion bounds the same rows through its (label, sort_suspicion) index, so the count
+        # reads only the suspects; label_suspicion keeps the threshold exact (the key is rounded).
+        SUSPECT_FILTER: QueueFilter(
+            "疑似标签错误",
+            Q(sort_suspicion__lte=suspicion_sort_key(suspicion_threshold()),
+              label_suspicion__gte=suspicion_threshold(), reviewed=False),
+            sort_column="sort_suspicion", counted_on_samples=True,
+        ),
     }
 
 
