@@ -21,7 +21,7 @@ from ..llm.client import LLMClient
 from ..llm.errors import LLMError, RequestsClosed
 from ..models import ItemStatus, Job, JobItem, JobStatus
 from .kinds import ItemFailed, JobKindHandler, get_handler
-from .leases import _heartbeat, _lease_acquire, _lease_release, _new_token, _refresh_counters, _release_items
+from .leases import lease_acquire, lease_heartbeat, lease_release, new_lease_token, refresh_counters, release_items
 from .params import llm_for_job
 from .selectors import JobProgress, error_label, job_progress
 
@@ -104,8 +104,8 @@ def job_execute(*, job_id: int, time_budget: float | None = None,
     "busy" (another execution holds the lease), "finished" (nothing to do), "lost" (the lease was
     taken over) or "missing".
     """
-    token = _new_token()
-    outcome, job = _lease_acquire(job_id, token)
+    token = new_lease_token()
+    outcome, job = lease_acquire(job_id, token)
     if outcome != "run":
         logger.info("job %s: %s", job_id, outcome)
         return outcome
@@ -117,14 +117,14 @@ def job_execute(*, job_id: int, time_budget: float | None = None,
         logger.exception("job %s crashed", job_id)
         try:
             JobItem.objects.filter(job_id=job_id, status=ItemStatus.RUNNING).update(status=ItemStatus.PENDING)
-            _refresh_counters(job_id)
-            _lease_release(job_id, token, status=JobStatus.FAILED, finished_at=timezone.now(),
+            refresh_counters(job_id)
+            lease_release(job_id, token, status=JobStatus.FAILED, finished_at=timezone.now(),
                            error_summary=_scrub(f"任务中断（程序错误）：{type(exc).__name__}: {exc}"))
         except Exception:  # noqa: BLE001 - the database itself may be what failed
             logger.exception("job %s: could not record the crash", job_id)
         raise
     finally:
-        _lease_release(job_id, token)
+        lease_release(job_id, token)
 
 
 class _Execution:
@@ -167,7 +167,7 @@ class _Execution:
                 now = time.monotonic()
                 if now - last_beat >= self.heartbeat_every:
                     last_beat = now
-                    status = _heartbeat(self.job.pk, self.token)
+                    status = lease_heartbeat(self.job.pk, self.token)
                     if status is None:
                         stop = "lost"
                     elif status == JobStatus.CANCELLING:
@@ -223,18 +223,18 @@ class _Execution:
         if stop == "config":
             # Every further item would fail the same way: stop with one message; the items not
             # yet run stay pending, so "继续" runs them once the configuration is fixed.
-            _refresh_counters(self.job.pk)
-            _lease_release(self.job.pk, self.token, status=JobStatus.FAILED, finished_at=timezone.now(),
+            refresh_counters(self.job.pk)
+            lease_release(self.job.pk, self.token, status=JobStatus.FAILED, finished_at=timezone.now(),
                            error_summary=_scrub(self.config_stop))
             return "failed"
         if stop == "cancel":
-            _refresh_counters(self.job.pk)
-            _lease_release(self.job.pk, self.token, status=JobStatus.CANCELLED, finished_at=timezone.now())
+            refresh_counters(self.job.pk)
+            lease_release(self.job.pk, self.token, status=JobStatus.CANCELLED, finished_at=timezone.now())
             return "cancelled"
         if stop == "budget":
-            _refresh_counters(self.job.pk)
+            refresh_counters(self.job.pk)
             # Queued again until the continuation message is sent (the sweeper resends it if it can't be).
-            _lease_release(self.job.pk, self.token, deliveries=0, status=JobStatus.QUEUED, enqueued_at=None)
+            lease_release(self.job.pk, self.token, deliveries=0, status=JobStatus.QUEUED, enqueued_at=None)
             return "continue"
         return self._finalize()
 
@@ -307,7 +307,7 @@ class _Execution:
             future.cancel()
         self.in_flight.clear()
         if release:
-            _release_items(ids)
+            release_items(ids)
 
     # -- outcomes
     def _fail(self, item_id: int, kind: str, message: str) -> None:
@@ -352,7 +352,7 @@ class _Execution:
                 else:
                     done.append((item_id, outcome))
             if not_started:
-                _release_items(not_started)
+                release_items(not_started)
             if done:
                 self.config_streak = ("", 0)  # an answer in between: not a configuration error
                 _mark_items_done(done, now)
@@ -396,7 +396,7 @@ class _Execution:
         return result
 
     def _report_progress(self) -> None:
-        _refresh_counters(self.job.pk)
+        refresh_counters(self.job.pk)
         self._checkpoint()
         if self.on_progress is not None:
             self.job.refresh_from_db(fields=["status", "started_at", "finished_at"])
@@ -454,7 +454,7 @@ class _Execution:
             job.save(update_fields=["report"])
 
     def _finalize(self) -> str:
-        done, failed = _refresh_counters(self.job.pk)
+        done, failed = refresh_counters(self.job.pk)
         job = Job.objects.get(pk=self.job.pk)
         errors = dict(
             JobItem.objects.filter(job=job, status=ItemStatus.FAILED).values_list("error_kind").annotate(n=Count("id"))

@@ -19,14 +19,17 @@ from django.utils import timezone
 from ..models import ItemStatus, Job, JobItem, JobStatus
 from .selectors import ACTIVE_STATUSES
 
-def _refresh_counters(job_id: int) -> tuple[int, int]:
+
+def refresh_counters(job_id: int) -> tuple[int, int]:
+    """Recount the job's done / failed / total items from its rows; (done, failed)."""
     counts = dict(JobItem.objects.filter(job_id=job_id).values_list("status").annotate(n=Count("id")))
     done, failed = counts.get(ItemStatus.DONE, 0), counts.get(ItemStatus.FAILED, 0)
     Job.objects.filter(pk=job_id).update(items_done=done, items_failed=failed, items_total=sum(counts.values()))
     return done, failed
 
 
-def _new_token() -> str:
+def new_lease_token() -> str:
+    """A lease token naming this execution: host, process, thread and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:10]}"
 
 
@@ -77,7 +80,9 @@ def _fail_remaining(job: Job, kind: str, message: str) -> None:
 
 
 @transaction.atomic
-def _lease_acquire(job_id: int, token: str) -> tuple[str, Job | None]:
+def lease_acquire(job_id: int, token: str) -> tuple[str, Job | None]:
+    """Take the job's lease for `token`: ("run", job), or why not ("missing", "finished", "busy",
+    "cancelled", "failed" after too many deliveries) and None."""
     job = Job.objects.select_for_update().filter(pk=job_id).first()
     if job is None:
         return "missing", None
@@ -100,7 +105,7 @@ def _lease_acquire(job_id: int, token: str) -> tuple[str, Job | None]:
         job.status, job.finished_at, job.lease_token = JobStatus.FAILED, now, ""
         job.error_summary = message
         job.save(update_fields=["status", "finished_at", "lease_token", "error_summary", "deliveries"])
-        _refresh_counters(job.pk)
+        refresh_counters(job.pk)
         return "failed", None
     job.lease_token, job.heartbeat_at, job.status = token, now, JobStatus.RUNNING
     job.started_at = job.started_at or now
@@ -108,7 +113,7 @@ def _lease_acquire(job_id: int, token: str) -> tuple[str, Job | None]:
     return "run", job
 
 
-def _heartbeat(job_id: int, token: str) -> str | None:
+def lease_heartbeat(job_id: int, token: str) -> str | None:
     """Renew the lease; the job's status, or None when the lease was lost."""
     if not Job.objects.filter(pk=job_id, lease_token=token).update(heartbeat_at=timezone.now()):
         return None
@@ -131,16 +136,17 @@ def lease_keeper(job_id: int) -> Callable[[], None]:
         now = time.monotonic()
         if token and now - last >= every and threading.get_ident() == owner:
             last = now
-            _heartbeat(job_id, token)
+            lease_heartbeat(job_id, token)
 
     return keep
 
 
-def _lease_release(job_id: int, token: str, **fields: Any) -> None:
+def lease_release(job_id: int, token: str, **fields: Any) -> None:
+    """Give the lease up (only if `token` still holds it), setting `fields` on the job with it."""
     Job.objects.filter(pk=job_id, lease_token=token).update(lease_token="", **fields)
 
 
-def _release_items(item_ids: list[int]) -> None:
+def release_items(item_ids: list[int]) -> None:
     """Running items back to pending; the attempt did not happen as far as the item is concerned."""
     JobItem.objects.filter(pk__in=item_ids, status=ItemStatus.RUNNING).update(
         status=ItemStatus.PENDING, attempts=F("attempts") - 1

@@ -13,7 +13,7 @@ from core.errors import ApplicationError
 from ..models import ItemStatus, Job, JobItem, JobStatus
 from .engine import job_execute
 from .kinds import get_handler
-from .leases import _refresh_counters, job_lease_alive
+from .leases import job_lease_alive, refresh_counters
 from .params import clean_engine_params
 from .selectors import ACTIVE_STATUSES, JobProgress
 from .tasks import job_enqueue
@@ -79,7 +79,7 @@ def job_cancel(*, job: Job, user=None) -> Job:
     else:
         job.status = JobStatus.CANCELLING
         job.save(update_fields=["status"])
-    _refresh_counters(job.pk)
+    refresh_counters(job.pk)
     job.refresh_from_db()
     return job
 
