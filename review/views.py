@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import rules, selectors
 from .drafts import draft_for
 from core.errors import ApplicationError
+from core.htmx import htmx_partial
 from .forms import ACTION_KEEP, UNCERTAIN, AssignmentForm, ReviewForm
 from core.images import inspect_image, media_path
 from .models import Category, Cause, CorrectionDraft, Dataset, Mode, ReviewEdit, Sample
@@ -54,11 +55,6 @@ def _queue_state(params) -> tuple[str, str]:
 def _query(filter_key: str, sort_key: str, **extra) -> str:
     params = {"f": filter_key, "s": sort_key, **extra}
     return urlencode({k: v for k, v in params.items() if v not in (None, "")})
-
-
-def _partial(request) -> bool:
-    """htmx wants just the swapped region (not for history restores, which need the whole page)."""
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def sample_url(sample_id: int, filter_key: str, sort_key: str) -> str:
@@ -153,7 +149,7 @@ def queue(request, category_id: int):
         "long_limit": rules.length_limit(),
         "exported_statuses": rules.EXPORTED,
     }
-    template = "review/queue.html#queue" if _partial(request) else "review/queue.html"
+    template = "review/queue.html#queue" if htmx_partial(request) else "review/queue.html"
     return render(request, template, context)
 
 
@@ -320,9 +316,9 @@ def _sample_context(request, sample_id: int, filter_key: str, sort_key: str, *, 
 
 
 def _render_sample(request, context, *, status=200, push_url: str | None = None):
-    template = "review/sample.html#sample-page" if _partial(request) else "review/sample.html"
+    template = "review/sample.html#sample-page" if htmx_partial(request) else "review/sample.html"
     response = render(request, template, context, status=status)
-    if push_url and _partial(request):
+    if push_url and htmx_partial(request):
         response["HX-Push-Url"] = push_url
     return response
 
