@@ -3,7 +3,7 @@
     var/compat-venv/bin/python compat/check_exports.py WORKDIR
 
 Reads WORKDIR/manifest.json (written by compat/make_exports.py) and, for each export file and each
-consumer the README claims for it:
+consumer docs/formats.md claims for it:
 
   llamafactory  LLaMA-Factory's `get_dataset` (its dataset_info.json parser, converters and
                 preprocessing) with `dataset_dir` = the export folder and `media_dir` = MEDIA_ROOT;

@@ -6,7 +6,7 @@ Makes a fresh SQLite database, MEDIA_ROOT and EXPORT_ROOT under WORKDIR, loads t
 generation job (against the bundled simulator) and two DPO jobs (text pairs from feedback, image
 pairs from the classification set), then exports every format through the product's own export
 service. Writes WORKDIR/manifest.json: one entry per export (folder, data file, format, rows,
-images, dataset_info name, the consumers the README claims for it), read by the check scripts.
+images, dataset_info name, the consumers docs/formats.md claims for it), read by the check scripts.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# Which consumer each format is claimed for (the README's export table says the same).
+# Which consumer each format is claimed for (docs/formats.md's table of consumers says the same).
 CONSUMERS = {
     "alpaca": ["llamafactory"],
     "sharegpt": ["llamafactory"],

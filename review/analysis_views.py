@@ -39,7 +39,7 @@ def rerun_url(category: Category, mode: int) -> str:
     try:
         return reverse("jobs:rerun_wrong", args=[category.pk]) + "?" + urlencode({"mode": mode})
     except NoReverseMatch:
-        # Link target kept stable in case the jobs area's URL is not mounted (see README, analysis).
+        # Link target kept stable in case the jobs area's URL is not mounted (see docs/analysis.md).
         return f"/jobs/rerun-wrong/{category.pk}/?mode={mode}"
 
 

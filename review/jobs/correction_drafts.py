@@ -28,7 +28,7 @@ from pipelines.jobs.prompts import prompt_current
 from pipelines.jobs.selectors import ACTIVE_STATUSES
 from pipelines.models import ItemStatus, Job, JobItem, JobKind, PromptTemplate
 from review import rules
-from review.models import Category, CorrectionDraft, Mode, Reasoning, Review, Sample
+from review.models import CorrectionDraft, Mode, Reasoning, Review, Sample
 from review.services import correction_check
 
 from .classification import _PromptCache, image_message, resolve_categories, resolve_dataset
