@@ -6,9 +6,11 @@ from tests.factories import AssignmentFactory, CategoryFactory, DatasetFactory, 
 # Fixtures of one area that tests elsewhere use too (browser, security, exports): registered here
 # once, so no test imports a fixture by hand.
 pytest_plugins = [
+    "tests.browser.fixtures",
     "tests.pipelines.dpo.fixtures",
     "tests.pipelines.generation.fixtures",
     "tests.pipelines.jobs.fixtures",
+    "tests.review.fixtures",
 ]
 
 
@@ -233,11 +235,11 @@ def fresh_celery_connections(request):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Browser tests skipped for want of Chromium (tests/browser/conftest.py) all report from the
+    """Browser tests skipped for want of Chromium (tests/browser/fixtures.py) all report from the
     fixture's place instead of each test's, so the `-ra` summary folds them into one line."""
     report = yield
     if report.skipped and isinstance(report.longrepr, tuple) and "browser tests skipped:" in report.longrepr[2]:
-        from tests.browser import conftest as browser_conftest
+        from tests.browser import fixtures as browser_fixtures
 
-        report.longrepr = (browser_conftest.__file__, browser_conftest.SKIP_LINE, report.longrepr[2])
+        report.longrepr = (browser_fixtures.__file__, browser_fixtures.SKIP_LINE, report.longrepr[2])
     return report

@@ -9,7 +9,6 @@ from django.urls import reverse
 
 from config.timestamps import local_timestamp
 from pipelines.models import Export
-from tests.review.conftest_analysis import scene  # noqa: F401
 
 MOMENT = datetime(2026, 3, 1, 0, 3, 57, tzinfo=UTC)  # 08:03:57 in Asia/Shanghai
 

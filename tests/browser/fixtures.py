@@ -1,6 +1,7 @@
 """Real-browser fixtures: Debian's headless Chromium driven by Playwright against a live server.
 
-Reuse them from any `tests/browser/test_*.py` (mark the tests `@pytest.mark.browser`):
+Registered for the whole suite in tests/conftest.py (pytest_plugins); use them from any test (mark it
+`@pytest.mark.browser`):
 
     @pytest.mark.browser
     def test_something(browser_page, live_server, browser_login, reviewer):

@@ -1,4 +1,6 @@
-"""A small scene dataset whose every analysis and export number is known by hand.
+"""Fixtures of the review tests, registered for the whole suite in tests/conftest.py (pytest_plugins):
+`sample` / `other_sample` (a sample of the reviewer's class and of a class nobody assigned them), and
+`scene`, a small dataset whose every analysis and export number is known by hand.
 
 Classes A=商品分类选项 (position 0), B=换货 (1), C=退货退款 (2). Mode 2 / mode 3 per sample:
 
@@ -22,6 +24,7 @@ from review.models import Cause, Mode
 from tests.factories import (
     AssignmentFactory, CategoryFactory, ReasoningFactory, ReviewFactory, SampleFactory, UserFactory,
 )
+from tests.review.samples import make_sample
 
 
 @dataclass
@@ -94,3 +97,13 @@ def scene(db):
     ReviewFactory(sample=s["b3"], reviewer=other, cause=Cause.DEFINITIONS_OVERLAP)
     ReviewFactory(sample=s["b4"], reviewer=other, cause=Cause.DEFINITIONS_OVERLAP)
     return Scene(dataset=dataset, a=a, b=b, c=c, reviewer=reviewer, other_reviewer=other, admin=admin, samples=s)
+
+
+@pytest.fixture
+def sample(assigned_category):
+    return make_sample(assigned_category, "s-001")
+
+
+@pytest.fixture
+def other_sample(unassigned_category):
+    return make_sample(unassigned_category, "o-001")

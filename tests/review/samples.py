@@ -1,6 +1,4 @@
-"""Fixtures for the review-flow tests (imported by tests/review/test_review_*.py)."""
-import pytest
-
+"""Samples for the review-flow tests: `make_sample`, a sample of a class with its three modes' reasoning."""
 from review.models import Mode
 from tests.factories import ReasoningFactory, SampleFactory
 
@@ -18,13 +16,3 @@ def make_sample(category, external_id, *, mode2_correct=True, mode3_output="å›¾ç
     ReasoningFactory(sample=sample, mode=Mode.LIMITED, is_correct=True, output=mode3_output,
                      length=len(mode3_output))
     return sample
-
-
-@pytest.fixture
-def sample(assigned_category):
-    return make_sample(assigned_category, "s-001")
-
-
-@pytest.fixture
-def other_sample(unassigned_category):
-    return make_sample(unassigned_category, "o-001")

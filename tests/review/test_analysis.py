@@ -1,9 +1,6 @@
-"""Analysis numbers against the hand-computed scene in conftest_analysis."""
-import pytest
-
+"""Analysis numbers against the hand-computed scene in tests/review/fixtures.py."""
 from review.analysis import class_analysis, confusion_table, dataset_overview
 from review.models import Cause, Mode
-from tests.review.conftest_analysis import scene  # noqa: F401
 
 W, L = Mode.WITH_DEFINITIONS, Mode.LIMITED
 

@@ -3,7 +3,6 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from tests.review.conftest_analysis import scene  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,6 @@ from django.urls import reverse
 
 from pipelines.models import Export
 from review.models import Category, DefinitionRevision, Mode, Reasoning
-from tests.review.conftest_analysis import scene  # noqa: F401
 
 
 @pytest.fixture

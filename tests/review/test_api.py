@@ -6,7 +6,6 @@ from rest_framework.test import APIClient
 from pipelines.models import Export
 from review.models import Assignment, Cause, Review, ReviewEdit
 from tests.factories import ReasoningFactory, SampleFactory
-from tests.review.conftest_analysis import scene  # noqa: F401
 
 
 @pytest.fixture

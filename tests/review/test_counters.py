@@ -14,7 +14,7 @@ from review.services import (
     ClassificationRecord, ModelOutput, classification_records_save, reasoning_pending_decide, reasonings_store,
     review_keep, review_restore, review_save,
 )
-from tests.factories import CategoryFactory, DatasetFactory, ReasoningFactory, ReviewFactory, SampleFactory, UserFactory
+from tests.factories import CategoryFactory, DatasetFactory, ReasoningFactory, ReviewFactory, SampleFactory
 
 pytestmark = pytest.mark.django_db
 NAMES = ["商品分类选项", "换货", "退货退款"]

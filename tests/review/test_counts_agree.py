@@ -11,9 +11,8 @@ from html.parser import HTMLParser
 from django.urls import reverse
 
 from review.exports import dataset_analysis_markdown, mode2_errors_csv, trainset_error_markdown, trainset_export
-from tests.review.conftest_analysis import scene  # noqa: F401
 
-# By hand (see conftest_analysis): total, reviewed, mode-2 errors, analysed, label errors, pending.
+# By hand (see tests/review/fixtures.py): total, reviewed, mode-2 errors, analysed, label errors, pending.
 EXPECTED = {
     "商品分类选项": {"total": 4, "reviewed": 3, "mode2_errors": 2, "analysed": 2, "label_errors": 1, "pending": 0},
     "换货": {"total": 4, "reviewed": 3, "mode2_errors": 3, "analysed": 3, "label_errors": 0, "pending": 3},

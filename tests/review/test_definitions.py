@@ -4,7 +4,6 @@ import pytest
 from review.definitions import definition_history, definition_revise
 from core.errors import ApplicationError
 from review.models import Category, DefinitionRevision
-from tests.review.conftest_analysis import scene  # noqa: F401
 
 
 def test_each_save_is_a_new_version_and_the_official_definition_stays(scene):

@@ -13,7 +13,6 @@ from review.exports import (
     dataset_analysis_markdown, default_mode3_prompt, trainset_error_markdown, trainset_export,
     trainset_records,
 )
-from tests.review.conftest_analysis import scene  # noqa: F401
 
 EXPECTED_IDS = ["a1", "a2", "a3", "b4"]
 EXPECTED_RESPONSES = {

@@ -9,8 +9,6 @@ from review.models import Assignment, Cause, Review, ReviewEdit
 from review.services import assignment_set, review_restore, review_save
 from tests.factories import CategoryFactory, DatasetFactory, UserFactory
 
-from .conftest_review import make_sample, other_sample, sample  # noqa: F401
-
 
 def save(sample, user, version=0, **overrides):
     values = dict(cause=Cause.NONE, corrected_output="", label_error=False, suggested_label=None, note="")

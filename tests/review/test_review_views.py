@@ -1,13 +1,12 @@
 """The review pages through the test client: permissions, conflicts, escaping, query counts, images."""
-import pytest
 from django.urls import reverse
 from PIL import Image
 
 from review.models import Cause, Review, ReviewEdit
 from review.services import review_save
 from tests.factories import UserFactory
+from tests.review.samples import make_sample
 
-from .conftest_review import make_sample, other_sample, sample  # noqa: F401
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 

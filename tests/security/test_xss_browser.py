@@ -18,7 +18,6 @@ from pipelines.models import (
     SourceItem,
 )
 from review.models import Cause, Mode, Reasoning, Review
-from tests.browser.conftest import browser_login, browser_page, chromium  # noqa: F401 (fixtures)
 from tests.factories import AssignmentFactory, CategoryFactory, DatasetFactory, SampleFactory, UserFactory
 
 pytestmark = pytest.mark.browser

@@ -15,7 +15,6 @@ from pipelines.datasets.options import BuildError, BuildOptions, Source
 from pipelines.dpo.services import pairs_export
 from pipelines.models import Export, PreferencePair
 from core.errors import ApplicationError
-from tests.review.conftest_analysis import scene  # noqa: F401
 
 IMAGE_PAIR = {"id": "p1", "prompt": "<image>截图里是什么场景？", "chosen": "用户在选择商品规格。",
               "rejected": "这篇文章讨论人工智能。", "images": ["shots/1.png"]}

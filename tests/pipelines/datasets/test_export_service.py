@@ -12,7 +12,6 @@ from django.urls import reverse
 from pipelines.datasets import formats
 from pipelines.dpo.services import pairs_export
 from pipelines.models import Export, PreferencePair, ReviewDecision
-from tests.review.conftest_analysis import scene  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import ItemStatus, Job, JobItem, JobStatus, PromptTemplate
-from tests.factories import JobFactory, UserFactory
+from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
 
