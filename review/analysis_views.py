@@ -19,6 +19,7 @@ from core.permissions import staff_required
 
 from . import analysis, definitions, exports, rules
 from core.errors import ApplicationError
+from .forms import ConfusionForm, DefinitionForm, TrainsetExportForm
 from .models import Category, Dataset, Mode
 
 
@@ -97,11 +98,7 @@ def class_detail(request, dataset_id: int, category_id: int):
 @login_required
 def confusion(request, dataset_id: int):
     dataset = get_object_or_404(Dataset, pk=dataset_id)
-    try:
-        mode = int(request.GET.get("mode", Mode.WITH_DEFINITIONS))
-        Mode(mode)
-    except ValueError:
-        mode = Mode.WITH_DEFINITIONS
+    mode = ConfusionForm(request.GET).mode_value()
     table = analysis.confusion_table(dataset=dataset, mode=mode)
     return render(request, "review/analysis_confusion.html", {
         "dataset": dataset, "table": table, "rows": list(zip(table.categories, table.rows)),
@@ -146,7 +143,8 @@ def definition_revise(request, dataset_id: int, category_id: int):
     category = get_object_or_404(Category.objects.select_related("dataset"), pk=category_id, dataset_id=dataset_id)
     error = ""
     try:
-        revision = definitions.definition_revise(category=category, text=request.POST.get("text", ""), author=request.user)
+        revision = definitions.definition_revise(category=category, text=DefinitionForm(request.POST).typed_text(),
+                                                 author=request.user)
     except ApplicationError as exc:
         error = exc.message
     else:
@@ -167,7 +165,7 @@ def definition_revise(request, dataset_id: int, category_id: int):
 def export_create(request, dataset_id: int):
     dataset = get_object_or_404(Dataset, pk=dataset_id)
     try:
-        export = exports.trainset_export(dataset=dataset, fmt=request.POST.get("format", ""), user=request.user)
+        export = exports.trainset_export(dataset=dataset, fmt=TrainsetExportForm(request.POST).fmt(), user=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("analysis:overview", dataset_id=dataset_id)

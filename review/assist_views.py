@@ -15,6 +15,7 @@ from config.spreadsheet import csv_lines
 
 from . import rules
 from .drafts import draft_discard, draft_for
+from .forms import SuspectsForm
 from core.errors import ApplicationError
 from .models import Category, CorrectionDraft, Dataset, Mode, Sample
 from .permissions import can_change_category, changeable_category_ids
@@ -109,7 +110,7 @@ def dataset_suspects(request, dataset_id: int):
     """疑似标签错误 across the dataset (the user's classes unless staff or `?all=1`), most suspect first."""
     dataset = get_object_or_404(Dataset, pk=dataset_id)
     staff = request.user.is_staff
-    mine = not staff and request.GET.get("all") != "1"
+    mine = not staff and not SuspectsForm(request.GET).every_class()
     rows = list(_suspects(request, dataset, mine=mine)[:500])
     for row in rows:
         row.reasons = _reasons(row.suspicion.evidence, row.label.name)

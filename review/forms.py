@@ -1,12 +1,24 @@
-"""Forms that validate what reviewers post; services do the writing."""
+"""Forms that read what reviewers send (posted fields, filters and choices in the query string);
+services do the writing."""
 from django import forms
 
-from .models import Category, Cause, Dataset
+from .models import Category, Cause, CorrectionDraft, Dataset, Mode
 from .parsing import match_category_name
+from .selectors import DEFAULT_FILTER, DEFAULT_SORT, QUEUE_SORTS, queue_filters
 
 ACTION_SAVE, ACTION_KEEP = "save", "keep"
 # What the suggested-class field takes for "a label error, but I am not sure which class".
 UNCERTAIN = "不确定"
+
+
+def _text(*, strip: bool = False) -> forms.CharField:
+    return forms.CharField(required=False, strip=strip)
+
+
+def _read(form: forms.Form) -> dict:
+    """The form's values; none of its fields can be invalid (an unreadable value is read as blank)."""
+    form.is_valid()
+    return form.cleaned_data
 
 
 class ReviewForm(forms.Form):
@@ -23,6 +35,8 @@ class ReviewForm(forms.Form):
     note = forms.CharField(required=False, max_length=5_000)
     version = forms.IntegerField(min_value=0)
     action = forms.ChoiceField(choices=[(ACTION_SAVE, "保存"), (ACTION_KEEP, "正确，保留")], required=False)
+    # The drafted correction the edit box started from (set when the reviewer accepted it).
+    correction_draft = _text()
 
     def __init__(self, *args, dataset: Dataset, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,14 +59,135 @@ class ReviewForm(forms.Form):
             raise forms.ValidationError("请选择错误原因（按 0/1/2/3），或按 y 确认“正确，保留”。")
         return data
 
+    def typed(self) -> dict:
+        """What the reviewer typed, as the page shows it back when the save fails."""
+        data = self.data
+        return {
+            "cause": data.get("cause", ""),
+            "corrected_output": data.get("corrected_output", ""),
+            "correction_override": bool(data.get("correction_override")),
+            "label_error": bool(data.get("label_error")),
+            "suggested_label_name": data.get("suggested_label_name", ""),
+            "note": data.get("note", ""),
+            "correction_draft": data.get("correction_draft", ""),
+        }
+
+    def shown_output(self) -> str | None:
+        """The mode-3 text the page showed when the reviewer kept it (None: the request sent none)."""
+        return self.data["corrected_output"] if "corrected_output" in self.data else None
+
+    def posted_draft(self) -> CorrectionDraft | None:
+        """The drafted correction the edit box started from, if the request names one that exists."""
+        value = self.data.get("correction_draft", "").strip()
+        return CorrectionDraft.objects.filter(pk=int(value)).first() if value.isdigit() else None
+
 
 class AssignmentForm(forms.Form):
-    """Posted as checkboxes named `assign-<category_id>` whose values are reviewer ids."""
+    """Posted as checkboxes named `assign-<category_id>` whose values are reviewer ids, and
+    `confirm_unassigned` once staff agreed to leave some classes without a reviewer."""
 
-    @staticmethod
-    def reviewer_ids_by_category(post, category_ids) -> dict[int, list[int]]:
+    confirm_unassigned = _text()
+
+    def __init__(self, *args, category_ids, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.category_ids = list(category_ids)
+
+    def reviewer_ids_by_category(self) -> dict[int, list[int]]:
         result = {}
-        for category_id in category_ids:
-            values = post.getlist(f"assign-{category_id}")
+        for category_id in self.category_ids:
+            values = self.data.getlist(f"assign-{category_id}")
             result[category_id] = [int(v) for v in values if str(v).isdigit()]
         return result
+
+    def confirmed(self) -> bool:
+        return bool(_read(self).get("confirm_unassigned"))
+
+
+class HomeForm(forms.Form):
+    """The home page's dataset (`?dataset=<id>`); blank: the user's first assigned one."""
+
+    dataset = _text()
+
+    def dataset_id(self) -> str:
+        return _read(self).get("dataset", "")
+
+
+class QueueStateForm(forms.Form):
+    """The queue a page or a save is in: filter `f` and sort `s` (an unknown one is the default)."""
+
+    f = _text()
+    s = _text()
+
+    def state(self) -> tuple[str, str]:
+        data = _read(self)
+        filter_key, sort_key = data.get("f", ""), data.get("s", "")
+        return (filter_key if filter_key in queue_filters() else DEFAULT_FILTER,
+                sort_key if sort_key in QUEUE_SORTS else DEFAULT_SORT)
+
+
+class CorrectionCheckForm(forms.Form):
+    """The mode-3 correction being typed, for its live check, with the label-error fields beside it."""
+
+    corrected_output = _text()
+    label_error = _text()
+    cause = _text()
+    suggested_label_name = _text()
+
+    def text(self) -> str:
+        return _read(self).get("corrected_output", "")
+
+    def label_error_claimed(self) -> bool:
+        data = _read(self)
+        return bool(data.get("label_error")) or data.get("cause") == Cause.LABEL_WRONG
+
+    def suggested_name(self) -> str:
+        return _read(self).get("suggested_label_name", "").strip()
+
+
+class RerunDecisionForm(forms.Form):
+    """Take a re-run's model outputs (`decision=accept`) or keep the reviewed ones (anything else)."""
+
+    decision = _text()
+
+    def accept(self) -> bool:
+        return _read(self).get("decision") == "accept"
+
+
+class ConfusionForm(forms.Form):
+    """The confusion table's mode (`?mode=`); none or one that is not a mode: mode 2."""
+
+    mode = _text()
+
+    def mode_value(self) -> int:
+        value = _read(self).get("mode") if "mode" in self.data else Mode.WITH_DEFINITIONS
+        try:
+            return Mode(int(value)).value
+        except ValueError:
+            return Mode.WITH_DEFINITIONS
+
+
+class DefinitionForm(forms.Form):
+    """A revised class definition as typed (`definition_revise` checks it)."""
+
+    text = _text()
+
+    def typed_text(self) -> str:
+        return _read(self).get("text", "")
+
+
+class TrainsetExportForm(forms.Form):
+    """The training-set export's format (`trainset_export` checks it)."""
+
+    format = _text()
+
+    def fmt(self) -> str:
+        return _read(self).get("format", "")
+
+
+class SuspectsForm(forms.Form):
+    """疑似标签错误: `?all=1` shows every class, not only the user's."""
+
+    all = _text()
+
+    def every_class(self) -> bool:
+        return _read(self).get("all") == "1"

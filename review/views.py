@@ -17,11 +17,14 @@ from . import rules, selectors
 from .drafts import draft_for
 from core.errors import ApplicationError
 from core.htmx import htmx_partial
-from .forms import ACTION_KEEP, UNCERTAIN, AssignmentForm, ReviewForm
+from .forms import (
+    ACTION_KEEP, UNCERTAIN, AssignmentForm, CorrectionCheckForm, HomeForm, QueueStateForm, RerunDecisionForm,
+    ReviewForm,
+)
 from core.images import inspect_image, media_path
-from .models import Category, Cause, CorrectionDraft, Dataset, Mode, ReviewEdit, Sample
+from .models import Category, Cause, Dataset, Mode, ReviewEdit, Sample
 from .permissions import can_change_category, changeable_category_ids
-from .selectors import DEFAULT_FILTER, DEFAULT_SORT, QUEUE_SORTS, queue_filters
+from .selectors import QUEUE_SORTS, queue_filters
 from .services import (
     assignments_set_for_dataset, correction_check, reasoning_pending_decide, review_keep, review_restore, review_save,
     reviewer_text,
@@ -45,13 +48,6 @@ class CountedPaginator(Paginator):
         return self._known_count
 
 
-def _queue_state(params) -> tuple[str, str]:
-    filter_key = params.get("f", DEFAULT_FILTER)
-    sort_key = params.get("s", DEFAULT_SORT)
-    return (filter_key if filter_key in queue_filters() else DEFAULT_FILTER,
-            sort_key if sort_key in QUEUE_SORTS else DEFAULT_SORT)
-
-
 def _query(filter_key: str, sort_key: str, **extra) -> str:
     params = {"f": filter_key, "s": sort_key, **extra}
     return urlencode({k: v for k, v in params.items() if v not in (None, "")})
@@ -67,7 +63,7 @@ def sample_url(sample_id: int, filter_key: str, sort_key: str) -> str:
 @login_required
 def home(request):
     """Reviewer: assigned classes with progress. Staff: every class and every reviewer's progress."""
-    dataset = selectors.home_dataset(user=request.user, dataset_id=request.GET.get("dataset"))
+    dataset = selectors.home_dataset(user=request.user, dataset_id=HomeForm(request.GET).dataset_id())
     datasets = list(Dataset.objects.all())
     if dataset is None:
         return render(request, "review/home.html", {"dataset": None, "datasets": datasets})
@@ -96,10 +92,11 @@ def assignments(request, dataset_id: int):
     categories, reviewers, pairs = selectors.assignment_matrix(dataset=dataset)
     nobody = []
     if request.method == "POST":
-        wanted = AssignmentForm.reviewer_ids_by_category(request.POST, [c.pk for c in categories])
+        form = AssignmentForm(request.POST, category_ids=[c.pk for c in categories])
+        wanted = form.reviewer_ids_by_category()
         reviewer_ids = {r.pk for r in reviewers}
         nobody = [c for c in categories if not reviewer_ids.intersection(wanted.get(c.pk, ()))]
-        if not nobody or request.POST.get("confirm_unassigned"):
+        if not nobody or form.confirmed():
             try:
                 total = assignments_set_for_dataset(dataset=dataset, reviewer_ids_by_category=wanted,
                                                     assigned_by=request.user)
@@ -126,7 +123,7 @@ def assignments(request, dataset_id: int):
 def queue(request, category_id: int):
     """A class's samples with filters (counts on each), sort and pagination."""
     category = get_object_or_404(Category.objects.select_related("dataset"), pk=category_id)
-    filter_key, sort_key = _queue_state(request.GET)
+    filter_key, sort_key = QueueStateForm(request.GET).state()
     counts = selectors.queue_counts(category=category)
     page = CountedPaginator(
         selectors.queue_samples(category=category, filter_key=filter_key, sort_key=sort_key), QUEUE_PAGE_SIZE,
@@ -327,7 +324,7 @@ def _render_sample(request, context, *, status=200, push_url: str | None = None)
 @login_required
 def sample_page(request, sample_id: int):
     """The image, the three modes side by side, definitions, the review form and its history."""
-    filter_key, sort_key = _queue_state(request.GET)
+    filter_key, sort_key = QueueStateForm(request.GET).state()
     return _render_sample(request, _sample_context(request, sample_id, filter_key, sort_key))
 
 
@@ -336,16 +333,9 @@ def sample_page(request, sample_id: int):
 def review_submit(request, sample_id: int):
     """Save the review; on success show the next sample of the queue (htmx) or redirect to it."""
     sample = get_object_or_404(Sample.objects.select_related("label", "dataset"), pk=sample_id)
-    filter_key, sort_key = _queue_state(request.POST)
-    posted = {
-        "cause": request.POST.get("cause", ""),
-        "corrected_output": request.POST.get("corrected_output", ""),
-        "correction_override": bool(request.POST.get("correction_override")),
-        "label_error": bool(request.POST.get("label_error")),
-        "suggested_label_name": request.POST.get("suggested_label_name", ""),
-        "note": request.POST.get("note", ""),
-        "correction_draft": request.POST.get("correction_draft", ""),
-    }
+    filter_key, sort_key = QueueStateForm(request.POST).state()
+    form = ReviewForm(request.POST, dataset=sample.dataset)
+    posted = form.typed()
 
     def failed(message: str, status: int, *, version=None):
         # The page comes back with everything the reviewer typed, and the reason.
@@ -358,7 +348,6 @@ def review_submit(request, sample_id: int):
 
     if not can_change_category(request.user, sample.label_id):
         return failed("你没有被分配这个类别，只能查看，不能修改。", 403)
-    form = ReviewForm(request.POST, dataset=sample.dataset)
     if not form.is_valid():
         errors = "；".join(e for errs in form.errors.values() for e in errs)
         return failed(errors, 400)
@@ -366,15 +355,14 @@ def review_submit(request, sample_id: int):
     keep = data.get("action") == ACTION_KEEP
     try:
         if keep:
-            shown = request.POST["corrected_output"] if "corrected_output" in request.POST else None
-            review = review_keep(sample=sample, user=request.user, version=data["version"], shown_output=shown,
-                                 note=data["note"])
+            review = review_keep(sample=sample, user=request.user, version=data["version"],
+                                 shown_output=form.shown_output(), note=data["note"])
         else:
             review = review_save(
                 sample=sample, user=request.user, cause=data["cause"], corrected_output=data["corrected_output"],
                 label_error=data["label_error"], suggested_label=data["suggested_label"], note=data["note"],
                 version=data["version"], suggestion_uncertain=data["suggestion_uncertain"],
-                correction_override=data["correction_override"], correction_draft=_posted_draft(request),
+                correction_override=data["correction_override"], correction_draft=form.posted_draft(),
             )
     except ApplicationError as exc:
         return failed(exc.message, STATUS_FOR_CODE.get(exc.code, 400), version=exc.extra.get("current_version"))
@@ -397,25 +385,20 @@ def review_submit(request, sample_id: int):
     return response
 
 
-def _posted_draft(request) -> CorrectionDraft | None:
-    """The drafted correction the edit box started from (set when the reviewer accepted it)."""
-    value = request.POST.get("correction_draft", "").strip()
-    return CorrectionDraft.objects.filter(pk=int(value)).first() if value.isdigit() else None
-
-
 @require_POST
 @login_required
 def check_correction(request, sample_id: int):
     """The live check of the mode-3 correction being typed (the `#correction-check` partial)."""
     sample = get_object_or_404(Sample.objects.select_related("label", "dataset"), pk=sample_id)
-    text = request.POST.get("corrected_output", "")
+    form = CorrectionCheckForm(request.POST)
+    text = form.text()
     mode3 = sample.reasonings.filter(mode=Mode.LIMITED).values_list("output", flat=True).first() or ""
     check = None
     if reviewer_text(text) and reviewer_text(text) != reviewer_text(mode3):
-        label_error = bool(request.POST.get("label_error")) or request.POST.get("cause") == Cause.LABEL_WRONG
-        name = request.POST.get("suggested_label_name", "").strip()
-        suggested = Category.objects.filter(dataset=sample.dataset, name=name).exclude(pk=sample.label_id).first()
-        check = correction_check(sample=sample, text=text, label_error=label_error, suggested_label=suggested)
+        suggested = (Category.objects.filter(dataset=sample.dataset, name=form.suggested_name())
+                     .exclude(pk=sample.label_id).first())
+        check = correction_check(sample=sample, text=text, label_error=form.label_error_claimed(),
+                                 suggested_label=suggested)
     return render(request, "review/sample.html#correction-check",
                   {"check": check, "long_limit": rules.length_limit(), "sample": sample})
 
@@ -425,8 +408,8 @@ def check_correction(request, sample_id: int):
 def rerun_decide(request, sample_id: int):
     """Accept (or keep the reviewed versions instead of) the model outputs of a re-run."""
     sample = get_object_or_404(Sample.objects.select_related("label", "dataset"), pk=sample_id)
-    filter_key, sort_key = _queue_state(request.GET)
-    accept = request.POST.get("decision") == "accept"
+    filter_key, sort_key = QueueStateForm(request.GET).state()
+    accept = RerunDecisionForm(request.POST).accept()
     try:
         reasoning_pending_decide(sample=sample, user=request.user, accept=accept)
     except ApplicationError as exc:
@@ -444,7 +427,7 @@ def rerun_decide(request, sample_id: int):
 def edit_restore(request, edit_id: int):
     """Staff: restore the review to the state saved by an earlier edit."""
     edit = get_object_or_404(ReviewEdit.objects.select_related("review"), pk=edit_id)
-    filter_key, sort_key = _queue_state(request.GET)
+    filter_key, sort_key = QueueStateForm(request.GET).state()
     sample_id = edit.review.sample_id
     try:
         review = review_restore(edit=edit, user=request.user)
