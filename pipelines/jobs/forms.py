@@ -1,6 +1,17 @@
-"""Form parts every job start form shares (the provider overrides) and the prompt editor's form.
-Validation of the job itself happens in the job kind's clean_params (one place for browser and CLI)."""
+"""Form parts every job start form shares (the provider overrides), the prompt editor's form and the
+job pages' filters. Validation of the job itself happens in the job kind's clean_params (one place for
+browser and CLI)."""
 from django import forms
+
+
+def _text() -> forms.CharField:
+    return forms.CharField(required=False, strip=False)
+
+
+def _read(form: forms.Form) -> dict:
+    """The form's values as sent (its fields cannot be invalid; an absent one is blank)."""
+    form.is_valid()
+    return form.cleaned_data
 
 
 class EngineParamsForm(forms.Form):
@@ -31,3 +42,32 @@ class EngineParamsForm(forms.Form):
 class PromptForm(forms.Form):
     text = forms.CharField(label="提示词", widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false"}))
     note = forms.CharField(label="修改说明", required=False, max_length=300)
+
+
+class JobFilterForm(forms.Form):
+    """The job list's filters as sent: a kind and a status (one that is not a kind / status: all)."""
+
+    kind = _text()
+    status = _text()
+
+    def values(self) -> tuple[str, str]:
+        data = _read(self)
+        return data.get("kind", ""), data.get("status", "")
+
+
+class ItemFilterForm(forms.Form):
+    """A job's item list filter as sent: an item status (one that is not a status: all)."""
+
+    status = _text()
+
+    def value(self) -> str:
+        return _read(self).get("status", "")
+
+
+class NewJobForm(forms.Form):
+    """`/jobs/new/?kind=…`: which start page; the rest of the query goes on to it."""
+
+    kind = _text()
+
+    def value(self) -> str:
+        return _read(self).get("kind", "")

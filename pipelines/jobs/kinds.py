@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
@@ -52,6 +52,11 @@ class JobKindHandler:
     # The form that starts a job of this kind from the generic start page (`/jobs/new/<kind>/`):
     # its `job_params()` gives the parameters. None: the kind is started elsewhere.
     form_class: ClassVar[type | None] = None
+
+    def start_url(self, start: str, query: Mapping[str, str]) -> str | None:
+        """Where `/jobs/new/?kind=<start>&…` leads when `start` names a start page this kind has of
+        its own (not a job kind, e.g. a re-run linked from another page): its URL, or None."""
+        return None
 
     def clean_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Validate and normalise job parameters; raise core.errors.ApplicationError if bad."""
@@ -89,6 +94,16 @@ def get_handler(kind: str) -> JobKindHandler:
         return _REGISTRY[kind]
     except KeyError:
         raise LookupError(f"no handler registered for job kind {kind!r}") from None
+
+
+def start_url(start: str, query: Mapping[str, str]) -> str | None:
+    """The start page a registered kind declares for `/jobs/new/?kind=<start>&…`, or None."""
+    _import_kind_modules()
+    for handler in _REGISTRY.values():
+        url = handler.start_url(start, query)
+        if url is not None:
+            return url
+    return None
 
 
 @functools.cache

@@ -17,8 +17,8 @@ from core.errors import ApplicationError
 
 from ..models import ItemStatus, Job, JobKind, JobStatus, PromptTemplate
 from . import monitor
-from .forms import PromptForm
-from .kinds import get_handler
+from .forms import ItemFilterForm, JobFilterForm, NewJobForm, PromptForm
+from .kinds import get_handler, start_url
 from .leases import job_lease_alive
 from .prompts import EDITABLE_KINDS, prompt_current, prompt_save_version
 from .selectors import error_label, job_progress
@@ -41,7 +41,7 @@ def _start_kinds() -> list[tuple[str, str]]:
 @login_required
 def job_list(request):
     jobs = Job.objects.select_related("created_by").order_by("-created_at")
-    kind, status = request.GET.get("kind", ""), request.GET.get("status", "")
+    kind, status = JobFilterForm(request.GET).values()
     if kind in JobKind.values:
         jobs = jobs.filter(kind=kind)
     if status in JobStatus.values:
@@ -114,7 +114,7 @@ def job_progress_partial(request, job_id: int):
 @login_required
 def job_items(request, job_id: int):
     job = get_object_or_404(Job, pk=job_id)
-    status = request.GET.get("status", "")
+    status = ItemFilterForm(request.GET).value()
     items = job.items.order_by("id").only("id", "job_id", "key", "status", "attempts", "error_kind", "error", "finished_at")
     if status in ItemStatus.values:
         items = items.filter(status=status)
@@ -161,11 +161,12 @@ def job_retry_view(request, job_id: int):
 @require_GET
 @staff_required
 def job_create_dispatch(request):
-    """`/jobs/new/?kind=…`: the start form for a kind (analysis links here with kind=classification_rerun_wrong)."""
-    kind = request.GET.get("kind", "")
-    if kind == "classification_rerun_wrong" and request.GET.get("category", "").isdigit():
-        url = reverse("jobs:rerun_wrong", args=[int(request.GET["category"])])
-        return redirect(f"{url}?mode={request.GET.get('mode', '')}")
+    """`/jobs/new/?kind=…`: the start form for a kind, or a start page a kind declares of its own
+    (`JobKindHandler.start_url`; the analysis pages link a re-run of a class's wrong samples so)."""
+    kind = NewJobForm(request.GET).value()
+    own_page = start_url(kind, request.GET)
+    if own_page is not None:
+        return redirect(own_page)
     if kind in JobKind.values and get_handler(kind).form_class is not None:
         query = request.GET.copy()
         query.pop("kind", None)

@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
+from django.urls import reverse
 
 from core.errors import ApplicationError
 from core.images import inspect_image, media_path
@@ -30,9 +31,11 @@ from pipelines.models import Job, JobKind, PromptTemplate
 from review.models import Category, Dataset, Reasoning, Sample
 from review.services import ModelOutput, reasonings_store
 
-from .forms import ClassificationJobForm
+from .forms import ClassificationJobForm, RerunWrongLinkForm
 
 CACHE_SECONDS = 60
+# The start page the analysis pages link as `/jobs/new/?kind=classification_rerun_wrong&category=…&mode=…`.
+RERUN_WRONG_START = "classification_rerun_wrong"
 
 
 def resolve_dataset(value: Any) -> Dataset:
@@ -181,6 +184,14 @@ class ClassificationHandler(JobKindHandler):
 
     def __init__(self) -> None:
         self._cache = _PromptCache()
+
+    def start_url(self, start: str, query) -> str | None:
+        """The re-run of a class's wrong samples (review/jobs/views.py), for the analysis pages' link."""
+        target = RerunWrongLinkForm(query).target() if start == RERUN_WRONG_START else None
+        if target is None:
+            return None
+        category_id, mode = target
+        return f"{reverse('jobs:rerun_wrong', args=[category_id])}?mode={mode}"
 
     def clean_params(self, params: dict[str, Any]) -> dict[str, Any]:
         dataset = resolve_dataset(params.get("dataset") or params.get("dataset_id"))

@@ -3,6 +3,7 @@ form that re-runs a category's wrong samples with an edited prompt."""
 from django import forms
 
 from pipelines.jobs.forms import EngineParamsForm
+from pipelines.jobs.prompts import MODE_KINDS
 from review.models import Category, Dataset, Mode
 
 from .import_uploads import import_upload_discard, import_upload_store, upload_folder
@@ -50,6 +51,46 @@ class InfoExtractionJobForm(EngineParamsForm):
 class RerunWrongForm(forms.Form):
     mode = forms.TypedChoiceField(label="模式", choices=Mode.choices, coerce=int)
     prompt_text = forms.CharField(label="提示词（保存为新版本）", widget=forms.Textarea(attrs={"rows": 18}))
+
+
+class RerunModeForm(forms.Form):
+    """The mode a re-run page is about, as sent (posted, else in the link's `?mode=`)."""
+
+    mode = forms.CharField(required=False, strip=False)
+
+    def mode_value(self) -> int | None:
+        """The mode sent; None when none was; mode 2 for one that cannot be re-run."""
+        self.is_valid()
+        value = self.cleaned_data.get("mode")
+        if not value:
+            return None
+        try:
+            mode = int(value)
+        except ValueError:
+            return Mode.WITH_DEFINITIONS
+        return mode if mode in MODE_KINDS else Mode.WITH_DEFINITIONS
+
+
+def rerun_mode(post, query) -> int:
+    """The re-run page's mode: the posted one, else the link's, else mode 2."""
+    for data in (post, query):
+        mode = RerunModeForm(data).mode_value()
+        if mode is not None:
+            return mode
+    return Mode.WITH_DEFINITIONS
+
+
+class RerunWrongLinkForm(forms.Form):
+    """`/jobs/new/?kind=classification_rerun_wrong&category=<id>&mode=<n>` (the analysis pages' link)."""
+
+    category = forms.CharField(required=False, strip=False)
+    mode = forms.CharField(required=False, strip=False)
+
+    def target(self) -> tuple[int, str] | None:
+        """(category id, mode as sent), or None when the link names no category."""
+        self.is_valid()
+        category = self.cleaned_data.get("category", "")
+        return (int(category), self.cleaned_data.get("mode", "")) if category.isdigit() else None
 
 
 class ClassificationImportForm(forms.Form):

@@ -12,7 +12,7 @@ from pipelines.jobs.prompts import MODE_KINDS, prompt_current
 from review.models import Category, Mode
 
 from .classification import accuracy, classification_rerun_wrong
-from .forms import RerunWrongForm
+from .forms import RerunWrongForm, rerun_mode
 
 
 @require_http_methods(["GET", "POST"])
@@ -20,11 +20,7 @@ from .forms import RerunWrongForm
 def rerun_wrong(request, category_id: int):
     """Re-run a mode on a category's wrong samples with an edited prompt (linked from analysis)."""
     category = get_object_or_404(Category.objects.select_related("dataset"), pk=category_id)
-    try:
-        mode = int(request.POST.get("mode") or request.GET.get("mode") or Mode.WITH_DEFINITIONS)
-    except ValueError:
-        mode = Mode.WITH_DEFINITIONS
-    mode = mode if mode in MODE_KINDS else Mode.WITH_DEFINITIONS
+    mode = rerun_mode(request.POST, request.GET)
     template = prompt_current(MODE_KINDS[mode])
     form = RerunWrongForm(request.POST or None, initial={"mode": mode, "prompt_text": template.text})
     if request.method == "POST" and form.is_valid():
