@@ -41,3 +41,12 @@ def conflict_error(message: str, *, current_version: int, **details: Any) -> App
     version now stored (`current_version`, what a client re-reads and saves again with) and `details`
     (e.g. `changed_by`, `changed_at`)."""
     return ApplicationError(message, code="conflict", extra={"current_version": current_version, **details})
+
+
+def decision_version_check(row: Any, version: int) -> None:
+    """Refuse a decision made on a stale version of a row people decide on (it has `version` and
+    `decided_by`): the conflict names who decided in between and the version now stored."""
+    if row.version != version:
+        who = row.decided_by.get_username() if row.decided_by else "其他人"
+        raise conflict_error(f"该样本已被 {who} 修改（版本 {row.version}），请刷新后再决定",
+                             current_version=row.version, changed_by=who)

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
-from core.errors import ApplicationError, conflict_error
+from core.errors import ApplicationError, decision_version_check
 from pipelines.jobs.services import job_create, run_job_inline
 from pipelines.models import FeedbackSample, Job, JobKind, ReviewDecision
 
@@ -65,10 +65,7 @@ def feedback_sample_decide(*, sample: FeedbackSample, user, decision: str, versi
     if decision not in REVIEW_DECISIONS:
         raise ApplicationError("未知的决定")
     sample = FeedbackSample.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=sample.pk)
-    if sample.version != version:
-        who = sample.decided_by.get_username() if sample.decided_by else "其他人"
-        raise conflict_error(f"该样本已被 {who} 修改（版本 {sample.version}），请刷新后再决定",
-                             current_version=sample.version, changed_by=who)
+    decision_version_check(sample, version)
     edited_output = (edited_output or "").strip()
     if decision == ReviewDecision.EDITED:
         if not edited_output:

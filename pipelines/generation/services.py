@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from core.errors import ApplicationError, conflict_error
+from core.errors import ApplicationError, decision_version_check
 
 from ..models import GeneratedExample, Job, JobKind, ReviewDecision, SourceItem
 from . import judge as judge_module
@@ -86,10 +86,7 @@ def generated_example_decide(
     example = GeneratedExample.objects.select_for_update().get(pk=example.pk)
     if example.passed:
         raise ApplicationError("该样本已通过评判，无需人工复核")
-    if example.version != version:
-        who = example.decided_by.get_username() if example.decided_by else "其他人"
-        raise conflict_error(f"该样本已被 {who} 修改（版本 {example.version}），请刷新后再决定",
-                             current_version=example.version, changed_by=who)
+    decision_version_check(example, version)
     edited_response = (edited_response or "").strip()
     if decision == ReviewDecision.EDITED:
         if not edited_response:
