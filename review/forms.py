@@ -2,6 +2,8 @@
 services do the writing."""
 from django import forms
 
+from core.forms import read_data, text_field
+
 from .models import Category, Cause, CorrectionDraft, Dataset, Mode
 from .parsing import match_category_name
 from .selectors import DEFAULT_FILTER, DEFAULT_SORT, QUEUE_SORTS, queue_filters
@@ -9,16 +11,6 @@ from .selectors import DEFAULT_FILTER, DEFAULT_SORT, QUEUE_SORTS, queue_filters
 ACTION_SAVE, ACTION_KEEP = "save", "keep"
 # What the suggested-class field takes for "a label error, but I am not sure which class".
 UNCERTAIN = "不确定"
-
-
-def _text(*, strip: bool = False) -> forms.CharField:
-    return forms.CharField(required=False, strip=strip)
-
-
-def _read(form: forms.Form) -> dict:
-    """The form's values; none of its fields can be invalid (an unreadable value is read as blank)."""
-    form.is_valid()
-    return form.cleaned_data
 
 
 class ReviewForm(forms.Form):
@@ -36,7 +28,7 @@ class ReviewForm(forms.Form):
     version = forms.IntegerField(min_value=0)
     action = forms.ChoiceField(choices=[(ACTION_SAVE, "保存"), (ACTION_KEEP, "正确，保留")], required=False)
     # The drafted correction the edit box started from (set when the reviewer accepted it).
-    correction_draft = _text()
+    correction_draft = text_field()
 
     def __init__(self, *args, dataset: Dataset, **kwargs):
         super().__init__(*args, **kwargs)
@@ -86,7 +78,7 @@ class AssignmentForm(forms.Form):
     """Posted as checkboxes named `assign-<category_id>` whose values are reviewer ids, and
     `confirm_unassigned` once staff agreed to leave some classes without a reviewer."""
 
-    confirm_unassigned = _text()
+    confirm_unassigned = text_field()
 
     def __init__(self, *args, category_ids, **kwargs):
         super().__init__(*args, **kwargs)
@@ -100,26 +92,26 @@ class AssignmentForm(forms.Form):
         return result
 
     def confirmed(self) -> bool:
-        return bool(_read(self).get("confirm_unassigned"))
+        return bool(read_data(self).get("confirm_unassigned"))
 
 
 class HomeForm(forms.Form):
     """The home page's dataset (`?dataset=<id>`); blank: the user's first assigned one."""
 
-    dataset = _text()
+    dataset = text_field()
 
     def dataset_id(self) -> str:
-        return _read(self).get("dataset", "")
+        return read_data(self).get("dataset", "")
 
 
 class QueueStateForm(forms.Form):
     """The queue a page or a save is in: filter `f` and sort `s` (an unknown one is the default)."""
 
-    f = _text()
-    s = _text()
+    f = text_field()
+    s = text_field()
 
     def state(self) -> tuple[str, str]:
-        data = _read(self)
+        data = read_data(self)
         filter_key, sort_key = data.get("f", ""), data.get("s", "")
         return (filter_key if filter_key in queue_filters() else DEFAULT_FILTER,
                 sort_key if sort_key in QUEUE_SORTS else DEFAULT_SORT)
@@ -128,38 +120,38 @@ class QueueStateForm(forms.Form):
 class CorrectionCheckForm(forms.Form):
     """The mode-3 correction being typed, for its live check, with the label-error fields beside it."""
 
-    corrected_output = _text()
-    label_error = _text()
-    cause = _text()
-    suggested_label_name = _text()
+    corrected_output = text_field()
+    label_error = text_field()
+    cause = text_field()
+    suggested_label_name = text_field()
 
     def text(self) -> str:
-        return _read(self).get("corrected_output", "")
+        return read_data(self).get("corrected_output", "")
 
     def label_error_claimed(self) -> bool:
-        data = _read(self)
+        data = read_data(self)
         return bool(data.get("label_error")) or data.get("cause") == Cause.LABEL_WRONG
 
     def suggested_name(self) -> str:
-        return _read(self).get("suggested_label_name", "").strip()
+        return read_data(self).get("suggested_label_name", "").strip()
 
 
 class RerunDecisionForm(forms.Form):
     """Take a re-run's model outputs (`decision=accept`) or keep the reviewed ones (anything else)."""
 
-    decision = _text()
+    decision = text_field()
 
     def accept(self) -> bool:
-        return _read(self).get("decision") == "accept"
+        return read_data(self).get("decision") == "accept"
 
 
 class ConfusionForm(forms.Form):
     """The confusion table's mode (`?mode=`); none or one that is not a mode: mode 2."""
 
-    mode = _text()
+    mode = text_field()
 
     def mode_value(self) -> int:
-        value = _read(self).get("mode") if "mode" in self.data else Mode.WITH_DEFINITIONS
+        value = read_data(self).get("mode") if "mode" in self.data else Mode.WITH_DEFINITIONS
         try:
             return Mode(int(value)).value
         except ValueError:
@@ -169,25 +161,25 @@ class ConfusionForm(forms.Form):
 class DefinitionForm(forms.Form):
     """A revised class definition as typed (`definition_revise` checks it)."""
 
-    text = _text()
+    text = text_field()
 
     def typed_text(self) -> str:
-        return _read(self).get("text", "")
+        return read_data(self).get("text", "")
 
 
 class TrainsetExportForm(forms.Form):
     """The training-set export's format (`trainset_export` checks it)."""
 
-    format = _text()
+    format = text_field()
 
     def fmt(self) -> str:
-        return _read(self).get("format", "")
+        return read_data(self).get("format", "")
 
 
 class SuspectsForm(forms.Form):
     """疑似标签错误: `?all=1` shows every class, not only the user's."""
 
-    all = _text()
+    all = text_field()
 
     def every_class(self) -> bool:
-        return _read(self).get("all") == "1"
+        return read_data(self).get("all") == "1"

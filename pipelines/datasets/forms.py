@@ -10,6 +10,7 @@ from django import forms
 from django.conf import settings
 
 from core.errors import ApplicationError
+from core.forms import seen_version, text_field, valid_data
 from pipelines.models import Job, JobKind
 
 from . import formats
@@ -30,31 +31,18 @@ class FeedbackFilterForm(forms.Form):
     decision = forms.ChoiceField(choices=DECISION_FILTERS, required=False, label="审核状态")
 
 
-def _text(*, strip: bool = False) -> forms.CharField:
-    return forms.CharField(required=False, strip=strip)
-
-
-def _valid(form: forms.Form) -> dict[str, Any]:
-    if not form.is_valid():
-        raise ApplicationError(next(iter(form.errors.values()))[0])
-    return form.cleaned_data
-
-
 class FeedbackDecideForm(forms.Form):
     """A decision on a feedback sample, the version the reviewer saw, and the list's filters to return to."""
 
-    decision = _text()
-    version = _text()
-    edited_output = _text()
-    filters = _text()
+    decision = text_field()
+    version = text_field()
+    edited_output = text_field()
+    filters = text_field()
 
     def decide_args(self) -> dict[str, Any]:
         """The arguments of `services.feedback_sample_decide` (version -1 if unreadable)."""
-        data = _valid(self)
-        try:
-            version = int(data["version"])
-        except ValueError:
-            version = -1
+        data = valid_data(self)
+        version = seen_version(data["version"])
         return {"decision": data["decision"], "version": version, "edited_output": data["edited_output"]}
 
 
@@ -62,8 +50,8 @@ class FeedbackImportForm(forms.Form):
     """A feedback file (checked and stored by `core.uploads`), the lowest rating kept, an optional model."""
 
     feedback_file = forms.FileField(required=False, allow_empty_file=True)
-    min_rating = _text()
-    model_name = _text(strip=True)
+    min_rating = text_field()
+    model_name = text_field(strip=True)
 
     def clean_min_rating(self) -> int:
         try:
@@ -73,7 +61,7 @@ class FeedbackImportForm(forms.Form):
 
     def import_args(self) -> dict[str, Any]:
         """The arguments of `services.feedback_import_job_start` but the stored file."""
-        data = _valid(self)
+        data = valid_data(self)
         return {"min_rating": data["min_rating"], "model_name": data["model_name"] or None}
 
 
@@ -91,11 +79,11 @@ def confined_media_dir(relative: str) -> Path:
 class LogImportForm(forms.Form):
     """A folder of call logs under MEDIA_ROOT, given relative to it."""
 
-    log_dir = _text()
+    log_dir = text_field()
 
     def folder(self) -> Path:
         """The folder to import (`confined_media_dir`); ApplicationError saying what is wrong."""
-        return confined_media_dir(_valid(self)["log_dir"])
+        return confined_media_dir(valid_data(self)["log_dir"])
 
 
 SOURCE_CHOICES = (("logs", "已导入的调用日志"), ("feedback", "反馈样本"), ("combined", "日志 + 反馈（混合）"))

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from core.errors import ApplicationError
+from core.forms import seen_version, text_field, valid_data
 from core.uploads import upload_store
 
 from .params import PREVIEW_DEFAULT
@@ -18,42 +18,32 @@ STRATEGY_FIELDS = ("base_url", "model", "template", "system", "mode", "temperatu
 PREVIEW_MAX = 20
 
 
-def _text(*, strip: bool = False) -> forms.CharField:
-    return forms.CharField(required=False, strip=strip)
-
-
-def _first_error(form: forms.Form) -> str:
-    return next(iter(form.errors.values()))[0]
-
-
 class StartForm(forms.Form):
     """The start form (source, reject strategy, limit, preview size) as job parameters."""
 
-    source = _text()
-    source_job_id = _text(strip=True)
-    source_model_name = _text(strip=True)
-    source_dataset = _text(strip=True)
-    source_path = _text()
+    source = text_field()
+    source_job_id = text_field(strip=True)
+    source_model_name = text_field(strip=True)
+    source_dataset = text_field(strip=True)
+    source_path = text_field()
     file = forms.FileField(required=False, allow_empty_file=True)
-    strategy = _text()
-    base_url = _text()
-    model = _text()
-    template = _text()
-    system = _text()
-    mode = _text()
-    temperature = _text()
-    top_p = _text()
-    n = _text()
-    max_tokens = _text()
-    keep = _text()
-    limit = _text(strip=True)
-    preview_n = _text()
+    strategy = text_field()
+    base_url = text_field()
+    model = text_field()
+    template = text_field()
+    system = text_field()
+    mode = text_field()
+    temperature = text_field()
+    top_p = text_field()
+    n = text_field()
+    max_tokens = text_field()
+    keep = text_field()
+    limit = text_field(strip=True)
+    preview_n = text_field()
 
     def params(self) -> dict[str, Any]:
         """The job parameters; an uploaded file is stored under MEDIA_ROOT/dpo/imports (size-checked)."""
-        if not self.is_valid():
-            raise ApplicationError(_first_error(self))
-        data = self.cleaned_data
+        data = valid_data(self)
         source: dict[str, Any] = {"name": data["source"]}
         for name in ("job_id", "model_name", "dataset"):
             if data[f"source_{name}"]:
@@ -79,8 +69,8 @@ class StartForm(forms.Form):
 class PairFilterForm(forms.Form):
     """The pair list's filters: an issue and a review decision (blank = any)."""
 
-    issue = _text()
-    decision = _text()
+    issue = text_field()
+    decision = text_field()
 
     def filters(self) -> dict[str, str]:
         data = self.cleaned_data if self.is_valid() else {}
@@ -90,12 +80,12 @@ class PairFilterForm(forms.Form):
 class PairReviewForm(forms.Form):
     """A reviewer's action on a pair, the version they saw, the edited texts and the list being reviewed."""
 
-    action = _text()
-    version = _text()
-    chosen = _text()
-    rejected = _text()
-    issue = _text()
-    decision_filter = _text()
+    action = text_field()
+    version = text_field()
+    chosen = text_field()
+    rejected = text_field()
+    issue = text_field()
+    decision_filter = text_field()
 
     def filters(self) -> dict[str, str]:
         """The filters of the list being reviewed (kept when moving to the next pair)."""
@@ -104,15 +94,10 @@ class PairReviewForm(forms.Form):
 
     def decision(self) -> dict[str, Any]:
         """The arguments of `services.pair_review`: action, version (-1 if unreadable), edited texts."""
-        if not self.is_valid():
-            raise ApplicationError(_first_error(self))
-        data = self.cleaned_data
+        data = valid_data(self)
         # Ctrl+Enter in a textarea submits without a button: that is saving the edit.
         action = data["action"] or "edit"
-        try:
-            version = int(data["version"])
-        except ValueError:
-            version = -1
+        version = seen_version(data["version"])
         # A side the request did not send stays as it is.
         texts = {name: data[name] if action == "edit" and name in self.data else None for name in ("chosen", "rejected")}
         return {"action": action, "version": version, **texts}
@@ -121,10 +106,9 @@ class PairReviewForm(forms.Form):
 class ExportForm(forms.Form):
     """The export button: a preference format, and whether flagged pairs nobody reviewed go too."""
 
-    format = _text()
-    include_flagged = _text()
+    format = text_field()
+    include_flagged = text_field()
 
     def options(self) -> dict[str, Any]:
-        if not self.is_valid():
-            raise ApplicationError(_first_error(self))
-        return {"fmt": self.cleaned_data["format"], "include_flagged": self.cleaned_data["include_flagged"] == "1"}
+        data = valid_data(self)
+        return {"fmt": data["format"], "include_flagged": data["include_flagged"] == "1"}

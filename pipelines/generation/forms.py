@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from core.errors import ApplicationError
+from core.forms import seen_version, text_field, valid_data
 
 # The start form's fields, passed on when filled in (collection always: its absence is the error).
 START_FIELDS = ("collection", "sample", "multiple_choice_ratio", "pass_threshold", "temperature", "seed",
@@ -15,30 +15,20 @@ START_FIELDS = ("collection", "sample", "multiple_choice_ratio", "pass_threshold
 RERUN_FIELDS = ("temperature", "multiple_choice_ratio", "pass_threshold")
 
 
-def _text(*, strip: bool = True) -> forms.CharField:
-    return forms.CharField(required=False, strip=strip)
-
-
-def _valid(form: forms.Form) -> dict[str, Any]:
-    if not form.is_valid():
-        raise ApplicationError(next(iter(form.errors.values()))[0])
-    return form.cleaned_data
-
-
 class StartForm(forms.Form):
     """Start a run over a source collection."""
 
-    collection = _text()
-    sample = _text()
-    multiple_choice_ratio = _text()
-    pass_threshold = _text()
-    temperature = _text()
-    seed = _text()
-    judge_model = _text()
-    judge_temperature = _text()
+    collection = text_field(strip=True)
+    sample = text_field(strip=True)
+    multiple_choice_ratio = text_field(strip=True)
+    pass_threshold = text_field(strip=True)
+    temperature = text_field(strip=True)
+    seed = text_field(strip=True)
+    judge_model = text_field(strip=True)
+    judge_temperature = text_field(strip=True)
 
     def params(self) -> dict[str, str]:
-        data = _valid(self)
+        data = valid_data(self)
         return {k: data[k] for k in START_FIELDS if data[k] != "" or k == "collection"}
 
 
@@ -46,8 +36,8 @@ class ImportSourcesForm(forms.Form):
     """Import source items from an uploaded JSON/JSONL file into a collection."""
 
     file = forms.FileField(required=False, allow_empty_file=True)
-    collection = _text()
-    sample = _text()
+    collection = text_field(strip=True)
+    sample = text_field(strip=True)
 
 
 # The review queue's status filter; anything else (or nothing) means "pending".
@@ -57,8 +47,8 @@ DECISION_FILTERS = (("pending", "待审核"), ("decided", "已决定"), ("all", 
 class QueueForm(forms.Form):
     """The failed-example queue a reviewer is in: the failure reason and the review status."""
 
-    reason = _text(strip=False)
-    status = _text(strip=False)
+    reason = text_field()
+    status = text_field()
 
     def queue(self) -> tuple[str, str]:
         """(reason, status); an unreadable reason is none, an unknown status is "pending"."""
@@ -70,28 +60,25 @@ class QueueForm(forms.Form):
 class DecideForm(QueueForm):
     """A decision on a failed example, the version the reviewer saw, and the queue they were in."""
 
-    decision = _text(strip=False)
-    version = _text(strip=False)
-    edited_response = _text(strip=False)
-    page = _text(strip=False)
+    decision = text_field()
+    version = text_field()
+    edited_response = text_field()
+    page = text_field()
 
     def decide_args(self) -> dict[str, Any]:
         """The arguments of `services.generated_example_decide` (version -1 if unreadable)."""
-        data = _valid(self)
-        try:
-            version = int(data["version"])
-        except ValueError:
-            version = -1
+        data = valid_data(self)
+        version = seen_version(data["version"])
         return {"decision": data["decision"], "version": version, "edited_response": data["edited_response"]}
 
 
 class RerunForm(forms.Form):
     """The settings a re-run of the failed items changes (blank = unchanged)."""
 
-    temperature = _text()
-    multiple_choice_ratio = _text()
-    pass_threshold = _text()
+    temperature = text_field(strip=True)
+    multiple_choice_ratio = text_field(strip=True)
+    pass_threshold = text_field(strip=True)
 
     def changes(self) -> dict[str, str]:
-        data = _valid(self)
+        data = valid_data(self)
         return {k: data[k] for k in RERUN_FIELDS}

@@ -3,15 +3,7 @@ job pages' filters. Validation of the job itself happens in the job kind's clean
 browser and CLI)."""
 from django import forms
 
-
-def _text() -> forms.CharField:
-    return forms.CharField(required=False, strip=False)
-
-
-def _read(form: forms.Form) -> dict:
-    """The form's values as sent (its fields cannot be invalid; an absent one is blank)."""
-    form.is_valid()
-    return form.cleaned_data
+from core.forms import read_data, text_field
 
 
 class EngineParamsForm(forms.Form):
@@ -47,27 +39,27 @@ class PromptForm(forms.Form):
 class JobFilterForm(forms.Form):
     """The job list's filters as sent: a kind and a status (one that is not a kind / status: all)."""
 
-    kind = _text()
-    status = _text()
+    kind = text_field()
+    status = text_field()
 
     def values(self) -> tuple[str, str]:
-        data = _read(self)
+        data = read_data(self)
         return data.get("kind", ""), data.get("status", "")
 
 
 class ItemFilterForm(forms.Form):
     """A job's item list filter as sent: an item status (one that is not a status: all)."""
 
-    status = _text()
+    status = text_field()
 
     def value(self) -> str:
-        return _read(self).get("status", "")
+        return read_data(self).get("status", "")
 
 
 class NewJobForm(forms.Form):
     """`/jobs/new/?kind=…`: which start page; the rest of the query goes on to it."""
 
-    kind = _text()
+    kind = text_field()
 
     def value(self) -> str:
-        return _read(self).get("kind", "")
+        return read_data(self).get("kind", "")
