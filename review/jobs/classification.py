@@ -64,6 +64,34 @@ def resolve_categories(dataset: Dataset, names: list[Any]) -> list[Category]:
     return list({c.pk: c for c in (found.get(w) or by_id[w] for w in wanted)}.values())
 
 
+def pinned_template(params: dict[str, Any], kind: str, *, missing: str) -> PromptTemplate:
+    """The prompt template a job over samples runs with: the version `prompt_template_id` names (of
+    `kind`; ApplicationError(missing) if there is none), else the newest version."""
+    template_id = params.get("prompt_template_id")
+    template = PromptTemplate.objects.filter(pk=template_id, kind=kind).first() if template_id else prompt_current(kind)
+    if template is None:
+        raise ApplicationError(missing)
+    return template
+
+
+def sample_job_params(params: dict[str, Any], *, dataset: Dataset, categories: list[Category],
+                      template: PromptTemplate, **fields: Any) -> dict[str, Any]:
+    """A job over a dataset's samples, its parameters cleaned: those given, with the dataset and classes
+    as names and ids, `fields`, the pinned prompt version and the model (default: the vision model)."""
+    cleaned = {k: v for k, v in params.items() if k not in ("dataset", "dataset_id", "categories")}
+    cleaned.update({
+        "dataset_id": dataset.pk,
+        "dataset": dataset.name,
+        "categories": [c.name for c in categories],
+        "category_ids": [c.pk for c in categories],
+        **fields,
+        "prompt_template_id": template.pk,
+        "prompt_version": template.version,
+        "model": params.get("model") or settings.LLM_VISION_MODEL,
+    })
+    return cleaned
+
+
 def image_message(prompt: str, image_relative_path: str) -> list[dict[str, Any]]:
     """A user message with the prompt and the sample's image as a data URL (confined to MEDIA_ROOT)."""
     if not image_relative_path:
@@ -79,7 +107,7 @@ def image_message(prompt: str, image_relative_path: str) -> list[dict[str, Any]]
     ]}]
 
 
-class _PromptCache:
+class PromptCache:
     """Rendered prompts and category names per job execution, re-read at most every CACHE_SECONDS.
 
     Entries are keyed by the execution (the job's lease token and creation time), never by ids
@@ -183,7 +211,7 @@ class ClassificationHandler(JobKindHandler):
     repinned_on_retry = ("prompt_template_id", "prompt_version")
 
     def __init__(self) -> None:
-        self._cache = _PromptCache()
+        self._cache = PromptCache()
 
     def start_url(self, start: str, query) -> str | None:
         """The re-run of a class's wrong samples (review/jobs/views.py), for the analysis pages' link."""
@@ -202,13 +230,7 @@ class ClassificationHandler(JobKindHandler):
         if mode not in MODE_KINDS:
             raise ApplicationError("模式必须是 1、2 或 3")
         categories = resolve_categories(dataset, list(params.get("categories") or []))
-        template_id = params.get("prompt_template_id")
-        if template_id:
-            template = PromptTemplate.objects.filter(pk=template_id, kind=MODE_KINDS[mode]).first()
-            if template is None:
-                raise ApplicationError("提示词版本与模式不符或不存在")
-        else:
-            template = prompt_current(MODE_KINDS[mode])
+        template = pinned_template(params, MODE_KINDS[mode], missing="提示词版本与模式不符或不存在")
         cleaned = {k: v for k, v in params.items() if k not in ("dataset", "dataset_id", "categories")}
         cleaned.update({
             "dataset_id": dataset.pk,

@@ -18,20 +18,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
 
 from core.errors import ApplicationError
 from pipelines.jobs.kinds import ItemFailed, JobKindHandler, register
-from pipelines.jobs.prompts import prompt_current
 from pipelines.jobs.selectors import ACTIVE_STATUSES
 from pipelines.models import ItemStatus, Job, JobItem, JobKind, PromptTemplate
 from review import rules
 from review.models import CorrectionDraft, Mode, Reasoning, Review, Sample
 from review.services import correction_check
 
-from .classification import _PromptCache, image_message, resolve_categories, resolve_dataset
+from .classification import (
+    PromptCache, image_message, pinned_template, resolve_categories, resolve_dataset, sample_job_params,
+)
 
 # Why the model's own mode-3 output cannot be exported as it is (review.rules): these get drafts.
 DRAFTED_STATUSES = (rules.WRONG, rules.UNPARSED, rules.TOO_LONG)
@@ -101,7 +101,7 @@ class CorrectionDraftHandler(JobKindHandler):
     repinned_on_retry = ("prompt_template_id", "prompt_version")
 
     def __init__(self) -> None:
-        self._cache = _PromptCache()
+        self._cache = PromptCache()
 
     def clean_params(self, params: dict[str, Any]) -> dict[str, Any]:
         dataset = resolve_dataset(params.get("dataset") or params.get("dataset_id"))
@@ -112,23 +112,9 @@ class CorrectionDraftHandler(JobKindHandler):
             examples = 0
         if examples not in (2, 3):
             raise ApplicationError("示例数必须是 2 或 3")
-        template_id = params.get("prompt_template_id")
-        template = (PromptTemplate.objects.filter(pk=template_id, kind=PromptTemplate.Kind.CORRECTION_DRAFT).first()
-                    if template_id else prompt_current(PromptTemplate.Kind.CORRECTION_DRAFT))
-        if template is None:
-            raise ApplicationError("修正草稿提示词版本不存在")
-        cleaned = {k: v for k, v in params.items() if k not in ("dataset", "dataset_id", "categories")}
-        cleaned.update({
-            "dataset_id": dataset.pk,
-            "dataset": dataset.name,
-            "categories": [c.name for c in categories],
-            "category_ids": [c.pk for c in categories],
-            "examples": examples,
-            "redraft": bool(params.get("redraft")),
-            "prompt_template_id": template.pk,
-            "prompt_version": template.version,
-            "model": params.get("model") or settings.LLM_VISION_MODEL,
-        })
+        template = pinned_template(params, PromptTemplate.Kind.CORRECTION_DRAFT, missing="修正草稿提示词版本不存在")
+        cleaned = sample_job_params(params, dataset=dataset, categories=categories, template=template,
+                                    examples=examples, redraft=bool(params.get("redraft")))
         if params.get("sample_ids") is not None:
             cleaned["sample_ids"] = [int(s) for s in params["sample_ids"]]
         return cleaned

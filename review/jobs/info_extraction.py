@@ -20,15 +20,15 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core.errors import ApplicationError
 from core.jsonfiles import read_record_file
 from pipelines.jobs.kinds import ItemFailed, JobKindHandler, register
-from pipelines.jobs.prompts import prompt_current
 from pipelines.models import Job, JobKind, PromptTemplate
 from review.models import Dataset, Sample
 from review.suspicion import suspicions_refresh
 
-from .classification import _PromptCache, image_message, resolve_categories, resolve_dataset
+from .classification import (
+    PromptCache, image_message, pinned_template, resolve_categories, resolve_dataset, sample_job_params,
+)
 from .forms import InfoExtractionJobForm
 
 INFO_FIELDS = ("visible_text", "objects", "screen_elements", "scene")
@@ -61,28 +61,14 @@ class InfoExtractionHandler(JobKindHandler):
     repinned_on_retry = ("prompt_template_id", "prompt_version")
 
     def __init__(self) -> None:
-        self._cache = _PromptCache()
+        self._cache = PromptCache()
 
     def clean_params(self, params: dict[str, Any]) -> dict[str, Any]:
         dataset = resolve_dataset(params.get("dataset") or params.get("dataset_id"))
         categories = resolve_categories(dataset, list(params.get("categories") or []))
-        template_id = params.get("prompt_template_id")
-        template = (PromptTemplate.objects.filter(pk=template_id, kind=PromptTemplate.Kind.INFO_EXTRACTION).first()
-                    if template_id else prompt_current(PromptTemplate.Kind.INFO_EXTRACTION))
-        if template is None:
-            raise ApplicationError("信息提取提示词版本不存在")
-        cleaned = {k: v for k, v in params.items() if k not in ("dataset", "dataset_id", "categories")}
-        cleaned.update({
-            "dataset_id": dataset.pk,
-            "dataset": dataset.name,
-            "categories": [c.name for c in categories],
-            "category_ids": [c.pk for c in categories],
-            "overwrite": bool(params.get("overwrite")),
-            "prompt_template_id": template.pk,
-            "prompt_version": template.version,
-            "model": params.get("model") or settings.LLM_VISION_MODEL,
-        })
-        return cleaned
+        template = pinned_template(params, PromptTemplate.Kind.INFO_EXTRACTION, missing="信息提取提示词版本不存在")
+        return sample_job_params(params, dataset=dataset, categories=categories, template=template,
+                                 overwrite=bool(params.get("overwrite")))
 
     def item_keys(self, job: Job) -> Iterable[str]:
         qs = Sample.objects.filter(dataset_id=job.params["dataset_id"])
