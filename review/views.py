@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import rules, selectors
 from .drafts import draft_for
 from core.errors import ApplicationError
-from core.htmx import htmx_partial
+from core.htmx import htmx_partial, render_page
 from .forms import (
     ACTION_KEEP, UNCERTAIN, AssignmentForm, CorrectionCheckForm, HomeForm, QueueStateForm, RerunDecisionForm,
     ReviewForm,
@@ -313,11 +313,7 @@ def _sample_context(request, sample_id: int, filter_key: str, sort_key: str, *, 
 
 
 def _render_sample(request, context, *, status=200, push_url: str | None = None):
-    template = "review/sample.html#sample-page" if htmx_partial(request) else "review/sample.html"
-    response = render(request, template, context, status=status)
-    if push_url and htmx_partial(request):
-        response["HX-Push-Url"] = push_url
-    return response
+    return render_page(request, "review/sample.html", "sample-page", context, status=status, push_url=push_url)
 
 
 @require_GET

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.errors import ApplicationError, http_status
-from core.htmx import htmx_partial
+from core.htmx import htmx_partial, render_page
 from core.permissions import staff_required
 
 from ..models import Export, Job, JobKind, PreferencePair
@@ -177,11 +177,7 @@ def _pair_url(job: Job, pair_id: int, filters: dict) -> str:
 
 def _render_pair(request, context: dict, *, status: int = 200, push_url: str | None = None):
     """The review page, or only its #pair-page part for htmx (with the address bar following along)."""
-    template = "pipelines/dpo_review.html#pair-page" if htmx_partial(request) else "pipelines/dpo_review.html"
-    response = render(request, template, context, status=status)
-    if push_url and htmx_partial(request):
-        response["HX-Push-Url"] = push_url
-    return response
+    return render_page(request, "pipelines/dpo_review.html", "pair-page", context, status=status, push_url=push_url)
 
 
 @require_GET
