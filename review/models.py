@@ -61,6 +61,11 @@ class DefinitionRevision(models.Model):
         return f"{self.category} v{self.version}"
 
 
+# The stored verdict columns the queue filters test (review.selectors.queue_filters).
+QUEUE_FILTER_COLUMNS = ("export_status", "mode2_error", "analysed", "model_status", "mode3_over", "reviewed",
+                        "rerun_pending")
+
+
 class Sample(models.Model):
     """One image with its dataset label. `image` is a path relative to MEDIA_ROOT."""
 
@@ -109,14 +114,21 @@ class Sample(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["dataset", "external_id"], name="sample_unique_external_id")
         ]
+        # One index per queue order, (label, sort column, external_id), carrying every filter column
+        # after the key: a queue page or a sample's neighbours and position under any filter are read
+        # from the index alone, never row by row from the table (a rare filter over a 100,000-sample
+        # class scanned the table for its next match: 50–100 ms at 1M samples, 10–20 ms covered).
         indexes = [
-            models.Index(fields=["label", "external_id"]),
+            models.Index(fields=["label", "external_id", *QUEUE_FILTER_COLUMNS], name="sample_queue_by_id"),
+            models.Index(fields=["label", "sort_mode2", "external_id", *QUEUE_FILTER_COLUMNS],
+                         name="sample_queue_by_mode2"),
+            models.Index(fields=["label", "sort_length", "external_id", *QUEUE_FILTER_COLUMNS],
+                         name="sample_queue_by_length"),
+            models.Index(fields=["label", "sort_reviewed", "external_id", *QUEUE_FILTER_COLUMNS],
+                         name="sample_queue_by_reviewed"),
             models.Index(fields=["label", "export_status", "external_id"], name="sample_export_status"),
             models.Index(fields=["label", "mode2_error", "analysed", "external_id"], name="sample_mode2_error"),
             models.Index(fields=["label", "model_status", "external_id"], name="sample_model_status"),
-            models.Index(fields=["label", "sort_mode2", "external_id"], name="sample_sort_mode2"),
-            models.Index(fields=["label", "sort_length", "external_id"], name="sample_sort_length"),
-            models.Index(fields=["label", "sort_reviewed", "external_id"], name="sample_sort_reviewed"),
             models.Index(fields=["label", "sort_suspicion", "external_id"], name="sample_sort_suspicion"),
         ]
 
