@@ -5,6 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 
+def content_text(content: Any) -> str:
+    """The text of one message's content: a string, or the text of its parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
 def request_text(request: dict[str, Any], roles: tuple[str, ...] = ("system", "user")) -> str:
     """All text of the request's messages with the given roles, joined by newlines."""
     parts: list[str] = []

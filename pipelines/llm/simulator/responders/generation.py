@@ -12,29 +12,22 @@ import random
 import re
 
 from pipelines.generation.prompts import QUESTION_SYSTEM_PROMPT, RESPONSE_SYSTEM_PROMPT
+from pipelines.llm.simulator.messages import content_text
 
 PRIORITY = 10
 _QUESTION_MARK = QUESTION_SYSTEM_PROMPT.splitlines()[0]
 _RESPONSE_MARK = RESPONSE_SYSTEM_PROMPT.splitlines()[0]
 
 
-def _text(content) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
-
-
 def _system(request: dict) -> str:
     for message in request.get("messages") or []:
         if message.get("role") == "system":
-            return _text(message.get("content"))
+            return content_text(message.get("content"))
     return ""
 
 
 def _user(request: dict) -> str:
-    texts = [_text(m.get("content")) for m in request.get("messages") or [] if m.get("role") == "user"]
+    texts = [content_text(m.get("content")) for m in request.get("messages") or [] if m.get("role") == "user"]
     return texts[-1] if texts else ""
 
 

@@ -16,6 +16,7 @@ import random
 import re
 
 from pipelines.generation.judge import JUDGE_SYSTEM_PROMPT
+from pipelines.llm.simulator.messages import content_text
 
 PRIORITY = 10
 _MARK = JUDGE_SYSTEM_PROMPT.splitlines()[0]
@@ -27,16 +28,8 @@ ISSUE_DISTRACTORS = "Implausible distractor options"
 ISSUE_UNSUPPORTED = "Answer not supported by the image"
 
 
-def _text(content) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
-
-
 def _messages(request: dict, role: str) -> list[str]:
-    return [_text(m.get("content")) for m in request.get("messages") or [] if m.get("role") == role]
+    return [content_text(m.get("content")) for m in request.get("messages") or [] if m.get("role") == role]
 
 
 def matches(request: dict) -> bool:
