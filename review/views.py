@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import rules, selectors
 from .drafts import draft_for
 from core.errors import ApplicationError
-from core.htmx import htmx_partial, render_page
+from core.htmx import render_page
 from .forms import (
     ACTION_KEEP, UNCERTAIN, AssignmentForm, CorrectionCheckForm, HomeForm, QueueStateForm, RerunDecisionForm,
     ReviewForm,
@@ -146,8 +146,7 @@ def queue(request, category_id: int):
         "long_limit": rules.length_limit(),
         "exported_statuses": rules.EXPORTED,
     }
-    template = "review/queue.html#queue" if htmx_partial(request) else "review/queue.html"
-    return render(request, template, context)
+    return render_page(request, "review/queue.html", "queue", context)
 
 
 # --------------------------------------------------------------------------- sample page

@@ -29,7 +29,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ApplicationError, http_status
-from core.htmx import htmx_partial
+from core.htmx import htmx_partial, render_page
 from core.permissions import staff_required
 from core.uploads import upload_store
 
@@ -237,20 +237,13 @@ def _builder_result(request, form: BuilderForm, *, write: bool):
     return context, status
 
 
-def _render_builder(request, context: dict, *, status: int):
-    """The builder page, or only its #builder-result part for htmx."""
-    template = ("pipelines/builder_form.html#builder-result" if htmx_partial(request)
-                else "pipelines/builder_form.html")
-    return render(request, template, context, status=status)
-
-
 @require_POST
 @login_required
 def builder_preview(request):
     """Dry run: per-step counts and the first formatted records, nothing written."""
     form = BuilderForm(request.POST)
     context, status = _builder_result(request, form, write=False)
-    return _render_builder(request, context, status=status)
+    return render_page(request, "pipelines/builder_form.html", "builder-result", context, status=status)
 
 
 @require_POST
@@ -259,7 +252,7 @@ def builder_write(request):
     """Write the dataset under EXPORT_ROOT/builder/ and record an Export (staff)."""
     form = BuilderForm(request.POST)
     context, status = _builder_result(request, form, write=True)
-    return _render_builder(request, context, status=status)
+    return render_page(request, "pipelines/builder_form.html", "builder-result", context, status=status)
 
 
 # --------------------------------------------------------------------------- export downloads

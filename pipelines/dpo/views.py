@@ -84,11 +84,9 @@ def job_new(request):
         file_errors = read_import(job_params["source"]["path"])[1] if job_params["source"].get("path") else ()
     except (ApplicationError, ValueError) as exc:
         context = _form_context(request, values, error=getattr(exc, "message", str(exc)))
-        template = "pipelines/dpo_new.html#preview" if htmx_partial(request) else "pipelines/dpo_new.html"
-        return render(request, template, context, status=400)
+        return render_page(request, "pipelines/dpo_new.html", "preview", context, status=400)
     context = _form_context(request, values, shown=shown, file_errors=file_errors[:20], file_error_count=len(file_errors))
-    template = "pipelines/dpo_new.html#preview" if htmx_partial(request) else "pipelines/dpo_new.html"
-    return render(request, template, context)
+    return render_page(request, "pipelines/dpo_new.html", "preview", context)
 
 
 @require_POST

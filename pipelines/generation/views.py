@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ApplicationError, http_status
-from core.htmx import htmx_partial
+from core.htmx import htmx_partial, render_page
 from core.permissions import staff_required
 from core.uploads import upload_check
 
@@ -244,9 +244,7 @@ def failed(request, job_id: int):
     """Page through a run's failed examples, one at a time, filtered by reason and review status."""
     job = _run_or_404(job_id)
     context = _review_context(job, QueueForm(request.GET), page_number=request.GET.get("page"))
-    if htmx_partial(request):
-        return render(request, "pipelines/generation_review.html#review-card", context)
-    return render(request, "pipelines/generation_review.html", context)
+    return render_page(request, "pipelines/generation_review.html", "review-card", context)
 
 
 @require_POST
