@@ -167,6 +167,7 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
     seen: set[bytes] = set()
     remover = NearDupRemover(threshold=options.near_dup_threshold) if options.near_dup else None
     columns: set[str] = set()
+    rows = _SpooledRows(spec, sources, options)
     spool = Spool()
     try:
         # Streaming part: filter -> dedup -> near_dup -> length, survivors spooled. Records wait in
@@ -181,14 +182,16 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
                     progress("read", read)
                 record = dict(record)
                 record["source"] = source.name
-                record.setdefault("id", f"{source.name}-{per_source[source.name]['read'] + 1}")
-                per_source[source.name]["read"] += 1
+                counts = per_source[source.name]
+                if "id" not in record:
+                    record["id"] = f"{source.name}-{counts['read'] + 1}"
+                counts["read"] += 1
                 if not _keep_exact(record, options, steps, seen):
                     continue
                 pending.append((record, source_index))
                 if len(pending) >= NEAR_DUP_BATCH:
-                    _spool_pending(pending, options, steps, remover, spool, columns, per_source, sources)
-            _spool_pending(pending, options, steps, remover, spool, columns, per_source, sources)
+                    _spool_pending(pending, options, steps, remover, spool, columns, rows, per_source, sources)
+            _spool_pending(pending, options, steps, remover, spool, columns, rows, per_source, sources)
             reader_report = getattr(iterable, "report", None)
             if isinstance(reader_report, dict):
                 per_source[source.name]["reader"] = reader_report
@@ -238,7 +241,7 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
             except formats.FormatError as exc:
                 raise BuildError(str(exc)) from None
         with contextlib.ExitStack() as pending_files:
-            result = _validate_and_write(split_of, spool, options, spec.name, columns, steps, per_source,
+            result = _validate_and_write(split_of, spool, options, spec.name, columns, rows, steps, per_source,
                                          sources, paths, provenance_path, pending_files)
             empty = [name for name in names if not result["split_counts"][name]]
             if empty and output is not None:
@@ -305,7 +308,7 @@ def _keep_exact(record: dict, options: BuildOptions, steps: dict[str, _Step], se
 
 
 def _spool_pending(pending: list[tuple[dict, int]], options: BuildOptions, steps: dict[str, _Step],
-                   remover: NearDupRemover | None, spool: Spool, columns: set[str],
+                   remover: NearDupRemover | None, spool: Spool, columns: set[str], rows: _SpooledRows,
                    per_source: dict[str, Counter], sources: list[Source]) -> None:
     """near_dup and length for a batch of records (in order); survivors go to the spool."""
     if not pending:
@@ -330,10 +333,67 @@ def _spool_pending(pending: list[tuple[dict, int]], options: BuildOptions, steps
             length.drop("回答过长")
             continue
         length.kept += 1
-        columns.update(c for c in formats.OPTIONAL_COLUMNS if record.get(c))
-        spool.append(record, source_index)
+        if any(map(record.get, formats.OPTIONAL_COLUMNS)):
+            columns.update(c for c in formats.OPTIONAL_COLUMNS if record.get(c))
+        rows.append(spool, record, source_index, columns)
         per_source[sources[source_index].name]["spooled"] += 1
     pending.clear()
+
+
+class _SpooledRows:
+    """Rows converted, validated and encoded once, at spool time, and spooled beside their record,
+    so the write step copies bytes instead of unpickling and converting each record again.
+
+    A row depends on the optional columns of the whole file, known only when every record is
+    spooled; a spooled row is made with the columns seen so far and used only if they are the final
+    ones (`valid_from`: the columns last grew when that many records were spooled). Every other
+    record — spooled before the columns grew, invalid, or unusual in any way — is converted from
+    the record at write time, exactly as without this.
+
+    When the columns are known in advance (every source declares records without optional columns,
+    no filter that could add one, no near-duplicate grouping reading the records back), a valid
+    row is spooled without its record: the pickling is saved too, and the preview is read back
+    from the row's JSON.
+    """
+
+    def __init__(self, spec: formats.Format, sources: list[Source], options: BuildOptions):
+        self.fmt = spec.name
+        self.carried = frozenset(spec.optional_columns)
+        self.columns: frozenset[str] = frozenset()
+        self.valid_from = 0
+        self.seen = 0
+        self.source_names = [s.name for s in sources]
+        groups = bool(options.split_ratio) and options.split_keep_near_dups_together and not options.near_dup
+        self.keep_records = (options.filter is not None or groups
+                             or not all(s.declares_no_optional_columns() for s in sources))
+
+    def append(self, spool: Spool, record: dict, source_index: int, columns: set[str]) -> None:
+        """Spool `record` with its row (`row JSON + "\\n" + id JSON`, UTF-8) when the row is valid."""
+        if len(columns) != self.seen:  # columns only grow
+            if not self.keep_records:
+                raise BuildError(f"数据源 {self.source_names[source_index]} 声明记录没有 system/history/images，"
+                                 f"但记录 {record.get('id')} 含有 {', '.join(sorted(columns))}")
+            self.seen = len(columns)
+            row_columns = self.carried.intersection(columns)
+            if row_columns != self.columns:
+                self.columns, self.valid_from = row_columns, len(spool)
+        extra = self._encode(record, source_index)
+        spool.append(record if self.keep_records or not extra else None, source_index, extra)
+
+    def _encode(self, record: dict, source_index: int) -> bytes:
+        if record.get("source") is not self.source_names[source_index]:
+            return b""  # changed by the caller's filter: the write step reports it as it is
+        try:
+            row = formats.to_row(self.fmt, record, self.columns)
+            text = encode_row(row)
+            if formats.validate_row(self.fmt, row):
+                return b""
+            return f"{text}\n{encode_row(record.get('id'))}".encode("utf-8")
+        except Exception:  # noqa: BLE001 - raised (or not, if the record is never written) at write time, as before
+            return b""
+
+    def usable(self, index: int, extra: int) -> bool:
+        return extra != 0 and index >= self.valid_from
 
 
 def _cluster_report(clusters: dict) -> dict:
@@ -364,9 +424,9 @@ def _split_units(selected: list[int], spool: Spool, options: BuildOptions, remov
 
 
 def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: BuildOptions, fmt: str,
-                        columns: set[str], steps: dict[str, _Step], per_source: dict[str, Counter],
-                        sources: list[Source], paths: dict[str, Path], provenance_path: Path | None,
-                        pending_files: contextlib.ExitStack) -> dict:
+                        columns: set[str], rows: _SpooledRows, steps: dict[str, _Step],
+                        per_source: dict[str, Counter], sources: list[Source], paths: dict[str, Path],
+                        provenance_path: Path | None, pending_files: contextlib.ExitStack) -> dict:
     """Validate every row and write it. Each file is written under a temporary name and renamed only
     when `pending_files` closes without an exception, so files appear together or not at all."""
     validate, write = steps["validate"], steps["write"]
@@ -378,12 +438,39 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
     invalid_examples: list[dict] = []
     split_counts: dict[str, int] = {}
     provenance_lines: list[str] = []
+    source_json = [encode_row(s.name) for s in sources]
+    source_counts = [per_source[s.name] for s in sources]
+    extra_lengths, source_of = spool.extra_lengths, spool.sources
     for name, indexes in split_of.items():
         writer = pending_files.enter_context(formats.RowWriter(paths[name], options.container)) if name in paths else None
         kept = 0
         split_json = encode_row(name)
-        for _, record in spool.read_many(indexes):
+        split_key = f"split:{name}"
+        for index in indexes:
             validate.input += 1
+            if rows.usable(index, extra_lengths[index]):
+                # Converted, validated and encoded at spool time.
+                validate.kept += 1
+                write.input += 1
+                kept += 1
+                source_index = source_of[index]
+                source_counts[source_index][split_key] += 1
+                if writer or len(preview) < options.preview_rows:
+                    row_json, _, id_json = spool.read_extra(index).partition(b"\n")
+                    if len(preview) < options.preview_rows:
+                        preview.append(formats.to_row(fmt, spool.read(index), row_columns) if rows.keep_records
+                                       else json.loads(row_json))
+                    if writer:
+                        writer.write_encoded(row_json)
+                        provenance_lines.append(f'{{"split": {split_json}, "row": {kept - 1}, '
+                                                f'"id": {id_json.decode("utf-8")}, '
+                                                f'"source": {source_json[source_index]}}}\n')
+                        if len(provenance_lines) >= FLUSH_ROWS:
+                            provenance.write("".join(provenance_lines))
+                            provenance_lines.clear()
+                write.kept += 1
+                continue
+            record = spool.read(index)
             try:
                 row = formats.to_row(fmt, record, row_columns)
                 errors = formats.validate_row(fmt, row)
@@ -397,7 +484,7 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
             validate.kept += 1
             write.input += 1
             kept += 1
-            per_source[record["source"]][f"split:{name}"] += 1
+            per_source[record["source"]][split_key] += 1
             if len(preview) < options.preview_rows:
                 preview.append(row)
             if writer:

@@ -141,7 +141,7 @@ def iter_log_file(path: Path, report: FileReport, *, name: str | None = None) ->
     silent = {"not_successful", "no_response", "no_answer", "no_prompt"}
     with open(path, "rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
-            if not raw.strip():
+            if raw.isspace():  # (what `not raw.strip()` says, without copying the line)
                 continue
             report.lines += 1
             try:
@@ -176,6 +176,10 @@ class LogReader:
 
     Record ids are `<file relative to log_dir>:<line>`; the file and line are kept in `meta`.
     """
+
+    # Its records are plain JSON values without system, history or images: the builder can then
+    # make each training row once, when it spools the record (see builder._SpooledRows).
+    optional_columns: tuple[str, ...] = ()
 
     def __init__(self, log_dir: str | Path, *, source: str = "logs"):
         self.log_dir = Path(log_dir)

@@ -29,6 +29,11 @@ class Source:
     def iter_records(self) -> Iterable[dict]:
         return self.records() if callable(self.records) else self.records
 
+    def declares_no_optional_columns(self) -> bool:
+        """Whether the records say in advance that none of them carries system, history or images
+        and all are plain JSON values (an empty `optional_columns` attribute, as `LogReader` has)."""
+        return not callable(self.records) and getattr(self.records, "optional_columns", None) == ()
+
 
 @dataclass
 class BuildOptions:

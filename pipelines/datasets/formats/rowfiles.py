@@ -28,6 +28,7 @@ class RowWriter:
 
         with RowWriter(path) as out:
             out.write({"instruction": "…", …})
+            out.write_encoded(encode_row(row).encode())   # a row the caller already encoded
 
     The rows go to a temporary file beside `path` (`core.files`), renamed to `path` when the
     block ends normally and removed when it raises: a killed or failed write never leaves a half
@@ -41,13 +42,16 @@ class RowWriter:
         self.count = 0
         self._fh = None
         self._context = None
-        self._pending: list[str] = []
+        # Rows as text (write) or UTF-8 (write_encoded), written in order by _flush.
+        self._pending: list[str | bytes] = []
+        self._encoded = False  # some of _pending are bytes
 
     def __enter__(self) -> RowWriter:
-        self._context = files.atomic_open(self.path, "w", overwrite=self.overwrite)
+        # Binary, encoding here: pre-encoded rows are written as they are.
+        self._context = files.atomic_open(self.path, "wb", overwrite=self.overwrite)
         self._fh = self._context.__enter__()
         if self.container == "json":
-            self._fh.write("[")
+            self._fh.write(b"[")
         return self
 
     def write(self, row: dict) -> None:
@@ -59,15 +63,37 @@ class RowWriter:
         if len(self._pending) >= FLUSH_ROWS:
             self._flush()
 
+    def write_encoded(self, row: bytes) -> None:
+        """Write a row given as its UTF-8 JSON (the bytes `encode_row(row).encode()` gives)."""
+        if self.container == "json":
+            self._pending.append((b"\n  " if self.count == 0 else b",\n  ") + row)
+        else:
+            self._pending.append(row + b"\n")
+        self._encoded = True
+        self.count += 1
+        if len(self._pending) >= FLUSH_ROWS:
+            self._flush()
+
     def _flush(self) -> None:
-        self._fh.write("".join(self._pending))
-        self._pending.clear()
+        pending = self._pending
+        if not self._encoded:
+            data = "".join(pending).encode("utf-8")
+        else:
+            try:
+                data = b"".join(p if type(p) is bytes else p.encode("utf-8") for p in pending)
+            except UnicodeEncodeError:
+                # The error writing the batch as one text raises (its position within the batch).
+                "".join(p if type(p) is str else p.decode("utf-8") for p in pending).encode("utf-8")
+                raise
+        self._fh.write(data)
+        pending.clear()
+        self._encoded = False
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
             self._flush()
             if self.container == "json":
-                self._fh.write("\n]\n" if self.count else "]\n")
+                self._fh.write(b"\n]\n" if self.count else b"]\n")
         return bool(self._context.__exit__(exc_type, exc, tb))
 
 

@@ -36,7 +36,7 @@ def validate_row(fmt: str, row: Any) -> list[str]:
     errors: list[str] = []
     required = _REQUIRED[fmt]
     allowed = _ALLOWED[fmt]
-    missing = required - row.keys()
+    missing = required.difference(row)
     if missing:
         errors.append(f"缺少键 {', '.join(sorted(missing))}")
     extra = row.keys() - allowed
@@ -84,9 +84,15 @@ def _contains_image_token(value: Any) -> bool:
     if type(value) is str:
         return IMAGE_TOKEN in value
     if type(value) is dict:
-        return any(_contains_image_token(v) for v in value.values())
-    if type(value) is list:
-        return any(_contains_image_token(v) for v in value)
+        values = value.values()
+    elif type(value) is list:
+        values = value
+    else:
+        return False
+    # Strings tested in the loop, not by a call each: a row is mostly strings, checked per row.
+    for v in values:
+        if (IMAGE_TOKEN in v) if type(v) is str else _contains_image_token(v):
+            return True
     return False
 
 

@@ -22,7 +22,8 @@ def to_row(fmt: str, record: dict, columns: Iterable[str] | None = None) -> dict
     if fmt == "sharegpt_multimodal":
         cols.add("images")
     carries = _CARRIES[fmt]
-    wanted = cols.union(c for c in OPTIONAL_COLUMNS if record.get(c))
+    own = [c for c in OPTIONAL_COLUMNS if record.get(c)]
+    wanted = cols.union(own) if own else cols
     if "images" in wanted and "images" not in carries:
         # Dropping the image but keeping "<image>" in the prompt would train on text alone.
         vision = {"preference": "trl_preference_conversational、alpaca_preference 或 sharegpt_preference",

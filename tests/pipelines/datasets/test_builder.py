@@ -8,7 +8,8 @@ from pipelines.datasets import formats
 from pipelines.datasets.builder import build_dataset
 from pipelines.datasets.neardup import near_duplicate_clusters
 from pipelines.datasets.options import BuildError, BuildOptions, Source, parse_split_ratio
-from tests.pipelines.datasets.source_files import write_feedback_file, write_log_folder
+from pipelines.datasets.logs import LogReader
+from tests.pipelines.datasets.source_files import log_line, write_feedback_file, write_log_folder
 
 TOPICS = ["春天的早晨", "数据库索引", "长城的历史", "咖啡的烘焙", "量子计算", "唐诗宋词", "城市交通", "海洋生物",
           "人工智能伦理", "家庭园艺", "古代天文", "足球战术", "围棋定式", "火山喷发", "电影配乐", "中医养生"]
@@ -180,6 +181,47 @@ def test_dry_run_writes_nothing(tmp_path):
     assert result.files == {} and len(result.preview) == 3
     assert steps(result)["write"]["dry_run"] is True
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["exports", "media"]
+
+
+def test_rows_spooled_before_a_column_appears_are_written_with_it(tmp_path):
+    """Rows are made when records are spooled; a later record with a system prompt still gives every
+    row of the file the system column (LLaMA-Factory needs it on all rows or none)."""
+    records = [record(i) for i in range(30)]
+    records[25]["system"] = "你是助手。"
+    result = build_dataset([Source("logs", records)], BuildOptions(format="alpaca", preview_rows=0),
+                           output=tmp_path / "out" / "logs.jsonl")
+    rows = list(formats.iter_rows(tmp_path / "out" / "logs.jsonl"))
+    assert len(rows) == 30 and all(list(row) == ["instruction", "input", "output", "system"] for row in rows)
+    assert [row["system"] for row in rows if row["system"]] == ["你是助手。"]
+    assert result.report["columns"] == ["system"]
+
+
+@pytest.mark.parametrize("fmt, container", [("alpaca", ".jsonl"), ("sharegpt", ".json"), ("openai", ".jsonl"),
+                                            ("trl_prompt_completion", ".json")])
+def test_a_log_folder_builds_the_files_its_records_would(tmp_path, fmt, container):
+    """The log reader declares records without optional columns, so its rows are spooled without
+    their records; the files, preview and counts are those of the same records given as a list."""
+    logs = write_log_folder(tmp_path / "logs")
+    (logs / "more.jsonl").write_text("\n".join(
+        log_line(f"第{i}题：{TOPICS[i % len(TOPICS)]}" + ("<image>" if i % 7 == 0 else ""), "回答" * (3 + i % 40))
+        for i in range(60)) + "\n", encoding="utf-8")
+    options = BuildOptions(format=fmt, split_ratio=(0.8, 0.2), split_keep_near_dups_together=False, seed=3,
+                           preview_rows=4)
+    results = {}
+    for name, records in (("declared", LogReader(logs)), ("listed", list(LogReader(logs)))):
+        result = build_dataset([Source("logs", records)], options, output=tmp_path / name / f"data{container}")
+        files = {p.name: p.read_bytes() for p in (tmp_path / name).iterdir() if not p.name.endswith("_report.json")}
+        results[name] = (files, result.preview, result.report["steps"], result.report["splits"])
+    assert results["declared"] == results["listed"]
+    assert results["declared"][3]["train"] > 0
+
+
+def test_a_source_that_declares_no_optional_columns_may_not_yield_one():
+    class Declared(list):
+        optional_columns = ()
+
+    with pytest.raises(BuildError, match="声明"):
+        build_dataset([Source("s", Declared([record(1), record(2, system="系统")]))], BuildOptions())
 
 
 def test_sources_are_streamed_once():

@@ -24,6 +24,22 @@ def _records(n):
     return [{"id": str(i), "prompt": f"问题 {i}", "response": f"回答 {i}" * 5} for i in range(n)]
 
 
+def _interrupt_at_row(monkeypatch, n):
+    """KeyboardInterrupt when the n-th row is written (rows converted earlier or at write time)."""
+    calls = {"n": 0}
+
+    def wrap(real):
+        def write(self, row):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise KeyboardInterrupt
+            return real(self, row)
+        return write
+
+    monkeypatch.setattr(formats.RowWriter, "write", wrap(formats.RowWriter.write))
+    monkeypatch.setattr(formats.RowWriter, "write_encoded", wrap(formats.RowWriter.write_encoded))
+
+
 def _wait_for(path: Path, deadline_seconds: float = 30.0) -> None:
     end = time.monotonic() + deadline_seconds
     while not path.exists():
@@ -86,16 +102,7 @@ def test_a_builder_write_that_fails_midway_leaves_no_partial_split_file(tmp_path
 
 def test_a_builder_write_interrupted_while_writing_rows_leaves_no_file(tmp_path, monkeypatch):
     """The rows are written after all steps ran: a failure there must not leave data.json."""
-    calls = {"n": 0}
-    real = formats.to_row
-
-    def failing(fmt, record, columns=None):
-        calls["n"] += 1
-        if calls["n"] == 30:
-            raise KeyboardInterrupt
-        return real(fmt, record, columns)
-
-    monkeypatch.setattr(formats, "to_row", failing)
+    _interrupt_at_row(monkeypatch, 30)
     with pytest.raises(KeyboardInterrupt):
         build_dataset([Source("s", _records(50))], BuildOptions(), output=tmp_path / "out" / "data.json")
     assert [p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")] == []
@@ -110,16 +117,7 @@ def test_extract_from_logs_killed_midway_leaves_no_output(tmp_path, monkeypatch)
                         ensure_ascii=False) for i in range(40)]
     (logs / "calls.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out" / "train.json"
-    real = formats.to_row
-    calls = {"n": 0}
-
-    def failing(fmt, record, columns=None):
-        calls["n"] += 1
-        if calls["n"] == 20:
-            raise KeyboardInterrupt
-        return real(fmt, record, columns)
-
-    monkeypatch.setattr(formats, "to_row", failing)
+    _interrupt_at_row(monkeypatch, 20)
     with pytest.raises(KeyboardInterrupt):
         call_command("extract_from_logs", log_dir=str(logs), output=str(out))
     assert not out.exists()

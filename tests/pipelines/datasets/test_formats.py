@@ -151,3 +151,30 @@ def test_write_dataset_info_merges_entries(tmp_path):
     formats.write_dataset_info(path, {"a": {"file_name": "a.json"}})
     formats.write_dataset_info(path, {"b": {"file_name": "b.json"}})
     assert json.loads(path.read_text(encoding="utf-8")) == {"a": {"file_name": "a.json"}, "b": {"file_name": "b.json"}}
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_rows_given_encoded_are_written_as_rows_are(tmp_path, suffix):
+    rows = [{"instruction": f"问题{i}", "input": "", "output": "回答\n" * i} for i in range(1200)]
+    formats.write_rows(tmp_path / f"plain{suffix}", rows)
+    with formats.RowWriter(tmp_path / f"mixed{suffix}") as out:
+        for i, row in enumerate(rows):
+            if i % 3:
+                out.write_encoded(json.dumps(row, ensure_ascii=False).encode("utf-8"))
+            else:
+                out.write(row)
+    assert (tmp_path / f"mixed{suffix}").read_bytes() == (tmp_path / f"plain{suffix}").read_bytes()
+
+
+def test_a_row_that_is_not_utf8_fails_the_write_as_before(tmp_path):
+    """A lone surrogate among encoded rows: the error names its position in the batch of text, as
+    writing the whole batch as text does."""
+    rows = [{"a": "好"}, {"a": "坏\ud800"}]
+    with pytest.raises(UnicodeEncodeError) as plain:
+        formats.write_rows(tmp_path / "plain.jsonl", rows)
+    with pytest.raises(UnicodeEncodeError) as mixed:
+        with formats.RowWriter(tmp_path / "mixed.jsonl") as out:
+            out.write_encoded(json.dumps(rows[0], ensure_ascii=False).encode("utf-8"))
+            out.write(rows[1])
+    assert str(mixed.value) == str(plain.value) and "position 19" in str(plain.value)
+    assert not (tmp_path / "plain.jsonl").exists() and not (tmp_path / "mixed.jsonl").exists()
