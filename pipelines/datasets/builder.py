@@ -96,6 +96,16 @@ def _dedup_value(record: dict, name: str) -> Any:
     return record.get(name)
 
 
+def _dedup_digest(record: dict, name: str) -> bytes | None:
+    """The digest of what exact dedup compares (None: nothing to compare)."""
+    if name == "prompt":
+        prompt, extra = record.get("prompt") or "", record.get("input") or ""
+        if type(prompt) is str and type(extra) is str:  # _digest's text, without building the list
+            return hashlib.blake2b(f"{len(prompt)}:{prompt}\x00{extra}".encode("utf-8"), digest_size=16).digest()
+    value = _dedup_value(record, name)
+    return None if value is None else _digest(value)
+
+
 def _digest(value: Any) -> bytes:
     if isinstance(value, str):
         text = value
@@ -296,9 +306,8 @@ def _keep_exact(record: dict, options: BuildOptions, steps: dict[str, _Step], se
     step = steps["dedup"]
     step.input += 1
     if options.dedup:
-        value = _dedup_value(record, options.dedup_field)
-        if value is not None:
-            digest = _digest(value)
+        digest = _dedup_digest(record, options.dedup_field)
+        if digest is not None:
             if digest in seen:
                 step.drop(f"重复的 {options.dedup_field}")
                 return False
@@ -318,6 +327,8 @@ def _spool_pending(pending: list[tuple[dict, int]], options: BuildOptions, steps
     else:
         matches = [None] * len(pending)
     near, length = steps["near_dup"], steps["length"]
+    measure, min_length, max_length = options.length, options.min_length, options.max_length
+    optional = formats.OPTIONAL_COLUMNS
     for (record, source_index), match in zip(pending, matches):
         near.input += 1
         if match is not None:
@@ -325,16 +336,16 @@ def _spool_pending(pending: list[tuple[dict, int]], options: BuildOptions, steps
             continue
         near.kept += 1
         length.input += 1
-        n = options.length(_answer(record))
-        if options.min_length is not None and n < options.min_length:
+        n = measure(_answer(record))
+        if min_length is not None and n < min_length:
             length.drop("回答过短")
             continue
-        if options.max_length is not None and n > options.max_length:
+        if max_length is not None and n > max_length:
             length.drop("回答过长")
             continue
         length.kept += 1
-        if any(map(record.get, formats.OPTIONAL_COLUMNS)):
-            columns.update(c for c in formats.OPTIONAL_COLUMNS if record.get(c))
+        if any(map(record.get, optional)):
+            columns.update(c for c in optional if record.get(c))
         rows.append(spool, record, source_index, columns)
         per_source[sources[source_index].name]["spooled"] += 1
     pending.clear()
@@ -377,20 +388,17 @@ class _SpooledRows:
             row_columns = self.carried.intersection(columns)
             if row_columns != self.columns:
                 self.columns, self.valid_from = row_columns, len(spool)
-        extra = self._encode(record, source_index)
+        extra = b""
+        # A source changed by the caller's filter is left to the write step, which reports it as it is.
+        if record.get("source") is self.source_names[source_index]:
+            try:
+                row = formats.to_row(self.fmt, record, self.columns)
+                text = encode_row(row)
+                if not formats.validate_row(self.fmt, row):
+                    extra = f"{text}\n{encode_row(record.get('id'))}".encode("utf-8")
+            except Exception:  # noqa: BLE001 - raised (or not, if never written) at write time, as before
+                pass
         spool.append(record if self.keep_records or not extra else None, source_index, extra)
-
-    def _encode(self, record: dict, source_index: int) -> bytes:
-        if record.get("source") is not self.source_names[source_index]:
-            return b""  # changed by the caller's filter: the write step reports it as it is
-        try:
-            row = formats.to_row(self.fmt, record, self.columns)
-            text = encode_row(row)
-            if formats.validate_row(self.fmt, row):
-                return b""
-            return f"{text}\n{encode_row(record.get('id'))}".encode("utf-8")
-        except Exception:  # noqa: BLE001 - raised (or not, if the record is never written) at write time, as before
-            return b""
 
     def usable(self, index: int, extra: int) -> bool:
         return extra != 0 and index >= self.valid_from
@@ -440,7 +448,7 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
     provenance_lines: list[str] = []
     source_json = [encode_row(s.name) for s in sources]
     source_counts = [per_source[s.name] for s in sources]
-    extra_lengths, source_of = spool.extra_lengths, spool.sources
+    extra_lengths, source_of, read_extra = spool.extra_lengths, spool.sources, spool.extra_reader()
     for name, indexes in split_of.items():
         writer = pending_files.enter_context(formats.RowWriter(paths[name], options.container)) if name in paths else None
         kept = 0
@@ -456,7 +464,7 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
                 source_index = source_of[index]
                 source_counts[source_index][split_key] += 1
                 if writer or len(preview) < options.preview_rows:
-                    row_json, _, id_json = spool.read_extra(index).partition(b"\n")
+                    row_json, _, id_json = read_extra(index).partition(b"\n")
                     if len(preview) < options.preview_rows:
                         preview.append(formats.to_row(fmt, spool.read(index), row_columns) if rows.keep_records
                                        else json.loads(row_json))

@@ -140,7 +140,7 @@ def _check_images(fmt: str, row: dict) -> list[str]:
 
 def _check_alpaca(fmt: str, row: dict) -> list[str]:
     answer_keys = ("output",) if fmt == "alpaca" else ("chosen", "rejected")
-    errors = [f"{k} 必须是字符串" for k in ("instruction", "input", *answer_keys) if not _is_str(row[k])]
+    errors = [f"{k} 必须是字符串" for k in ("instruction", "input", *answer_keys) if not isinstance(row[k], str)]
     if not (row["instruction"] or row["input"]):
         errors.append("instruction 为空")
     if "history" in row:
