@@ -33,11 +33,13 @@ Steps, in this order, each reporting how many records it kept and dropped (`repo
 
 Memory model (a 1 GB log folder in constant memory, apart from per-record hashes):
 records are streamed from the sources one at a time; those that pass filter/dedup/near-dup/length
-are appended (pickled) to a temporary *spool file*. In memory the builder keeps only a
-16-byte digest per distinct dedup value, the spool offset, length and source index per spooled
-record (~20 bytes), and — only with near-dup removal or split grouping — one 128×4-byte MinHash signature
-per record. Limit, shuffle and split work on the offsets; validate and write read the records back
-from the spool one by one in the final order. Nothing holds the records themselves.
+are appended to a temporary *spool file*: the record pickled and, when valid, its training row
+already converted, validated and encoded (`_SpooledRows`; a log folder's records, which carry no
+optional columns, are spooled as the row alone). In memory the builder keeps only a 16-byte digest
+per distinct dedup value, the spool offset, lengths and source index per spooled record (~26
+bytes), and — only with near-dup removal or split grouping — one 128×4-byte MinHash signature per
+record. Limit, shuffle and split work on the offsets; validate and write read the rows (or records)
+back from the spool one by one in the final order. Nothing holds the records themselves.
 
 Beside this module: `options` (Source, BuildOptions, BuildResult, BuildError), `spool` (the spool
 file), `allocation` (source quotas and split assignment), `neardup` (MinHash/LSH); writing a build
