@@ -188,15 +188,15 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
         pending: list[tuple[dict, int]] = []
         for source_index, source in enumerate(sources):
             iterable = source.iter_records()
+            name, counts = source.name, per_source[source.name]
             for record in iterable:
                 read += 1
                 if progress and read % 10_000 == 0:
                     progress("read", read)
                 record = dict(record)
-                record["source"] = source.name
-                counts = per_source[source.name]
+                record["source"] = name
                 if "id" not in record:
-                    record["id"] = f"{source.name}-{counts['read'] + 1}"
+                    record["id"] = f"{name}-{counts['read'] + 1}"
                 counts["read"] += 1
                 if not _keep_exact(record, options, steps, seen):
                     continue
@@ -331,13 +331,13 @@ def _spool_pending(pending: list[tuple[dict, int]], options: BuildOptions, steps
     near, length = steps["near_dup"], steps["length"]
     measure, min_length, max_length = options.length, options.min_length, options.max_length
     optional = formats.OPTIONAL_COLUMNS
+    # Counted per batch, not per record (a tenth of the per-record bookkeeping).
+    near_kept, spooled = 0, [0] * len(sources)
     for (record, source_index), match in zip(pending, matches):
-        near.input += 1
         if match is not None:
             near.drop("近似重复")
             continue
-        near.kept += 1
-        length.input += 1
+        near_kept += 1
         n = measure(_answer(record))
         if min_length is not None and n < min_length:
             length.drop("回答过短")
@@ -345,11 +345,17 @@ def _spool_pending(pending: list[tuple[dict, int]], options: BuildOptions, steps
         if max_length is not None and n > max_length:
             length.drop("回答过长")
             continue
-        length.kept += 1
         if any(map(record.get, optional)):
             columns.update(c for c in optional if record.get(c))
         rows.append(spool, record, source_index, columns)
-        per_source[sources[source_index].name]["spooled"] += 1
+        spooled[source_index] += 1
+    near.input += len(pending)
+    near.kept += near_kept
+    length.input += near_kept
+    length.kept += sum(spooled)
+    for source, n in zip(sources, spooled):
+        if n:
+            per_source[source.name]["spooled"] += n
     pending.clear()
 
 
@@ -402,9 +408,6 @@ class _SpooledRows:
                 pass
         spool.append(record if self.keep_records or not extra else None, source_index, extra)
 
-    def usable(self, index: int, extra: int) -> bool:
-        return extra != 0 and index >= self.valid_from
-
 
 def _cluster_report(clusters: dict) -> dict:
     sizes = sorted((1 + len(members) for members in clusters.values()), reverse=True)
@@ -451,23 +454,22 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
     source_json = [encode_row(s.name) for s in sources]
     source_counts = [per_source[s.name] for s in sources]
     extra_lengths, source_of, read_extra = spool.extra_lengths, spool.sources, spool.extra_reader()
+    valid_from = rows.valid_from
     for name, indexes in split_of.items():
         writer = pending_files.enter_context(formats.RowWriter(paths[name], options.container)) if name in paths else None
         kept = 0
         split_json = encode_row(name)
         split_key = f"split:{name}"
+        # Rows made at spool time (valid, written): counted per source, added to the steps after the split.
+        ready = [0] * len(sources)
         for index in indexes:
-            validate.input += 1
-            if rows.usable(index, extra_lengths[index]):
-                # Converted, validated and encoded at spool time.
-                validate.kept += 1
-                write.input += 1
+            if extra_lengths[index] and index >= valid_from:  # the row made at spool time holds
                 kept += 1
                 source_index = source_of[index]
-                source_counts[source_index][split_key] += 1
+                ready[source_index] += 1
                 if writer or len(preview) < options.preview_rows:
                     row_json, _, id_json = read_extra(index).partition(b"\n")
-                    if len(preview) < options.preview_rows:
+                    if len(preview) < options.preview_rows:  # the preview needs the row itself
                         preview.append(formats.to_row(fmt, spool.read(index), row_columns) if rows.keep_records
                                        else json.loads(row_json))
                     if writer:
@@ -478,8 +480,8 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
                         if len(provenance_lines) >= FLUSH_ROWS:
                             provenance.write("".join(provenance_lines))
                             provenance_lines.clear()
-                write.kept += 1
                 continue
+            validate.input += 1
             record = spool.read(index)
             try:
                 row = formats.to_row(fmt, record, row_columns)
@@ -507,6 +509,14 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
                     provenance.write("".join(provenance_lines))
                     provenance_lines.clear()
             write.kept += 1
+        done = sum(ready)
+        validate.input += done
+        validate.kept += done
+        write.input += done
+        write.kept += done
+        for counts, n in zip(source_counts, ready):
+            if n:
+                counts[split_key] += n
         split_counts[name] = kept
     if provenance_lines:
         provenance.write("".join(provenance_lines))
