@@ -70,9 +70,10 @@ def _alpaca_optional(row: dict, record: dict, cols: set[str]) -> dict:
 
 
 def _write_alpaca(record: dict, cols: set[str]) -> dict:
-    row = _alpaca_base(record, cols)
-    row["output"] = record["response"]
-    return _alpaca_optional(row, record, cols)
+    # _alpaca_base spelled out, and no optional columns without any: this runs once per written row.
+    row = {"instruction": record.get("prompt") or "", "input": record.get("input") or "",
+           "output": record["response"]}
+    return _alpaca_optional(row, record, cols) if cols else row
 
 
 def _turns_sharegpt(record: dict) -> list[dict]:
