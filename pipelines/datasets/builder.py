@@ -186,6 +186,7 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
         # small batches between dedup and near_dup so their signatures are computed together.
         read = 0
         pending: list[tuple[dict, int]] = []
+        filter_step, dedup_step = steps["filter"], steps["dedup"]
         for source_index, source in enumerate(sources):
             iterable = source.iter_records()
             name, counts = source.name, per_source[source.name]
@@ -198,7 +199,7 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
                 if "id" not in record:
                     record["id"] = f"{name}-{counts['read'] + 1}"
                 counts["read"] += 1
-                if not _keep_exact(record, options, steps, seen):
+                if not _keep_exact(record, options, filter_step, dedup_step, seen):
                     continue
                 pending.append((record, source_index))
                 if len(pending) >= NEAR_DUP_BATCH:
@@ -207,6 +208,7 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
             reader_report = getattr(iterable, "report", None)
             if isinstance(reader_report, dict):
                 per_source[source.name]["reader"] = reader_report
+        _count_exact(read, filter_step, dedup_step)
         if remover is not None:
             steps["near_dup"].details.update(_cluster_report(remover.clusters))
 
@@ -294,28 +296,29 @@ def _empty_message(empty: list[str], names: tuple[str, ...], steps: dict[str, _S
     return f"{where}没有任何可写入的行，未写入文件" + (f"（{dropped}）" if dropped else "")
 
 
-def _keep_exact(record: dict, options: BuildOptions, steps: dict[str, _Step], seen: set[bytes]) -> bool:
-    """filter and exact dedup for one record; counts it in each step it reaches."""
-    step = steps["filter"]
-    step.input += 1
+def _keep_exact(record: dict, options: BuildOptions, filter_step: _Step, dedup_step: _Step, seen: set[bytes]) -> bool:
+    """filter and exact dedup for one record; counts what it drops (`_count_exact` the rest)."""
     if options.filter is not None:
         reason = options.filter(record)
         if reason:
-            step.drop(str(reason))
+            filter_step.drop(str(reason))
             return False
-    step.kept += 1
-
-    step = steps["dedup"]
-    step.input += 1
     if options.dedup:
         digest = _dedup_digest(record, options.dedup_field)
         if digest is not None:
             if digest in seen:
-                step.drop(f"重复的 {options.dedup_field}")
+                dedup_step.drop(f"重复的 {options.dedup_field}")
                 return False
             seen.add(digest)
-    step.kept += 1
     return True
+
+
+def _count_exact(read: int, filter_step: _Step, dedup_step: _Step) -> None:
+    """The filter and dedup counts once every record was read: each drop counted one reason."""
+    filter_step.input = read
+    filter_step.kept = read - sum(filter_step.reasons.values())
+    dedup_step.input = filter_step.kept
+    dedup_step.kept = dedup_step.input - sum(dedup_step.reasons.values())
 
 
 def _spool_pending(pending: list[tuple[dict, int]], options: BuildOptions, steps: dict[str, _Step],
