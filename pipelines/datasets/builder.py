@@ -334,7 +334,7 @@ def _spool_pending(pending: list[tuple[dict, int]], options: BuildOptions, steps
     near, length = steps["near_dup"], steps["length"]
     measure, min_length, max_length = options.length, options.min_length, options.max_length
     optional = formats.OPTIONAL_COLUMNS
-    # Counted per batch, not per record (a tenth of the per-record bookkeeping).
+    # Counted per batch, not per record: the loop below runs once per record.
     near_kept, spooled = 0, [0] * len(sources)
     for (record, source_index), match in zip(pending, matches):
         if match is not None:
