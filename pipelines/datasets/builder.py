@@ -103,7 +103,11 @@ def _dedup_digest(record: dict, name: str) -> bytes | None:
     if name == "prompt":
         prompt, extra = record.get("prompt") or "", record.get("input") or ""
         if type(prompt) is str and type(extra) is str:  # _digest's text, without building the list
-            return hashlib.blake2b(f"{len(prompt)}:{prompt}\x00{extra}".encode("utf-8"), digest_size=16).digest()
+            text = f"{len(prompt)}:{prompt}\x00{extra}"
+            try:
+                return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+            except UnicodeEncodeError:
+                return _text_digest(text)
     value = _dedup_value(record, name)
     return None if value is None else _digest(value)
 
@@ -116,8 +120,38 @@ def _digest(value: Any) -> bytes:
         # than json.dumps, which was a tenth of an extraction's time.
         text = f"{len(value[0])}:{value[0]}\x00{value[1]}"
     else:
-        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+        # Hashed apart from text, so the string "5" is no duplicate of the number 5 (which the
+        # validate step drops from a text field: a valid record must not be lost to it).
+        return _text_digest(_json_text(value), b"json")
+    return _text_digest(text)
+
+
+def _text_digest(text: str, person: bytes = b"") -> bytes:
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate: hashed as it is, so dedup still tells records apart; the validate step
+        # reports the record, since no UTF-8 file can hold it.
+        data = text.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=16, person=person).digest()
+
+
+def _json_text(value: Any) -> str:
+    """A value that is not text as deterministic text: its JSON, dates in ISO form, other objects
+    by str(); keys that cannot be sorted (1 and "b") in their own order."""
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default)
+    except TypeError:
+        pass
+    try:
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
+    except (TypeError, ValueError, RecursionError):  # e.g. a value that contains itself
+        return repr(value)
+
+
+def _json_default(value: Any) -> Any:
+    isoformat = getattr(value, "isoformat", None)  # date, datetime, time
+    return isoformat() if callable(isoformat) else str(value)
 
 
 def _answer(record: dict) -> str:
@@ -129,11 +163,12 @@ def _answer(record: dict) -> str:
 
 def _field_text(record: dict, name: str) -> str:
     if name == "prompt":
-        return formats.full_prompt(record)
+        text = formats.full_prompt(record)
+        return text if isinstance(text, str) else _json_text(text)
     value = record.get("prompt" if name == "instruction" else name)
     if value is None:
         return ""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value if isinstance(value, str) else _json_text(value)
 
 
 # --------------------------------------------------------------------------- the builder
@@ -489,6 +524,8 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
             try:
                 row = formats.to_row(fmt, record, row_columns)
                 errors = formats.validate_row(fmt, row)
+                # Encoded here, not by the writer: text UTF-8 cannot hold is reported, in a dry run too.
+                encoded = None if errors else formats.encoded_row(row)
             except formats.FormatError as exc:
                 errors = [str(exc)]
             if errors:
@@ -503,7 +540,7 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
             if len(preview) < options.preview_rows:
                 preview.append(row)
             if writer:
-                writer.write(row)
+                writer.write_encoded(encoded)
                 # The bytes json.dumps({"split", "row", "id", "source"}) writes, from pre-encoded parts.
                 provenance_lines.append(f'{{"split": {split_json}, "row": {kept - 1}, '
                                         f'"id": {encode_row(record.get("id"))}, '

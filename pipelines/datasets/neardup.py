@@ -73,7 +73,12 @@ class MinHasher:
         # Texts shorter than n are padded, so every text has at least one shingle.
         padded = [t if len(t) >= n else t + "\x00" * (n - len(t)) for t in normalized]
         lengths = np.fromiter((len(t) for t in padded), dtype=np.int64, count=len(padded))
-        codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        joined = "".join(padded)
+        try:
+            data = joined.encode("utf-32-le")
+        except UnicodeEncodeError:  # a lone surrogate is one code point all the same
+            data = joined.encode("utf-32-le", "surrogatepass")
+        codes = np.frombuffer(data, dtype=np.uint32).astype(np.uint64)
         total = codes.size
         windows = total - n + 1
         # Polynomial hash of every window (uint64 arithmetic wraps, which is what we want).

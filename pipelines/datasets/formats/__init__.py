@@ -39,7 +39,7 @@ are importable from `pipelines.datasets.formats` itself, as below.
 """
 from .dataset_info import DatasetInfoConflict, check_dataset_info, dataset_info_entry, write_dataset_info
 from .readers import from_row
-from .rowfiles import RowWriter, container_for, iter_rows, read_records, write_records, write_rows
+from .rowfiles import RowWriter, container_for, encoded_row, iter_rows, read_records, write_records, write_rows
 from .spec import (
     FORMATS, IMAGE_TOKEN, OPTIONAL_COLUMNS, SFT_FORMATS, Format, FormatError, columns_of,
     full_prompt, get_format, image_token_count, with_image_tokens,
@@ -50,7 +50,7 @@ from .writers import to_row
 __all__ = [
     "DatasetInfoConflict", "FORMATS", "Format", "FormatError", "IMAGE_TOKEN", "LLAMAFACTORY_FORMATS",
     "OPTIONAL_COLUMNS", "RowWriter", "SFT_FORMATS", "check_dataset_info", "columns_of",
-    "container_for", "dataset_info_entry", "from_row", "full_prompt", "get_format", "image_token_count",
+    "container_for", "dataset_info_entry", "encoded_row", "from_row", "full_prompt", "get_format", "image_token_count",
     "iter_rows", "read_records", "to_row", "validate_row", "with_image_tokens",
     "write_dataset_info", "write_records", "write_rows",
 ]

@@ -9,13 +9,25 @@ from pathlib import Path
 from core import files
 
 from .readers import from_row
-from .spec import columns_of
+from .spec import FormatError, columns_of
 from .writers import to_row
 
 
 # One encoder for every row: json.dumps(row, ensure_ascii=False) builds a new JSONEncoder per call.
 encode_row = json.JSONEncoder(ensure_ascii=False).encode
 FLUSH_ROWS = 512  # rows joined into one write: a write call per row costs more than the encoding
+
+
+def encoded_row(row: dict) -> bytes:
+    """The row's UTF-8 JSON (the bytes RowWriter writes for it); FormatError if UTF-8 cannot hold
+    its text."""
+    text = encode_row(row)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # A lone UTF-16 surrogate (JSON's "\ud800" escape decodes to one): no UTF-8 file can hold
+        # it. Named escaped, so the report that lists it can itself be written.
+        raise FormatError(f"文本含有孤立的代理项 {ascii(text[exc.start])}，无法写成 UTF-8") from None
 
 
 def container_for(path: str | Path) -> str:

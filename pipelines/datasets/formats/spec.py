@@ -61,7 +61,8 @@ def full_prompt(record: dict) -> str:
 
 
 def image_token_count(texts: Iterable[str]) -> int:
-    return sum((t or "").count(IMAGE_TOKEN) for t in texts)
+    # Only strings hold tokens; a value of another type is reported by the row's type checks.
+    return sum(t.count(IMAGE_TOKEN) for t in texts if isinstance(t, str))
 
 
 def with_image_tokens(prompt: str, image_count: int) -> str:

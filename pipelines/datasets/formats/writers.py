@@ -35,7 +35,39 @@ def to_row(fmt: str, record: dict, columns: Iterable[str] | None = None) -> dict
         raise FormatError("SFT 记录缺少 response")
     if spec.kind == "preference" and (record.get("chosen") is None or record.get("rejected") is None):
         raise FormatError("偏好记录缺少 chosen 或 rejected")
+    for value in map(record.get, _TEXT_FIELDS[spec.kind]):  # the common case, without a call: once per row
+        if type(value) is not str and value is not None:
+            break
+    else:
+        if not own:
+            return _WRITERS[fmt](record, cols)
+    error = record_value_error(record, _TEXT_FIELDS[spec.kind])
+    if error:
+        raise FormatError(error)
     return _WRITERS[fmt](record, cols)
+
+
+# The record's text fields per kind. A number, list or dict there is no text: alpaca's checks always
+# refused one, and every other format now refuses it alike (sharegpt would have joined a number
+# input into the prompt; the image checks crashed on it), before any row is made.
+_TEXT_FIELDS = {"sft": ("prompt", "input", "system", "response"),
+                "preference": ("prompt", "input", "system", "chosen", "rejected")}
+
+
+def record_value_error(record: dict, text_fields: Iterable[str]) -> str | None:
+    """Why `record` cannot become a row of any format (a text field that is not a string, history
+    that is not [q, a] text pairs, images that are not path strings), or None."""
+    for key in text_fields:
+        value = record.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"{key} 必须是字符串（实为 {type(value).__name__}）"
+    history, images = record.get("history"), record.get("images")
+    if history and not (isinstance(history, (list, tuple)) and all(
+            isinstance(t, (list, tuple)) and len(t) == 2 and all(isinstance(x, str) for x in t) for t in history)):
+        return "history 必须是 [问, 答] 对的列表"
+    if images and not (isinstance(images, (list, tuple)) and all(isinstance(p, str) for p in images)):
+        return "images 必须是路径字符串列表"
+    return None
 
 
 def _carries(spec: Format) -> frozenset[str]:
