@@ -57,6 +57,7 @@ from django.db import transaction
 
 from core.errors import ApplicationError
 from core.jsonfiles import iter_record_file
+from core.sqlite3 import let_waiting_writers_first
 from review.models import Dataset
 from review.services import ClassificationRecord, classification_records_save
 
@@ -309,6 +310,7 @@ class ClassificationImport:
             start = 0
             while start < len(records):
                 chunk = records[start:start + self._chunk]
+                let_waiting_writers_first()  # a reviewer's save goes before the next batch (SQLite)
                 began = time.monotonic()
                 saved = classification_records_save(dataset=dataset, records=chunk, categories=definitions)
                 seconds = time.monotonic() - began

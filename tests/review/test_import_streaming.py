@@ -5,6 +5,7 @@ Transactional tests (real commits, a second thread with its own connection), on 
 """
 import json
 import threading
+import time
 
 import pytest
 from django.db import connection, transaction
@@ -183,3 +184,56 @@ def test_a_failed_write_leaves_no_half_batch(tmp_path, settings, monkeypatch):
                               create_classes=True)
     assert not Sample.objects.exists() and not Reasoning.objects.exists()
     assert transaction.get_autocommit()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reviewer_saves_between_the_transactions_of_an_import_running_flat_out(tmp_path, settings, monkeypatch):
+    """Nothing pauses this import: its write transactions follow one another as fast as they can,
+    each held a while as a large batch's is. A reviewer's save goes through as soon as the import's
+    transaction in progress ends, before its next one. (On SQLite the import used to take the file's
+    one write lock again at once after each commit: a save waited for the whole import or failed
+    with "database is locked".)"""
+    settings.IMPORT_BATCH_SAMPLES = 2
+    import_classification(path=write_manifest(tmp_path / "first.jsonl", ["a-0"]), dataset_name="scenes",
+                          create_classes=True)
+    reviewer = UserFactory(username="reviewer1")
+    AssignmentFactory(reviewer=reviewer, category=Category.objects.get(name="换货页面"))
+    big = write_manifest(tmp_path / "second.jsonl", [f"b-{i:02d}" for i in range(40)])
+
+    original = importer.classification_records_save
+    begun, writing = [], threading.Event()
+
+    def held_save(**kwargs):
+        with transaction.atomic():
+            begun.append(True)
+            result = original(**kwargs)
+            writing.set()
+            time.sleep(0.15)  # the transaction of a large batch: the write lock stays taken meanwhile
+        return result
+
+    monkeypatch.setattr(importer, "classification_records_save", held_save)
+    outcome = {}
+
+    def run_import():
+        try:
+            outcome["report"] = import_classification(path=big, dataset_name="scenes")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertions below
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run_import)
+    thread.start()
+    try:
+        assert writing.wait(timeout=DEADLINE)
+        begun_before = len(begun)
+        review_save(sample=Sample.objects.get(external_id="a-0"), user=reviewer, cause="", corrected_output="",
+                    label_error=False, suggested_label=None, note="导入时审核", version=0)
+        begun_meanwhile = len(begun) - begun_before
+    finally:
+        thread.join(timeout=DEADLINE)
+    assert not thread.is_alive() and "error" not in outcome, outcome
+    # At most one more import transaction began: one that started just as the reviewer arrived.
+    assert begun_meanwhile <= 1, f"{begun_meanwhile} import transactions went first"
+    assert outcome["report"].samples_imported == 40
+    assert Review.objects.get(sample__external_id="a-0").note == "导入时审核"
