@@ -51,6 +51,8 @@ from django.db.models import F, FilteredRelation, Q, QuerySet
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from core.bulk import insert_rows, update_rows
+
 from .models import Category, LabelSuspicion, Mode, Reasoning, Sample
 
 # Bump when the formula changes: every stored score is then recomputed on the next refresh.
@@ -350,13 +352,11 @@ def suspicions_refresh(*, samples: QuerySet[Sample] | None = None, sample_ids: I
                 sample_id=s["pk"], score=result.score, suggested_category_id=result.suggested_id,
                 evidence=[asdict(w) for w in result.witnesses], fingerprint=stale[s["pk"]],
             ))
-            scores.append(Sample(pk=s["pk"], label_suspicion=result.score, sort_suspicion=sort_key(result.score)))
-        LabelSuspicion.objects.bulk_create(
-            rows_out, update_conflicts=True, unique_fields=["sample"],
-            update_fields=["score", "suggested_category", "evidence", "fingerprint", "computed_at"],
-        )
+            scores.append((s["pk"], [result.score, sort_key(result.score)]))
+        insert_rows(rows_out, update_on_conflict=(
+            ["sample"], ["score", "suggested_category", "evidence", "fingerprint", "computed_at"]))
         # Only these two columns: `updated_at` is evidence (the fingerprint) and stays as it was.
-        Sample.objects.bulk_update(scores, ["label_suspicion", "sort_suspicion"], batch_size=REFRESH_CHUNK)
+        update_rows(Sample, ["label_suspicion", "sort_suspicion"], scores)
         written += len(rows_out)
     return written
 

@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from core.bulk import insert_rows, update_rows
 from review import counts
 from review.models import Category, Dataset, Reasoning, Sample
 from review.parsing import match_category_name
@@ -149,14 +150,15 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
             for key, value in values.items():
                 setattr(sample, key, value)
             to_update_samples.append(sample)
-    Sample.objects.bulk_create(new_samples, batch_size=500)
+    insert_rows(new_samples)
     now = timezone.now()
     for sample in to_update_samples:
         sample.updated_at = now
-    Sample.objects.bulk_update(to_update_samples, [*SAMPLE_IMPORT_FIELDS, "updated_at"], batch_size=500)
+    updated_fields = [*(f"{name}_id" if name == "label" else name for name in SAMPLE_IMPORT_FIELDS), "updated_at"]
+    update_rows(Sample, updated_fields, [(s.pk, [getattr(s, f) for f in updated_fields]) for s in to_update_samples])
     result.samples_created += len(new_samples)
     result.samples_updated += len(to_update_samples)
-    if new_samples and new_samples[0].pk is None:  # backends that return no ids from bulk_create
+    if new_samples:  # their ids, which insert_rows does not return
         fresh = Sample.objects.filter(dataset=dataset, external_id__in=[s.external_id for s in new_samples])
         samples.update({s.external_id: s for s in fresh})
 
@@ -178,7 +180,7 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
         if reasoning.is_correct != is_correct:
             reasoning.is_correct, reasoning.updated_at = is_correct, now
             remark.append(reasoning)
-    Reasoning.objects.bulk_update(remark, ["is_correct", "updated_at"], batch_size=500)
+    update_rows(Reasoning, ["is_correct", "updated_at"], [(r.pk, [r.is_correct, r.updated_at]) for r in remark])
     counts.samples_refresh(s.pk for s in samples.values())
     suspicions_refresh(sample_ids=[s.pk for s in samples.values()])
     result.reasonings_created += stored.created

@@ -1,0 +1,90 @@
+"""Bulk writes of many rows with one prepared statement run for every row (`executemany`).
+
+`QuerySet.bulk_create` and `bulk_update` compile each batch into one statement, every value
+passing through the query compiler (and `bulk_update` builds a CASE WHEN per field and row): that
+was most of an import's time. Here the SQL is written once and the driver binds each row; values
+of plain types (str, int, float, bool, None) in plain columns are passed as they are, the others
+(JSON, dates, …) go through the field's `get_db_prep_save`, as Django would.
+
+What these do not do, as `bulk_create` does not either: send signals, call `save()`, run
+validation. `insert_rows` does not return ids (the caller reads back what it needs).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from django.db import connection, models
+from django.utils import timezone
+
+_PLAIN_TYPES = (str, int, float, bool, type(None))
+# Columns whose plain Python values the drivers bind as the field would store them.
+_PLAIN_FIELDS = (models.CharField, models.TextField, models.IntegerField, models.BooleanField, models.FloatField,
+                 models.ForeignKey)
+
+
+def _converter(field: models.Field):
+    plain = isinstance(field, _PLAIN_FIELDS) and not isinstance(field, models.JSONField)
+
+    def convert(value):
+        if plain and type(value) in _PLAIN_TYPES:
+            return value
+        return field.get_db_prep_save(value, connection)
+
+    return convert
+
+
+def _insertable_fields(model: type[models.Model]) -> list[models.Field]:
+    return [f for f in model._meta.concrete_fields if not f.primary_key or not isinstance(f, models.AutoField)]
+
+
+def insert_rows(objs: Sequence[models.Model], *, update_on_conflict: tuple[Sequence[str], Sequence[str]] | None = None,
+                ) -> int:
+    """INSERT the unsaved instances `objs` (all of one model; `auto_now`/`auto_now_add` filled in).
+
+    `update_on_conflict=(unique fields, fields to update)` makes it an upsert: a row that collides
+    on the unique fields gets those fields updated instead (ON CONFLICT … DO UPDATE, on SQLite and
+    PostgreSQL alike). Returns the number of instances given."""
+    if not objs:
+        return 0
+    model = type(objs[0])
+    meta, quote = model._meta, connection.ops.quote_name
+    fields = _insertable_fields(model)
+    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+           f"VALUES ({', '.join(['%s'] * len(fields))})")
+    if update_on_conflict is not None:
+        unique, updated = update_on_conflict
+        columns = [meta.get_field(name).column for name in unique]
+        sql += (f" ON CONFLICT ({', '.join(quote(c) for c in columns)}) DO UPDATE SET "
+                + ", ".join(f"{quote(meta.get_field(name).column)} = excluded.{quote(meta.get_field(name).column)}"
+                            for name in updated))
+    # One time for every row's auto_now / auto_now_add columns, converted once (it is one write).
+    now = timezone.now()
+    getters = []
+    for field in fields:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            for obj in objs:
+                setattr(obj, field.attname, now)
+            getters.append(lambda obj, value=_converter(field)(now): value)
+        else:
+            getters.append(lambda obj, field=field, convert=_converter(field): convert(field.pre_save(obj, True)))
+    rows = [[get(obj) for get in getters] for obj in objs]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+    return len(rows)
+
+
+def update_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable[tuple[int, Sequence]]) -> int:
+    """UPDATE `fields` of the rows given as (pk, [values in field order]); returns how many rows
+    were given. The values are stored as given: an `auto_now` field is not touched unless named."""
+    rows = list(rows)
+    if not rows:
+        return 0
+    meta, quote = model._meta, connection.ops.quote_name
+    columns = [meta.get_field(name) for name in fields]
+    sql = (f"UPDATE {quote(meta.db_table)} SET " + ", ".join(f"{quote(f.column)} = %s" for f in columns)
+           + f" WHERE {quote(meta.pk.column)} = %s")
+    converters = [_converter(f) for f in columns]
+    params = [[*(convert(v) for convert, v in zip(converters, values)), pk] for pk, values in rows]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+    return len(rows)

@@ -1,0 +1,55 @@
+"""core.bulk writes rows exactly as the ORM would store them (read back through the ORM), on SQLite
+and PostgreSQL: JSON (a bare string included), NULLs, booleans, negative numbers, timestamps."""
+import pytest
+from django.utils import timezone
+
+from core.bulk import insert_rows, update_rows
+from review.models import Dataset, LabelSuspicion, Reasoning, Sample
+from tests.factories import CategoryFactory, SampleFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_inserted_rows_read_back_as_the_orm_stores_them():
+    category = CategoryFactory()
+    before = timezone.now()
+    samples = [
+        Sample(dataset=category.dataset, external_id="s-1", label=category, image_info={"颜色": ["红", None]},
+               provenance=None, description="第一张"),
+        Sample(dataset=category.dataset, external_id="s-2", label=category, image_info="只是一句话",
+               provenance={"mode1": {"position": 0}}, description=""),
+    ]
+    assert insert_rows(samples) == 2
+    stored = {s.external_id: s for s in Sample.objects.filter(dataset=category.dataset)}
+    assert stored["s-1"].image_info == {"颜色": ["红", None]} and stored["s-1"].provenance is None
+    assert stored["s-1"].description == "第一张" and stored["s-1"].label_id == category.pk
+    assert stored["s-2"].image_info == "只是一句话" and stored["s-2"].provenance == {"mode1": {"position": 0}}
+    # auto_now(_add) columns are filled in, on the rows and on the instances alike
+    assert stored["s-1"].created_at >= before and stored["s-1"].updated_at == samples[0].updated_at
+
+    reasoning = Reasoning(sample=stored["s-1"], mode=3, version=1, output="推理\n类别：x", predicted_name="x",
+                          predicted_category=None, is_correct=False, length=0, raw_response=None)
+    insert_rows([reasoning])
+    row = Reasoning.objects.get(sample=stored["s-1"])
+    assert (row.is_correct, row.length, row.predicted_category_id, row.raw_response) == (False, 0, None, None)
+
+
+def test_an_upsert_updates_the_named_fields_of_the_row_it_collides_with():
+    sample = SampleFactory()
+    LabelSuspicion.objects.filter(sample=sample).delete()
+    insert_rows([LabelSuspicion(sample=sample, score=0.5, evidence=[{"source": "mode1"}], fingerprint="a")])
+    insert_rows([LabelSuspicion(sample=sample, score=0.0, evidence=[], fingerprint="b", suggested_category=None)],
+                update_on_conflict=(["sample"], ["score", "evidence", "fingerprint"]))
+    stored = LabelSuspicion.objects.get(sample=sample)
+    assert (stored.score, stored.evidence, stored.fingerprint) == (0.0, [], "b")
+
+
+def test_updated_rows_get_exactly_the_given_values():
+    sample = SampleFactory(description="旧")
+    when = timezone.now().replace(microsecond=123456)
+    update_rows(Sample, ["description", "image_info", "sort_length", "reviewed", "updated_at"],
+                [(sample.pk, ["新的描述", {"a": [1, "二"]}, -42, True, when])])
+    sample.refresh_from_db()
+    assert (sample.description, sample.image_info, sample.sort_length, sample.reviewed, sample.updated_at) == (
+        "新的描述", {"a": [1, "二"]}, -42, True, when)
+    assert Dataset.objects.count() == 1
