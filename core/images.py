@@ -14,12 +14,14 @@ Every area that reads, stores or serves an image goes through these helpers:
 - `image_content_type(format)` — the MIME type to serve a checked image with.
 """
 import hashlib
+import io
 import os
-import shutil
 import struct
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from stat import S_ISREG
 from urllib.parse import unquote
 
 from django.conf import settings
@@ -95,28 +97,19 @@ def media_path(relative: str) -> Path:
     return confine_path(settings.MEDIA_ROOT, relative)
 
 
-def inspect_image(path: str | Path) -> ImageCheck:
+def inspect_image(path: str | Path, *, data: bytes | None = None) -> ImageCheck:
     """Check an image file without trusting it; raise ApplicationError(code="image_invalid").
 
     Order matters: the byte size is checked before the file is opened, the format and pixel count
     are read from the header before any pixel data is decoded (decompression bombs), and only then
-    is the file verified for truncation or corruption.
+    is the file verified for truncation or corruption. `data`: the file's bytes, when the caller has
+    read them already (after checking the size with `image_size_check`): nothing is read again.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ApplicationError(f"图片不存在：{path.name}", code="image_invalid", extra={"reason": "missing"})
-    size = path.stat().st_size
-    if size > settings.IMAGE_MAX_BYTES:
-        raise ApplicationError(
-            f"图片过大：{path.name}（{size} 字节，上限 {settings.IMAGE_MAX_BYTES}）",
-            code="image_invalid",
-            extra={"reason": "too_many_bytes"},
-        )
-    if size == 0:
-        raise ApplicationError(f"图片为空：{path.name}", code="image_invalid", extra={"reason": "empty"})
-    header = _read_header(path)
+    size = image_size_check(path) if data is None else len(data)
+    header = _read_header(path, data)
     if header is None:
-        other = _other_format(path)
+        other = _other_format(path, data)
         if other:
             raise ApplicationError(f"不支持的图片格式：{path.name}（{other}）", code="image_invalid",
                                    extra={"reason": "format"})
@@ -133,7 +126,7 @@ def inspect_image(path: str | Path) -> ImageCheck:
         with warnings.catch_warnings():
             # Our own pixel cap above replaces Pillow's DecompressionBombWarning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path, formats=[image_format]) as image:
+            with Image.open(path if data is None else io.BytesIO(data), formats=[image_format]) as image:
                 image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise ApplicationError(
@@ -144,7 +137,28 @@ def inspect_image(path: str | Path) -> ImageCheck:
     return ImageCheck(path=path, format=image_format, width=width, height=height, size_bytes=size)
 
 
-def _read_header(path: Path) -> tuple[str, tuple[int, int]] | None:
+def image_size_check(path: Path) -> int:
+    """The byte size of the image file at `path`; ApplicationError if it is missing, empty or too big
+    (checked before the file is opened)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        stat = None
+    if stat is None or not S_ISREG(stat.st_mode):
+        raise ApplicationError(f"图片不存在：{path.name}", code="image_invalid", extra={"reason": "missing"})
+    size = stat.st_size
+    if size > settings.IMAGE_MAX_BYTES:
+        raise ApplicationError(
+            f"图片过大：{path.name}（{size} 字节，上限 {settings.IMAGE_MAX_BYTES}）",
+            code="image_invalid",
+            extra={"reason": "too_many_bytes"},
+        )
+    if size == 0:
+        raise ApplicationError(f"图片为空：{path.name}", code="image_invalid", extra={"reason": "empty"})
+    return size
+
+
+def _read_header(path: Path, data: bytes | None = None) -> tuple[str, tuple[int, int]] | None:
     """(format, size) from the file header for an allowed format, without Pillow's own bomb check.
 
     Mirrors what `Image.open` does, but stops before the pixel-count check so a huge image is
@@ -152,7 +166,7 @@ def _read_header(path: Path) -> tuple[str, tuple[int, int]] | None:
     data is decoded here.
     """
     Image.init()
-    with path.open("rb") as fp:
+    with (path.open("rb") if data is None else io.BytesIO(data)) as fp:
         prefix = fp.read(16)
         for image_format in settings.IMAGE_ALLOWED_FORMATS:
             if image_format not in CONTENT_TYPES or image_format not in Image.OPEN:
@@ -173,12 +187,12 @@ def _read_header(path: Path) -> tuple[str, tuple[int, int]] | None:
     return None
 
 
-def _other_format(path: Path) -> str | None:
+def _other_format(path: Path, data: bytes | None = None) -> str | None:
     """The format Pillow recognises for a file none of the allowed formats accepted, if any."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as image:
+            with Image.open(path if data is None else io.BytesIO(data)) as image:
                 return image.format
     except Exception:  # noqa: BLE001 - any failure means "not a recognisable image"
         return None
@@ -209,20 +223,40 @@ def store_image(source: str | Path, *, folder: str, owner: str) -> str:
     MEDIA_ROOT; the extension comes from the detected format, not the source name. Files are never
     overwritten: the same owner and bytes give the same name, which is then left as it is.
     """
-    check = inspect_image(source)
-    content = hashlib.sha256()
-    with check.path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 16), b""):
-            content.update(chunk)
-    relative = f"{folder.strip('/')}/{stored_image_name(owner, content.hexdigest())}{check.extension}"
-    target = media_path(relative)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # The name holds the content's hash: a file already there with that name and size is this image.
-    if not (target.is_file() and target.stat().st_size == check.size_bytes):
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-        shutil.copyfile(check.path, tmp)
+    source = Path(source)
+    image_size_check(source)
+    data = source.read_bytes()  # read once: checked, hashed and written from memory (≤ IMAGE_MAX_BYTES)
+    check = inspect_image(source, data=data)
+    name = f"{stored_image_name(owner, hashlib.sha256(data).hexdigest())}{check.extension}"
+    folder = folder.strip("/")
+    # `name` has no separator and no `..` (stored_image_name): confining its folder confines it.
+    target = _media_folder(folder) / name
+    # The name holds the content's hash: a regular file already there with that size is this image.
+    try:
+        present = target.lstat()
+    except FileNotFoundError:
+        present = None
+    if present is None or not S_ISREG(present.st_mode) or present.st_size != check.size_bytes:
+        tmp = target.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.part")
+        try:
+            tmp.write_bytes(data)
+        except FileNotFoundError:
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
         tmp.replace(target)
-    return relative
+    return f"{folder}/{name}"
+
+
+_media_folders: dict[tuple[str, str], Path] = {}
+
+
+def _media_folder(folder: str) -> Path:
+    """`media_path(folder)`, resolved once per MEDIA_ROOT and folder (an import stores thousands of
+    images in one folder; resolving walks every component of the path)."""
+    key = (str(settings.MEDIA_ROOT), folder)
+    if key not in _media_folders:
+        _media_folders[key] = media_path(folder)
+    return _media_folders[key]
 
 
 def image_content_type(image_format: str) -> str:

@@ -29,11 +29,28 @@ def _absolute_parts(written: str) -> tuple[str, ...] | None:
     return None
 
 
-def _find_below(folder: Path, parts: Sequence[str]) -> Path | None:
+class KnownFolders:
+    """Whether folders exist, asked once per folder during one import: every record of a machine's
+    absolute paths tries the same missing heads (`E:/天池比赛/…`) before the tail that exists."""
+
+    def __init__(self):
+        self._exists: dict[Path, bool] = {}
+
+    def exists(self, folder: Path) -> bool:
+        if folder not in self._exists:
+            self._exists[folder] = folder.is_dir()
+        return self._exists[folder]
+
+
+def _find_below(folder: Path, parts: Sequence[str], known: KnownFolders | None = None) -> Path | None:
     """The file `folder/<parts[i:]>` for the longest tail of `parts` that exists, confined to `folder`."""
     for i in range(len(parts)):
         tail = parts[i:]
-        if any(part in ("", ".", "..") for part in tail) or not folder.joinpath(*tail).is_file():
+        if any(part in ("", ".", "..") for part in tail):
+            continue
+        if known is not None and len(tail) > 1 and not known.exists(folder / tail[0]):
+            continue
+        if not folder.joinpath(*tail).is_file():
             continue  # a cheap stat first; only the file found is resolved and confined
         try:
             return confine_path(folder, "/".join(tail))
@@ -83,7 +100,7 @@ class Unmapped(Exception):
 
 
 def locate_image(written: str, *, root: Path, base: Path, options: ImportOptions,
-                 by_name: FilesByName | None = None) -> Path:
+                 by_name: FilesByName | None = None, known: KnownFolders | None = None) -> Path:
     """The file an image path in a record means on this machine; ApplicationError if none.
 
     Relative paths are looked up under the import root, then the record's own folder, then
@@ -105,7 +122,8 @@ def locate_image(written: str, *, root: Path, base: Path, options: ImportOptions
                     return confine_path(new, rest.lstrip("/"))
         if options.image_root is None:
             raise Unmapped(written)
-        found = _find_below(options.image_root, parts) or (by_name.find(parts[-1]) if by_name and parts else None)
+        found = (_find_below(options.image_root, parts, known)
+                 or (by_name.find(parts[-1]) if by_name and parts else None))
         if found is None:
             raise ApplicationError(f"在 --image-root {options.image_root} 下找不到图片 {parts[-1] if parts else written}"
                                    f"（原路径 {written}）", code="image_invalid")
@@ -119,20 +137,21 @@ def locate_image(written: str, *, root: Path, base: Path, options: ImportOptions
             return second
     if options.image_root is not None:
         parts = PurePosixPath(written.replace("\\", "/")).parts
-        found = _find_below(options.image_root, parts) or (by_name.find(parts[-1]) if by_name and parts else None)
+        found = (_find_below(options.image_root, parts, known)
+                 or (by_name.find(parts[-1]) if by_name and parts else None))
         if found is not None:
             return found
     return first  # missing: store_image reports it
 
 
 def store_first_image(item: Pending, *, root: Path, options: ImportOptions, folder: str,
-                       by_name: FilesByName | None) -> str:
+                       by_name: FilesByName | None, known: KnownFolders | None = None) -> str:
     """Store the first of the sample's image paths that resolves; the first error otherwise."""
     first_error: Exception | None = None
     for written, base in dict.fromkeys((written, base) for written, base, _, _ in item.images):
         try:
             source = locate_image(written, root=root, base=root if base == "." else root / base, options=options,
-                                  by_name=by_name)
+                                  by_name=by_name, known=known)
             return store_image(source, folder=folder, owner=item.external_id)
         except (Unmapped, ApplicationError) as exc:
             first_error = first_error or exc

@@ -63,7 +63,7 @@ from review.services import ClassificationRecord, classification_records_save
 
 from .assembly import Pending, assemble_batch, choose_label
 from .classes import resolve_classes
-from .images import FilesByName, Unmapped, store_first_image, unmapped_problem
+from .images import FilesByName, KnownFolders, Unmapped, store_first_image, unmapped_problem
 from .planning import (
     MANIFEST,
     MISSING,
@@ -121,6 +121,7 @@ class ClassificationImport:
         self.batch_size = batch_size or settings.IMPORT_BATCH_SAMPLES
         self.staging = Staging(Path(staging_path))
         self._by_name: FilesByName | None = None
+        self._known_folders = KnownFolders()
         self._chunk = min(self.batch_size, 200)  # samples per transaction, adapted as they are written
 
     def close(self) -> None:
@@ -338,7 +339,7 @@ class ClassificationImport:
                     self._by_name = FilesByName(self.options.image_root, self.staging)
         try:
             return store_first_image(item, root=self.root, options=self.options, folder=folder,
-                                      by_name=self._by_name), None
+                                      by_name=self._by_name, known=self._known_folders), None
         except (Unmapped, ApplicationError) as exc:
             return "", exc
 
