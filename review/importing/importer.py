@@ -122,7 +122,7 @@ class ClassificationImport:
         self.staging = Staging(Path(staging_path))
         self._by_name: FilesByName | None = None
         self._known_folders = KnownFolders()
-        self._chunk = min(self.batch_size, 200)  # samples per transaction, adapted as they are written
+        self._chunk = min(self.batch_size, MIN_CHUNK)  # samples per transaction, adapted as they are written
 
     def close(self) -> None:
         self.staging.close()
@@ -318,9 +318,10 @@ class ClassificationImport:
                 for name, value in asdict(saved).items():
                     setattr(outcome.saved, name, getattr(outcome.saved, name) + value)
                 start += len(chunk)
-                per_sample = seconds / len(chunk)
-                self._chunk = max(MIN_CHUNK, min(self.batch_size, int(TRANSACTION_SECONDS / per_sample)
-                                                 if per_sample > 0 else self.batch_size))
+                # Toward TRANSACTION_SECONDS, growing at most twice as big at a time: one quick
+                # transaction (a warm cache, an idle machine) must not make the next one long.
+                fitting = int(TRANSACTION_SECONDS * len(chunk) / seconds) if seconds > 0 else self.batch_size
+                self._chunk = max(MIN_CHUNK, min(self.batch_size, 2 * self._chunk, fitting))
         self.record_batch(k, outcome.as_json())
         return outcome
 
