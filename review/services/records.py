@@ -159,8 +159,11 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
     result.samples_created += len(new_samples)
     result.samples_updated += len(to_update_samples)
     if new_samples:  # their ids, which insert_rows does not return
-        fresh = Sample.objects.filter(dataset=dataset, external_id__in=[s.external_id for s in new_samples])
-        samples.update({s.external_id: s for s in fresh})
+        ids = dict(Sample.objects.filter(dataset=dataset, external_id__in=[s.external_id for s in new_samples])
+                   .values_list("external_id", "pk"))
+        for sample in new_samples:
+            sample.pk = ids[sample.external_id]
+            sample._state.adding = False
 
     category_ids = {name: category.pk for name, category in by_name.items()}
     outputs = [
