@@ -212,3 +212,10 @@ def test_the_simulated_model_is_less_sure_of_the_classes_it_gets_wrong(db, llm_s
         (right if reasoning.is_correct else wrong).append(probability)
     assert right and wrong, "mode 1 of the simulator errs on some of 48 images"
     assert max(wrong) < min(right)
+
+
+def test_a_witness_is_stored_with_every_one_of_its_fields():
+    from dataclasses import asdict
+
+    witness = Witness("info", 3, "换货页面", 2.0, 0.61, 0.2)
+    assert witness.as_json() == asdict(witness)
