@@ -3,8 +3,8 @@
 `QuerySet.bulk_create` and `bulk_update` compile each batch into one statement, every value
 passing through the query compiler (and `bulk_update` builds a CASE WHEN per field and row): that
 was most of an import's time. Here the SQL is written once and the driver binds each row; values
-of plain types (str, int, float, bool, None) in plain columns are passed as they are, the others
-(JSON, dates, …) go through the field's `get_db_prep_save`, as Django would.
+of plain columns (text, numbers, booleans, foreign keys) are passed as they are, the others (JSON,
+dates, …) go through the field's `get_db_prep_save`, as Django would.
 
 What these do not do, as `bulk_create` does not either: send signals, call `save()`, run
 validation. `insert_rows` does not return ids (the caller reads back what it needs).
@@ -12,25 +12,20 @@ validation. `insert_rows` does not return ids (the caller reads back what it nee
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 
 from django.db import connection, models
 from django.utils import timezone
 
-_PLAIN_TYPES = (str, int, float, bool, type(None))
-# Columns whose plain Python values the drivers bind as the field would store them.
+# Columns whose Python values (str, int, float, bool, None and their subclasses, such as choices)
+# the drivers bind as the field would store them; the others go through get_db_prep_save.
 _PLAIN_FIELDS = (models.CharField, models.TextField, models.IntegerField, models.BooleanField, models.FloatField,
                  models.ForeignKey)
 
 
-def _converter(field: models.Field):
-    plain = isinstance(field, _PLAIN_FIELDS) and not isinstance(field, models.JSONField)
-
-    def convert(value):
-        if plain and type(value) in _PLAIN_TYPES:
-            return value
-        return field.get_db_prep_save(value, connection)
-
-    return convert
+def _is_plain(field: models.Field) -> bool:
+    return (isinstance(field, _PLAIN_FIELDS) and not isinstance(field, models.JSONField)
+            and type(field).pre_save is models.Field.pre_save)
 
 
 def _insertable_fields(model: type[models.Model]) -> list[models.Field]:
@@ -59,15 +54,21 @@ def insert_rows(objs: Sequence[models.Model], *, update_on_conflict: tuple[Seque
                             for name in updated))
     # One time for every row's auto_now / auto_now_add columns, converted once (it is one write).
     now = timezone.now()
-    getters = []
-    for field in fields:
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            for obj in objs:
-                setattr(obj, field.attname, now)
-            getters.append(lambda obj, value=_converter(field)(now): value)
-        else:
-            getters.append(lambda obj, field=field, convert=_converter(field): convert(field.pre_save(obj, True)))
-    rows = [[get(obj) for get in getters] for obj in objs]
+    stamped = [i for i, f in enumerate(fields) if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
+    for obj in objs:
+        for i in stamped:
+            setattr(obj, fields[i].attname, now)
+    fixed = {i: fields[i].get_db_prep_save(now, connection) for i in stamped}
+    prepared = [(i, f) for i, f in enumerate(fields) if i not in fixed and not _is_plain(f)]
+    values_of = attrgetter(*(f.attname for f in fields))  # one C call per row for the plain columns
+    rows = []
+    for obj in objs:
+        row = list(values_of(obj)) if len(fields) > 1 else [values_of(obj)]
+        for i, field in prepared:
+            row[i] = field.get_db_prep_save(field.pre_save(obj, True), connection)
+        for i, value in fixed.items():
+            row[i] = value
+        rows.append(row)
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
     return len(rows)
@@ -83,8 +84,13 @@ def update_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable
     columns = [meta.get_field(name) for name in fields]
     sql = (f"UPDATE {quote(meta.db_table)} SET " + ", ".join(f"{quote(f.column)} = %s" for f in columns)
            + f" WHERE {quote(meta.pk.column)} = %s")
-    converters = [_converter(f) for f in columns]
-    params = [[*(convert(v) for convert, v in zip(converters, values)), pk] for pk, values in rows]
+    prepared = [(i, f) for i, f in enumerate(columns) if not _is_plain(f)]
+    params = []
+    for pk, values in rows:
+        row = [*values, pk]
+        for i, field in prepared:
+            row[i] = field.get_db_prep_save(row[i], connection)
+        params.append(row)
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
     return len(rows)
