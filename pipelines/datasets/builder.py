@@ -28,6 +28,10 @@ Steps, in this order, each reporting how many records it kept and dropped (`repo
     split       by `split_ratio` ("train"/"val"/"test"; 2 ratios = "train"/"test"); near-duplicate
                 clusters are assigned as a unit so no near-duplicate pair crosses splits
     validate    each row against docs/formats.md's exact keys and image count == <image> count
+
+A record's row is made and checked as it is read, before dedup: a record that cannot be written
+takes no part in dedup or near-dup (it claims no dedup value and no near-dup index entry, so a valid
+record after it is not its duplicate) and is dropped, with its id, by the validate step.
     write       the files, the LLaMA-Factory dataset_info.json entries, `<stem>_report.json` and
                 `<stem>_sources.jsonl` (split, row, record id and source of every written row)
 
@@ -60,6 +64,7 @@ from core import files
 from core.files import atomic_write_text
 
 from . import formats
+from .formats import OPTIONAL_COLUMNS
 from .formats.rowfiles import FLUSH_ROWS, encode_row
 from .allocation import assign_splits, source_quotas
 from .neardup import NearDupRemover, near_duplicate_clusters
@@ -220,7 +225,7 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
         # Streaming part: filter -> dedup -> near_dup -> length, survivors spooled. Records wait in
         # small batches between dedup and near_dup so their signatures are computed together.
         read = 0
-        pending: list[tuple[dict, int]] = []
+        pending: list[tuple[dict, int, _Prepared]] = []
         filter_step, dedup_step = steps["filter"], steps["dedup"]
         for source_index, source in enumerate(sources):
             iterable = source.iter_records()
@@ -234,9 +239,14 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
                 if "id" not in record:
                     record["id"] = f"{name}-{counts['read'] + 1}"
                 counts["read"] += 1
-                if not _keep_exact(record, options, filter_step, dedup_step, seen):
+                if options.filter is not None and not _passes_filter(record, options, filter_step):
                     continue
-                pending.append((record, source_index))
+                # The row is made before dedup: a record that cannot be written claims no dedup key
+                # (nor a near-dup index entry), so it cannot make a valid record after it a duplicate.
+                prepared = rows.prepare(record, source_index)
+                if options.dedup and prepared[0] and not _first_of_its_kind(record, options, dedup_step, seen):
+                    continue
+                pending.append((record, source_index, prepared))
                 if len(pending) >= NEAR_DUP_BATCH:
                     _spool_pending(pending, options, steps, remover, spool, columns, rows, per_source, sources)
             _spool_pending(pending, options, steps, remover, spool, columns, rows, per_source, sources)
@@ -331,20 +341,23 @@ def _empty_message(empty: list[str], names: tuple[str, ...], steps: dict[str, _S
     return f"{where}没有任何可写入的行，未写入文件" + (f"（{dropped}）" if dropped else "")
 
 
-def _keep_exact(record: dict, options: BuildOptions, filter_step: _Step, dedup_step: _Step, seen: set[bytes]) -> bool:
-    """filter and exact dedup for one record; counts what it drops (`_count_exact` the rest)."""
-    if options.filter is not None:
-        reason = options.filter(record)
-        if reason:
-            filter_step.drop(str(reason))
+def _passes_filter(record: dict, options: BuildOptions, filter_step: _Step) -> bool:
+    """The caller's filter for one record; counts what it drops (`_count_exact` the rest)."""
+    reason = options.filter(record)
+    if reason:
+        filter_step.drop(str(reason))
+        return False
+    return True
+
+
+def _first_of_its_kind(record: dict, options: BuildOptions, dedup_step: _Step, seen: set[bytes]) -> bool:
+    """Exact dedup for one record that can be written: whether it is the first with its dedup value."""
+    digest = _dedup_digest(record, options.dedup_field)
+    if digest is not None:
+        if digest in seen:
+            dedup_step.drop(f"重复的 {options.dedup_field}")
             return False
-    if options.dedup:
-        digest = _dedup_digest(record, options.dedup_field)
-        if digest is not None:
-            if digest in seen:
-                dedup_step.drop(f"重复的 {options.dedup_field}")
-                return False
-            seen.add(digest)
+        seen.add(digest)
     return True
 
 
@@ -356,14 +369,18 @@ def _count_exact(read: int, filter_step: _Step, dedup_step: _Step) -> None:
     dedup_step.kept = dedup_step.input - sum(dedup_step.reasons.values())
 
 
-def _spool_pending(pending: list[tuple[dict, int]], options: BuildOptions, steps: dict[str, _Step],
+def _spool_pending(pending: list[tuple[dict, int, _Prepared]], options: BuildOptions, steps: dict[str, _Step],
                    remover: NearDupRemover | None, spool: Spool, columns: set[str], rows: _SpooledRows,
                    per_source: dict[str, Counter], sources: list[Source]) -> None:
-    """near_dup and length for a batch of records (in order); survivors go to the spool."""
+    """near_dup and length for a batch of records (in order); survivors go to the spool. A record
+    that cannot be written is neither checked nor indexed for near-duplicates (the validate step
+    drops and reports it)."""
     if not pending:
         return
     if remover is not None:
-        matches = remover.check_many([(r["id"], _field_text(r, options.dedup_field)) for r, _ in pending])
+        found = iter(remover.check_many([(r["id"], _field_text(r, options.dedup_field))
+                                         for r, _, (writable, _, _) in pending if writable]))
+        matches = [next(found) if writable else None for _, _, (writable, _, _) in pending]
     else:
         matches = [None] * len(pending)
     near, length = steps["near_dup"], steps["length"]
@@ -371,7 +388,7 @@ def _spool_pending(pending: list[tuple[dict, int]], options: BuildOptions, steps
     optional = formats.OPTIONAL_COLUMNS
     # Counted per batch, not per record: the loop below runs once per record.
     near_kept, spooled = 0, [0] * len(sources)
-    for (record, source_index), match in zip(pending, matches):
+    for (record, source_index, prepared), match in zip(pending, matches):
         if match is not None:
             near.drop("近似重复")
             continue
@@ -385,7 +402,7 @@ def _spool_pending(pending: list[tuple[dict, int]], options: BuildOptions, steps
             continue
         if any(map(record.get, optional)):
             columns.update(c for c in optional if record.get(c))
-        rows.append(spool, record, source_index, columns)
+        rows.append(spool, record, source_index, columns, prepared)
         spooled[source_index] += 1
     near.input += len(pending)
     near.kept += near_kept
@@ -424,8 +441,37 @@ class _SpooledRows:
         self.keep_records = (options.filter is not None or groups
                              or not all(s.declares_no_optional_columns() for s in sources))
 
-    def append(self, spool: Spool, record: dict, source_index: int, columns: set[str]) -> None:
-        """Spool `record` with its row (`row JSON + "\\n" + id JSON`, UTF-8) when the row is valid."""
+    def prepare(self, record: dict, source_index: int) -> _Prepared:
+        """Before dedup: whether `record` can be written — its row made with the columns it would be
+        spooled with, validated and encoded — the columns it was made with and its spooled bytes.
+
+        Only a record found unwritable is kept out of dedup and near-dup. Columns only grow and a
+        row with more columns is checked no less strictly, so such a record is dropped by the
+        validate step whatever columns the file ends with."""
+        carried = self.carried
+        own = [c for c in OPTIONAL_COLUMNS if record.get(c)] if any(map(record.get, OPTIONAL_COLUMNS)) else ()
+        row_columns = self.columns.union(carried.intersection(own)) if own else self.columns
+        try:
+            row = formats.to_row(self.fmt, record, row_columns)
+            if formats.validate_row(self.fmt, row):
+                return False, row_columns, b""
+            data = encode_row(row).encode("utf-8")
+        except (formats.FormatError, UnicodeEncodeError):  # reported by the validate step
+            return False, row_columns, b""
+        except Exception:  # noqa: BLE001 - raised (or not, if never written) at write time, as before
+            return True, None, b""
+        # A source changed by the caller's filter is left to the write step, which reports it as it is.
+        if record.get("source") is not self.source_names[source_index]:
+            return True, None, b""
+        try:
+            return True, row_columns, data + b"\n" + encode_row(record.get("id")).encode("utf-8")
+        except Exception:  # noqa: BLE001 - an id that is not JSON or UTF-8: the write step's to handle
+            return True, None, b""
+
+    def append(self, spool: Spool, record: dict, source_index: int, columns: set[str],
+               prepared: _Prepared) -> None:
+        """Spool `record` with its row (`row JSON + "\\n" + id JSON`, UTF-8) when the row is valid;
+        the row `prepare` made is used when the columns have not grown since."""
         if len(columns) != self.seen:  # columns only grow
             if not self.keep_records:
                 raise BuildError(f"数据源 {self.source_names[source_index]} 声明记录没有 system/history/images，"
@@ -434,10 +480,10 @@ class _SpooledRows:
             row_columns = self.carried.intersection(columns)
             if row_columns != self.columns:
                 self.columns, self.valid_from = row_columns, len(spool)
-        extra = b""
-        # A source changed by the caller's filter is left to the write step, which reports it as it is.
-        if record.get("source") is self.source_names[source_index]:
-            try:
+        writable, made_with, extra = prepared
+        if writable and made_with is not None and made_with != self.columns:
+            extra = b""
+            try:  # made again with the columns as they are now, as `prepare` does
                 row = formats.to_row(self.fmt, record, self.columns)
                 text = encode_row(row)
                 if not formats.validate_row(self.fmt, row):
@@ -445,6 +491,10 @@ class _SpooledRows:
             except Exception:  # noqa: BLE001 - raised (or not, if never written) at write time, as before
                 pass
         spool.append(record if self.keep_records or not extra else None, source_index, extra)
+
+
+# `_SpooledRows.prepare`: (can be written, the columns its row was made with or None, spooled bytes).
+_Prepared = tuple[bool, "frozenset[str] | None", bytes]
 
 
 def _cluster_report(clusters: dict) -> dict:
