@@ -207,9 +207,11 @@ IMPORT_MAX_TEXT_CHARS = env_int("IMPORT_MAX_TEXT_CHARS", 20_000)
 # import_classification streams (review/importing/): records are staged in a scratch SQLite file
 # under IMPORT_STAGING_ROOT, then samples are written IMPORT_BATCH_SAMPLES per transaction (short, so
 # reviewers' saves never wait long); images are checked and stored by IMPORT_IMAGE_WORKERS threads.
+# Two: the threads share one interpreter lock with the writing thread, and with four its write
+# transactions (which reviewers wait behind on SQLite) got up to twice as long and the import slower.
 IMPORT_STAGING_ROOT = Path(env("IMPORT_STAGING_ROOT", str(VAR_DIR / "import-staging")))
 IMPORT_BATCH_SAMPLES = env_int("IMPORT_BATCH_SAMPLES", 1000)
-IMPORT_IMAGE_WORKERS = env_int("IMPORT_IMAGE_WORKERS", 4)
+IMPORT_IMAGE_WORKERS = env_int("IMPORT_IMAGE_WORKERS", 2)
 # An import started in the browser (/jobs/new/classification_import/): the uploaded file, and a zip's
 # unpacked content, at most this big; it lands in MEDIA_ROOT/imports/.
 IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 1024 * 1024 * 1024)
