@@ -30,16 +30,35 @@ def _absolute_parts(written: str) -> tuple[str, ...] | None:
 
 
 class KnownFolders:
-    """Whether folders exist, asked once per folder during one import: every record of a machine's
-    absolute paths tries the same missing heads (`E:/天池比赛/…`) before the tail that exists."""
+    """Folders asked about once during one import: whether they exist (every record of a machine's
+    absolute paths tries the same missing heads, `E:/天池比赛/…`, before the tail that exists) and
+    where they really are (confining a found image resolved every component of its path again)."""
 
     def __init__(self):
         self._exists: dict[Path, bool] = {}
+        self._resolved: dict[Path, Path] = {}
 
     def exists(self, folder: Path) -> bool:
         if folder not in self._exists:
             self._exists[folder] = folder.is_dir()
         return self._exists[folder]
+
+    def resolved(self, folder: Path) -> Path:
+        if folder not in self._resolved:
+            self._resolved[folder] = folder.resolve()
+        return self._resolved[folder]
+
+    def confine(self, root: Path, tail: Sequence[str]) -> Path:
+        """`confine_path(root, "/".join(tail))` for a file that exists, its folders resolved once."""
+        if any("%" in part or "\\" in part or "\x00" in part for part in tail):
+            return confine_path(root, "/".join(tail))  # the rarer spellings confine_path decodes
+        base, folder = self.resolved(root), self.resolved(root.joinpath(*tail[:-1]))
+        candidate = folder / tail[-1]
+        if candidate.is_symlink():
+            candidate = candidate.resolve()
+        if base not in candidate.parents:
+            raise ApplicationError(f"路径超出允许的目录：{'/'.join(tail)}", code="path_escape")
+        return candidate
 
 
 def _find_below(folder: Path, parts: Sequence[str], known: KnownFolders | None = None) -> Path | None:
@@ -53,7 +72,7 @@ def _find_below(folder: Path, parts: Sequence[str], known: KnownFolders | None =
         if not folder.joinpath(*tail).is_file():
             continue  # a cheap stat first; only the file found is resolved and confined
         try:
-            return confine_path(folder, "/".join(tail))
+            return known.confine(folder, tail) if known is not None else confine_path(folder, "/".join(tail))
         except ApplicationError:
             continue
     return None

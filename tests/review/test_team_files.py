@@ -83,6 +83,30 @@ def test_windows_paths_from_another_machine_map_through_image_root(tmp_path, med
     assert file_digest(media_root, y) == hashlib.sha256((local / "other/y.png").read_bytes()).hexdigest()
 
 
+def test_image_root_links_that_lead_outside_it_are_not_followed(tmp_path, media_root):
+    """A file, or a folder, under --image-root that is a symlink to somewhere outside it is not an
+    image of the import (the path is confined): reported, not stored."""
+    root, local, outside = tmp_path / "in", tmp_path / "copy" / "tianchi", tmp_path / "secret"
+    categories(root, "换货")
+    png(outside / "x.png", "red")
+    png(outside / "pics" / "y.png", "blue")
+    png(local / "train" / "images" / "ok.png", "green")
+    (local / "train" / "images" / "x.png").symlink_to(outside / "x.png")
+    (local / "train" / "linked").symlink_to(outside / "pics")
+    write_jsonl(root / "m.jsonl", [
+        manifest_record("x", image=[WINDOWS_PREFIX + "x.png"]),
+        manifest_record("y", image=["E:\\天池比赛\\tianchi\\train\\linked\\y.png"]),
+        manifest_record("ok", image=[WINDOWS_PREFIX + "ok.png"]),
+    ])
+    report = import_classification(path=root, dataset_name="scenes", image_root=local)
+    assert Sample.objects.get(external_id="ok").image
+    assert not Sample.objects.filter(external_id__in=["x", "y"]).exclude(image="").exists()
+    reported = " ".join(p.message for p in report.problems)
+    assert "x.png" in reported and "y.png" in reported
+    stored = [p.name for p in media_root.rglob("*.png")]
+    assert len(stored) == 1
+
+
 def test_path_prefix_replaces_the_old_machines_folder(tmp_path, media_root):
     root, local = tmp_path / "in", tmp_path / "mine"
     categories(root, "换货")
