@@ -76,14 +76,17 @@ def insert_rows(objs: Sequence[models.Model], *, update_on_conflict: tuple[Seque
 
 def update_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable[tuple[int, Sequence]]) -> int:
     """UPDATE `fields` of the rows given as (pk, [values in field order]); returns how many rows
-    were given. The values are stored as given: an `auto_now` field is not touched unless named."""
+    were given. The values are stored as given: an `auto_now` field is not touched unless named.
+
+    PostgreSQL: one statement joining the table to one array per column (UNNEST), each cast to its
+    column's type so that NULLs and booleans arrive typed (one UPDATE per row cost as much as the
+    work that computed the values). SQLite runs in-process, where executemany of one prepared
+    statement is already the fast way."""
     rows = list(rows)
     if not rows:
         return 0
     meta, quote = model._meta, connection.ops.quote_name
     columns = [meta.get_field(name) for name in fields]
-    sql = (f"UPDATE {quote(meta.db_table)} SET " + ", ".join(f"{quote(f.column)} = %s" for f in columns)
-           + f" WHERE {quote(meta.pk.column)} = %s")
     prepared = [(i, f) for i, f in enumerate(columns) if not _is_plain(f)]
     params = []
     for pk, values in rows:
@@ -91,6 +94,15 @@ def update_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable
         for i, field in prepared:
             row[i] = field.get_db_prep_save(row[i], connection)
         params.append(row)
+    table, pk_column = quote(meta.db_table), quote(meta.pk.column)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        if connection.vendor == "postgresql":
+            names = [*(quote(f.column) for f in columns), pk_column]
+            arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in (*columns, meta.pk))
+            cursor.execute(f"UPDATE {table} SET " + ", ".join(f"{name} = v.{name}" for name in names[:-1])
+                           + f" FROM UNNEST({arrays}) AS v({', '.join(names)}) WHERE {table}.{pk_column} = v.{pk_column}",
+                           [list(column) for column in zip(*params)])
+        else:
+            cursor.executemany(f"UPDATE {table} SET " + ", ".join(f"{quote(f.column)} = %s" for f in columns)
+                               + f" WHERE {pk_column} = %s", params)
     return len(rows)

@@ -22,10 +22,12 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Case, Count, F, Q, Sum, Value, When
 from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
+
+from core.bulk import update_rows
 
 from . import rules
 from .models import CountsBasis, Reasoning, ReasoningCount, Review, Sample, SampleCount
@@ -99,31 +101,6 @@ def _apply(model, deltas: dict[tuple, list[int]], dimensions: tuple[str, ...], s
             model.objects.filter(**where).update(**updates)
 
 
-def _update_columns(model, fields: list[str], rows: list[tuple[int, list]]) -> None:
-    """UPDATE `fields` of the rows given as (pk, [values in field order]).
-
-    PostgreSQL: one statement joining the table to one array per column (UNNEST), each cast to its
-    column's type so NULLs and booleans arrive typed; one UPDATE per row (executemany) cost as much
-    as computing the verdicts (`bulk_update`'s CASE WHEN over every row and field, more). SQLite
-    runs in-process, where executemany of a prepared statement is already the fast way."""
-    if not rows:
-        return
-    meta, quote = model._meta, connection.ops.quote_name
-    columns = [meta.get_field(name) for name in fields]
-    table, pk = quote(meta.db_table), quote(meta.pk.column)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            names = [pk, *(quote(f.column) for f in columns)]
-            arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in (meta.pk, *columns))
-            sql = (f"UPDATE {table} SET " + ", ".join(f"{name} = v.{name}" for name in names[1:])
-                   + f" FROM UNNEST({arrays}) AS v({', '.join(names)}) WHERE {table}.{pk} = v.{pk}")
-            cursor.execute(sql, [list(column) for column in zip(*((key, *values) for key, values in rows))])
-        else:
-            sql = (f"UPDATE {table} SET " + ", ".join(f"{quote(f.column)} = %s" for f in columns)
-                   + f" WHERE {pk} = %s")
-            cursor.executemany(sql, [[*values, key] for key, values in rows])
-
-
 # --------------------------------------------------------------------------- refresh
 @transaction.atomic
 def samples_refresh(sample_ids: Iterable[int]) -> int:
@@ -191,7 +168,7 @@ def _refresh_samples(ids: list[int], limit: int, *, count: bool = True) -> int:
                 deltas[(label_id, *(previous[name] for name in COUNT_DIMENSIONS))][0] -= 1
             deltas[(row["label_id"], *(values[name] for name in COUNT_DIMENSIONS))][0] += 1
         to_update.append((row["pk"], new))
-    _update_columns(Sample, list(STATUS_FIELDS), to_update)
+    update_rows(Sample, STATUS_FIELDS, to_update)
     if count:
         _apply(SampleCount, deltas, COUNT_DIMENSIONS, ())
     return len(to_update)
@@ -210,7 +187,7 @@ def _refresh_reasonings(sample_ids: list[int], limit: int, *, count: bool = True
             continue
         _move_reasoning(deltas, counted_key, key)
         to_update.append((pk, [key]))
-    _update_columns(Reasoning, ["counted_key"], to_update)
+    update_rows(Reasoning, ["counted_key"], to_update)
     if count:
         _apply(ReasoningCount, deltas, REASONING_DIMENSIONS, ("length_sum",))
 

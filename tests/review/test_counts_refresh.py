@@ -1,9 +1,10 @@
-"""How review.counts writes the stored verdicts: the batched UPDATE writes exactly the values given
+"""How review.counts writes the stored verdicts: the batched UPDATE (core.bulk) writes exactly the values given
 (NULLs, booleans, negative and 64-bit integers, text) to exactly the rows given, on SQLite and on
 PostgreSQL alike; and `refresh_all` repairs stored verdicts and counters edited by hand."""
 import pytest
 
-from review.counts import STATUS_FIELDS, _update_columns, refresh_all
+from core.bulk import update_rows
+from review.counts import STATUS_FIELDS, refresh_all
 from review.models import Mode, Reasoning, ReasoningCount, Sample, SampleCount
 from tests.factories import CategoryFactory, DatasetFactory, ReasoningFactory, SampleFactory
 from tests.review.test_counters import assert_counters_match
@@ -25,7 +26,7 @@ def test_the_batched_update_writes_exactly_the_values_given():
         second.pk: ["label_error", "kept", False, True, False, True, False, "", 2_000_000_000, -32768, 0, 0,
                     "含'引号\"与 %s 的键"],
     }
-    _update_columns(Sample, list(STATUS_FIELDS), list(values.items()))
+    update_rows(Sample, list(STATUS_FIELDS), list(values.items()))
 
     for pk, expected in values.items():
         assert stored(Sample, pk, STATUS_FIELDS) == expected
@@ -34,9 +35,9 @@ def test_the_batched_update_writes_exactly_the_values_given():
 
 def test_the_batched_update_takes_a_single_column_and_a_single_row():
     reasoning = ReasoningFactory(mode=Mode.LIMITED)
-    _update_columns(Reasoning, ["counted_key"], [(reasoning.pk, ["3|3|~|~|0|42"])])
+    update_rows(Reasoning, ["counted_key"], [(reasoning.pk, ["3|3|~|~|0|42"])])
     assert stored(Reasoning, reasoning.pk, ["counted_key"]) == ["3|3|~|~|0|42"]
-    _update_columns(Reasoning, ["counted_key"], [])  # nothing to write: no statement, no error
+    update_rows(Reasoning, ["counted_key"], [])  # nothing to write: no statement, no error
     assert stored(Reasoning, reasoning.pk, ["counted_key"]) == ["3|3|~|~|0|42"]
 
 
