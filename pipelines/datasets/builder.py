@@ -225,7 +225,7 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
         # Streaming part: filter -> dedup -> near_dup -> length, survivors spooled. Records wait in
         # small batches between dedup and near_dup so their signatures are computed together.
         read = 0
-        pending: list[tuple[dict, int, _Prepared]] = []
+        pending: list[_Pending] = []
         filter_step, dedup_step = steps["filter"], steps["dedup"]
         for source_index, source in enumerate(sources):
             iterable = source.iter_records()
@@ -243,10 +243,11 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
                     continue
                 # The row is made before dedup: a record that cannot be written claims no dedup key
                 # (nor a near-dup index entry), so it cannot make a valid record after it a duplicate.
-                prepared = rows.prepare(record, source_index)
-                if options.dedup and prepared[0] and not _first_of_its_kind(record, options, dedup_step, seen):
+                own = [c for c in OPTIONAL_COLUMNS if record.get(c)] if any(map(record.get, OPTIONAL_COLUMNS)) else ()
+                row = rows.prepare(record, source_index, own)
+                if options.dedup and row is not None and not _first_of_its_kind(record, options, dedup_step, seen):
                     continue
-                pending.append((record, source_index, prepared))
+                pending.append((record, source_index, own, row))
                 if len(pending) >= NEAR_DUP_BATCH:
                     _spool_pending(pending, options, steps, remover, spool, columns, rows, per_source, sources)
             _spool_pending(pending, options, steps, remover, spool, columns, rows, per_source, sources)
@@ -369,7 +370,7 @@ def _count_exact(read: int, filter_step: _Step, dedup_step: _Step) -> None:
     dedup_step.kept = dedup_step.input - sum(dedup_step.reasons.values())
 
 
-def _spool_pending(pending: list[tuple[dict, int, _Prepared]], options: BuildOptions, steps: dict[str, _Step],
+def _spool_pending(pending: list[_Pending], options: BuildOptions, steps: dict[str, _Step],
                    remover: NearDupRemover | None, spool: Spool, columns: set[str], rows: _SpooledRows,
                    per_source: dict[str, Counter], sources: list[Source]) -> None:
     """near_dup and length for a batch of records (in order); survivors go to the spool. A record
@@ -379,31 +380,30 @@ def _spool_pending(pending: list[tuple[dict, int, _Prepared]], options: BuildOpt
         return
     if remover is not None:
         found = iter(remover.check_many([(r["id"], _field_text(r, options.dedup_field))
-                                         for r, _, (writable, _, _) in pending if writable]))
-        matches = [next(found) if writable else None for _, _, (writable, _, _) in pending]
+                                         for r, _, _, row in pending if row is not None]))
+        matches = [None if row is None else next(found) for _, _, _, row in pending]
     else:
         matches = [None] * len(pending)
     near, length = steps["near_dup"], steps["length"]
     measure, min_length, max_length = options.length, options.min_length, options.max_length
-    optional = formats.OPTIONAL_COLUMNS
     # Counted per batch, not per record: the loop below runs once per record.
     near_kept, spooled = 0, [0] * len(sources)
-    for (record, source_index, prepared), match in zip(pending, matches):
+    survivors = []
+    for item, match in zip(pending, matches):
         if match is not None:
             near.drop("近似重复")
             continue
         near_kept += 1
-        n = measure(_answer(record))
+        n = measure(_answer(item[0]))
         if min_length is not None and n < min_length:
             length.drop("回答过短")
             continue
         if max_length is not None and n > max_length:
             length.drop("回答过长")
             continue
-        if any(map(record.get, optional)):
-            columns.update(c for c in optional if record.get(c))
-        rows.append(spool, record, source_index, columns, prepared)
-        spooled[source_index] += 1
+        survivors.append(item)
+        spooled[item[1]] += 1
+    rows.append_many(spool, survivors, columns)
     near.input += len(pending)
     near.kept += near_kept
     length.input += near_kept
@@ -441,60 +441,84 @@ class _SpooledRows:
         self.keep_records = (options.filter is not None or groups
                              or not all(s.declares_no_optional_columns() for s in sources))
 
-    def prepare(self, record: dict, source_index: int) -> _Prepared:
-        """Before dedup: whether `record` can be written — its row made with the columns it would be
-        spooled with, validated and encoded — the columns it was made with and its spooled bytes.
+    def prepare(self, record: dict, source_index: int, own: list[str] | tuple[()]) -> bytes | None:
+        """Before dedup: whether `record` (whose own optional columns are `own`) can be written — its
+        row made with the columns it would be spooled with, validated and encoded. None when it
+        cannot; else its spooled bytes, or b"" when the write step is left to make its row.
 
         Only a record found unwritable is kept out of dedup and near-dup. Columns only grow and a
         row with more columns is checked no less strictly, so such a record is dropped by the
         validate step whatever columns the file ends with."""
-        carried = self.carried
-        own = [c for c in OPTIONAL_COLUMNS if record.get(c)] if any(map(record.get, OPTIONAL_COLUMNS)) else ()
-        row_columns = self.columns.union(carried.intersection(own)) if own else self.columns
+        row_columns = self.columns.union(self.carried.intersection(own)) if own else self.columns
         try:
             row = formats.to_row(self.fmt, record, row_columns)
             if formats.validate_row(self.fmt, row):
-                return False, row_columns, b""
-            data = encode_row(row).encode("utf-8")
+                return None
+            text = encode_row(row)
         except (formats.FormatError, UnicodeEncodeError):  # reported by the validate step
-            return False, row_columns, b""
+            return None
         except Exception:  # noqa: BLE001 - raised (or not, if never written) at write time, as before
-            return True, None, b""
-        # A source changed by the caller's filter is left to the write step, which reports it as it is.
-        if record.get("source") is not self.source_names[source_index]:
-            return True, None, b""
+            return b""
         try:
-            return True, row_columns, data + b"\n" + encode_row(record.get("id")).encode("utf-8")
-        except Exception:  # noqa: BLE001 - an id that is not JSON or UTF-8: the write step's to handle
-            return True, None, b""
+            # A source changed by the caller's filter is left to the write step, which reports it as it is.
+            if record.get("source") is not self.source_names[source_index]:
+                return _utf8_checked(text)
+            id_text = encode_row(record.get("id"))
+        except Exception:  # noqa: BLE001 - an id that is not JSON: the write step's to handle
+            return _utf8_checked(text)
+        try:  # row and id encoded in one go: this runs once per record
+            return f"{text}\n{id_text}".encode("utf-8")
+        except UnicodeEncodeError as exc:  # the row is reported by the validate step, an id left to the write step
+            return None if exc.start < len(text) else b""
 
-    def append(self, spool: Spool, record: dict, source_index: int, columns: set[str],
-               prepared: _Prepared) -> None:
-        """Spool `record` with its row (`row JSON + "\\n" + id JSON`, UTF-8) when the row is valid;
-        the row `prepare` made is used when the columns have not grown since."""
-        if len(columns) != self.seen:  # columns only grow
-            if not self.keep_records:
-                raise BuildError(f"数据源 {self.source_names[source_index]} 声明记录没有 system/history/images，"
-                                 f"但记录 {record.get('id')} 含有 {', '.join(sorted(columns))}")
-            self.seen = len(columns)
-            row_columns = self.carried.intersection(columns)
-            if row_columns != self.columns:
-                self.columns, self.valid_from = row_columns, len(spool)
-        writable, made_with, extra = prepared
-        if writable and made_with is not None and made_with != self.columns:
-            extra = b""
-            try:  # made again with the columns as they are now, as `prepare` does
-                row = formats.to_row(self.fmt, record, self.columns)
-                text = encode_row(row)
-                if not formats.validate_row(self.fmt, row):
-                    extra = f"{text}\n{encode_row(record.get('id'))}".encode("utf-8")
-            except Exception:  # noqa: BLE001 - raised (or not, if never written) at write time, as before
-                pass
-        spool.append(record if self.keep_records or not extra else None, source_index, extra)
+    def append_many(self, spool: Spool, batch: list[_Pending], columns: set[str]) -> None:
+        """Spool each record of `batch` (in order) with its row (`row JSON + "\\n" + id JSON`, UTF-8)
+        when the row is valid, adding its optional columns to `columns`; the row `prepare` made is
+        used when the columns have not grown since."""
+        # `prepare` ran for the whole batch before any of it is spooled, with the columns as they are now.
+        made_with = self.columns
+        keep_records, carried, append = self.keep_records, self.carried, spool.append
+        for record, source_index, own, row in batch:
+            if own:
+                columns.update(own)
+                if len(columns) != self.seen:  # columns only grow
+                    if not keep_records:
+                        raise BuildError(f"数据源 {self.source_names[source_index]} 声明记录没有 system/history/images，"
+                                         f"但记录 {record.get('id')} 含有 {', '.join(sorted(columns))}")
+                    self.seen = len(columns)
+                    row_columns = carried.intersection(columns)
+                    if row_columns != self.columns:
+                        self.columns, self.valid_from = row_columns, len(spool)
+            if not row:
+                row = b""
+            elif (made_with is not self.columns or own) and made_with.union(carried.intersection(own)) != self.columns:
+                row = self._remade(record)
+            append(record if keep_records or not row else None, source_index, row)
+
+    def _remade(self, record: dict) -> bytes:
+        """`record`'s spooled bytes made again with the columns as they are now, as `prepare` does."""
+        try:
+            row = formats.to_row(self.fmt, record, self.columns)
+            text = encode_row(row)
+            if not formats.validate_row(self.fmt, row):
+                return f"{text}\n{encode_row(record.get('id'))}".encode("utf-8")
+        except Exception:  # noqa: BLE001 - raised (or not, if never written) at write time, as before
+            pass
+        return b""
 
 
-# `_SpooledRows.prepare`: (can be written, the columns its row was made with or None, spooled bytes).
-_Prepared = tuple[bool, "frozenset[str] | None", bytes]
+def _utf8_checked(text: str) -> bytes | None:
+    """b"" (a row left to the write step) if UTF-8 can hold `text`, else None (it cannot be written)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return b""
+
+
+# A record waiting for near-dup and length: (record, source index, its own optional columns,
+# `_SpooledRows.prepare`'s bytes or None).
+_Pending = tuple[dict, int, "list[str] | tuple[()]", "bytes | None"]
 
 
 def _cluster_report(clusters: dict) -> dict:
