@@ -62,12 +62,16 @@ def _escape(relative: str) -> ApplicationError:
     return ApplicationError(f"路径超出允许的目录：{relative}", code="path_escape", extra={"path": relative})
 
 
-def confine_path(root: str | Path, relative: str) -> Path:
+def confine_path(root: str | Path, relative: str, *, resolved: dict[Path, Path] | None = None) -> Path:
     """The resolved absolute path of `relative` inside `root`.
 
     Raises ApplicationError(code="path_escape") when the path is empty, absolute (POSIX, Windows
     drive or UNC), contains `..` (also URL-encoded, e.g. `%2e%2e%2f`, or double-encoded), a NUL
     byte, or resolves outside `root` through a symlink.
+
+    `resolved`: a cache of folders already resolved (unresolved → resolved path), for a caller that
+    confines many files in few folders (an import): resolving walks every component of the path,
+    so then only the root and each folder are resolved once, and the file itself only if it is a link.
     """
     if not isinstance(relative, str) or not relative.strip():
         raise ApplicationError("路径为空", code="path_escape", extra={"path": relative})
@@ -85,11 +89,23 @@ def confine_path(root: str | Path, relative: str) -> Path:
     parts = PurePosixPath(normalized).parts
     if any(part == ".." for part in parts):
         raise _escape(relative)
-    root_path = Path(root).resolve()
-    candidate = root_path.joinpath(*parts).resolve()
+    if resolved is None:
+        root_path = Path(root).resolve()
+        candidate = root_path.joinpath(*parts).resolve()
+    else:
+        root_path = _resolved_folder(Path(root), resolved)
+        candidate = _resolved_folder(root_path.joinpath(*parts[:-1]), resolved) / parts[-1] if parts else root_path
+        if candidate.is_symlink():
+            candidate = candidate.resolve()
     if candidate != root_path and root_path not in candidate.parents:
         raise _escape(relative)  # a symlink inside root pointing out of it
     return candidate
+
+
+def _resolved_folder(folder: Path, resolved: dict[Path, Path]) -> Path:
+    if folder not in resolved:
+        resolved[folder] = folder.resolve()
+    return resolved[folder]
 
 
 def media_path(relative: str) -> Path:

@@ -32,7 +32,7 @@ def _absolute_parts(written: str) -> tuple[str, ...] | None:
 class KnownFolders:
     """Folders asked about once during one import: whether they exist (every record of a machine's
     absolute paths tries the same missing heads, `E:/天池比赛/…`, before the tail that exists) and
-    where they really are (confining a found image resolved every component of its path again)."""
+    where they really are (`confine_path`'s cache)."""
 
     def __init__(self):
         self._exists: dict[Path, bool] = {}
@@ -43,22 +43,9 @@ class KnownFolders:
             self._exists[folder] = folder.is_dir()
         return self._exists[folder]
 
-    def resolved(self, folder: Path) -> Path:
-        if folder not in self._resolved:
-            self._resolved[folder] = folder.resolve()
-        return self._resolved[folder]
-
     def confine(self, root: Path, tail: Sequence[str]) -> Path:
-        """`confine_path(root, "/".join(tail))` for a file that exists, its folders resolved once."""
-        if any("%" in part or "\\" in part or "\x00" in part for part in tail):
-            return confine_path(root, "/".join(tail))  # the rarer spellings confine_path decodes
-        base, folder = self.resolved(root), self.resolved(root.joinpath(*tail[:-1]))
-        candidate = folder / tail[-1]
-        if candidate.is_symlink():
-            candidate = candidate.resolve()
-        if base not in candidate.parents:
-            raise ApplicationError(f"路径超出允许的目录：{'/'.join(tail)}", code="path_escape")
-        return candidate
+        """`confine_path(root, "/".join(tail))`, with the folders resolved once per import."""
+        return confine_path(root, "/".join(tail), resolved=self._resolved)
 
 
 def _find_below(folder: Path, parts: Sequence[str], known: KnownFolders | None = None) -> Path | None:

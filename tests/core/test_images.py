@@ -8,28 +8,45 @@ from core.errors import ApplicationError
 from core.images import confine_path, inspect_image, media_path, store_image
 
 
+@pytest.fixture(params=["resolved-each-time", "folders-resolved-once"])
+def resolved(request):
+    """confine_path's two ways: resolving the whole path each call, or with a cache of folders."""
+    return None if request.param == "resolved-each-time" else {}
+
+
 @pytest.mark.parametrize("escape", [
     "../secret.png", "a/../../secret.png", "/etc/passwd", "..\\secret.png", "C:\\Windows\\x.png",
     "%2e%2e/secret.png", "%2e%2e%2fsecret.png", "%252e%252e%252fsecret.png", "a/%2E%2E/%2E%2E/x", "x\x00.png", "",
 ])
-def test_escapes_are_refused(tmp_path, escape):
+def test_escapes_are_refused(tmp_path, escape, resolved):
     with pytest.raises(ApplicationError) as caught:
-        confine_path(tmp_path, escape)
+        confine_path(tmp_path, escape, resolved=resolved)
     assert caught.value.code == "path_escape"
 
 
-def test_symlink_out_of_the_root_is_refused(tmp_path):
+def test_symlink_out_of_the_root_is_refused(tmp_path, resolved):
     root, outside = tmp_path / "root", tmp_path / "outside.png"
     root.mkdir()
     outside.write_bytes(b"x")
     os.symlink(outside, root / "link.png")
     with pytest.raises(ApplicationError):
-        confine_path(root, "link.png")
+        confine_path(root, "link.png", resolved=resolved)
 
 
-def test_paths_inside_the_root_resolve(tmp_path):
-    assert confine_path(tmp_path, "a/./b/c.png") == (tmp_path / "a" / "b" / "c.png").resolve()
-    assert confine_path(tmp_path, "图片/一.png") == (tmp_path / "图片" / "一.png").resolve()
+def test_a_linked_folder_out_of_the_root_is_refused(tmp_path, resolved):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "a").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "x.png").write_bytes(b"x")
+    os.symlink(outside, root / "a" / "linked")
+    with pytest.raises(ApplicationError):
+        confine_path(root, "a/linked/x.png", resolved=resolved)
+
+
+def test_paths_inside_the_root_resolve(tmp_path, resolved):
+    assert confine_path(tmp_path, "a/./b/c.png", resolved=resolved) == (tmp_path / "a" / "b" / "c.png").resolve()
+    assert confine_path(tmp_path, "图片/一.png", resolved=resolved) == (tmp_path / "图片" / "一.png").resolve()
+    assert confine_path(tmp_path, ".", resolved=resolved) == tmp_path.resolve()
 
 
 def test_media_path_is_confined_to_media_root(media_root):
