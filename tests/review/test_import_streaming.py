@@ -44,6 +44,24 @@ def recording_saves(monkeypatch, after_call=None):
     return calls
 
 
+def import_in_background(path):
+    """import_classification into "scenes" in a thread of its own (its own connection): the thread,
+    started, and its outcome ({"report": …} or {"error": …}) once it ends."""
+    outcome = {}
+
+    def run_import():
+        try:
+            outcome["report"] = import_classification(path=path, dataset_name="scenes")
+        except Exception as exc:  # noqa: BLE001 - reported by the callers' assertions
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run_import)
+    thread.start()
+    return thread, outcome
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_reviewer_saves_while_an_import_runs(tmp_path, settings, monkeypatch):
     settings.IMPORT_BATCH_SAMPLES = 5
@@ -62,18 +80,7 @@ def test_a_reviewer_saves_while_an_import_runs(tmp_path, settings, monkeypatch):
             waited.append(reviewer_done.wait(timeout=DEADLINE))
 
     calls = recording_saves(monkeypatch, pause_after_first)
-    outcome = {}
-
-    def run_import():
-        try:
-            outcome["report"] = import_classification(path=big, dataset_name="scenes")
-        except Exception as exc:  # noqa: BLE001 - reported by the assertions below
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run_import)
-    thread.start()
+    thread, outcome = import_in_background(big)
     try:
         assert first_batch_written.wait(timeout=DEADLINE)
         committed = Sample.objects.filter(external_id__startswith="b-").count()
@@ -212,18 +219,7 @@ def test_a_reviewer_saves_between_the_transactions_of_an_import_running_flat_out
         return result
 
     monkeypatch.setattr(importer, "classification_records_save", held_save)
-    outcome = {}
-
-    def run_import():
-        try:
-            outcome["report"] = import_classification(path=big, dataset_name="scenes")
-        except Exception as exc:  # noqa: BLE001 - reported by the assertions below
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run_import)
-    thread.start()
+    thread, outcome = import_in_background(big)
     try:
         assert writing.wait(timeout=DEADLINE)
         begun_before = len(begun)
