@@ -548,6 +548,12 @@ def _split_units(selected: list[int], spool: Spool, options: BuildOptions, remov
     return units
 
 
+def _provenance_line(split_json: str, row: int, id_json: str, source_json: str) -> str:
+    """A `_sources.jsonl` line: the bytes json.dumps({"split", "row", "id", "source"}) writes, from
+    pre-encoded parts."""
+    return f'{{"split": {split_json}, "row": {row}, "id": {id_json}, "source": {source_json}}}\n'
+
+
 def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: BuildOptions, fmt: str,
                         columns: set[str], rows: _SpooledRows, steps: dict[str, _Step],
                         per_source: dict[str, Counter], sources: list[Source], paths: dict[str, Path],
@@ -586,9 +592,8 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
                                        else json.loads(row_json))
                     if writer:
                         writer.write_encoded(row_json)
-                        provenance_lines.append(f'{{"split": {split_json}, "row": {kept - 1}, '
-                                                f'"id": {id_json.decode("utf-8")}, '
-                                                f'"source": {source_json[source_index]}}}\n')
+                        provenance_lines.append(_provenance_line(split_json, kept - 1, id_json.decode("utf-8"),
+                                                                 source_json[source_index]))
                         if len(provenance_lines) >= FLUSH_ROWS:
                             provenance.write("".join(provenance_lines))
                             provenance_lines.clear()
@@ -615,10 +620,8 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
                 preview.append(row)
             if writer:
                 writer.write_encoded(encoded)
-                # The bytes json.dumps({"split", "row", "id", "source"}) writes, from pre-encoded parts.
-                provenance_lines.append(f'{{"split": {split_json}, "row": {kept - 1}, '
-                                        f'"id": {encode_row(record.get("id"))}, '
-                                        f'"source": {encode_row(record["source"])}}}\n')
+                provenance_lines.append(_provenance_line(split_json, kept - 1, encode_row(record.get("id")),
+                                                         encode_row(record["source"])))
                 if len(provenance_lines) >= FLUSH_ROWS:
                     provenance.write("".join(provenance_lines))
                     provenance_lines.clear()
