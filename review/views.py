@@ -363,7 +363,7 @@ def review_submit(request, sample_id: int):
         return failed(exc.message, STATUS_FOR_CODE.get(exc.code, 400), version=exc.extra.get("current_version"))
     kept = "正确，保留" if keep else "已保存"
     # The next sample after this one's place as the reviewer saw it (a save can move it in the order).
-    next_id = selectors.queue_position(sample=sample, filter_key=filter_key, sort_key=sort_key, count=0).next_id
+    next_id = selectors.queue_neighbours(sample=sample, filter_key=filter_key, sort_key=sort_key)[1]
     if next_id is None:
         notice = f"{kept}：{sample.external_id}（版本 {review.version}）。这是队列的最后一条。"
         target_id = sample.pk

@@ -6,7 +6,7 @@ import random
 import pytest
 from django.db.models import Count, Q, Sum
 
-from review import rules
+from review import rules, selectors
 from review.counts import category_counts, refresh_all
 from review.models import Cause, Mode, Reasoning, ReasoningCount, Review, Sample, SampleCount
 from review.selectors import QUEUE_SORTS, queue_filters, queue_position, queue_samples
@@ -170,8 +170,14 @@ def test_a_new_length_limit_recomputes_every_status(settings, admin_user):
     assert_counters_match(dataset)
 
 
+@pytest.mark.parametrize("exact_within", [None, 4])
 @pytest.mark.parametrize("sort_key", list(QUEUE_SORTS))
-def test_keyset_neighbours_walk_the_queue_in_order(sort_key, admin_user):
+def test_keyset_neighbours_walk_the_queue_in_order(sort_key, exact_within, admin_user, monkeypatch):
+    """Every filter and sort: previous/next walk the queue's order, and the position shown is exact
+    within `POSITION_EXACT_WITHIN` of either end; deeper in a big queue it says only that (counting
+    a sample's place in a 100,000-sample class read up to 100,000 index entries per page)."""
+    if exact_within is not None:
+        monkeypatch.setattr(selectors, "POSITION_EXACT_WITHIN", exact_within)
     rng = random.Random(3)
     dataset = DatasetFactory(name="walk")
     categories = [CategoryFactory(dataset=dataset, name=name, position=i) for i, name in enumerate(NAMES)]
@@ -190,7 +196,12 @@ def test_keyset_neighbours_walk_the_queue_in_order(sort_key, admin_user):
         walked, current = [], Sample.objects.get(pk=expected[0]) if expected else None
         while current is not None:
             position = queue_position(sample=current, filter_key=filter_key, sort_key=sort_key)
-            assert position.index == len(walked) and position.count == len(expected)
+            from_end = len(expected) - 1 - len(walked)
+            if exact_within is None or min(len(walked), from_end) < exact_within:
+                assert (position.index, position.beyond) == (len(walked), None), (filter_key, walked)
+            else:
+                assert (position.index, position.beyond) == (None, exact_within), (filter_key, walked)
+            assert position.count == len(expected)
             assert position.previous_id == (walked[-1] if walked else None)
             walked.append(current.pk)
             current = Sample.objects.get(pk=position.next_id) if position.next_id else None

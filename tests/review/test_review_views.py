@@ -260,6 +260,19 @@ def test_previous_and_next_over_htmx_return_only_the_sample_region(reviewer_clie
     assert "<html" not in html and "第 2 / 2 条" in html
 
 
+def test_a_place_deep_in_a_big_queue_is_shown_without_counting_it(reviewer_client, assigned_category, monkeypatch):
+    """Near either end the place is exact (counted from the nearer end); in between, the page says
+    the sample is in the middle, with the queue's size."""
+    from review import selectors
+
+    monkeypatch.setattr(selectors, "POSITION_EXACT_WITHIN", 2)
+    samples = [make_sample(assigned_category, f"m-{i}") for i in range(6)]
+    shown = [reviewer_client.get(reverse("review:sample", args=[s.pk]), {"f": "all", "s": "id"}).content.decode()
+             for s in samples]
+    assert ["第 1 / 6 条" in shown[0], "第 2 / 6 条" in shown[1], "第 5 / 6 条" in shown[4], "第 6 / 6 条" in shown[5]] == [True] * 4
+    assert "在中部：前后各超过 2 条（共 6 条）" in shown[2] and "在中部：前后各超过 2 条（共 6 条）" in shown[3]
+
+
 def test_htmx_history_restore_gets_the_whole_page(reviewer_client, assigned_category):
     a = make_sample(assigned_category, "r-1")
     response = reviewer_client.get(reverse("review:sample", args=[a.pk]), HTTP_HX_REQUEST="true",
