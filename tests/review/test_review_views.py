@@ -1,4 +1,6 @@
 """The review pages through the test client: permissions, conflicts, escaping, query counts, images."""
+import re
+
 from django.urls import reverse
 from PIL import Image
 
@@ -66,7 +68,8 @@ def test_queue_filters_have_counts_and_filter(reviewer_client, assigned_category
     assert filters == {"all": 3, "pending": 1, "mode2_wrong": 1, "unanalysed": 1, "mode3_wrong": 0, "mode3_long": 1,
                        "unreviewed": 3, "flagged": 0, "rerun": 0, "suspect": 0}
     page = reviewer_client.get(url, {"f": "mode2_wrong"}, **HTMX)
-    assert [s.external_id for s in page.context["page"].object_list] == ["a-2"]
+    # The partial's rows (a partial sends no template signal: read what the reviewer gets).
+    assert re.findall(r'class="mono"><a [^>]*>([^<]+)</a>', page.content.decode()) == ["a-2"]
     assert b'id="queue"' in page.content and b"<html" not in page.content
     longest = reviewer_client.get(url, {"s": "mode3_longest"})
     assert longest.context["page"].object_list[0].external_id == "a-3"
@@ -192,6 +195,19 @@ def test_model_output_and_notes_are_escaped(reviewer_client, reviewer, assigned_
     html = reviewer_client.get(reverse("review:sample", args=[s.pk])).content.decode()
     assert '<script>alert("x")</script>' not in html and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
     assert "<img src=x" not in html and "<b>note</b>" not in html
+
+
+def test_a_predicted_class_name_is_escaped_in_the_queue_and_on_the_sample_page(reviewer_client, assigned_category):
+    from review.models import Mode, Reasoning
+
+    sample = make_sample(assigned_category, "x-2")
+    Reasoning.objects.filter(sample=sample, mode=Mode.WITH_DEFINITIONS).update(
+        predicted_name="<img src=x onerror=alert(1)>", is_correct=False)
+    Reasoning.objects.filter(sample=sample, mode=Mode.LIMITED).update(predicted_name="<i>x</i>", is_correct=None)
+    for url in (reverse("review:queue", args=[assigned_category.pk]), reverse("review:sample", args=[sample.pk])):
+        html = reviewer_client.get(url).content.decode()
+        assert "<img src=x" not in html and "✗ &lt;img src=x onerror=alert(1)&gt;" in html, url
+        assert "<i>x</i>" not in html and "&lt;i&gt;x&lt;/i&gt;" in html, url
 
 
 def test_history_and_admin_restore_through_the_page(client, reviewer_client, reviewer, admin_user, sample):
