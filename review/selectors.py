@@ -170,6 +170,22 @@ def queue_samples(*, category: Category, filter_key: str = DEFAULT_FILTER, sort_
     )
 
 
+class QueuePageRows:
+    """A queue for a Paginator: a page (a slice) is read in two steps — the page's ids from the
+    queue's own index (the OFFSET skips index entries), then those 50 rows with what the table
+    shows. One query joined every skipped row too: 15 ms for page 19 of a 100,000-sample class."""
+
+    def __init__(self, *, category: Category, filter_key: str = DEFAULT_FILTER, sort_key: str = DEFAULT_SORT):
+        self.category, self.filter_key, self.sort_key = category, filter_key, sort_key
+
+    def __getitem__(self, page: slice) -> list[Sample]:
+        ids = list(_queue_base(self.category, self.filter_key).order_by(*_queue_order(self.filter_key, self.sort_key))
+                   .values_list("pk", flat=True)[page])
+        rows = {row.pk: row for row in queue_samples(category=self.category, filter_key=self.filter_key,
+                                                     sort_key=self.sort_key).filter(pk__in=ids)}
+        return [rows[pk] for pk in ids if pk in rows]  # a row deleted in between is left out
+
+
 def queue_counts(*, category: Category) -> dict[str, int]:
     """How many samples each queue filter holds, summed from the class's counters (review.counts)."""
     from .counts import ensure_current

@@ -126,7 +126,7 @@ def queue(request, category_id: int):
     filter_key, sort_key = QueueStateForm(request.GET).state()
     counts = selectors.queue_counts(category=category)
     page = CountedPaginator(
-        selectors.queue_samples(category=category, filter_key=filter_key, sort_key=sort_key), QUEUE_PAGE_SIZE,
+        selectors.QueuePageRows(category=category, filter_key=filter_key, sort_key=sort_key), QUEUE_PAGE_SIZE,
         count=counts[filter_key],
     ).get_page(request.GET.get("page"))
     for row in page.object_list:
