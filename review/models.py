@@ -130,6 +130,12 @@ class Sample(models.Model):
             models.Index(fields=["label", "export_status", "external_id"], name="sample_export_status"),
             models.Index(fields=["label", "mode2_error", "analysed", "external_id"], name="sample_mode2_error"),
             models.Index(fields=["label", "model_status", "external_id"], name="sample_model_status"),
+            # "模型已重跑" is usually empty or small: its neighbours are found here, not by scanning
+            # the class's whole covering index for a match (14 ms in a 100,000-sample class). Partial:
+            # with rerun_pending as a key column the planner took it for queries that do not filter
+            # on it, and scanned the whole class.
+            models.Index(fields=["label", "external_id"], condition=models.Q(rerun_pending=True),
+                         name="sample_rerun_pending"),
             models.Index(fields=["label", "sort_suspicion", "external_id"], name="sample_sort_suspicion"),
         ]
 
