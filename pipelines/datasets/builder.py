@@ -65,7 +65,7 @@ from core.files import atomic_write_text
 
 from . import formats
 from .formats import OPTIONAL_COLUMNS
-from .formats.rowfiles import FLUSH_ROWS, encode_row
+from .formats.rowfiles import FLUSH_ROWS, encode_row, escape_lone_surrogates
 from .allocation import assign_splits, source_quotas
 from .neardup import NearDupRemover, near_duplicate_clusters
 from .options import BuildError, BuildOptions, BuildResult, Source, split_names
@@ -321,6 +321,7 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
         "invalid_examples": result["invalid_examples"],
         "empty_splits": [name for name in names if not result["split_counts"][name]],
     }
+    report = _printable(report)  # stored in the database, written to a file and shown: UTF-8 only
     written: dict[str, str] = {}
     if output is not None:
         written = {name: str(p) for name, p in paths.items()}
@@ -334,6 +335,17 @@ def build_dataset(sources: Iterable[Source], options: BuildOptions | None = None
         report["sources_file"] = str(provenance_path)
         atomic_write_text(report_path, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     return BuildResult(report=report, preview=result["preview"], files=written)
+
+
+def _printable(value):
+    """`value` (the report's dicts, lists and strings) with lone surrogates spelled visibly."""
+    if isinstance(value, str):
+        return escape_lone_surrogates(value)
+    if isinstance(value, dict):
+        return {_printable(key): _printable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_printable(item) for item in value]
+    return value
 
 
 def _empty_message(empty: list[str], names: tuple[str, ...], steps: dict[str, _Step]) -> str:
@@ -569,7 +581,7 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
     invalid_examples: list[dict] = []
     split_counts: dict[str, int] = {}
     provenance_lines: list[str] = []
-    source_json = [encode_row(s.name) for s in sources]
+    source_json = [escape_lone_surrogates(encode_row(s.name)) for s in sources]
     source_counts = [per_source[s.name] for s in sources]
     extra_lengths, source_of, read_extra = spool.extra_lengths, spool.sources, spool.extra_reader()
     valid_from = rows.valid_from
@@ -620,8 +632,9 @@ def _validate_and_write(split_of: dict[str, list[int]], spool: Spool, options: B
                 preview.append(row)
             if writer:
                 writer.write_encoded(encoded)
-                provenance_lines.append(_provenance_line(split_json, kept - 1, encode_row(record.get("id")),
-                                                         encode_row(record["source"])))
+                provenance_lines.append(_provenance_line(split_json, kept - 1,
+                                                         escape_lone_surrogates(encode_row(record.get("id"))),
+                                                         escape_lone_surrogates(encode_row(record["source"]))))
                 if len(provenance_lines) >= FLUSH_ROWS:
                     provenance.write("".join(provenance_lines))
                     provenance_lines.clear()

@@ -3,6 +3,7 @@ and read back."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -16,6 +17,16 @@ from .writers import to_row
 # One encoder for every row: json.dumps(row, ensure_ascii=False) builds a new JSONEncoder per call.
 encode_row = json.JSONEncoder(ensure_ascii=False).encode
 FLUSH_ROWS = 512  # rows joined into one write: a write call per row costs more than the encoding
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def escape_lone_surrogates(text: str) -> str:
+    """`text` with each lone surrogate (a logger's "\\ud800", the bytes of a file name that is not
+    UTF-8) written as the six characters of its JSON escape, which UTF-8 can hold. In JSON text that
+    is the escape itself (json.loads reads back the same string: the provenance file); in plain
+    text, a visible spelling (ids and names in a report, stored and shown). A row's text is
+    refused instead (`encoded_row`)."""
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def encoded_row(row: dict) -> bytes:

@@ -137,3 +137,50 @@ def test_a_lone_surrogate_is_reported_with_its_line_and_the_rest_built(tmp_path,
         assert sorted(r["prompt"] for r in rows) == ["问题一：介绍长城", "问题三：介绍黄山"]
         report = json.loads(out.with_name("logs_report.json").read_text(encoding="utf-8"))
         assert [e["id"] for e in report["invalid_examples"]] == ["calls.jsonl:2"]
+
+
+@pytest.mark.parametrize("where", ["id", "source"])
+def test_a_lone_surrogate_in_an_id_or_a_source_name_is_written_escaped(tmp_path, where):
+    """An id from a logger's JSON ("\\ud800" parses but is no UTF-8) or a file name that is not UTF-8
+    (Python spells its bytes as lone surrogates): the record is still built, the provenance file
+    holds the name as a JSON escape (read back: the same string) and the report spells it."""
+    records = [{"id": f"g{i}", "prompt": f"第{i}个问题：介绍长城", "input": "", "response": f"回答{i}：长城很长。"}
+               for i in range(3)]
+    name = "logs"
+    if where == "id":
+        records[1]["id"] = "calls\ud800.jsonl:2"
+    else:
+        name = "calls-\udcb3.jsonl"
+    out = tmp_path / "out.jsonl"
+    result = build_dataset([Source(name, records)], BuildOptions(shuffle=False), output=out)
+    assert result.total == 3 and len(formats.read_records(out, "alpaca")) == 3
+    lines = [json.loads(line) for line in open(result.report["sources_file"], encoding="utf-8")]
+    assert [(line["id"], line["source"]) for line in lines] == [(r["id"], name) for r in records]
+    # The report (a file, stored, shown) spells it visibly: "calls-\\udcb3.jsonl".
+    report = json.loads(open(result.report["report_file"], encoding="utf-8").read())
+    assert list(report["sources"]) == list(result.report["sources"]) == [name.encode("utf-8", "backslashreplace").decode()]
+
+
+@pytest.mark.django_db
+def test_a_log_file_whose_name_is_not_utf8_is_extracted_and_its_export_recorded(tmp_path):
+    """A GBK-named log file on a Linux machine: its records are extracted, the export (its report
+    stored in the database) recorded, and the provenance file names the file as it is."""
+    import os
+
+    from django.core.management import call_command
+
+    from pipelines.models import Export
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    gbk_name = "日志.jsonl".encode("gbk")
+    with open(os.path.join(os.fsencode(logs), gbk_name), "w", encoding="utf-8") as fh:
+        fh.write(log_line("问题一：介绍长城", "长城是中国古代的军事防御工程。" * 3) + "\n")
+        fh.write(log_line("问题二：介绍故宫", "故宫是明清两代的皇家宫殿。" * 3) + "\n")
+    out = tmp_path / "out" / "d.jsonl"
+    call_command("extract_from_logs", log_dir=str(logs), output=str(out))
+    assert len(formats.read_records(out, "alpaca")) == 2
+    export = Export.objects.get()
+    assert export.row_count == 2 and export.report["total"] == 2
+    sources = [json.loads(line) for line in open(out.with_name("d_sources.jsonl"), encoding="utf-8")]
+    assert {os.fsencode(s["id"].rsplit(":", 1)[0]) for s in sources} == {gbk_name}
