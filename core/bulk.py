@@ -106,3 +106,14 @@ def update_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable
             cursor.executemany(f"UPDATE {table} SET " + ", ".join(f"{quote(f.column)} = %s" for f in columns)
                                + f" WHERE {pk_column} = %s", params)
     return len(rows)
+
+
+def update_instances(objs: Iterable[models.Model], fields: Sequence[str]) -> int:
+    """`update_rows` for saved instances (all of one model): `fields` (names, a foreign key by its
+    own name) set to each instance's current values."""
+    objs = list(objs)
+    if not objs:
+        return 0
+    meta = type(objs[0])._meta
+    attnames = [meta.get_field(name).attname for name in fields]
+    return update_rows(type(objs[0]), fields, [(obj.pk, [getattr(obj, a) for a in attnames]) for obj in objs])

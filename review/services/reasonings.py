@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from core.bulk import insert_rows, update_rows
+from core.bulk import insert_rows, update_instances
 from core.errors import ApplicationError
 from review import counts, rules
 from review.models import Cause, Mode, Reasoning, ReasoningVersion, Review, ReviewEdit, Sample
@@ -130,8 +130,7 @@ def reasonings_store(*, outputs: Sequence[ModelOutput], category_ids: Mapping[st
     insert_rows(create)
     for reasoning in update.values():
         reasoning.updated_at = now
-    updated_fields = [*_ANSWER_COPY_FIELDS, "version", "pending_version", "updated_at"]
-    update_rows(Reasoning, updated_fields, [(r.pk, [getattr(r, f) for f in updated_fields]) for r in update.values()])
+    update_instances(update.values(), [*_ANSWER_COPY_FIELDS, "version", "pending_version", "updated_at"])
     ReasoningVersion.objects.bulk_update(superseded_pending, ["status"], batch_size=500)
     ReasoningVersion.objects.bulk_create(new_versions, batch_size=500)
     if refresh:

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from core.bulk import insert_rows, update_rows
+from core.bulk import insert_rows, update_instances
 from review import counts
 from review.models import Category, Dataset, Reasoning, Sample
 from review.parsing import match_category_name
@@ -154,8 +154,7 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
     now = timezone.now()
     for sample in to_update_samples:
         sample.updated_at = now
-    updated_fields = [*(f"{name}_id" if name == "label" else name for name in SAMPLE_IMPORT_FIELDS), "updated_at"]
-    update_rows(Sample, updated_fields, [(s.pk, [getattr(s, f) for f in updated_fields]) for s in to_update_samples])
+    update_instances(to_update_samples, [*SAMPLE_IMPORT_FIELDS, "updated_at"])
     result.samples_created += len(new_samples)
     result.samples_updated += len(to_update_samples)
     if new_samples:  # their ids, which insert_rows does not return
@@ -183,7 +182,7 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
         if reasoning.is_correct != is_correct:
             reasoning.is_correct, reasoning.updated_at = is_correct, now
             remark.append(reasoning)
-    update_rows(Reasoning, ["is_correct", "updated_at"], [(r.pk, [r.is_correct, r.updated_at]) for r in remark])
+    update_instances(remark, ["is_correct", "updated_at"])
     counts.samples_refresh(s.pk for s in samples.values())
     suspicions_refresh(sample_ids=[s.pk for s in samples.values()])
     result.reasonings_created += stored.created

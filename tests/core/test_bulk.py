@@ -3,7 +3,7 @@ and PostgreSQL: JSON (a bare string included), NULLs, booleans, negative numbers
 import pytest
 from django.utils import timezone
 
-from core.bulk import insert_rows, update_rows
+from core.bulk import insert_rows, update_instances, update_rows
 from review.models import Dataset, LabelSuspicion, Reasoning, Sample
 from tests.factories import CategoryFactory, SampleFactory
 
@@ -53,3 +53,17 @@ def test_updated_rows_get_exactly_the_given_values():
     assert (sample.description, sample.image_info, sample.sort_length, sample.reviewed, sample.updated_at) == (
         "新的描述", {"a": [1, "二"]}, -42, True, when)
     assert Dataset.objects.count() == 1
+
+
+def test_updated_instances_store_their_current_values_a_foreign_key_by_its_name():
+    first, second = SampleFactory(description="一"), SampleFactory(description="二")
+    other = CategoryFactory(dataset=first.dataset)
+    first.label, first.description = other, "改了"
+    second.description = "也改了"
+    untouched = second.image_info
+    second.image_info = {"不": "存"}  # not named: not written
+    assert update_instances([first, second], ["label", "description"]) == 2
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.label_id, first.description) == (other.pk, "改了")
+    assert (second.description, second.image_info) == ("也改了", untouched)
