@@ -21,11 +21,12 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 from stat import S_ISREG
 from urllib.parse import unquote
 
 from django.conf import settings
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile
 
 from core.errors import ApplicationError
 
@@ -123,33 +124,34 @@ def inspect_image(path: str | Path, *, data: bytes | None = None) -> ImageCheck:
     """
     path = Path(path)
     size = image_size_check(path) if data is None else len(data)
-    header = _read_header(path, data)
-    if header is None:
-        other = _other_format(path, data)
-        if other:
-            raise ApplicationError(f"不支持的图片格式：{path.name}（{other}）", code="image_invalid",
-                                   extra={"reason": "format"})
-        raise ApplicationError(f"图片无法读取或已损坏：{path.name}（无法识别的文件头）", code="image_invalid",
-                               extra={"reason": "corrupt"})
-    image_format, (width, height) = header
-    if width * height > settings.IMAGE_MAX_PIXELS:
-        raise ApplicationError(
-            f"图片像素过多：{path.name}（{width}×{height}，上限 {settings.IMAGE_MAX_PIXELS} 像素）",
-            code="image_invalid",
-            extra={"reason": "too_many_pixels"},
-        )
-    try:
-        with warnings.catch_warnings():
-            # Our own pixel cap above replaces Pillow's DecompressionBombWarning.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path if data is None else io.BytesIO(data), formats=[image_format]) as image:
+    with (path.open("rb") if data is None else io.BytesIO(data)) as fp:
+        opened = _open_header(fp, path)
+        if opened is None:
+            other = _other_format(path, data)
+            if other:
+                raise ApplicationError(f"不支持的图片格式：{path.name}（{other}）", code="image_invalid",
+                                       extra={"reason": "format"})
+            raise ApplicationError(f"图片无法读取或已损坏：{path.name}（无法识别的文件头）", code="image_invalid",
+                                   extra={"reason": "corrupt"})
+        image_format, image = opened
+        with image:
+            width, height = image.size
+            if width * height > settings.IMAGE_MAX_PIXELS:
+                raise ApplicationError(
+                    f"图片像素过多：{path.name}（{width}×{height}，上限 {settings.IMAGE_MAX_PIXELS} 像素）",
+                    code="image_invalid",
+                    extra={"reason": "too_many_pixels"},
+                )
+            try:
+                # The image the header was read into is verified: the file is parsed once (an
+                # import checks every image, and parsing was most of that check).
                 image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise ApplicationError(
-            f"图片无法读取或已损坏：{path.name}（{exc.__class__.__name__}）",
-            code="image_invalid",
-            extra={"reason": "corrupt"},
-        ) from exc
+            except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+                raise ApplicationError(
+                    f"图片无法读取或已损坏：{path.name}（{exc.__class__.__name__}）",
+                    code="image_invalid",
+                    extra={"reason": "corrupt"},
+                ) from exc
     return ImageCheck(path=path, format=image_format, width=width, height=height, size_bytes=size)
 
 
@@ -174,32 +176,28 @@ def image_size_check(path: Path) -> int:
     return size
 
 
-def _read_header(path: Path, data: bytes | None = None) -> tuple[str, tuple[int, int]] | None:
-    """(format, size) from the file header for an allowed format, without Pillow's own bomb check.
+def _open_header(fp: BinaryIO, path: Path) -> tuple[str, ImageFile.ImageFile] | None:
+    """(format, the image opened from `fp`'s header) for an allowed format, else None.
 
-    Mirrors what `Image.open` does, but stops before the pixel-count check so a huge image is
-    reported as "too many pixels" with its dimensions rather than as an unreadable file. No pixel
-    data is decoded here.
+    What `Image.open` does, without Pillow's own bomb check: a huge image is then reported as "too
+    many pixels" with its dimensions rather than as an unreadable file. No pixel data is decoded;
+    the caller checks the size before anything more is read, then closes the image.
     """
     Image.init()
-    with (path.open("rb") if data is None else io.BytesIO(data)) as fp:
-        prefix = fp.read(16)
-        for image_format in settings.IMAGE_ALLOWED_FORMATS:
-            if image_format not in CONTENT_TYPES or image_format not in Image.OPEN:
-                continue
-            factory, accept = Image.OPEN[image_format]
-            accepted = accept(prefix) if accept else True
-            if isinstance(accepted, str) or not accepted:
-                continue
-            fp.seek(0)
-            try:
-                image = factory(fp, str(path))
-            except (SyntaxError, IndexError, TypeError, ValueError, OSError, EOFError, struct.error):
-                continue
-            try:
-                return image.format or image_format, image.size
-            finally:
-                image.close()
+    prefix = fp.read(16)
+    for image_format in settings.IMAGE_ALLOWED_FORMATS:
+        if image_format not in CONTENT_TYPES or image_format not in Image.OPEN:
+            continue
+        factory, accept = Image.OPEN[image_format]
+        accepted = accept(prefix) if accept else True
+        if isinstance(accepted, str) or not accepted:
+            continue
+        fp.seek(0)
+        try:
+            image = factory(fp, str(path))
+        except (SyntaxError, IndexError, TypeError, ValueError, OSError, EOFError, struct.error):
+            continue
+        return image.format or image_format, image
     return None
 
 

@@ -110,3 +110,37 @@ def test_stored_images_of_different_owners_or_contents_never_share_a_file(tmp_pa
     names = {store_image(red, folder="d", owner=owner) for owner in ("样本1", "图片1", "a/b", "a_b")}
     assert len(names) == 4
     assert store_image(blue, folder="d", owner="样本1") not in names  # a changed image: a new file
+
+
+def _count_header_parses(monkeypatch) -> list[str]:
+    from PIL import JpegImagePlugin, PngImagePlugin
+
+    parsed: list[str] = []
+    for plugin in (PngImagePlugin.PngImageFile, JpegImagePlugin.JpegImageFile):
+        def counting(self, original=plugin._open):
+            parsed.append(self.format)
+            return original(self)
+        monkeypatch.setattr(plugin, "_open", counting)
+    return parsed
+
+
+def test_an_image_is_parsed_once_per_check(tmp_path, media_root, monkeypatch):
+    """An import checks every image it stores: the header is read once, and the image read from it
+    is the one verified (it was parsed a second time to verify it)."""
+    png = _png(tmp_path / "a.png")
+    jpeg = tmp_path / "b.jpg"
+    Image.new("RGB", (8, 8), "green").save(jpeg, format="JPEG")
+    parsed = _count_header_parses(monkeypatch)
+    store_image(png, folder="d", owner="1")
+    inspect_image(jpeg)
+    assert parsed == ["PNG", "JPEG"]
+
+
+def test_a_damaged_chunk_is_still_found_by_the_one_parse(tmp_path):
+    data = bytearray(_png(tmp_path / "ok.png", (64, 64)).read_bytes())
+    at = data.index(b"IDAT") + 8  # a byte of the compressed pixels: the chunk's CRC no longer matches
+    data[at] ^= 0xFF
+    (tmp_path / "bad.png").write_bytes(bytes(data))
+    with pytest.raises(ApplicationError) as caught:
+        inspect_image(tmp_path / "bad.png")
+    assert caught.value.extra["reason"] == "corrupt"
