@@ -6,7 +6,6 @@ import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 from .planning import INFO, MANIFEST, MODE, TRAIN, SourceFile
@@ -66,8 +65,7 @@ def merge_record(item: Pending, kept: dict, seq: int, file: SourceFile, shape: s
     """Add one staged record to the sample it names (a second record for the same mode or description is
     reported and left out)."""
     location, who = kept["loc"], f"{item.external_id}："
-    base = PurePosixPath(file.rel).parent.as_posix()
-    image = (kept["image"], base, location, seq) if kept["image"] else None
+    image = (kept["image"], file.folder, location, seq) if kept["image"] else None
     if file.kind == TRAIN:
         if item.train is not None:
             findings.append((seq, False, location, f"{who}在 {item.train.location} 已出现，这一条未使用"))

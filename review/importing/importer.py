@@ -79,6 +79,8 @@ from .records import Rejected, check_record
 from .report import BatchOutcome, ImportProgress, ImportReport
 from .staging import FILE_SEQ, LAST_SEQ, Staging, file_seq, staging_file
 
+# One encoder for every staged record (json.dumps with options builds a new one per call).
+_encode_staged = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 MAX_LISTED_FINDINGS = 1000  # problems (and notes) listed one by one in a report; all are counted
 TRANSACTION_SECONDS = 0.2  # how long one write transaction of an import should last …
 MIN_CHUNK = 20  # … unless that is fewer samples than this
@@ -170,7 +172,7 @@ class ClassificationImport:
                 findings.append((seq, False, raw.location, str(exc)))
                 continue
             findings.extend((seq, True, raw.location, note) for note in notes)
-            rows.append((seq, external_id, index, file.kind, json.dumps(kept, ensure_ascii=False, separators=(",", ":"))))
+            rows.append((seq, external_id, index, file.kind, _encode_staged(kept)))
             if kept["label"]:
                 labels.append((kept["label"], file.kind, kept["where"] if hard else "", index, seq))
             if len(rows) >= 5000:
@@ -271,14 +273,16 @@ class ClassificationImport:
             if label is not None:
                 chosen.append((item, label))
         folder = f"datasets/{plan['dataset_id']}"
-        own_pool = pool is None and any(item.images for item, _ in chosen)
+        with_images = [item for item, _ in chosen if item.images]  # only these go to the threads
+        own_pool = pool is None and bool(with_images)
         if own_pool:
             pool = ThreadPoolExecutor(max_workers=settings.IMPORT_IMAGE_WORKERS)
         try:
-            images = list((pool.map if pool else map)(lambda pair: self._image_of(pair[0], folder), chosen))
+            stored = iter(list((pool.map if pool else map)(lambda item: self._image_of(item, folder), with_images)))
         finally:
             if own_pool:
                 pool.shutdown()
+        images = [next(stored) if item.images else ("", None) for item, _ in chosen]
         unmapped = []
         for (item, label), (image, error) in zip(chosen, images):
             if isinstance(error, Unmapped):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import cached_property
+from pathlib import Path, PurePosixPath
 
 from core.errors import ApplicationError
 
@@ -71,6 +72,12 @@ class SourceFile:
     class_name: str = ""
     origin: str = ""  # the class folder ("reasonbyQwen72b_model2/换货/"), else the file itself
     size: int = 0
+
+    @cached_property
+    def folder(self) -> str:
+        """The folder the file is in, relative to the import root ("." at the root): where its
+        records' relative image paths are looked up too."""
+        return PurePosixPath(self.rel).parent.as_posix()
 
 
 @dataclass
