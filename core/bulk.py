@@ -11,8 +11,9 @@ validation. `insert_rows` does not return ids (the caller reads back what it nee
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from operator import attrgetter
+from typing import Any
 
 from django.db import connection, models
 from django.utils import timezone
@@ -42,19 +43,10 @@ def insert_rows(objs: Sequence[models.Model], *, update_on_conflict: tuple[Seque
     if not objs:
         return 0
     model = type(objs[0])
-    meta, quote = model._meta, connection.ops.quote_name
     fields = _insertable_fields(model)
-    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-           f"VALUES ({', '.join(['%s'] * len(fields))})")
-    if update_on_conflict is not None:
-        unique, updated = update_on_conflict
-        columns = [meta.get_field(name).column for name in unique]
-        sql += (f" ON CONFLICT ({', '.join(quote(c) for c in columns)}) DO UPDATE SET "
-                + ", ".join(f"{quote(meta.get_field(name).column)} = excluded.{quote(meta.get_field(name).column)}"
-                            for name in updated))
     # One time for every row's auto_now / auto_now_add columns, converted once (it is one write).
     now = timezone.now()
-    stamped = [i for i, f in enumerate(fields) if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
+    stamped = [i for i, f in enumerate(fields) if _is_stamped(f)]
     for obj in objs:
         for i in stamped:
             setattr(obj, fields[i].attname, now)
@@ -70,8 +62,63 @@ def insert_rows(objs: Sequence[models.Model], *, update_on_conflict: tuple[Seque
             row[i] = value
         rows.append(row)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        cursor.executemany(_insert_sql(model, fields, update_on_conflict), rows)
     return len(rows)
+
+
+def insert_values(model: type[models.Model], rows: Sequence[Mapping[str, Any]], *,
+                  update_on_conflict: tuple[Sequence[str], Sequence[str]] | None = None) -> int:
+    """`insert_rows` for rows given as {attname: value} (`sample_id`, not `sample`), without making
+    an instance of each (a model instance cost an import as much as its SQL): a column a row
+    lacks takes the field's default; `auto_now`/`auto_now_add` columns are set to now. Only for
+    models whose fields need no `pre_save` of their own (not file fields)."""
+    if not rows:
+        return 0
+    fields = _insertable_fields(model)
+    now = timezone.now()
+    # Per column: its attname (None: always the fixed value), the field converting a given value
+    # (None: bound as it is), the value of a row that lacks it.
+    columns: list[tuple[str | None, models.Field | None, Any]] = []
+    for field in fields:
+        if _is_stamped(field):
+            columns.append((None, None, field.get_db_prep_save(now, connection)))
+            continue
+        if type(field).pre_save is not models.Field.pre_save:
+            raise TypeError(f"insert_values cannot fill {field} (its pre_save does more than read the value)")
+        columns.append((field.attname, None if _is_plain(field) else field,
+                        field.get_db_prep_save(field.get_default(), connection)))
+    params = []
+    for row in rows:
+        values = []
+        for attname, field, default in columns:
+            if attname is None or attname not in row:
+                values.append(default)
+            elif field is None:
+                values.append(row[attname])
+            else:
+                values.append(field.get_db_prep_save(row[attname], connection))
+        params.append(values)
+    with connection.cursor() as cursor:
+        cursor.executemany(_insert_sql(model, fields, update_on_conflict), params)
+    return len(params)
+
+
+def _is_stamped(field: models.Field) -> bool:
+    return bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
+
+
+def _insert_sql(model: type[models.Model], fields: list[models.Field],
+                update_on_conflict: tuple[Sequence[str], Sequence[str]] | None) -> str:
+    meta, quote = model._meta, connection.ops.quote_name
+    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+           f"VALUES ({', '.join(['%s'] * len(fields))})")
+    if update_on_conflict is not None:
+        unique, updated = update_on_conflict
+        columns = [meta.get_field(name).column for name in unique]
+        sql += (f" ON CONFLICT ({', '.join(quote(c) for c in columns)}) DO UPDATE SET "
+                + ", ".join(f"{quote(meta.get_field(name).column)} = excluded.{quote(meta.get_field(name).column)}"
+                            for name in updated))
+    return sql
 
 
 def update_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable[tuple[int, Sequence]]) -> int:

@@ -51,7 +51,7 @@ from django.db.models import F, FilteredRelation, Q, QuerySet
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from core.bulk import insert_rows, update_rows
+from core.bulk import insert_values, update_rows
 
 from .models import Category, LabelSuspicion, Mode, Reasoning, Sample
 
@@ -230,12 +230,21 @@ class DefinitionMatcher:
         n = len(self.pieces)
         self.weight = {piece: math.log(n / count) for piece, count in counts.items()}
         self.totals = {c: sum(self.weight[p] for p in pieces) for c, pieces in self.pieces.items()}
+        # piece → the classes whose name or definition has it: a text visits only its own pieces'
+        # classes (every sample of an import is matched against every class).
+        self.classes_of: dict[str, list[int]] = {}
+        for c, pieces in self.pieces.items():
+            for piece in pieces:
+                self.classes_of.setdefault(piece, []).append(c)
 
     def matches(self, text: str) -> dict[int, float]:
         """Per class, the weighted share of its name + definition found in `text` (0–1)."""
-        found = _pieces(text)
-        return {c: (sum(self.weight[p] for p in pieces & found) / self.totals[c]) if self.totals[c] else 0.0
-                for c, pieces in self.pieces.items()}
+        found = dict.fromkeys(self.pieces, 0.0)
+        classes_of, weight = self.classes_of, self.weight
+        for piece in _pieces(text):
+            for c in classes_of.get(piece, ()):
+                found[c] += weight[piece]
+        return {c: (found[c] / total) if total else 0.0 for c, total in self.totals.items()}
 
     def witness(self, text: str, *, label_id: int) -> Witness | None:
         """The image information's witness, or None when it matches no definition at all."""
@@ -354,12 +363,10 @@ def suspicions_refresh(*, samples: QuerySet[Sample] | None = None, sample_ids: I
             result = sample_suspicion(label_id=s["label_id"], answers=answers.get(s["pk"], []),
                                       info=info_text(description=s["description"], image_info=s["image_info"]),
                                       matcher=matchers[s["dataset_id"]])
-            rows_out.append(LabelSuspicion(
-                sample_id=s["pk"], score=result.score, suggested_category_id=result.suggested_id,
-                evidence=[w.as_json() for w in result.witnesses], fingerprint=stale[s["pk"]],
-            ))
+            rows_out.append({"sample_id": s["pk"], "score": result.score, "suggested_category_id": result.suggested_id,
+                             "evidence": [w.as_json() for w in result.witnesses], "fingerprint": stale[s["pk"]]})
             scores.append((s["pk"], [result.score, sort_key(result.score)]))
-        insert_rows(rows_out, update_on_conflict=(
+        insert_values(LabelSuspicion, rows_out, update_on_conflict=(
             ["sample"], ["score", "suggested_category", "evidence", "fingerprint", "computed_at"]))
         # Only these two columns: `updated_at` is evidence (the fingerprint) and stays as it was.
         update_rows(Sample, ["label_suspicion", "sort_suspicion"], scores)

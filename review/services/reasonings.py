@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from core.bulk import insert_rows, update_instances
+from core.bulk import insert_values, update_instances
 from core.errors import ApplicationError
 from review import counts, rules
 from review.models import Cause, Mode, Reasoning, ReasoningVersion, Review, ReviewEdit, Sample
@@ -80,7 +80,9 @@ def reasonings_store(*, outputs: Sequence[ModelOutput], category_ids: Mapping[st
     latest = dict(ReasoningVersion.objects.filter(reasoning__in=[r.pk for r in existing.values()])
                   .values("reasoning_id").annotate(n=Max("version")).values_list("reasoning_id", "n"))
     now = timezone.now()
-    create, update, new_versions, superseded_pending = [], {}, [], []
+    # New reasonings as rows ({attname: value}) rather than instances: an import makes one per sample and mode.
+    create: dict[tuple[int, int], dict[str, Any]] = {}
+    update, new_versions, superseded_pending = {}, [], []
     for o in outputs:
         answer = rules.answer_fields(o.output, label_id=o.label_id, category_ids=category_ids)
         values = {"output": o.output, "model_name": o.model_name, "prompt_template_id": o.prompt_template_id,
@@ -88,10 +90,12 @@ def reasonings_store(*, outputs: Sequence[ModelOutput], category_ids: Mapping[st
         result.answers[(o.sample_id, o.mode)] = answer
         reasoning = existing.get((o.sample_id, o.mode))
         if reasoning is None:
-            reasoning = Reasoning(sample_id=o.sample_id, mode=o.mode, version=1, **values)
-            existing[(o.sample_id, o.mode)] = reasoning
-            create.append(reasoning)
-            result.created += 1
+            key = (o.sample_id, o.mode)
+            if key in create and create[key]["output"] == o.output:
+                result.unchanged += 1
+                continue
+            result.created += key not in create  # the same sample and mode again in one call: the last output is stored
+            create[key] = {"sample_id": o.sample_id, "mode": o.mode, "version": 1, **values}
             continue
         pending = pending_rows.get((reasoning.pk, reasoning.pending_version))
         if reasoning.output == o.output or (pending is not None and pending.output == o.output):
@@ -127,7 +131,7 @@ def reasonings_store(*, outputs: Sequence[ModelOutput], category_ids: Mapping[st
             reasoning.version = next_version
             result.replaced += 1
         update[reasoning.pk] = reasoning
-    insert_rows(create)
+    insert_values(Reasoning, list(create.values()))
     for reasoning in update.values():
         reasoning.updated_at = now
     update_instances(update.values(), [*_ANSWER_COPY_FIELDS, "version", "pending_version", "updated_at"])

@@ -3,7 +3,7 @@ and PostgreSQL: JSON (a bare string included), NULLs, booleans, negative numbers
 import pytest
 from django.utils import timezone
 
-from core.bulk import insert_rows, update_instances, update_rows
+from core.bulk import insert_rows, insert_values, update_instances, update_rows
 from review.models import Dataset, LabelSuspicion, Reasoning, Sample
 from tests.factories import CategoryFactory, SampleFactory
 
@@ -67,3 +67,32 @@ def test_updated_instances_store_their_current_values_a_foreign_key_by_its_name(
     second.refresh_from_db()
     assert (first.label_id, first.description) == (other.pk, "改了")
     assert (second.description, second.image_info) == ("也改了", untouched)
+
+
+def test_rows_given_as_values_are_stored_as_the_orm_stores_them_defaults_filled_in():
+    sample = SampleFactory()
+    Reasoning.objects.filter(sample=sample).delete()
+    before = timezone.now()
+    assert insert_values(Reasoning, [
+        {"sample_id": sample.pk, "mode": 1, "output": "推理一", "raw_response": {"choices": [{"logprobs": None}]},
+         "is_correct": True, "length": 3},
+        {"sample_id": sample.pk, "mode": 2, "output": "推理二", "raw_response": None, "predicted_category_id": None},
+    ]) == 2
+    first, second = Reasoning.objects.filter(sample=sample).order_by("mode")
+    assert (first.output, first.raw_response, first.is_correct, first.length) == (
+        "推理一", {"choices": [{"logprobs": None}]}, True, 3)
+    # what a row lacks takes the field's default, as an instance would have it
+    assert (second.is_correct, second.length, second.version, second.model_name, second.pending_version) == (
+        None, 0, 1, "", None)
+    assert second.raw_response is None and first.created_at >= before and first.updated_at >= before
+
+
+def test_rows_given_as_values_upsert_too():
+    sample = SampleFactory()
+    LabelSuspicion.objects.filter(sample=sample).delete()
+    insert_values(LabelSuspicion, [{"sample_id": sample.pk, "score": 0.5, "evidence": [{"source": "mode1"}],
+                                    "fingerprint": "a"}])
+    insert_values(LabelSuspicion, [{"sample_id": sample.pk, "score": 0.25, "evidence": [], "fingerprint": "b"}],
+                  update_on_conflict=(["sample"], ["score", "evidence", "fingerprint"]))
+    stored = LabelSuspicion.objects.get(sample=sample)
+    assert (stored.score, stored.evidence, stored.fingerprint, stored.suggested_category_id) == (0.25, [], "b", None)
