@@ -1,6 +1,7 @@
 """Template tags of the review pages."""
 from django import template
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -12,7 +13,7 @@ def verdict(correct: bool | None, name: str | None) -> str:
     and an include per cell was a fifth of the page's time."""
     if correct is None:
         if name is None:
-            return format_html('<span class="badge muted" title="没有这个模式的输出">无输出</span>')
+            return mark_safe('<span class="badge muted" title="没有这个模式的输出">无输出</span>')  # constant text
         return format_html('<span class="badge" title="无法从输出中解析出类别">{}</span>', name or "无法解析")
     if correct:
         return format_html('<span class="badge ok" title="与标签一致">✓ {}</span>', name)
