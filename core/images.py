@@ -12,13 +12,17 @@ Every area that reads, stores or serves an image goes through these helpers:
   under a name no other owner or content can take, returning the path relative to MEDIA_ROOT (what
   `Sample.image` holds).
 - `image_content_type(format)` — the MIME type to serve a checked image with.
+- `image_store_processes(n)` — processes to run `store_image` (`store_image_or_none`) in, beside a
+  process busy with other work (an import's writes), with this process's image settings.
 """
 import hashlib
 import io
+import multiprocessing
 import os
 import struct
 import threading
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -261,6 +265,15 @@ def store_image(source: str | Path, *, folder: str, owner: str) -> str:
     return f"{folder}/{name}"
 
 
+def store_image_or_none(source: str | Path, folder: str, owner: str) -> str | None:
+    """`store_image`, None where it raises ApplicationError: what a process pool's `map` runs (an
+    exception would end the whole map; the caller stores that one again itself to report why)."""
+    try:
+        return store_image(source, folder=folder, owner=owner)
+    except ApplicationError:
+        return None
+
+
 _media_folders: dict[tuple[str, str], Path] = {}
 
 
@@ -271,6 +284,29 @@ def _media_folder(folder: str) -> Path:
     if key not in _media_folders:
         _media_folders[key] = media_path(folder)
     return _media_folders[key]
+
+
+# The settings store_image reads: what a process storing images for another one is given.
+STORE_SETTINGS = ("MEDIA_ROOT", "IMAGE_MAX_BYTES", "IMAGE_MAX_PIXELS", "IMAGE_ALLOWED_FORMATS")
+
+
+def image_store_processes(workers: int) -> ProcessPoolExecutor:
+    """`workers` processes to submit `store_image` to, with this process's image settings.
+
+    Checking and copying an image is mostly Python (Pillow's header parse, hashing, paths): in a
+    thread it holds the one interpreter lock the caller's own work needs (an import's writes); in a
+    process it runs on another core. Spawned, not forked (the caller has threads and connections
+    open), and given only the settings above: a spawned process loads no project settings and no
+    apps, so it starts in a fraction of a second, and only when the first image is submitted.
+    """
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_configure_store_process,
+                               initargs=({name: getattr(settings, name) for name in STORE_SETTINGS},))
+
+
+def _configure_store_process(values: dict) -> None:
+    if not settings.configured:
+        settings.configure(**values)
 
 
 def image_content_type(image_format: str) -> str:

@@ -37,18 +37,21 @@ How it runs (`ClassificationImport`), so that memory stays flat and reviewers ar
 2. the class names are resolved from the staged names — refusing before anything is written — and
    the samples ordered as their first record was read;
 3. IMPORT_BATCH_SAMPLES samples at a time are assembled from their staged records, their images
-   checked and stored by IMPORT_IMAGE_WORKERS threads (the next batch's while this one is written),
+   checked and stored by IMPORT_IMAGE_WORKERS threads (the next batch's while this one is written;
+   in a large import each thread hands the checking and copying to IMPORT_IMAGE_PROCESSES processes),
    and written through `review.services.classification_records_save` in transactions of about
    TRANSACTION_SECONDS each. Writing is idempotent by (dataset, id): an interrupted import keeps
    what it committed and finishes when run again.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -56,6 +59,7 @@ from django.conf import settings
 from django.db import transaction
 
 from core.errors import ApplicationError
+from core.images import image_store_processes, store_image_or_none
 from core.jsonfiles import iter_record_file
 from core.sqlite3 import let_waiting_writers_first
 from review.models import Dataset
@@ -63,7 +67,7 @@ from review.services import ClassificationRecord, classification_records_save
 
 from .assembly import Pending, assemble_batch, choose_label
 from .classes import resolve_classes
-from .images import FilesByName, KnownFolders, Unmapped, store_first_image, unmapped_problem
+from .images import FilesByName, KnownFolders, Unmapped, locate_image, store_first_image, unmapped_problem
 from .planning import (
     MANIFEST,
     MISSING,
@@ -84,6 +88,8 @@ _encode_staged = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).enc
 MAX_LISTED_FINDINGS = 1000  # problems (and notes) listed one by one in a report; all are counted
 TRANSACTION_SECONDS = 0.2  # how long one write transaction of an import should last …
 MIN_CHUNK = 20  # … unless that is fewer samples than this
+PROCESS_IMAGES_FROM = 2000  # samples from which an import's images are stored in processes of their own
+PROCESS_CHUNK = 64  # images handed to a process at a time
 
 
 # --------------------------------------------------------------------------- the import
@@ -125,6 +131,7 @@ class ClassificationImport:
         self._by_name: FilesByName | None = None
         self._known_folders = KnownFolders()
         self._chunk = min(self.batch_size, MIN_CHUNK)  # samples per transaction, adapted as they are written
+        self._processes: Executor | None = None
 
     def close(self) -> None:
         self.staging.close()
@@ -274,14 +281,17 @@ class ClassificationImport:
                 chosen.append((item, label))
         folder = f"datasets/{plan['dataset_id']}"
         with_images = [item for item, _ in chosen if item.images]  # only these go to the threads
-        own_pool = pool is None and bool(with_images)
-        if own_pool:
-            pool = ThreadPoolExecutor(max_workers=settings.IMPORT_IMAGE_WORKERS)
-        try:
-            stored = iter(list((pool.map if pool else map)(lambda item: self._image_of(item, folder), with_images)))
-        finally:
+        if self._processes is not None and with_images:
+            stored = iter(self._store_in_processes(with_images, folder))
+        else:
+            own_pool = pool is None and bool(with_images)
             if own_pool:
-                pool.shutdown()
+                pool = ThreadPoolExecutor(max_workers=settings.IMPORT_IMAGE_WORKERS)
+            try:
+                stored = iter(list((pool.map if pool else map)(lambda item: self._image_of(item, folder), with_images)))
+            finally:
+                if own_pool:
+                    pool.shutdown()
         images = [next(stored) if item.images else ("", None) for item, _ in chosen]
         unmapped = []
         for (item, label), (image, error) in zip(chosen, images):
@@ -334,14 +344,43 @@ class ClassificationImport:
             self.staging.db.execute("INSERT OR REPLACE INTO batches (k, result) VALUES (?, ?)",
                                     (k, json.dumps(result, ensure_ascii=False)))
 
-    def _image_of(self, item: Pending, folder: str) -> tuple[str, Exception | None]:
-        """The stored image of a sample ("" when it has none) or the error that stopped it."""
-        if not item.images:
-            return "", None
+    def store_images_in(self, processes: Executor | None) -> None:
+        """From now on, check and store images in `processes` (`core.images.image_store_processes`);
+        None: in threads."""
+        self._processes = processes
+
+    def _store_in_processes(self, items: list[Pending], folder: str) -> list[tuple[str, Exception | None]]:
+        """`_image_of` of every item, the checking and copying done by the processes, in chunks: each
+        item's first image path is located here and stored there. An item whose first path does not
+        resolve or store goes through `_image_of` here (every path in turn, the first error kept)."""
+        self._ensure_by_name()
+        located: list[tuple[int, Path]] = []
+        for i, item in enumerate(items):
+            written, base, _, _ = item.images[0]
+            try:
+                located.append((i, locate_image(written, root=self.root, base=self.root if base == "." else self.root / base,
+                                                options=self.options, by_name=self._by_name, known=self._known_folders)))
+            except (Unmapped, ApplicationError):
+                continue
+        results: list[tuple[str, Exception | None] | None] = [None] * len(items)
+        stored = self._processes.map(store_image_or_none, [source for _, source in located], [folder] * len(located),
+                                     [items[i].external_id for i, _ in located], chunksize=PROCESS_CHUNK)
+        for (i, _), name in zip(located, stored):
+            if name is not None:
+                results[i] = (name, None)
+        return [result or self._image_of(item, folder) for item, result in zip(items, results)]
+
+    def _ensure_by_name(self) -> None:
         if self._by_name is None and self.options.image_root is not None:
             with self.staging.lock:
                 if self._by_name is None:
                     self._by_name = FilesByName(self.options.image_root, self.staging)
+
+    def _image_of(self, item: Pending, folder: str) -> tuple[str, Exception | None]:
+        """The stored image of a sample ("" when it has none) or the error that stopped it."""
+        if not item.images:
+            return "", None
+        self._ensure_by_name()
         try:
             return store_first_image(item, root=self.root, options=self.options, folder=folder,
                                       by_name=self._by_name, known=self._known_folders), None
@@ -435,8 +474,10 @@ def import_classification(
         batches = job.prepare()
         samples = job.staging.get("plan")["samples"]
         done = 0
-        with ThreadPoolExecutor(max_workers=settings.IMPORT_IMAGE_WORKERS) as images, \
+        with _image_processes(samples) as processes, \
+                ThreadPoolExecutor(max_workers=settings.IMPORT_IMAGE_WORKERS) as images, \
                 ThreadPoolExecutor(max_workers=1) as ahead:
+            job.store_images_in(processes)
             # The next batch is assembled and its images stored while this one is written.
             upcoming = ahead.submit(job.prepare_batch, 0, pool=images) if batches else None
             for k in range(batches):
@@ -451,6 +492,16 @@ def import_classification(
         if job is not None:
             job.close()
         staging.unlink(missing_ok=True)
+
+
+def _image_processes(samples: int) -> contextlib.AbstractContextManager[Executor | None]:
+    """Processes to store an import's images in (started with the first image), or None: for fewer
+    than PROCESS_IMAGES_FROM samples (starting them costs more than it saves), with
+    IMPORT_IMAGE_PROCESSES = 0, or in a daemonic process, which may not start processes."""
+    if (samples < PROCESS_IMAGES_FROM or settings.IMPORT_IMAGE_PROCESSES <= 0
+            or multiprocessing.current_process().daemon):
+        return contextlib.nullcontext()
+    return image_store_processes(settings.IMPORT_IMAGE_PROCESSES)
 
 
 def _check_encoding(encoding: str | None) -> str | None:

@@ -242,6 +242,48 @@ def test_ids_differing_only_in_non_ascii_or_punctuation_keep_their_own_images(tm
         assert file_digest(media_root, stored[sid]) == hashlib.sha256((root / "images" / f"{i}.png").read_bytes()).hexdigest()
 
 
+def test_a_large_imports_images_are_checked_and_stored_by_processes_as_by_threads(tmp_path, media_root, settings,
+                                                                                   monkeypatch):
+    """From PROCESS_IMAGES_FROM samples on, the images are checked and copied by processes of their
+    own, with this process's settings: the same files under the same names in this test's
+    MEDIA_ROOT, and a broken image reported, as when threads store them."""
+    from review.importing import importer
+
+    root = tmp_path / "in"
+    categories(root, "换货")
+    png(root / "images" / "a.png", "red")
+    png(root / "images" / "b.png", "blue")
+    (root / "images" / "bad.png").write_bytes(b"not an image")
+    write_jsonl(root / "m.jsonl", [manifest_record("a", image="images/a.png"), manifest_record("b", image="images/b.png"),
+                                   manifest_record("c", image="images/bad.png")])
+    monkeypatch.setattr(importer, "PROCESS_IMAGES_FROM", 1)
+    submitted = []
+    original = importer.image_store_processes
+
+    def spied(workers):
+        processes = original(workers)
+        run = processes.map
+        processes.map = lambda fn, sources, folders, owners, **kw: submitted.extend(owners) or run(fn, sources, folders, owners, **kw)
+        return processes
+
+    monkeypatch.setattr(importer, "image_store_processes", spied)
+    report = import_classification(path=root, dataset_name="scenes")
+    assert sorted(submitted) == ["a", "b", "c"]
+    by_processes = dict(Sample.objects.values_list("external_id", "image"))
+    assert sorted(by_processes) == ["a", "b"]
+    assert [p.message for p in report.problems if "c：" in p.message] == ["c：图片无法读取或已损坏：bad.png（无法识别的文件头）"]
+    for sid in ("a", "b"):
+        sample = Sample.objects.get(external_id=sid)
+        assert file_digest(media_root, sample) == hashlib.sha256((root / "images" / f"{sid}.png").read_bytes()).hexdigest()
+
+    settings.IMPORT_IMAGE_PROCESSES = 0  # the threads alone, into another dataset
+    submitted.clear()
+    import_classification(path=root, dataset_name="again")
+    assert submitted == []
+    by_threads = dict(Sample.objects.filter(dataset__name="again").values_list("external_id", "image"))
+    assert {k: v.rsplit("/", 1)[1] for k, v in by_threads.items()} == {k: v.rsplit("/", 1)[1] for k, v in by_processes.items()}
+
+
 def test_a_reimport_lacking_a_field_keeps_what_is_stored(tmp_path):
     root = tmp_path / "in"
     categories(root, "换货")
