@@ -17,7 +17,6 @@ Every area that reads, stores or serves an image goes through these helpers:
 """
 import hashlib
 import io
-import multiprocessing
 import os
 import struct
 import threading
@@ -33,6 +32,7 @@ from django.conf import settings
 from PIL import Image, ImageFile
 
 from core.errors import ApplicationError
+from core.processes import worker_processes
 
 CONTENT_TYPES = {
     "JPEG": "image/jpeg",
@@ -291,22 +291,11 @@ STORE_SETTINGS = ("MEDIA_ROOT", "IMAGE_MAX_BYTES", "IMAGE_MAX_PIXELS", "IMAGE_AL
 
 
 def image_store_processes(workers: int) -> ProcessPoolExecutor:
-    """`workers` processes to submit `store_image` to, with this process's image settings.
-
-    Checking and copying an image is mostly Python (Pillow's header parse, hashing, paths): in a
-    thread it holds the one interpreter lock the caller's own work needs (an import's writes); in a
-    process it runs on another core. Spawned, not forked (the caller has threads and connections
-    open), and given only the settings above: a spawned process loads no project settings and no
-    apps, so it starts in a fraction of a second, and only when the first image is submitted.
-    """
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_configure_store_process,
-                               initargs=({name: getattr(settings, name) for name in STORE_SETTINGS},))
-
-
-def _configure_store_process(values: dict) -> None:
-    if not settings.configured:
-        settings.configure(**values)
+    """`workers` processes to submit `store_image_or_none` to (`core.processes`), with this
+    process's image settings. Checking and copying an image is mostly Python (Pillow's header
+    parse, hashing, paths): in a thread it holds the interpreter lock the caller's own work needs
+    (an import's writes); in a process it runs on another core."""
+    return worker_processes(workers, setting_names=STORE_SETTINGS)
 
 
 def image_content_type(image_format: str) -> str:

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -61,6 +60,7 @@ from django.db import transaction
 from core.errors import ApplicationError
 from core.images import image_store_processes, store_image_or_none
 from core.jsonfiles import iter_record_file
+from core.processes import may_start_processes
 from core.sqlite3 import let_waiting_writers_first
 from review.models import Dataset
 from review.services import ClassificationRecord, classification_records_save
@@ -498,8 +498,7 @@ def _image_processes(samples: int) -> contextlib.AbstractContextManager[Executor
     """Processes to store an import's images in (started with the first image), or None: for fewer
     than PROCESS_IMAGES_FROM samples (starting them costs more than it saves), with
     IMPORT_IMAGE_PROCESSES = 0, or in a daemonic process, which may not start processes."""
-    if (samples < PROCESS_IMAGES_FROM or settings.IMPORT_IMAGE_PROCESSES <= 0
-            or multiprocessing.current_process().daemon):
+    if samples < PROCESS_IMAGES_FROM or settings.IMPORT_IMAGE_PROCESSES <= 0 or not may_start_processes():
         return contextlib.nullcontext()
     return image_store_processes(settings.IMPORT_IMAGE_PROCESSES)
 
