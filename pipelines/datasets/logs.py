@@ -15,7 +15,9 @@ counted under one stable drop reason:
     no_prompt        neither `prompt` nor `current_batch_content`
 
 Reading is streaming: one line at a time (bytes, decoded per line), so a 1 GB folder needs no more
-memory than its longest line. `LogReader` is an iterable of builder records with a `report`;
+memory than its longest line. A folder of PROCESSES_FROM_BYTES or more is parsed by processes of
+their own (LOG_READ_PROCESSES), a span of about SPAN_BYTES at a time, SPANS_AHEAD spans per process
+ahead of the build: memory stays bounded by those spans (and the longest line). `LogReader` is an iterable of builder records with a `report`;
 the job kind "log_extraction" imports a folder into `LogRecord` rows, one job item per file.
 """
 from __future__ import annotations
