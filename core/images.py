@@ -24,8 +24,8 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 from stat import S_ISREG
+from typing import BinaryIO
 from urllib.parse import unquote
 
 from django.conf import settings

@@ -38,7 +38,7 @@ How it runs (`ClassificationImport`), so that memory stays flat and reviewers ar
    the samples ordered as their first record was read;
 3. IMPORT_BATCH_SAMPLES samples at a time are assembled from their staged records, their images
    checked and stored by IMPORT_IMAGE_WORKERS threads (the next batch's while this one is written;
-   in a large import each thread hands the checking and copying to IMPORT_IMAGE_PROCESSES processes),
+   from PROCESS_IMAGES_FROM samples, by IMPORT_IMAGE_PROCESSES processes, on other cores),
    and written through `review.services.classification_records_save` in transactions of about
    TRANSACTION_SECONDS each. Writing is idempotent by (dataset, id): an interrupted import keeps
    what it committed and finishes when run again.
