@@ -3,13 +3,11 @@
 Prints: records/s for extracting 200,000 generated log records through the builder (read →
 dedup → shuffle → validate → write alpaca jsonl) next to a bare json-lines read + write of the
 same files (target: within 2×; best of three interleaved runs each, the machine being shared; the
-CPU-time ratio, which another process on the machine disturbs less, is printed beside it — the
-build's CPU includes the processes that parse the files, LOG_READ_PROCESSES, on other cores), and
+CPU-time ratio, which another process on the machine disturbs less, is printed beside it), and
 the time to near-dedup 100,000 prompts. Figures only.
 """
 import json
 import random
-import resource
 import shutil
 import tempfile
 import time
@@ -65,13 +63,6 @@ def bare_read_write(folder: Path, output: Path) -> int:
     return count
 
 
-def _cpu_with_children() -> float:
-    """CPU seconds of this process and of its ended children: the processes that parse a large log
-    folder (LOG_READ_PROCESSES) are counted with the build they feed."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
-
-
 def main() -> None:
     from pipelines.datasets.builder import build_dataset
     from pipelines.datasets.logs import LogReader
@@ -92,11 +83,11 @@ def main() -> None:
             bare = bare_read_write(logs, tmp / "bare.jsonl")
             bare_runs.append(time.perf_counter() - started)
             bare_cpu.append(time.process_time() - cpu)
-            started, cpu = time.perf_counter(), _cpu_with_children()
+            started, cpu = time.perf_counter(), time.process_time()
             result = build_dataset([Source("logs", LogReader(logs))], BuildOptions(format="alpaca"),
                                    output=tmp / "out" / "alpaca.jsonl")
             extract_runs.append(time.perf_counter() - started)
-            extract_cpu.append(_cpu_with_children() - cpu)
+            extract_cpu.append(time.process_time() - cpu)
             total = result.total
         bare_seconds, seconds = min(bare_runs), min(extract_runs)
         print(f"bare json-lines read+write: {bare / bare_seconds:,.0f} records/s ({bare_seconds:.1f} s)")

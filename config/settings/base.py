@@ -221,9 +221,6 @@ IMPORT_IMAGE_WORKERS = env_int("IMPORT_IMAGE_WORKERS", 2)
 # this many processes (0: the threads store them), where the Python of checking it runs on another
 # core than the import's writes. A job's import keeps to threads (a worker may not start processes).
 IMPORT_IMAGE_PROCESSES = env_int("IMPORT_IMAGE_PROCESSES", 2)
-# Building a dataset from a log folder of 64 MB or more: the files are parsed by this many processes,
-# beside the build (0: the build reads them itself; a daemonic process, which may not start any, too).
-LOG_READ_PROCESSES = env_int("LOG_READ_PROCESSES", 2)
 # An import started in the browser (/jobs/new/classification_import/): the uploaded file, and a zip's
 # unpacked content, at most this big; it lands in MEDIA_ROOT/imports/.
 IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 1024 * 1024 * 1024)

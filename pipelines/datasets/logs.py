@@ -15,15 +15,14 @@ counted under one stable drop reason:
     no_prompt        neither `prompt` nor `current_batch_content`
 
 Reading is streaming: one line at a time (bytes, decoded per line), so a 1 GB folder needs no more
-memory than its longest line. A folder of PROCESSES_FROM_BYTES or more is parsed by processes of
-their own (LOG_READ_PROCESSES), a span of about SPAN_BYTES at a time, SPANS_AHEAD spans per process
-ahead of the build: memory stays bounded by those spans (and the longest line). `LogReader` is an iterable of builder records with a `report`;
+memory than its longest line. `LogReader` is an iterable of builder records with a `report`;
 the job kind "log_extraction" imports a folder into `LogRecord` rows, one job item per file.
 """
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, deque
+import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,21 +31,10 @@ from django.conf import settings
 from django.db import transaction
 
 from core.errors import ApplicationError
-from core.processes import may_start_processes, worker_processes
+from core.jsonfiles import oversize_message
 
 from pipelines.jobs.kinds import ItemFailed, JobKindHandler, register
 from pipelines.models import Job, JobKind, LogRecord
-
-# Reading lines into calls lives in logread (no models: its spans are read in processes too).
-from .logread import (  # noqa: F401 - LogLineRejected and extract_call are this module's API too
-    MAX_LISTED_PROBLEMS,
-    FileReport,
-    LogLineRejected,
-    extract_call,
-    iter_log_file,
-    log_spans,
-    read_log_span,
-)
 
 DROP_REASON_LABELS = {
     "malformed_json": "JSON 格式错误", "encoding": "编码错误（非 UTF-8）", "not_object": "不是 JSON 对象",
@@ -54,10 +42,65 @@ DROP_REASON_LABELS = {
     "not_successful": "调用失败", "no_response": "缺少 response", "no_answer": "缺少 answer",
     "no_prompt": "缺少 prompt",
 }
+# Problems listed with file and line in a report (the counts are always complete).
+MAX_LISTED_PROBLEMS = 100
 BULK_SIZE = 1000
-PROCESSES_FROM_BYTES = 64 * 1024 * 1024  # smaller folders are read in the building process
-SPAN_BYTES = 4 * 1024 * 1024  # what a reading process is given at a time
-SPANS_AHEAD = 4  # spans per process read ahead of the build
+
+
+class LogLineRejected(Exception):
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(reason)
+        self.reason, self.detail = reason, detail
+
+
+def _text(value: Any) -> str:
+    """A prompt or answer as text: strings stripped, structured values as JSON (CJK unescaped)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _is_true(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1", "yes"}
+    return value is True or value == 1
+
+
+def _answer_of(response: Any) -> str:
+    if isinstance(response, str):
+        stripped = response.strip()
+        if not stripped:
+            raise LogLineRejected("no_response")
+        try:
+            response = json.loads(stripped)
+        except ValueError:
+            raise LogLineRejected("no_answer", "response 不是 JSON") from None
+    if not isinstance(response, dict):
+        raise LogLineRejected("no_answer", "response 不是对象")
+    answer = _text(response.get("answer"))
+    if not answer:
+        raise LogLineRejected("no_answer")
+    return answer
+
+
+def extract_call(call: Any) -> dict:
+    """The prompt/answer of one parsed log line; LogLineRejected(reason) when it has none."""
+    if not isinstance(call, dict):
+        raise LogLineRejected("not_object")
+    if not _is_true(call.get("success")):
+        raise LogLineRejected("not_successful")
+    response = call.get("response")
+    if response is None or response == "":
+        raise LogLineRejected("no_response")
+    answer = _answer_of(response)
+    # The original prompt first; batch calls only log the batch they sent.
+    prompt = _text(call.get("prompt")) or _text(call.get("current_batch_content"))
+    if not prompt:
+        raise LogLineRejected("no_prompt")
+    model_name = call.get("model") or call.get("model_name") or ""
+    return {"prompt": prompt, "response": answer, "model_name": model_name if isinstance(model_name, str) else ""}
 
 
 def content_hash(prompt: str, response: str) -> str:
@@ -70,6 +113,65 @@ def log_files(log_dir: str | Path) -> list[Path]:
     if not root.is_dir():
         raise ApplicationError(f"日志目录不存在：{log_dir}", code="not_found")
     return sorted(p for p in root.rglob("*.jsonl") if p.is_file())
+
+
+class FileReport:
+    """Counts and listed problems of reading one or more log files."""
+
+    def __init__(self):
+        self.lines = 0
+        self.kept = 0
+        self.dropped: Counter[str] = Counter()
+        self.problems: list[dict] = []
+        self.files: dict[str, dict] = {}
+
+    def problem(self, reason: str, file: str, line: int, detail: str) -> None:
+        self.dropped[reason] += 1
+        self.files.setdefault(file, Counter())[reason] += 1
+        if len(self.problems) < MAX_LISTED_PROBLEMS:
+            self.problems.append({"reason": reason, "file": file, "line": line, "detail": detail[:200]})
+
+    def as_dict(self) -> dict:
+        return {"lines": self.lines, "kept": self.kept, "dropped": dict(self.dropped),
+                "problems": self.problems, "files_with_problems": {k: dict(v) for k, v in self.files.items()}}
+
+
+def iter_log_file(path: Path, report: FileReport, *, name: str | None = None) -> Iterator[tuple[int, dict]]:
+    """(line number, extracted call) for each usable line of one file; everything else counted."""
+    name = name or str(path)
+    silent = {"not_successful", "no_response", "no_answer", "no_prompt"}
+    # Read once per file: a settings read costs ~0.3 µs, per line a tenth of the reader's own work.
+    # oversize_message words the refusal (and is None exactly up to this bound).
+    limit = settings.IMPORT_MAX_RECORD_CHARS
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            if raw.isspace():  # (what `not raw.strip()` says, without copying the line)
+                continue
+            report.lines += 1
+            try:
+                text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                report.problem("encoding", name, line_no, str(exc))
+                continue
+            if len(text) > limit:
+                report.problem("too_large", name, line_no, oversize_message(len(text)))
+                continue
+            try:
+                call = json.loads(text)
+            except ValueError as exc:
+                report.problem("malformed_json", name, line_no, str(exc))
+                continue
+            try:
+                extracted = extract_call(call)
+            except LogLineRejected as exc:
+                if exc.reason in silent:
+                    # Expected drops are counted, not listed line by line.
+                    report.dropped[exc.reason] += 1
+                else:
+                    report.problem(exc.reason, name, line_no, exc.detail)
+                continue
+            report.kept += 1
+            yield line_no, extracted
 
 
 class LogReader:
@@ -93,55 +195,16 @@ class LogReader:
         return {"files": len(self.files), **self._report.as_dict()}
 
     def __iter__(self) -> Iterator[dict]:
-        if self._read_by_processes():
-            yield from self._read_in_processes()
-            return
         for path in self.files:
             rel = path.relative_to(self.log_dir).as_posix()
             for line_no, call in iter_log_file(path, self._report, name=rel):
-                yield self._record(rel, line_no, call["prompt"], call["response"], call["model_name"])
-
-    def _record(self, rel: str, line_no: int, prompt: str, response: str, model_name: str) -> dict:
-        return {"id": f"{rel}:{line_no}", "source": self.source, "prompt": prompt, "response": response,
-                "meta": {"file": rel, "line": line_no, "model_name": model_name}}
-
-    def _read_by_processes(self) -> bool:
-        """A folder of PROCESSES_FROM_BYTES or more is parsed by LOG_READ_PROCESSES processes, on other
-        cores than the build it feeds (reading was a third of an extraction's time)."""
-        return (settings.LOG_READ_PROCESSES > 0 and may_start_processes()
-                and sum(path.stat().st_size for path in self.files) >= PROCESSES_FROM_BYTES)
-
-    def _read_in_processes(self) -> Iterator[dict]:
-        """The records `__iter__` yields, each file read a span at a time by the processes: the same
-        records, ids and report, in the same order. A few spans per process are read ahead (memory
-        stays bounded whatever the folder's size)."""
-        spans = ((path, path.relative_to(self.log_dir).as_posix(), start, end)
-                 for path in self.files for start, end in log_spans(path, SPAN_BYTES))
-        processes = worker_processes(settings.LOG_READ_PROCESSES, setting_names=("IMPORT_MAX_RECORD_CHARS",))
-        reading: deque = deque()
-
-        def read_next() -> None:
-            span = next(spans, None)
-            if span is not None:
-                path, rel, start, end = span
-                reading.append((rel, start, processes.submit(read_log_span, str(path), start, end, rel)))
-
-        try:
-            for _ in range(settings.LOG_READ_PROCESSES * SPANS_AHEAD):
-                read_next()
-            lines_before = 0  # in the file being read, before this span
-            while reading:
-                rel, start, future = reading.popleft()
-                read_next()
-                lines, calls, report = future.result()
-                if start == 0:
-                    lines_before = 0
-                self._report.add(report, line_offset=lines_before)
-                for line_no, prompt, response, model_name in calls:
-                    yield self._record(rel, lines_before + line_no, prompt, response, model_name)
-                lines_before += lines
-        finally:
-            processes.shutdown(cancel_futures=True)
+                yield {
+                    "id": f"{rel}:{line_no}",
+                    "source": self.source,
+                    "prompt": call["prompt"],
+                    "response": call["response"],
+                    "meta": {"file": rel, "line": line_no, "model_name": call["model_name"]},
+                }
 
 
 # --------------------------------------------------------------------------- import (job kind)

@@ -50,51 +50,6 @@ def test_reader_counts_every_drop_reason_and_lists_bad_lines(tmp_path):
                       ("encoding", "sub/old_gbk.jsonl", 1)}
 
 
-def _awkward_log_folder(folder):
-    """Log files whose lines cross any span boundary: a BOM, blank and CRLF lines, every kind of
-    bad line (one over IMPORT_MAX_RECORD_CHARS), no newline at the end, more problems than are listed."""
-    write_log_folder(folder)
-    lines = []
-    for n in range(700):
-        if n % 7 == 3:
-            lines.append(f"{{broken {n}".encode())
-        elif n % 11 == 5:
-            lines.append(b"")
-        elif n % 13 == 0:
-            lines.append(json.dumps({"success": True, "prompt": "长" * 3000, "response": {"answer": "a"}}).encode())
-        else:
-            lines.append(log_line(f"第{n}问：{'甲乙' * (n % 9)}", f"答{n}").encode("utf-8") + (b"\r" if n % 5 == 0 else b""))
-    (folder / "big.jsonl").write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines))
-
-
-def test_a_large_folder_read_by_processes_gives_the_same_records_and_report(tmp_path, settings, monkeypatch):
-    """From PROCESSES_FROM_BYTES on, processes parse each file a span at a time: the records, their
-    ids and line numbers, their order and the report are those of reading the files in turn."""
-    from pipelines.datasets import logs
-
-    settings.IMPORT_MAX_RECORD_CHARS = 2_000
-    _awkward_log_folder(tmp_path / "logs")
-    in_turn = LogReader(tmp_path / "logs")
-    expected = list(in_turn)
-    monkeypatch.setattr(logs, "PROCESSES_FROM_BYTES", 0)
-    monkeypatch.setattr(logs, "SPAN_BYTES", 700)  # spans of a few lines each, one line longer than a span
-    spans = []
-    original = logs.worker_processes
-
-    def spied(*args, **kwargs):
-        processes = original(*args, **kwargs)
-        submit = processes.submit
-        processes.submit = lambda fn, *a: spans.append(a) or submit(fn, *a)
-        return processes
-
-    monkeypatch.setattr(logs, "worker_processes", spied)
-    by_processes = LogReader(tmp_path / "logs")
-    assert list(by_processes) == expected
-    assert by_processes.report == in_turn.report
-    assert len(spans) > 20 and len(expected) > 250
-    assert in_turn.report["dropped"]["too_large"] > 20 and len(in_turn.report["problems"]) == 100
-
-
 def test_missing_log_dir_is_a_clear_error(tmp_path):
     from core.errors import ApplicationError
 
