@@ -353,14 +353,15 @@ def suspicions_refresh(*, samples: QuerySet[Sample] | None = None, sample_ids: I
     written = 0
     for start in range(0, len(ids), REFRESH_CHUNK):
         chunk = ids[start:start + REFRESH_CHUNK]
-        answers: dict[int, list[Answer]] = {}
-        for r in Reasoning.objects.filter(sample_id__in=chunk, mode__in=list(MODE_SOURCES)).values(
-                "sample_id", "mode", "predicted_category_id", "predicted_name", "raw_response"):
-            answers.setdefault(r["sample_id"], []).append(
-                Answer(r["mode"], r["predicted_category_id"], r["predicted_name"], r["raw_response"]))
         rows_out, scores = [], []
-        for s in Sample.objects.filter(pk__in=chunk).values("pk", "dataset_id", "label_id", "description", "image_info"):
-            result = sample_suspicion(label_id=s["label_id"], answers=answers.get(s["pk"], []),
+        # Each sample with its modes' answers, in one query (`_with_modes`: one row per sample).
+        answer_columns = [f"s{mode}__{name}" for mode in MODE_SOURCES
+                          for name in ("id", "predicted_category_id", "predicted_name", "raw_response")]
+        for s in _with_modes(Sample.objects.filter(pk__in=chunk).order_by()).values(
+                "pk", "dataset_id", "label_id", "description", "image_info", *answer_columns):
+            answers = [Answer(mode, s[f"s{mode}__predicted_category_id"], s[f"s{mode}__predicted_name"],
+                              s[f"s{mode}__raw_response"]) for mode in MODE_SOURCES if s[f"s{mode}__id"] is not None]
+            result = sample_suspicion(label_id=s["label_id"], answers=answers,
                                       info=info_text(description=s["description"], image_info=s["image_info"]),
                                       matcher=matchers[s["dataset_id"]])
             rows_out.append({"sample_id": s["pk"], "score": result.score, "suggested_category_id": result.suggested_id,
