@@ -176,8 +176,8 @@ def _refresh_samples(ids: list[int], limit: int, *, count: bool = True) -> tuple
 
 
 def _refresh_reasonings(sample_ids: list[int], limit: int, labels: dict[int, int], *, count: bool = True) -> None:
-    """Store the counted keys of these samples' reasonings; `labels`: each sample's label id (as
-    `_refresh_samples` read it: joined here, PostgreSQL chose to scan the whole sample table)."""
+    """Store the counted keys of these samples' reasonings; `labels`: each sample's label id, as
+    `_refresh_samples` read it (joining the samples here made PostgreSQL scan the whole table)."""
     deltas: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     to_update = []
     reasonings = Reasoning.objects.filter(sample_id__in=sample_ids).order_by().values_list(

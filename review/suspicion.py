@@ -351,12 +351,12 @@ def suspicions_refresh(*, samples: QuerySet[Sample] | None = None, sample_ids: I
     matchers = {dataset_id: DefinitionMatcher(defs) for dataset_id, (defs, _) in definitions.items()}
     ids = list(stale)
     written = 0
+    # Each sample is read with its modes' answers, in one query (`_with_modes`: one row per sample).
+    answer_columns = [f"s{mode}__{name}" for mode in MODE_SOURCES
+                      for name in ("id", "predicted_category_id", "predicted_name", "raw_response")]
     for start in range(0, len(ids), REFRESH_CHUNK):
         chunk = ids[start:start + REFRESH_CHUNK]
         rows_out, scores = [], []
-        # Each sample with its modes' answers, in one query (`_with_modes`: one row per sample).
-        answer_columns = [f"s{mode}__{name}" for mode in MODE_SOURCES
-                          for name in ("id", "predicted_category_id", "predicted_name", "raw_response")]
         for s in _with_modes(Sample.objects.filter(pk__in=chunk).order_by()).values(
                 "pk", "dataset_id", "label_id", "description", "image_info", *answer_columns):
             answers = [Answer(mode, s[f"s{mode}__predicted_category_id"], s[f"s{mode}__predicted_name"],
