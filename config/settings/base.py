@@ -217,10 +217,10 @@ IMPORT_MAX_TEXT_CHARS = env_int("IMPORT_MAX_TEXT_CHARS", 20_000)
 IMPORT_STAGING_ROOT = Path(env("IMPORT_STAGING_ROOT", str(VAR_DIR / "import-staging")))
 IMPORT_BATCH_SAMPLES = env_int("IMPORT_BATCH_SAMPLES", 1000)
 IMPORT_IMAGE_WORKERS = env_int("IMPORT_IMAGE_WORKERS", 2)
-# `manage.py import_classification` of 2,000 samples or more: the threads hand each image to one of
-# this many processes (0: the threads store them), where the Python of checking it runs on another
-# core than the import's writes. A job's import keeps to threads (a worker may not start processes).
-IMPORT_IMAGE_PROCESSES = env_int("IMPORT_IMAGE_PROCESSES", 2)
+# `manage.py import_classification` uses this many processes beside its own (0: none), on other cores
+# than its writes: to parse and check its files (32 MB of them or more) and to check and copy its
+# images (2,000 samples or more). A job's import keeps to its own process.
+IMPORT_PROCESSES = env_int("IMPORT_PROCESSES", 2)
 # An import started in the browser (/jobs/new/classification_import/): the uploaded file, and a zip's
 # unpacked content, at most this big; it lands in MEDIA_ROOT/imports/.
 IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 1024 * 1024 * 1024)

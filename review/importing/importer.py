@@ -33,12 +33,13 @@ Rules (the issue "The team's own files, in and out"):
 How it runs (`ClassificationImport`), so that memory stays flat and reviewers are never blocked:
 
 1. every file is streamed (`core.jsonfiles`) and each record checked and staged in a scratch SQLite
-   file of its own (IMPORT_STAGING_ROOT), with its problems and label names;
+   file of its own (IMPORT_STAGING_ROOT), with its problems and label names (`read_records`; from
+   PROCESS_READING_FROM_BYTES of files, run by IMPORT_PROCESSES processes, a few files ahead);
 2. the class names are resolved from the staged names — refusing before anything is written — and
    the samples ordered as their first record was read;
 3. IMPORT_BATCH_SAMPLES samples at a time are assembled from their staged records, their images
    checked and stored by IMPORT_IMAGE_WORKERS threads (the next batch's while this one is written;
-   from PROCESS_IMAGES_FROM samples, by IMPORT_IMAGE_PROCESSES processes, on other cores),
+   from PROCESS_IMAGES_FROM samples, by IMPORT_PROCESSES processes, on other cores),
    and written through `review.services.classification_records_save` in transactions of about
    TRANSACTION_SECONDS each. Writing is idempotent by (dataset, id): an interrupted import keeps
    what it committed and finishes when run again.
@@ -48,10 +49,10 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -60,7 +61,7 @@ from django.db import transaction
 from core.errors import ApplicationError
 from core.images import image_store_processes, store_image_or_none
 from core.jsonfiles import iter_record_file
-from core.processes import may_start_processes
+from core.processes import may_start_processes, worker_processes
 from core.sqlite3 import let_waiting_writers_first
 from review.models import Dataset
 from review.services import ClassificationRecord, classification_records_save
@@ -90,6 +91,11 @@ TRANSACTION_SECONDS = 0.2  # how long one write transaction of an import should 
 MIN_CHUNK = 20  # … unless that is fewer samples than this
 PROCESS_IMAGES_FROM = 2000  # samples from which an import's images are stored in processes of their own
 PROCESS_CHUNK = 64  # images handed to a process at a time
+STAGE_ROWS = 5000  # staging rows read from a file between two writes to the staging file
+PROCESS_READING_FROM_BYTES = 32 * 1024 * 1024  # files from which an import's are read by processes of their own
+PROCESS_READING_MAX_BYTES = 8 * 1024 * 1024  # a larger file is streamed here, not returned whole (memory)
+# The settings reading a file depends on, given to the reading processes.
+READING_SETTINGS = ("IMPORT_MAX_FILE_BYTES", "IMPORT_MAX_RECORD_CHARS", "IMPORT_MAX_TEXT_CHARS")
 
 
 # --------------------------------------------------------------------------- the import
@@ -145,58 +151,35 @@ class ClassificationImport:
         """Stage the records of file `index` (replacing an earlier reading of it); returns how many
         records it has. `on_bytes(n)` is told how far reading got, now and then."""
         file = self.files[index]
-        base_seq = file_seq(index)
-        db, stage = self.staging.db, f"file:{index}"
         if file.kind == MISSING:
-            self.staging.clear_stage(stage)
-            self.staging.add_findings(stage, [(base_seq, False, file.rel, "文件已不存在（任务创建之后被移走或删除）")])
-            db.execute("INSERT OR REPLACE INTO files (no, shape, encoding_used, records) VALUES (?, '', 'utf-8', 0)",
-                       (index,))
+            self.staging.clear_stage(f"file:{index}")
+            self.staging.add_findings(f"file:{index}", [(file_seq(index), False, file.rel, "文件已不存在（任务创建之后被移走或删除）")])
+            self.staging.db.execute("INSERT OR REPLACE INTO files (no, shape, encoding_used, records) "
+                                    "VALUES (?, '', 'utf-8', 0)", (index,))
             return 0
+        return self.stage_file(index, read_records(self.root, file, index, self.options.encoding), on_bytes=on_bytes)
+
+    def stage_file(self, index: int, readings: Iterable[FileReading], *, on_bytes=None) -> int:
+        """Stage the records `read_records` read from file `index`, in one transaction of the
+        staging file (replacing an earlier reading of it); returns how many records it has."""
+        db, stage = self.staging.db, f"file:{index}"
         db.execute("BEGIN")
         db.execute("DELETE FROM records WHERE file_no = ?", (index,))
         db.execute("DELETE FROM labels WHERE file_no = ?", (index,))
         self.staging.clear_stage(stage)
-        stream = iter_record_file(self.root / file.rel, file.rel, encoding=self.options.encoding,
-                                  force_lines=file.rel.lower().endswith(".jsonl"))
-        findings: list[tuple[int, bool, str, str]] = []
-        rows: list[tuple] = []
-        labels: list[tuple] = []
-        count = 0
-        hard = file.kind in (MODE, MANIFEST)
-        for raw in stream:
-            seq = base_seq + raw.position
-            count += 1
-            for note in raw.notes:
-                findings.append((seq, True, raw.location, note))
-            if not raw.ok:
-                findings.append((seq, False, raw.location, raw.error))
-                continue
-            notes: list[str] = []
-            try:
-                external_id, kept = check_record(raw, file, notes)
-            except Rejected as exc:
-                findings.append((seq, False, raw.location, str(exc)))
-                continue
-            findings.extend((seq, True, raw.location, note) for note in notes)
-            rows.append((seq, external_id, index, file.kind, _encode_staged(kept)))
-            if kept["label"]:
-                labels.append((kept["label"], file.kind, kept["where"] if hard else "", index, seq))
-            if len(rows) >= 5000:
-                self._stage_rows(rows, labels)
-                rows, labels = [], []
-                if on_bytes is not None:
-                    on_bytes(count)
-        if stream.error:
-            findings.append((base_seq, False, file.rel, stream.error))
-        self._stage_rows(rows, labels)
-        if stream.encoding_used != "utf-8":
-            findings.append((LAST_SEQ - FILE_SEQ + index, True, file.rel, f"不是 UTF-8 的行按 {self.options.encoding} 读取"))
-        self.staging.add_findings(stage, findings)
-        db.execute("INSERT OR REPLACE INTO files (no, shape, encoding_used, records) VALUES (?, ?, ?, ?)",
-                   (index, stream.shape, stream.encoding_used, count))
-        db.execute("COMMIT")
-        return count
+        for reading in readings:
+            self._stage_rows(reading.rows, reading.labels)
+            if reading.findings:
+                self.staging.add_findings(stage, reading.findings)
+            if reading.end is not None:
+                shape, encoding_used = reading.end
+                db.execute("INSERT OR REPLACE INTO files (no, shape, encoding_used, records) VALUES (?, ?, ?, ?)",
+                           (index, shape, encoding_used, reading.count))
+                db.execute("COMMIT")
+                return reading.count
+            if on_bytes is not None:
+                on_bytes(reading.count)
+        raise RuntimeError(f"reading {self.files[index].rel} ended without its last part")
 
     def _stage_rows(self, rows: list[tuple], labels: list[tuple]) -> None:
         self.staging.db.executemany("INSERT OR REPLACE INTO records (seq, external_id, file_no, kind, data) "
@@ -466,11 +449,12 @@ def import_classification(
                                    prompt_file=prompt_file)
         total_bytes = sum(f.size for f in job.files)
         read_bytes = 0
-        for index, file in enumerate(job.files):
-            job.read_file(index)
-            read_bytes += file.size
-            if progress is not None:
-                progress(ImportProgress("read", read_bytes, total_bytes))
+        with _reading_processes(total_bytes) as readers:
+            for index, readings in _file_readings(job, readers):
+                job.stage_file(index, readings) if readings is not None else job.read_file(index)
+                read_bytes += job.files[index].size
+                if progress is not None:
+                    progress(ImportProgress("read", read_bytes, total_bytes))
         batches = job.prepare()
         samples = job.staging.get("plan")["samples"]
         done = 0
@@ -494,13 +478,102 @@ def import_classification(
         staging.unlink(missing_ok=True)
 
 
+def _reading_processes(total_bytes: int) -> contextlib.AbstractContextManager[Executor | None]:
+    """Processes to read an import's files in (parsed, checked and made into staging rows, which
+    this process then stages), or None: for less than PROCESS_READING_FROM_BYTES of files, with
+    IMPORT_PROCESSES = 0, or in a daemonic process."""
+    if total_bytes < PROCESS_READING_FROM_BYTES or settings.IMPORT_PROCESSES <= 0 or not may_start_processes():
+        return contextlib.nullcontext()
+    return worker_processes(settings.IMPORT_PROCESSES, with_apps=True, setting_names=READING_SETTINGS)
+
+
+def _file_readings(job: ClassificationImport, readers: Executor | None) -> Iterator[tuple[int, list[FileReading] | None]]:
+    """(index, what reading it gave) for every file of `job`, in order; None: the file is to be read
+    here (no processes, a missing file, or one over PROCESS_READING_MAX_BYTES, which is streamed
+    here rather than held whole in memory). A few files are read ahead."""
+    def by_process(file: SourceFile) -> bool:
+        return readers is not None and file.kind != MISSING and file.size <= PROCESS_READING_MAX_BYTES
+
+    ahead: deque = deque()
+    upcoming = iter(enumerate(job.files))
+
+    def read_next() -> None:
+        for index, file in upcoming:
+            future = (readers.submit(read_records_whole, job.root, file, index, job.options.encoding)
+                      if by_process(file) else None)
+            ahead.append((index, future))
+            return
+
+    for _ in range(2 * settings.IMPORT_PROCESSES):
+        read_next()
+    while ahead:
+        index, future = ahead.popleft()
+        read_next()
+        yield index, future.result() if future is not None else None
+
+
 def _image_processes(samples: int) -> contextlib.AbstractContextManager[Executor | None]:
     """Processes to store an import's images in (started with the first image), or None: for fewer
     than PROCESS_IMAGES_FROM samples (starting them costs more than it saves), with
-    IMPORT_IMAGE_PROCESSES = 0, or in a daemonic process, which may not start processes."""
-    if samples < PROCESS_IMAGES_FROM or settings.IMPORT_IMAGE_PROCESSES <= 0 or not may_start_processes():
+    IMPORT_PROCESSES = 0, or in a daemonic process, which may not start processes."""
+    if samples < PROCESS_IMAGES_FROM or settings.IMPORT_PROCESSES <= 0 or not may_start_processes():
         return contextlib.nullcontext()
-    return image_store_processes(settings.IMPORT_IMAGE_PROCESSES)
+    return image_store_processes(settings.IMPORT_PROCESSES)
+
+
+@dataclass
+class FileReading:
+    """Part of what `read_records` read from one file: rows and labels to stage, findings, the
+    records read so far; the last part also has `end`: (the file's shape, the encoding used)."""
+
+    rows: list[tuple]
+    labels: list[tuple]
+    findings: list[tuple[int, bool, str, str]]
+    count: int
+    end: tuple[str, str] | None = None
+
+
+def read_records(root: Path, file: SourceFile, index: int, encoding: str | None) -> Iterator[FileReading]:
+    """The records of file `index`, streamed, checked and made into staging rows, STAGE_ROWS at a
+    time. No database: the import stages them, and a process of its own can run this for it."""
+    base_seq = file_seq(index)
+    stream = iter_record_file(root / file.rel, file.rel, encoding=encoding, force_lines=file.rel.lower().endswith(".jsonl"))
+    findings: list[tuple[int, bool, str, str]] = []
+    rows: list[tuple] = []
+    labels: list[tuple] = []
+    count = 0
+    hard = file.kind in (MODE, MANIFEST)
+    for raw in stream:
+        seq = base_seq + raw.position
+        count += 1
+        for note in raw.notes:
+            findings.append((seq, True, raw.location, note))
+        if not raw.ok:
+            findings.append((seq, False, raw.location, raw.error))
+            continue
+        notes: list[str] = []
+        try:
+            external_id, kept = check_record(raw, file, notes)
+        except Rejected as exc:
+            findings.append((seq, False, raw.location, str(exc)))
+            continue
+        findings.extend((seq, True, raw.location, note) for note in notes)
+        rows.append((seq, external_id, index, file.kind, _encode_staged(kept)))
+        if kept["label"]:
+            labels.append((kept["label"], file.kind, kept["where"] if hard else "", index, seq))
+        if len(rows) >= STAGE_ROWS:
+            yield FileReading(rows, labels, findings, count)
+            rows, labels, findings = [], [], []
+    if stream.error:
+        findings.append((base_seq, False, file.rel, stream.error))
+    if stream.encoding_used != "utf-8":
+        findings.append((LAST_SEQ - FILE_SEQ + index, True, file.rel, f"不是 UTF-8 的行按 {encoding} 读取"))
+    yield FileReading(rows, labels, findings, count, end=(stream.shape, stream.encoding_used))
+
+
+def read_records_whole(root: Path, file: SourceFile, index: int, encoding: str | None) -> list[FileReading]:
+    """`read_records` of one file, all of it: what a reading process returns."""
+    return list(read_records(root, file, index, encoding))
 
 
 def _check_encoding(encoding: str | None) -> str | None:

@@ -276,7 +276,7 @@ def test_a_large_imports_images_are_checked_and_stored_by_processes_as_by_thread
         sample = Sample.objects.get(external_id=sid)
         assert file_digest(media_root, sample) == hashlib.sha256((root / "images" / f"{sid}.png").read_bytes()).hexdigest()
 
-    settings.IMPORT_IMAGE_PROCESSES = 0  # the threads alone, into another dataset
+    settings.IMPORT_PROCESSES = 0  # the threads alone, into another dataset
     submitted.clear()
     import_classification(path=root, dataset_name="again")
     assert submitted == []
@@ -406,6 +406,49 @@ def test_oversized_records_and_fields_are_refused_per_line_with_the_limit_named(
 
 
 # --------------------------------------------------------------------------- the whole folder, every shape
+def test_files_read_by_processes_import_exactly_as_files_read_here(tmp_path, media_root, settings, monkeypatch):
+    """From PROCESS_READING_FROM_BYTES on, processes of their own parse and check the files (one
+    over PROCESS_READING_MAX_BYTES is still streamed here): the same samples, outputs, problems and
+    notes as reading every file here — a GBK file, another task's records, a broken record included."""
+    from review.importing import importer
+
+    team = build_team_train(tmp_path)
+    write_array(team.root / "reasonbyQwen72b_model1" / "换货" / "more.json",
+                [{"id": "", "output": "没有编号\n类别：换货"}, {"id": "x-1", "output": 5}])
+    train = team.root / "train.json"
+    def imported(dataset_name):
+        report = import_classification(path=team.root, dataset_name=dataset_name, image_root=team.image_root,
+                                       encoding="gbk", create_classes=True)
+        samples = sorted(Sample.objects.filter(dataset__name=dataset_name).values_list(
+            "external_id", "label__name", "description", "image_info"))
+        outputs = sorted(Reasoning.objects.filter(sample__dataset__name=dataset_name).values_list(
+            "sample__external_id", "mode", "output", "is_correct"))
+        findings = [(p.location, p.message) for p in report.problems], [(n.location, n.message) for n in report.notes]
+        return report.records_read, samples, outputs, findings
+
+    monkeypatch.setattr(importer, "PROCESS_READING_FROM_BYTES", 0)
+    monkeypatch.setattr(importer, "PROCESS_READING_MAX_BYTES", train.stat().st_size - 1)  # train.json: read here
+    read = []
+    original = importer.worker_processes
+
+    def spied(*args, **kwargs):
+        processes = original(*args, **kwargs)
+        submit = processes.submit
+        processes.submit = lambda fn, root, file, *rest: read.append(file.rel) or submit(fn, root, file, *rest)
+        return processes
+
+    monkeypatch.setattr(importer, "worker_processes", spied)
+    by_processes = imported("by-processes")
+    assert len(read) > 5 and "train.json" not in read and "reasonbyQwen72b_model1/换货/more.json" in read
+    assert len(by_processes[3][0]) == 2  # the two broken records, with their file and position
+
+    settings.IMPORT_PROCESSES = 0
+    read.clear()
+    here = imported("here")
+    assert read == []
+    assert by_processes == here
+
+
 def test_the_teams_folder_in_every_shape_imports_with_the_expected_counts(tmp_path, media_root):
     team = build_team_train(tmp_path)
     # NUL characters in one output; the GBK file needs --encoding.
