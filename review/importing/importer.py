@@ -451,7 +451,10 @@ def import_classification(
         read_bytes = 0
         with _reading_processes(total_bytes) as readers:
             for index, readings in _file_readings(job, readers):
-                job.stage_file(index, readings) if readings is not None else job.read_file(index)
+                if readings is None:
+                    job.read_file(index)
+                else:
+                    job.stage_file(index, readings)
                 read_bytes += job.files[index].size
                 if progress is not None:
                     progress(ImportProgress("read", read_bytes, total_bytes))
@@ -498,11 +501,10 @@ def _file_readings(job: ClassificationImport, readers: Executor | None) -> Itera
     upcoming = iter(enumerate(job.files))
 
     def read_next() -> None:
-        for index, file in upcoming:
-            future = (readers.submit(read_records_whole, job.root, file, index, job.options.encoding)
-                      if by_process(file) else None)
-            ahead.append((index, future))
-            return
+        index, file = next(upcoming, (None, None))
+        if file is not None:
+            ahead.append((index, readers.submit(read_records_whole, job.root, file, index, job.options.encoding)
+                          if by_process(file) else None))
 
     for _ in range(2 * settings.IMPORT_PROCESSES):
         read_next()
