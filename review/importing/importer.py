@@ -164,8 +164,7 @@ class ClassificationImport:
         staging file (replacing an earlier reading of it); returns how many records it has."""
         db, stage = self.staging.db, f"file:{index}"
         db.execute("BEGIN")
-        db.execute("DELETE FROM records WHERE file_no = ?", (index,))
-        db.execute("DELETE FROM labels WHERE file_no = ?", (index,))
+        self.staging.clear_file(index)
         self.staging.clear_stage(stage)
         for reading in readings:
             self._stage_rows(reading.rows, reading.labels)

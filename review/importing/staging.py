@@ -37,6 +37,7 @@ class Staging:
                                             file_no INTEGER NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS labels (name TEXT, kind TEXT, origin TEXT, file_no INTEGER, seq INTEGER,
                                            UNIQUE (name, kind, origin, file_no));
+        CREATE INDEX IF NOT EXISTS labels_by_file ON labels (file_no);
         CREATE TABLE IF NOT EXISTS findings (seq INTEGER, stage TEXT, note INTEGER, location TEXT, message TEXT);
         CREATE INDEX IF NOT EXISTS findings_by_stage ON findings (stage);
         CREATE INDEX IF NOT EXISTS findings_by_seq ON findings (note, seq);
@@ -59,6 +60,17 @@ class Staging:
 
     def close(self) -> None:
         self.db.close()
+
+    # A file's records are its range of sequence numbers: deleted along the primary key (its label
+    # names along their own index). By `file_no` it was a scan of every record staged so far, for
+    # every file (10 % of an import).
+    CLEAR_FILE_RECORDS = "DELETE FROM records WHERE seq >= ? AND seq < ?"
+
+    def clear_file(self, index: int) -> None:
+        """Forget what an earlier reading of file `index` staged (its records and label names)."""
+        with self.lock:
+            self.db.execute(self.CLEAR_FILE_RECORDS, (file_seq(index), file_seq(index + 1)))
+            self.db.execute("DELETE FROM labels WHERE file_no = ?", (index,))
 
     def get(self, key: str, default: Any = None) -> Any:
         with self.lock:
