@@ -416,6 +416,7 @@ def test_files_read_by_processes_import_exactly_as_files_read_here(tmp_path, med
     write_array(team.root / "reasonbyQwen72b_model1" / "换货" / "more.json",
                 [{"id": "", "output": "没有编号\n类别：换货"}, {"id": "x-1", "output": 5}])
     train = team.root / "train.json"
+
     def imported(dataset_name):
         report = import_classification(path=team.root, dataset_name=dataset_name, image_root=team.image_root,
                                        encoding="gbk", create_classes=True)
