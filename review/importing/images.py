@@ -150,14 +150,21 @@ def locate_image(written: str, *, root: Path, base: Path, options: ImportOptions
     return first  # missing: store_image reports it
 
 
+def locate_recorded_image(written: str, base: str, *, root: Path, options: ImportOptions,
+                          by_name: FilesByName | None, known: KnownFolders | None = None) -> Path:
+    """`locate_image` of an image path as a record wrote it, `base` the record file's folder
+    relative to the import root ("." at the root)."""
+    return locate_image(written, root=root, base=root if base == "." else root / base, options=options,
+                        by_name=by_name, known=known)
+
+
 def store_first_image(item: Pending, *, root: Path, options: ImportOptions, folder: str,
                        by_name: FilesByName | None, known: KnownFolders | None = None) -> str:
     """Store the first of the sample's image paths that resolves; the first error otherwise."""
     first_error: Exception | None = None
     for written, base in dict.fromkeys((written, base) for written, base, _, _ in item.images):
         try:
-            source = locate_image(written, root=root, base=root if base == "." else root / base, options=options,
-                                  by_name=by_name, known=known)
+            source = locate_recorded_image(written, base, root=root, options=options, by_name=by_name, known=known)
             return store_image(source, folder=folder, owner=item.external_id)
         except (Unmapped, ApplicationError) as exc:
             first_error = first_error or exc

@@ -68,7 +68,7 @@ from review.services import ClassificationRecord, classification_records_save
 
 from .assembly import Pending, assemble_batch, choose_label
 from .classes import resolve_classes
-from .images import FilesByName, KnownFolders, Unmapped, locate_image, store_first_image, unmapped_problem
+from .images import FilesByName, KnownFolders, Unmapped, locate_recorded_image, store_first_image, unmapped_problem
 from .planning import (
     MANIFEST,
     MISSING,
@@ -340,8 +340,8 @@ class ClassificationImport:
         for i, item in enumerate(items):
             written, base, _, _ = item.images[0]
             try:
-                located.append((i, locate_image(written, root=self.root, base=self.root if base == "." else self.root / base,
-                                                options=self.options, by_name=self._by_name, known=self._known_folders)))
+                located.append((i, locate_recorded_image(written, base, root=self.root, options=self.options,
+                                                         by_name=self._by_name, known=self._known_folders)))
             except (Unmapped, ApplicationError):
                 continue
         results: list[tuple[str, Exception | None] | None] = [None] * len(items)
@@ -480,11 +480,17 @@ def import_classification(
         staging.unlink(missing_ok=True)
 
 
+def _may_use_processes(large_enough: bool) -> bool:
+    """Whether a step of an import large enough for it may run in processes: IMPORT_PROCESSES is
+    not 0, and this process may start processes (not a daemonic pool worker)."""
+    return large_enough and settings.IMPORT_PROCESSES > 0 and may_start_processes()
+
+
 def _reading_processes(total_bytes: int) -> contextlib.AbstractContextManager[Executor | None]:
     """Processes to read an import's files in (parsed, checked and made into staging rows, which
     this process then stages), or None: for less than PROCESS_READING_FROM_BYTES of files, with
     IMPORT_PROCESSES = 0, or in a daemonic process."""
-    if total_bytes < PROCESS_READING_FROM_BYTES or settings.IMPORT_PROCESSES <= 0 or not may_start_processes():
+    if not _may_use_processes(total_bytes >= PROCESS_READING_FROM_BYTES):
         return contextlib.nullcontext()
     return worker_processes(settings.IMPORT_PROCESSES, with_apps=True, setting_names=READING_SETTINGS)
 
@@ -517,7 +523,7 @@ def _image_processes(samples: int) -> contextlib.AbstractContextManager[Executor
     """Processes to store an import's images in (started with the first image), or None: for fewer
     than PROCESS_IMAGES_FROM samples (starting them costs more than it saves), with
     IMPORT_PROCESSES = 0, or in a daemonic process, which may not start processes."""
-    if samples < PROCESS_IMAGES_FROM or settings.IMPORT_PROCESSES <= 0 or not may_start_processes():
+    if not _may_use_processes(samples >= PROCESS_IMAGES_FROM):
         return contextlib.nullcontext()
     return image_store_processes(settings.IMPORT_PROCESSES)
 
