@@ -8,7 +8,8 @@ training-set export ask these functions, so they cannot disagree:
 - `check_correction`: whether a reviewer's corrected mode-3 output may enter the training set.
 - `with_status`: per sample, in SQL, whether mode 2 is an error, whether that error is analysed,
   and the export status — exported (`kept`, `corrected`), left out as a label error, or pending
-  with the reason the export leaves it out.
+  with the reason the export leaves it out. `status_of` evaluates the same conditions in memory
+  (`condition_holds`, with SQL's NULL logic) for a sample whose joined columns are known.
 - stored per sample by review.counts (`Sample.export_status`, … and the SampleCount counters), so
   lists filter on indexed columns (`IS_PENDING`, …) and `category_counts` sums counters: pages cost
   the same whatever the size of a class.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db.models import BooleanField, Case, CharField, F, FilteredRelation, Q, QuerySet, Value, When
@@ -114,14 +116,33 @@ REVIEWED = Q(review__isnull=False)
 RERUN_PENDING = Q(m2__pending_version__isnull=False) | Q(m3__pending_version__isnull=False)
 
 
-def _model_status_whens(limit: int) -> list[When]:
-    """Why the model's own mode-3 output can or cannot be exported as it is."""
+def _model_status_rules(limit: int) -> list[tuple[Q, str]]:
+    """Why the model's own mode-3 output can or cannot be exported as it is: (condition, status),
+    the first that holds decides; none: KEPT."""
     return [
-        When(m3__id__isnull=True, then=Value(MISSING)),
-        When(m3__is_correct__isnull=True, then=Value(UNPARSED)),
-        When(m3__is_correct=False, then=Value(WRONG)),
-        When(m3__length__gt=limit, then=Value(TOO_LONG)),
+        (Q(m3__id__isnull=True), MISSING),
+        (Q(m3__is_correct__isnull=True), UNPARSED),
+        (Q(m3__is_correct=False), WRONG),
+        (Q(m3__length__gt=limit), TOO_LONG),
     ]
+
+
+def _export_status_rules(limit: int) -> list[tuple[Q, str]]:
+    """What the export does with the sample, review included: (condition, status), the first that
+    holds decides; none: KEPT."""
+    corrected = Q(review__corrected_output__gt="")
+    correction_ok = corrected & Q(review__corrected_category_id=F("label_id"), review__corrected_length__lte=limit)
+    return [
+        (Q(review__label_error=True), LABEL_ERROR),
+        (correction_ok, CORRECTED),
+        (corrected, CORRECTION_FAILED),
+        *_model_status_rules(limit),
+    ]
+
+
+def _first_of(status_rules: list[tuple[Q, str]]) -> Case:
+    return Case(*(When(condition, then=Value(status)) for condition, status in status_rules), default=Value(KEPT),
+                output_field=CharField())
 
 
 def with_status(samples: QuerySet[Sample]) -> QuerySet[Sample]:
@@ -139,24 +160,88 @@ def with_status(samples: QuerySet[Sample]) -> QuerySet[Sample]:
     callers' own columns too.
     """
     limit = length_limit()
-    corrected = Q(review__corrected_output__gt="")
-    correction_ok = corrected & Q(review__corrected_category_id=F("label_id"), review__corrected_length__lte=limit)
     return samples.annotate(
         m2=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.WITH_DEFINITIONS)),
         m3=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.LIMITED)),
     ).annotate(
         live_mode2_error=Case(When(MODE2_ERROR, then=Value(True)), default=Value(False), output_field=BooleanField()),
         live_analysed=Case(When(ANALYSED, then=Value(True)), default=Value(False), output_field=BooleanField()),
-        live_model_status=Case(*_model_status_whens(limit), default=Value(KEPT), output_field=CharField()),
-        live_export_status=Case(
-            When(review__label_error=True, then=Value(LABEL_ERROR)),
-            When(correction_ok, then=Value(CORRECTED)),
-            When(corrected, then=Value(CORRECTION_FAILED)),
-            *_model_status_whens(limit),
-            default=Value(KEPT),
-            output_field=CharField(),
-        ),
+        live_model_status=_first_of(_model_status_rules(limit)),
+        live_export_status=_first_of(_export_status_rules(limit)),
     )
+
+
+# The columns the rules read, as `status_of` is given them (`with_status`'s joins: m2, m3, review).
+STATUS_INPUTS: tuple[str, ...] = (
+    "label_id", "m2__id", "m2__is_correct", "m3__id", "m3__is_correct", "m3__length", "review",
+    "review__cause", "review__label_error", "review__corrected_output", "review__corrected_category_id",
+    "review__corrected_length",
+)
+# A sample without a review, as its joined row reads.
+NO_REVIEW: dict[str, None] = {name: None for name in STATUS_INPUTS if name.split("__")[0] == "review"}
+
+
+def status_of(row: Mapping[str, Any], limit: int) -> dict[str, Any]:
+    """`with_status`'s four values for one sample whose joined columns (STATUS_INPUTS) are known
+    in memory — an import computes the verdict of the samples it creates before writing them. The
+    very conditions `with_status` compiles to SQL, evaluated as SQL evaluates them
+    (`condition_holds`); tests/review/test_rules_in_memory.py holds the two equal."""
+    mode2_error = condition_holds(MODE2_ERROR, row)
+    return {
+        "live_mode2_error": mode2_error,
+        "live_analysed": condition_holds(ANALYSED, row),
+        "live_model_status": _first_holding(_model_status_rules(limit), row),
+        "live_export_status": _first_holding(_export_status_rules(limit), row),
+    }
+
+
+def _first_holding(status_rules: list[tuple[Q, str]], row: Mapping[str, Any]) -> str:
+    return next((status for condition, status in status_rules if condition_holds(condition, row)), KEPT)
+
+
+# --------------------------------------------------------------------------- conditions in memory
+_COMPARISONS = {
+    "exact": lambda value, expected: value == expected,
+    "gt": lambda value, expected: value > expected,
+    "gte": lambda value, expected: value >= expected,
+    "lt": lambda value, expected: value < expected,
+    "lte": lambda value, expected: value <= expected,
+    "in": lambda value, expected: value in expected,
+}
+
+
+def condition_holds(condition: Q, row: Mapping[str, Any]) -> bool:
+    """Whether `condition` is true of `row` ({lookup path: value}) as SQL decides it: a comparison
+    with NULL is unknown, unknown propagates through AND, OR and NOT, and a WHEN or WHERE takes
+    only true. Covers the lookups the rules use (exact, isnull, gt, gte, lt, lte, in; F() of
+    another column); anything else raises, rather than guess."""
+    return _truth(condition, row) is True
+
+
+def _truth(node: Q | tuple, row: Mapping[str, Any]) -> bool | None:
+    if isinstance(node, Q):
+        results = [_truth(child, row) for child in node.children]
+        if node.connector == Q.AND:
+            value = False if False in results else (None if None in results else True)
+        elif node.connector == Q.OR:
+            value = True if True in results else (None if None in results else False)
+        else:
+            raise ValueError(f"condition_holds: unsupported connector {node.connector}")
+        return (None if value is None else not value) if node.negated else value
+    lookup, expected = node
+    path, _, operator = lookup.rpartition("__")
+    if operator not in _COMPARISONS and operator != "isnull":
+        path, operator = lookup, "exact"
+    value = row[path]  # KeyError: a column the caller did not give (never taken for NULL)
+    if operator == "isnull":
+        return (value is None) == bool(expected)
+    if isinstance(expected, F):
+        expected = row[expected.name]
+    if operator == "exact" and expected is None:  # Django's `=None` is IS NULL
+        return value is None
+    if value is None or expected is None:
+        return None
+    return _COMPARISONS[operator](value, expected)
 
 
 @dataclass
