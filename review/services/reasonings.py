@@ -55,6 +55,30 @@ def _version_of(reasoning: Reasoning, *, version: int, status: str, source: str 
                             **{f: getattr(reasoning, f) for f in _ANSWER_COPY_FIELDS})
 
 
+def _answer_values(o: ModelOutput, answer: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored answer's columns: the output as given and its derived fields (`rules.answer_fields`)."""
+    return {"output": o.output, "model_name": o.model_name, "prompt_template_id": o.prompt_template_id,
+            "raw_response": o.raw_response, **answer}
+
+
+def reasonings_create_counted(*, outputs: Sequence[tuple[ModelOutput, Mapping[str, Any]]], limit: int) -> list[str]:
+    """Create the first reasonings of samples created in the same transaction — (output, its
+    `rules.answer_fields`), at most one per sample and mode — with their counted keys stored
+    (`counts.reasoning_counted_key`), and return those keys for `counts.count_created`.
+
+    Such a sample has no earlier output and no review, so there is nothing to version or to keep
+    from being overwritten: `reasonings_store`'s reads would find nothing (an import's new
+    samples are most of its outputs)."""
+    rows, keys = [], []
+    for o, answer in outputs:
+        key = counts.reasoning_counted_key(label_id=o.label_id, mode=o.mode, answer=answer, limit=limit)
+        rows.append({"sample_id": o.sample_id, "mode": o.mode, "version": 1, **_answer_values(o, answer),
+                     "counted_key": key})
+        keys.append(key)
+    insert_values(Reasoning, rows)
+    return keys
+
+
 @transaction.atomic
 def reasonings_store(*, outputs: Sequence[ModelOutput], category_ids: Mapping[str, int], source: str = "",
                      refresh: bool = True) -> OutputsStoreResult:
@@ -85,8 +109,7 @@ def reasonings_store(*, outputs: Sequence[ModelOutput], category_ids: Mapping[st
     update, new_versions, superseded_pending = {}, [], []
     for o in outputs:
         answer = rules.answer_fields(o.output, label_id=o.label_id, category_ids=category_ids)
-        values = {"output": o.output, "model_name": o.model_name, "prompt_template_id": o.prompt_template_id,
-                  "raw_response": o.raw_response, **answer}
+        values = _answer_values(o, answer)
         result.answers[(o.sample_id, o.mode)] = answer
         reasoning = existing.get((o.sample_id, o.mode))
         if reasoning is None:

@@ -8,12 +8,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.bulk import insert_rows, update_instances
-from review import counts
+from review import counts, rules
 from review.models import Category, Dataset, Reasoning, Sample
 from review.parsing import match_category_name
 from review.suspicion import suspicions_refresh
 
-from .reasonings import ModelOutput, reasonings_store
+from .reasonings import ModelOutput, reasonings_create_counted, reasonings_store
 
 
 @dataclass
@@ -135,6 +135,9 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
                         names: list[str], result: RecordsSaveResult) -> None:
     samples = {s.external_id: s for s in Sample.objects.filter(dataset=dataset, external_id__in=[r.external_id for r in records])}
     to_update_samples, new_samples = [], []
+    # The outputs of samples created here (external id → mode → output; a later record's replaces an
+    # earlier one's, as reasonings_store stores the last): written with their verdict, not refreshed.
+    new_outputs: dict[str, dict[int, ModelOutput]] = {}
     for record in records:
         label = by_name[resolve_label_name(record.label, names)]
         sample = samples.get(record.external_id)
@@ -144,12 +147,29 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
                             provenance=record.provenance)
             new_samples.append(sample)
             samples[record.external_id] = sample
-            continue
-        values = _sample_values(sample, record, label)
-        if any(getattr(sample, key) != value for key, value in values.items()):
-            for key, value in values.items():
-                setattr(sample, key, value)
-            to_update_samples.append(sample)
+            new_outputs[record.external_id] = {}
+        else:
+            values = _sample_values(sample, record, label)
+            if any(getattr(sample, key) != value for key, value in values.items()):
+                for key, value in values.items():
+                    setattr(sample, key, value)
+                if record.external_id not in new_outputs:
+                    to_update_samples.append(sample)
+        if record.external_id in new_outputs:
+            new_outputs[record.external_id].update(
+                (mode, ModelOutput(sample_id=0, label_id=0, mode=mode, output=output,
+                                   model_name=record.model_names.get(mode, ""), raw_response=record.raw_responses.get(mode)))
+                for mode, output in record.outputs.items())
+    category_ids = {name: category.pk for name, category in by_name.items()}
+    limit = rules.length_limit()
+    new_answers: dict[str, dict[int, dict[str, Any]]] = {}
+    for sample in new_samples:
+        outputs = new_outputs[sample.external_id]
+        answers = {mode: rules.answer_fields(o.output, label_id=sample.label_id, category_ids=category_ids)
+                   for mode, o in outputs.items()}
+        new_answers[sample.external_id] = answers
+        for name, value in counts.new_sample_values(label_id=sample.label_id, answers=answers, limit=limit).items():
+            setattr(sample, name, value)
     insert_rows(new_samples)
     now = timezone.now()
     for sample in to_update_samples:
@@ -163,13 +183,20 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
         for sample in new_samples:
             sample.pk = ids[sample.external_id]
             sample._state.adding = False
+        created = []
+        for sample in new_samples:
+            for mode, o in sorted(new_outputs[sample.external_id].items()):
+                o.sample_id, o.label_id = sample.pk, sample.label_id
+                created.append((o, new_answers[sample.external_id][mode]))
+        reasoning_keys = reasonings_create_counted(outputs=created, limit=limit)
+        counts.count_created(sample_keys=[s.counted_key for s in new_samples], reasoning_keys=reasoning_keys)
+        result.reasonings_created += len(created)
 
-    category_ids = {name: category.pk for name, category in by_name.items()}
     outputs = [
         ModelOutput(sample_id=samples[record.external_id].pk, label_id=samples[record.external_id].label_id,
                     mode=mode, output=output, model_name=record.model_names.get(mode, ""),
                     raw_response=record.raw_responses.get(mode))
-        for record in records for mode, output in sorted(record.outputs.items())
+        for record in records if record.external_id not in new_outputs for mode, output in sorted(record.outputs.items())
     ]
     stored = reasonings_store(outputs=outputs, category_ids=category_ids, source="import", refresh=False)
     # A sample whose label changed: its other reasonings are re-marked right/wrong.
@@ -183,7 +210,7 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
             reasoning.is_correct, reasoning.updated_at = is_correct, now
             remark.append(reasoning)
     update_instances(remark, ["is_correct", "updated_at"])
-    counts.samples_refresh(s.pk for s in samples.values())
+    counts.samples_refresh(s.pk for s in samples.values() if s.external_id not in new_outputs)
     suspicions_refresh(sample_ids=[s.pk for s in samples.values()])
     result.reasonings_created += stored.created
     result.reasonings_updated += stored.replaced + stored.pending + len(remark)

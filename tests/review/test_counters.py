@@ -1,13 +1,14 @@
 """The stored verdicts and per-class counters (review.counts) always equal what the rules compute from
 the rows themselves, whichever way the rows were written; and the queue's keyset neighbours walk
 exactly the queue's order."""
+import itertools
 import random
 
 import pytest
 from django.db.models import Count, Q, Sum
 
 from review import rules, selectors
-from review.counts import category_counts, refresh_all
+from review.counts import COUNT_DIMENSIONS, REASONING_DIMENSIONS, STATUS_FIELDS, category_counts, refresh_all
 from review.models import Cause, Mode, Reasoning, ReasoningCount, Review, Sample, SampleCount
 from review.selectors import QUEUE_SORTS, queue_filters, queue_position, queue_samples
 from review.services import (
@@ -149,6 +150,51 @@ def test_counters_follow_every_kind_of_write(admin_user):
     Reasoning.objects.filter(sample=samples[3], mode=Mode.FREE).first().delete()
     Review.objects.filter(sample=samples[4]).delete()
     samples[5].delete()
+    assert_counters_match(dataset)
+
+
+def _stored_state(dataset) -> tuple:
+    """Every stored verdict column of the dataset's samples and reasonings, and every counter row."""
+    samples = {s["external_id"]: s for s in Sample.objects.filter(dataset=dataset).values("external_id", *STATUS_FIELDS)}
+    reasonings = dict(((r["sample__external_id"], r["mode"]), r["counted_key"]) for r in
+                      Reasoning.objects.filter(sample__dataset=dataset).values("sample__external_id", "mode", "counted_key"))
+    sample_counters = {tuple(row[:-1]): row[-1] for row in SampleCount.objects.filter(category__dataset=dataset, count__gt=0)
+                       .values_list("category_id", *COUNT_DIMENSIONS, "count")}
+    reasoning_counters = {tuple(row[:-2]): row[-2:] for row in ReasoningCount.objects.filter(
+        category__dataset=dataset, count__gt=0).values_list("category_id", *REASONING_DIMENSIONS, "count", "length_sum")}
+    return samples, reasonings, sample_counters, reasoning_counters
+
+
+def test_samples_created_by_an_import_store_what_a_full_recompute_stores(settings):
+    """New samples are written with their verdict computed in memory (counts.new_sample_values)
+    rather than written, read back and refreshed: every stored column, key and counter must be
+    what recomputing everything from the rows gives."""
+    settings.TRAINSET_MAX_LENGTH = 100
+    dataset = DatasetFactory(name="created")
+    for i, name in enumerate(NAMES):
+        CategoryFactory(dataset=dataset, name=name, position=i)
+    kinds = {
+        "right": lambda label: answer(label, 40), "wrong": lambda label: answer(NAMES[(NAMES.index(label) + 1) % 3], 40),
+        "unparsed": lambda label: "看不出是什么", "too_long": lambda label: answer(label, 150),
+        "two_classes": lambda label: f"类别：{NAMES[0]}\n类别：{NAMES[1]}",
+    }
+    records = []
+    for n, (label, mode2, mode3) in enumerate(itertools.product(NAMES, [None, *kinds], [None, *kinds])):
+        outputs = {1: answer(label, 30)} if n % 2 else {}
+        if mode2:
+            outputs[2] = kinds[mode2](label)
+        if mode3:
+            outputs[3] = kinds[mode3](label)
+        records.append(ClassificationRecord(external_id=f"n-{n:03d}", label=label, outputs=outputs))
+    # The same new sample twice in one save: the later record's label and outputs are stored.
+    records.append(ClassificationRecord(external_id="n-000", label=NAMES[1], outputs={3: answer(NAMES[1], 120)}))
+    classification_records_save(dataset=dataset, records=records)
+
+    written = _stored_state(dataset)
+    assert written[0]["n-000"]["export_status"] == rules.TOO_LONG
+    assert Sample.objects.get(dataset=dataset, external_id="n-000").label.name == NAMES[1]
+    refresh_all()  # recomputes every stored verdict from the rows, and the counters from the keys
+    assert _stored_state(dataset) == written
     assert_counters_match(dataset)
 
 
