@@ -2,6 +2,7 @@
 reviewed sample waits for its reviewer), and the reviewer's decision on the outputs that waited."""
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -61,21 +62,22 @@ def _answer_values(o: ModelOutput, answer: Mapping[str, Any]) -> dict[str, Any]:
             "raw_response": o.raw_response, **answer}
 
 
-def reasonings_create_counted(*, outputs: Sequence[tuple[ModelOutput, Mapping[str, Any]]], limit: int) -> list[str]:
+def reasonings_create_counted(*, outputs: Sequence[tuple[ModelOutput, Mapping[str, Any]]], limit: int,
+                              now: datetime) -> list[str]:
     """Create the first reasonings of samples created in the same transaction — (output, its
     `rules.answer_fields`), at most one per sample and mode — with their counted keys stored
     (`counts.reasoning_counted_key`), and return those keys for `counts.count_created`.
 
     Such a sample has no earlier output and no review, so there is nothing to version or to keep
     from being overwritten: `reasonings_store`'s reads would find nothing (an import's new
-    samples are most of its outputs)."""
+    samples are most of its outputs). `now`: their created_at and updated_at."""
     rows, keys = [], []
     for o, answer in outputs:
         key = counts.reasoning_counted_key(label_id=o.label_id, mode=o.mode, answer=answer, limit=limit)
         rows.append({"sample_id": o.sample_id, "mode": o.mode, "version": 1, **_answer_values(o, answer),
                      "counted_key": key})
         keys.append(key)
-    insert_values(Reasoning, rows)
+    insert_values(Reasoning, rows, now=now)
     return keys
 
 

@@ -11,7 +11,10 @@ from core.bulk import insert_rows, update_instances
 from review import counts, rules
 from review.models import Category, Dataset, Reasoning, Sample
 from review.parsing import match_category_name
-from review.suspicion import suspicions_refresh
+from review.suspicion import (
+    Answer, CreatedSample, Suspicion, evidence_basis, info_text, sample_suspicion, sort_key, suspicions_refresh,
+    suspicions_store_created,
+)
 
 from .reasonings import ModelOutput, reasonings_create_counted, reasonings_store
 
@@ -131,6 +134,57 @@ def _sample_values(sample: Sample, record: ClassificationRecord, label: Category
     }
 
 
+def _create_samples(*, dataset: Dataset, samples: list[Sample], outputs: dict[str, dict[int, ModelOutput]],
+                    category_ids: dict[str, int], result: RecordsSaveResult) -> None:
+    """Insert new samples (unsaved instances) with their first reasonings (`outputs`: external id
+    → mode → output), each row written once and complete: the sample with its verdict
+    (`counts.new_sample_values`) and suspicion score, the reasonings with their counted keys, then
+    the counters and the stored suspicions, all computed from what is in memory. (Written bare and
+    refreshed after, every sample was written three times and read back twice: most of an import.)"""
+    if not samples:
+        return
+    limit = rules.length_limit()
+    basis = evidence_basis(dataset.pk)
+    answers: dict[str, dict[int, dict[str, Any]]] = {}
+    scores: dict[str, Suspicion] = {}
+    for sample in samples:
+        mine = outputs[sample.external_id]
+        answers[sample.external_id] = found = {
+            mode: rules.answer_fields(o.output, label_id=sample.label_id, category_ids=category_ids)
+            for mode, o in mine.items()}
+        for name, value in counts.new_sample_values(label_id=sample.label_id, answers=found, limit=limit).items():
+            setattr(sample, name, value)
+        scores[sample.external_id] = score = sample_suspicion(
+            label_id=sample.label_id, matcher=basis.matcher,
+            answers=[Answer(mode, a["predicted_category_id"], a["predicted_name"], mine[mode].raw_response)
+                     for mode, a in found.items()],
+            info=info_text(description=sample.description, image_info=sample.image_info))
+        sample.label_suspicion, sample.sort_suspicion = score.score, sort_key(score.score)
+    insert_rows(samples)
+    # Their ids, which insert_rows does not return.
+    ids = dict(Sample.objects.filter(dataset=dataset, external_id__in=[s.external_id for s in samples])
+               .values_list("external_id", "pk"))
+    created = []
+    for sample in samples:
+        sample.pk = ids[sample.external_id]
+        sample._state.adding = False
+        for mode, o in sorted(outputs[sample.external_id].items()):
+            o.sample_id, o.label_id = sample.pk, sample.label_id
+            created.append((o, answers[sample.external_id][mode]))
+    now = timezone.now()
+    reasoning_keys = reasonings_create_counted(outputs=created, limit=limit, now=now)
+    counts.count_created(sample_keys=[s.counted_key for s in samples], reasoning_keys=reasoning_keys)
+    reasoning_ids: dict[int, dict[int, tuple[int, Any]]] = {s.pk: {} for s in samples}
+    for sample_id, mode, pk in Reasoning.objects.filter(sample_id__in=list(reasoning_ids)).values_list(
+            "sample_id", "mode", "pk"):
+        reasoning_ids[sample_id][mode] = (pk, now)
+    suspicions_store_created(basis=basis, samples=[
+        CreatedSample(sample_id=s.pk, label_id=s.label_id, updated_at=s.updated_at, suspicion=scores[s.external_id],
+                      reasonings=reasoning_ids[s.pk]) for s in samples])
+    result.samples_created += len(samples)
+    result.reasonings_created += len(created)
+
+
 def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRecord], by_name: dict[str, Category],
                         names: list[str], result: RecordsSaveResult) -> None:
     samples = {s.external_id: s for s in Sample.objects.filter(dataset=dataset, external_id__in=[r.external_id for r in records])}
@@ -161,36 +215,13 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
                                    model_name=record.model_names.get(mode, ""), raw_response=record.raw_responses.get(mode)))
                 for mode, output in record.outputs.items())
     category_ids = {name: category.pk for name, category in by_name.items()}
-    limit = rules.length_limit()
-    new_answers: dict[str, dict[int, dict[str, Any]]] = {}
-    for sample in new_samples:
-        outputs = new_outputs[sample.external_id]
-        answers = {mode: rules.answer_fields(o.output, label_id=sample.label_id, category_ids=category_ids)
-                   for mode, o in outputs.items()}
-        new_answers[sample.external_id] = answers
-        for name, value in counts.new_sample_values(label_id=sample.label_id, answers=answers, limit=limit).items():
-            setattr(sample, name, value)
-    insert_rows(new_samples)
+    _create_samples(dataset=dataset, samples=new_samples, outputs=new_outputs, category_ids=category_ids,
+                    result=result)
     now = timezone.now()
     for sample in to_update_samples:
         sample.updated_at = now
     update_instances(to_update_samples, [*SAMPLE_IMPORT_FIELDS, "updated_at"])
-    result.samples_created += len(new_samples)
     result.samples_updated += len(to_update_samples)
-    if new_samples:  # their ids, which insert_rows does not return
-        ids = dict(Sample.objects.filter(dataset=dataset, external_id__in=[s.external_id for s in new_samples])
-                   .values_list("external_id", "pk"))
-        for sample in new_samples:
-            sample.pk = ids[sample.external_id]
-            sample._state.adding = False
-        created = []
-        for sample in new_samples:
-            for mode, o in sorted(new_outputs[sample.external_id].items()):
-                o.sample_id, o.label_id = sample.pk, sample.label_id
-                created.append((o, new_answers[sample.external_id][mode]))
-        reasoning_keys = reasonings_create_counted(outputs=created, limit=limit)
-        counts.count_created(sample_keys=[s.counted_key for s in new_samples], reasoning_keys=reasoning_keys)
-        result.reasonings_created += len(created)
 
     outputs = [
         ModelOutput(sample_id=samples[record.external_id].pk, label_id=samples[record.external_id].label_id,
@@ -210,8 +241,9 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
             reasoning.is_correct, reasoning.updated_at = is_correct, now
             remark.append(reasoning)
     update_instances(remark, ["is_correct", "updated_at"])
-    counts.samples_refresh(s.pk for s in samples.values() if s.external_id not in new_outputs)
-    suspicions_refresh(sample_ids=[s.pk for s in samples.values()])
+    existing = [s.pk for s in samples.values() if s.external_id not in new_outputs]
+    counts.samples_refresh(existing)
+    suspicions_refresh(sample_ids=existing)
     result.reasonings_created += stored.created
     result.reasonings_updated += stored.replaced + stored.pending + len(remark)
     result.reasonings_pending += stored.pending

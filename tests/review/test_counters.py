@@ -9,7 +9,8 @@ from django.db.models import Count, Q, Sum
 
 from review import rules, selectors
 from review.counts import COUNT_DIMENSIONS, REASONING_DIMENSIONS, STATUS_FIELDS, category_counts, refresh_all
-from review.models import Cause, Mode, Reasoning, ReasoningCount, Review, Sample, SampleCount
+from review.models import Cause, LabelSuspicion, Mode, Reasoning, ReasoningCount, Review, Sample, SampleCount
+from review.suspicion import suspicions_refresh
 from review.selectors import QUEUE_SORTS, queue_filters, queue_position, queue_samples
 from review.services import (
     ClassificationRecord, ModelOutput, classification_records_save, reasoning_pending_decide, reasonings_store,
@@ -155,7 +156,9 @@ def test_counters_follow_every_kind_of_write(admin_user):
 
 def _stored_state(dataset) -> tuple:
     """Every stored verdict column of the dataset's samples and reasonings, and every counter row."""
-    samples = {s["external_id"]: s for s in Sample.objects.filter(dataset=dataset).values("external_id", *STATUS_FIELDS)}
+    samples = {s["external_id"]: s for s in Sample.objects.filter(dataset=dataset).values(
+        "external_id", *STATUS_FIELDS, "label_suspicion", "sort_suspicion", "suspicion__score",
+        "suspicion__suggested_category_id", "suspicion__evidence", "suspicion__fingerprint")}
     reasonings = dict(((r["sample__external_id"], r["mode"]), r["counted_key"]) for r in
                       Reasoning.objects.filter(sample__dataset=dataset).values("sample__external_id", "mode", "counted_key"))
     sample_counters = {tuple(row[:-1]): row[-1] for row in SampleCount.objects.filter(category__dataset=dataset, count__gt=0)
@@ -166,9 +169,10 @@ def _stored_state(dataset) -> tuple:
 
 
 def test_samples_created_by_an_import_store_what_a_full_recompute_stores(settings):
-    """New samples are written with their verdict computed in memory (counts.new_sample_values)
-    rather than written, read back and refreshed: every stored column, key and counter must be
-    what recomputing everything from the rows gives."""
+    """New samples are written with their verdict and suspicion computed in memory
+    (counts.new_sample_values, suspicion.suspicions_store_created) rather than written, read back
+    and refreshed: every stored column, key, counter and score must be what recomputing everything
+    from the rows gives, and the scores' fingerprints must find them current."""
     settings.TRAINSET_MAX_LENGTH = 100
     dataset = DatasetFactory(name="created")
     for i, name in enumerate(NAMES):
@@ -185,7 +189,10 @@ def test_samples_created_by_an_import_store_what_a_full_recompute_stores(setting
             outputs[2] = kinds[mode2](label)
         if mode3:
             outputs[3] = kinds[mode3](label)
-        records.append(ClassificationRecord(external_id=f"n-{n:03d}", label=label, outputs=outputs))
+        # Image information naming a class's own words for some (the suspicion's fourth witness).
+        description = f"截图是{NAMES[n % 3]}页面，{NAMES[n % 3]}的按钮" if n % 4 == 0 else None
+        records.append(ClassificationRecord(external_id=f"n-{n:03d}", label=label, outputs=outputs,
+                                            description=description))
     # The same new sample twice in one save: the later record's label and outputs are stored.
     records.append(ClassificationRecord(external_id="n-000", label=NAMES[1], outputs={3: answer(NAMES[1], 120)}))
     classification_records_save(dataset=dataset, records=records)
@@ -193,7 +200,11 @@ def test_samples_created_by_an_import_store_what_a_full_recompute_stores(setting
     written = _stored_state(dataset)
     assert written[0]["n-000"]["export_status"] == rules.TOO_LONG
     assert Sample.objects.get(dataset=dataset, external_id="n-000").label.name == NAMES[1]
+    assert {row["suspicion__score"] > 0 for row in written[0].values()} == {True, False}
+    assert suspicions_refresh(samples=Sample.objects.filter(dataset=dataset)) == 0  # every fingerprint current
     refresh_all()  # recomputes every stored verdict from the rows, and the counters from the keys
+    LabelSuspicion.objects.filter(sample__dataset=dataset).delete()
+    suspicions_refresh(samples=Sample.objects.filter(dataset=dataset))
     assert _stored_state(dataset) == written
     assert_counters_match(dataset)
 
