@@ -12,6 +12,9 @@ They are kept up to date on every write:
   them between counters. Services that write in bulk call it for what they wrote (imports, model
   outputs); single saves of a Sample, Reasoning or Review (a review, a restore, the admin, test
   factories) trigger it through the signal receivers at the end of this module.
+- Samples an import creates are written with their verdict already computed in memory
+  (`new_sample_values`, `reasoning_counted_key`) and counted with `count_created`: the same
+  values, without writing each sample twice and reading it back.
 - When TRAINSET_MAX_LENGTH differs from the limit the stored values were computed with
   (`CountsBasis`), `ensure_current()` recomputes everything; `manage.py refresh_counts` does it
   explicitly, and `migrate` does it after a schema change.

@@ -33,7 +33,8 @@ information is left out, as it does not tell them apart.
 Scores are stored (`LabelSuspicion`, and the score and its sort key on the sample for the queue) and
 recomputed by `suspicions_refresh` whenever something that can change the evidence is written; only
 samples whose evidence changed (label, outputs, image information, definitions, this formula's
-version: the fingerprint) are recomputed.
+version: the fingerprint) are recomputed. Samples an import creates are scored from the answers in
+hand and stored under the same fingerprint (`suspicions_store_created`).
 """
 from __future__ import annotations
 
