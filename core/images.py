@@ -12,8 +12,8 @@ Every area that reads, stores or serves an image goes through these helpers:
   under a name no other owner or content can take, returning the path relative to MEDIA_ROOT (what
   `Sample.image` holds).
 - `image_content_type(format)` — the MIME type to serve a checked image with.
-- `image_store_processes(n)` — processes to run `store_image` (`store_image_or_none`) in, beside a
-  process busy with other work (an import's writes), with this process's image settings.
+- `image_store_processes(n)` — processes to run `store_image` in, beside a process busy with other
+  work (an import's writes), with this process's image settings.
 """
 import hashlib
 import io
@@ -265,15 +265,6 @@ def store_image(source: str | Path, *, folder: str, owner: str) -> str:
     return f"{folder}/{name}"
 
 
-def store_image_or_none(source: str | Path, folder: str, owner: str) -> str | None:
-    """`store_image`, None where it raises ApplicationError: what a process pool's `map` runs (an
-    exception would end the whole map; the caller stores that one again itself to report why)."""
-    try:
-        return store_image(source, folder=folder, owner=owner)
-    except ApplicationError:
-        return None
-
-
 _media_folders: dict[tuple[str, str], Path] = {}
 
 
@@ -290,12 +281,13 @@ def _media_folder(folder: str) -> Path:
 STORE_SETTINGS = ("MEDIA_ROOT", "IMAGE_MAX_BYTES", "IMAGE_MAX_PIXELS", "IMAGE_ALLOWED_FORMATS")
 
 
-def image_store_processes(workers: int) -> ProcessPoolExecutor:
-    """`workers` processes to submit `store_image_or_none` to (`core.processes`), with this
-    process's image settings. Checking and copying an image is mostly Python (Pillow's header
-    parse, hashing, paths): in a thread it holds the interpreter lock the caller's own work needs
-    (an import's writes); in a process it runs on another core."""
-    return worker_processes(workers, setting_names=STORE_SETTINGS)
+def image_store_processes(workers: int, *, with_apps: bool = False) -> ProcessPoolExecutor:
+    """`workers` processes to run `store_image` in (`core.processes`), with this process's image
+    settings; `with_apps` for a function from a module that imports models. Checking and copying an
+    image is mostly Python (Pillow's header parse, hashing, paths): in a thread it holds the
+    interpreter lock the caller's own work needs (an import's writes); in a process it runs on
+    another core."""
+    return worker_processes(workers, setting_names=STORE_SETTINGS, with_apps=with_apps)
 
 
 def image_content_type(image_format: str) -> str:

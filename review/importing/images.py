@@ -171,6 +171,27 @@ def store_first_image(item: Pending, *, root: Path, options: ImportOptions, fold
     raise first_error
 
 
+# An image process's folders asked about, for the one import it serves (its pool ends with it).
+_known_here: KnownFolders | None = None
+
+
+def locate_and_store_or_none(written: str, base: str, owner: str, *, root: Path, options: ImportOptions,
+                             folder: str) -> str | None:
+    """What an import's image process runs for a sample's first image path: `locate_recorded_image`
+    (without the index of files by name, which is in the import's staging file) and `store_image`.
+    None where either fails: the import then stores that sample itself, trying every path in turn,
+    and reports why. Locating is Python too (paths, stats): done here, it leaves the import's
+    interpreter lock to its writes."""
+    global _known_here
+    if _known_here is None:
+        _known_here = KnownFolders()
+    try:
+        source = locate_recorded_image(written, base, root=root, options=options, by_name=None, known=_known_here)
+        return store_image(source, folder=folder, owner=owner)
+    except (Unmapped, ApplicationError):
+        return None
+
+
 def unmapped_problem(count: int, image: str, location: str) -> ImportProblem:
     example = image.strip()
     windows = bool(re.match(r"^[A-Za-z]:[\\/]", example)) or example.startswith("\\\\")

@@ -53,13 +53,14 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 
 from core.errors import ApplicationError
-from core.images import image_store_processes, store_image_or_none
+from core.images import image_store_processes
 from core.jsonfiles import iter_record_file
 from core.processes import may_start_processes, worker_processes
 from core.sqlite3 import let_waiting_writers_first
@@ -68,7 +69,7 @@ from review.services import ClassificationRecord, classification_records_save
 
 from .assembly import Pending, assemble_batch, choose_label
 from .classes import resolve_classes
-from .images import FilesByName, KnownFolders, Unmapped, locate_recorded_image, store_first_image, unmapped_problem
+from .images import FilesByName, KnownFolders, Unmapped, locate_and_store_or_none, store_first_image, unmapped_problem
 from .planning import (
     MANIFEST,
     MISSING,
@@ -332,25 +333,14 @@ class ClassificationImport:
         self._processes = processes
 
     def _store_in_processes(self, items: list[Pending], folder: str) -> list[tuple[str, Exception | None]]:
-        """`_image_of` of every item, the checking and copying done by the processes, in chunks: each
-        item's first image path is located here and stored there. An item whose first path does not
-        resolve or store goes through `_image_of` here (every path in turn, the first error kept)."""
-        self._ensure_by_name()
-        located: list[tuple[int, Path]] = []
-        for i, item in enumerate(items):
-            written, base, _, _ = item.images[0]
-            try:
-                located.append((i, locate_recorded_image(written, base, root=self.root, options=self.options,
-                                                         by_name=self._by_name, known=self._known_folders)))
-            except (Unmapped, ApplicationError):
-                continue
-        results: list[tuple[str, Exception | None] | None] = [None] * len(items)
-        stored = self._processes.map(store_image_or_none, [source for _, source in located], [folder] * len(located),
-                                     [items[i].external_id for i, _ in located], chunksize=PROCESS_CHUNK)
-        for (i, _), name in zip(located, stored):
-            if name is not None:
-                results[i] = (name, None)
-        return [result or self._image_of(item, folder) for item, result in zip(items, results)]
+        """`_image_of` of every item, the locating, checking and copying of each item's first image
+        path done by the processes (`locate_and_store_or_none`), in chunks. An item whose first path
+        does not resolve or store there goes through `_image_of` here (every path in turn, the index
+        of files by name, the first error kept)."""
+        store = partial(locate_and_store_or_none, root=self.root, options=self.options, folder=folder)
+        stored = self._processes.map(store, [item.images[0][0] for item in items], [item.images[0][1] for item in items],
+                                     [item.external_id for item in items], chunksize=PROCESS_CHUNK)
+        return [(name, None) if name is not None else self._image_of(item, folder) for item, name in zip(items, stored)]
 
     def _ensure_by_name(self) -> None:
         if self._by_name is None and self.options.image_root is not None:
@@ -525,7 +515,7 @@ def _image_processes(samples: int) -> contextlib.AbstractContextManager[Executor
     IMPORT_PROCESSES = 0, or in a daemonic process, which may not start processes."""
     if not _may_use_processes(samples >= PROCESS_IMAGES_FROM):
         return contextlib.nullcontext()
-    return image_store_processes(settings.IMPORT_PROCESSES)
+    return image_store_processes(settings.IMPORT_PROCESSES, with_apps=True)
 
 
 @dataclass

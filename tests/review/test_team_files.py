@@ -67,23 +67,41 @@ def test_an_image_given_as_a_one_element_list_is_imported(tmp_path, media_root):
     assert sample.image and (media_root / sample.image).is_file()
 
 
-def test_windows_paths_from_another_machine_map_through_image_root(tmp_path, media_root):
+@pytest.fixture(params=["threads", "processes"])
+def image_workers(request, monkeypatch):
+    """Each image test runs twice: the images located and stored by the import's threads, and (as
+    from PROCESS_IMAGES_FROM samples) by its processes."""
+    from review.importing import importer
+
+    started = []
+    if request.param == "processes":
+        monkeypatch.setattr(importer, "PROCESS_IMAGES_FROM", 1)
+        original = importer.image_store_processes
+        monkeypatch.setattr(importer, "image_store_processes", lambda *a, **kw: started.append(1) or original(*a, **kw))
+    yield request.param
+    assert bool(started) == (request.param == "processes")
+
+
+def test_windows_paths_from_another_machine_map_through_image_root(tmp_path, media_root, image_workers):
     root, local = tmp_path / "in", tmp_path / "copy" / "tianchi"
     categories(root, "换货")
     png(local / "train" / "images" / "x.png", "red")
     png(local / "other" / "y.png", "blue")
+    png(local / "deep" / "er" / "z.png", "green")  # found by its name alone: no tail of its path is there
     write_jsonl(root / "m.jsonl", [
         manifest_record("x", image=[WINDOWS_PREFIX + "x.png"]),
         manifest_record("y", image="/data/somewhere/y.png"),
+        manifest_record("z", image="D:\\elsewhere\\z.png"),
     ])
     report = import_classification(path=root, dataset_name="scenes", image_root=local)
     assert report.problems == []
-    x, y = Sample.objects.get(external_id="x"), Sample.objects.get(external_id="y")
+    x, y, z = (Sample.objects.get(external_id=sid) for sid in "xyz")
     assert file_digest(media_root, x) == hashlib.sha256((local / "train/images/x.png").read_bytes()).hexdigest()
     assert file_digest(media_root, y) == hashlib.sha256((local / "other/y.png").read_bytes()).hexdigest()
+    assert file_digest(media_root, z) == hashlib.sha256((local / "deep/er/z.png").read_bytes()).hexdigest()
 
 
-def test_image_root_links_that_lead_outside_it_are_not_followed(tmp_path, media_root):
+def test_image_root_links_that_lead_outside_it_are_not_followed(tmp_path, media_root, image_workers):
     """A file, or a folder, under --image-root that is a symlink to somewhere outside it is not an
     image of the import (the path is confined): reported, not stored."""
     root, local, outside = tmp_path / "in", tmp_path / "copy" / "tianchi", tmp_path / "secret"
@@ -260,10 +278,10 @@ def test_a_large_imports_images_are_checked_and_stored_by_processes_as_by_thread
     submitted = []
     original = importer.image_store_processes
 
-    def spied(workers):
-        processes = original(workers)
+    def spied(workers, **kwargs):
+        processes = original(workers, **kwargs)
         run = processes.map
-        processes.map = lambda fn, sources, folders, owners, **kw: submitted.extend(owners) or run(fn, sources, folders, owners, **kw)
+        processes.map = lambda fn, written, bases, owners, **kw: submitted.extend(owners) or run(fn, written, bases, owners, **kw)
         return processes
 
     monkeypatch.setattr(importer, "image_store_processes", spied)
