@@ -22,7 +22,7 @@ They are kept up to date on every write:
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from functools import lru_cache
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -234,15 +234,30 @@ def reasoning_counted_key(*, label_id: int, mode: int, answer: Mapping[str, Any]
 def count_created(*, sample_keys: Iterable[str], reasoning_keys: Iterable[str]) -> None:
     """Add samples and reasonings just created with their counted keys stored (`new_sample_values`,
     `reasoning_counted_key`) to the counters, in the same transaction."""
-    sample_deltas: dict[tuple, list[int]] = defaultdict(lambda: [0])
-    for key in sample_keys:
+    # Each distinct key parsed once: an import's thousands of rows share a few hundred.
+    _apply(SampleCount, _sample_totals(Counter(sample_keys).items()), COUNT_DIMENSIONS, ())
+    _apply(ReasoningCount, _reasoning_totals(Counter(reasoning_keys).items()), REASONING_DIMENSIONS, ("length_sum",))
+
+
+def _sample_totals(keys: Iterable[tuple[str, int]]) -> dict[tuple, list[int]]:
+    """(sample counted key, how many) → counter row (category id, *COUNT_DIMENSIONS) → [count]."""
+    totals: dict[tuple, list[int]] = defaultdict(lambda: [0])
+    for key, n in keys:
         label_id, values = _parse_sample_key(key)
-        sample_deltas[(label_id, *(values[name] for name in COUNT_DIMENSIONS))][0] += 1
-    reasoning_deltas: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-    for key in reasoning_keys:
-        _move_reasoning(reasoning_deltas, "", key)
-    _apply(SampleCount, sample_deltas, COUNT_DIMENSIONS, ())
-    _apply(ReasoningCount, reasoning_deltas, REASONING_DIMENSIONS, ("length_sum",))
+        totals[(label_id, *(values[name] for name in COUNT_DIMENSIONS))][0] += n
+    return totals
+
+
+def _reasoning_totals(keys: Iterable[tuple[str, int]]) -> dict[tuple, list[int]]:
+    """(reasoning counted key, how many) → counter row (category id, *REASONING_DIMENSIONS) →
+    [count, length sum]."""
+    totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for key, n in keys:
+        label_id, values, length = _parse_reasoning_key(key)
+        amounts = totals[(label_id, *(values[name] for name in REASONING_DIMENSIONS))]
+        amounts[0] += n
+        amounts[1] += n * length
+    return totals
 
 
 def _refresh_reasonings(sample_ids: list[int], limit: int, labels: dict[int, int], *, count: bool = True) -> None:
@@ -300,20 +315,14 @@ def _rebuild_counters() -> None:
     """The counters as sums over the rows' stored keys (one grouped query per table)."""
     SampleCount.objects.all().delete()
     ReasoningCount.objects.all().delete()
-    samples = defaultdict(int)
-    for key, n in Sample.objects.exclude(counted_key="").values_list("counted_key").annotate(n=Count("pk")).order_by():
-        label_id, values = _parse_sample_key(key)
-        samples[(label_id, *(values[name] for name in COUNT_DIMENSIONS))] += n
+    samples = _sample_totals(
+        Sample.objects.exclude(counted_key="").values_list("counted_key").annotate(n=Count("pk")).order_by())
     SampleCount.objects.bulk_create(
-        [SampleCount(category_id=key[0], count=n, **dict(zip(COUNT_DIMENSIONS, key[1:]))) for key, n in samples.items()],
+        [SampleCount(category_id=key[0], count=n, **dict(zip(COUNT_DIMENSIONS, key[1:]))) for key, (n,) in samples.items()],
         batch_size=1000,
     )
-    reasonings: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-    for key, n in Reasoning.objects.exclude(counted_key="").values_list("counted_key").annotate(n=Count("pk")).order_by():
-        label_id, values, length = _parse_reasoning_key(key)
-        amounts = reasonings[(label_id, *(values[name] for name in REASONING_DIMENSIONS))]
-        amounts[0] += n
-        amounts[1] += n * length
+    reasonings = _reasoning_totals(
+        Reasoning.objects.exclude(counted_key="").values_list("counted_key").annotate(n=Count("pk")).order_by())
     ReasoningCount.objects.bulk_create(
         [ReasoningCount(category_id=key[0], count=n, length_sum=total, **dict(zip(REASONING_DIMENSIONS, key[1:])))
          for key, (n, total) in reasonings.items()],
