@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
-from functools import lru_cache
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from django.db import IntegrityError, transaction

@@ -86,7 +86,8 @@ class Sample(models.Model):
 
     # The rules' verdict on the sample (review.rules), stored so queue filters, sorts and counts
     # need no joins and cost the same in a class of 100 or of 100,000 samples. Written only by
-    # review.counts.samples_refresh, which computes them with rules.with_status.
+    # review.counts: samples_refresh, which computes them with rules.with_status, and for samples
+    # an import creates new_sample_values (the same rules, evaluated in memory).
     export_status = models.CharField(max_length=20, default="missing")
     model_status = models.CharField(max_length=20, default="missing")
     mode2_error = models.BooleanField(default=False)
@@ -106,7 +107,8 @@ class Sample(models.Model):
     counted_key = models.CharField(max_length=200, blank=True)
     # How strongly the evidence says the label is wrong (0–1, review.suspicion: LabelSuspicion has
     # the reasons) and its ascending sort key (most suspect first), written only by
-    # review.suspicion.suspicions_refresh: the 疑似标签错误 filter and sort need no join.
+    # review.suspicion.suspicions_refresh (and, for samples an import creates, with the sample from
+    # the same computation): the 疑似标签错误 filter and sort need no join.
     label_suspicion = models.FloatField(default=0.0)
     sort_suspicion = models.IntegerField(default=0)
 

@@ -186,9 +186,8 @@ def status_of(row: Mapping[str, Any], limit: int) -> dict[str, Any]:
     in memory — an import computes the verdict of the samples it creates before writing them. The
     very conditions `with_status` compiles to SQL, evaluated as SQL evaluates them
     (`condition_holds`); tests/review/test_rules_in_memory.py holds the two equal."""
-    mode2_error = condition_holds(MODE2_ERROR, row)
     return {
-        "live_mode2_error": mode2_error,
+        "live_mode2_error": condition_holds(MODE2_ERROR, row),
         "live_analysed": condition_holds(ANALYSED, row),
         "live_model_status": _first_holding(_model_status_rules(limit), row),
         "live_export_status": _first_holding(_export_status_rules(limit), row),
