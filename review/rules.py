@@ -9,7 +9,7 @@ training-set export ask these functions, so they cannot disagree:
 - `with_status`: per sample, in SQL, whether mode 2 is an error, whether that error is analysed,
   and the export status — exported (`kept`, `corrected`), left out as a label error, or pending
   with the reason the export leaves it out. `status_of` evaluates the same conditions in memory
-  (`condition_holds`, with SQL's NULL logic) for a sample whose joined columns are known.
+  (`condition_holds`, with the NULL logic of the SQL) for a sample whose joined columns are known.
 - stored per sample by review.counts (`Sample.export_status`, … and the SampleCount counters), so
   lists filter on indexed columns (`IS_PENDING`, …) and `category_counts` sums counters: pages cost
   the same whatever the size of a class.
@@ -184,7 +184,7 @@ NO_REVIEW: dict[str, None] = {name: None for name in STATUS_INPUTS if name.split
 def status_of(row: Mapping[str, Any], limit: int) -> dict[str, Any]:
     """`with_status`'s four values for one sample whose joined columns (STATUS_INPUTS) are known
     in memory — an import computes the verdict of the samples it creates before writing them. The
-    very conditions `with_status` compiles to SQL, evaluated as SQL evaluates them
+    very conditions `with_status` compiles to SQL, evaluated as that SQL decides them
     (`condition_holds`); tests/review/test_rules_in_memory.py holds the two equal."""
     return {
         "live_mode2_error": condition_holds(MODE2_ERROR, row),
@@ -210,23 +210,25 @@ _COMPARISONS = {
 
 
 def condition_holds(condition: Q, row: Mapping[str, Any]) -> bool:
-    """Whether `condition` is true of `row` ({lookup path: value}) as SQL decides it: a comparison
-    with NULL is unknown, unknown propagates through AND, OR and NOT, and a WHEN or WHERE takes
-    only true. Covers the lookups the rules use (exact, isnull, gt, gte, lt, lte, in; F() of
-    another column); anything else raises, rather than guess."""
+    """Whether `condition` is true of `row` ({lookup path: value}) as the SQL Django writes for it
+    decides: a comparison with NULL is unknown, unknown propagates through AND and OR, and a WHEN
+    or WHERE takes only true. Covers what the rules use — AND, OR, and the lookups exact, isnull,
+    gt, gte, lt, lte, in, against a value or F() of another column; anything else raises rather
+    than guess. (Negation is refused: Django adds IS NOT NULL terms to a negated lookup on a
+    nullable column, which plain three-valued logic would not reproduce.)"""
     return _truth(condition, row) is True
 
 
 def _truth(node: Q | tuple, row: Mapping[str, Any]) -> bool | None:
     if isinstance(node, Q):
+        if node.negated:
+            raise ValueError("condition_holds: negated conditions are not supported")
         results = [_truth(child, row) for child in node.children]
         if node.connector == Q.AND:
-            value = False if False in results else (None if None in results else True)
-        elif node.connector == Q.OR:
-            value = True if True in results else (None if None in results else False)
-        else:
-            raise ValueError(f"condition_holds: unsupported connector {node.connector}")
-        return (None if value is None else not value) if node.negated else value
+            return False if False in results else (None if None in results else True)
+        if node.connector == Q.OR:
+            return True if True in results else (None if None in results else False)
+        raise ValueError(f"condition_holds: unsupported connector {node.connector}")
     lookup, expected = node
     path, _, operator = lookup.rpartition("__")
     if operator not in _COMPARISONS and operator != "isnull":
@@ -234,10 +236,10 @@ def _truth(node: Q | tuple, row: Mapping[str, Any]) -> bool | None:
     value = row[path]  # KeyError: a column the caller did not give (never taken for NULL)
     if operator == "isnull":
         return (value is None) == bool(expected)
-    if isinstance(expected, F):
-        expected = row[expected.name]
     if operator == "exact" and expected is None:  # Django's `=None` is IS NULL
         return value is None
+    if isinstance(expected, F):
+        expected = row[expected.name]  # a NULL column compares as unknown, like any NULL
     if value is None or expected is None:
         return None
     return _COMPARISONS[operator](value, expected)
