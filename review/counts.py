@@ -72,10 +72,10 @@ def _parse_sample_key(key: str) -> tuple[int, dict]:
     return int(label), values
 
 
-def _reasoning_key(label_id: int, mode: int, predicted_id: int | None, is_correct: bool | None, over: bool,
-                   length: int) -> str:
-    return "|".join((str(label_id), str(mode), _key_part(predicted_id), _key_part(is_correct), _key_part(over),
-                     str(length)))
+def _reasoning_key(label_id: int, mode: int, predicted_id: int | None, is_correct: bool | None, length: int,
+                   limit: int) -> str:
+    return "|".join((str(label_id), str(mode), _key_part(predicted_id), _key_part(is_correct),
+                     _key_part(length > limit), str(length)))
 
 
 def _parse_reasoning_key(key: str) -> tuple[int, dict, int]:
@@ -227,8 +227,7 @@ def _new_sample_values(label_id: int, has_m2: bool, m2_correct: bool | None, has
 def reasoning_counted_key(*, label_id: int, mode: int, answer: Mapping[str, Any], limit: int) -> str:
     """The counted key of a reasoning about to be created with this answer (`rules.answer_fields`)
     for a sample labelled `label_id`: what `samples_refresh` would store."""
-    length = answer["length"]
-    return _reasoning_key(label_id, mode, answer["predicted_category_id"], answer["is_correct"], length > limit, length)
+    return _reasoning_key(label_id, mode, answer["predicted_category_id"], answer["is_correct"], answer["length"], limit)
 
 
 def count_created(*, sample_keys: Iterable[str], reasoning_keys: Iterable[str]) -> None:
@@ -268,7 +267,7 @@ def _refresh_reasonings(sample_ids: list[int], limit: int, labels: dict[int, int
     reasonings = Reasoning.objects.filter(sample_id__in=sample_ids).order_by().values_list(
         "pk", "sample_id", "mode", "predicted_category_id", "is_correct", "length", "counted_key")
     for pk, sample_id, mode, predicted_id, is_correct, length, counted_key in reasonings:
-        key = _reasoning_key(labels[sample_id], mode, predicted_id, is_correct, length > limit, length)
+        key = _reasoning_key(labels[sample_id], mode, predicted_id, is_correct, length, limit)
         if key == counted_key:
             continue
         _move_reasoning(deltas, counted_key, key)

@@ -58,7 +58,9 @@ from core.bulk import insert_values, update_rows
 from .models import Category, LabelSuspicion, Mode, Reasoning, Sample
 
 # Bump when the formula changes: every stored score is then recomputed on the next refresh.
-FORMULA_VERSION = "1"
+# 2: image_info's values are read in key order (PostgreSQL's jsonb reorders keys; read as written,
+# the same sample scored differently there than in memory or on SQLite).
+FORMULA_VERSION = "2"
 MODE_WEIGHT = 1.0
 INFO_WEIGHT = 2.0
 # The image information names its best-matching class only when that match is at least this many
@@ -200,14 +202,15 @@ def _pieces(text: str) -> set[str]:
 
 def info_text(*, description: str, image_info: Any) -> str:
     """The image information as one text: the description, then every value of `image_info`
-    (its `_source` provenance left out)."""
+    (its `_source` provenance left out), objects in the order of their keys — not as stored:
+    PostgreSQL's jsonb keeps its own order, and the text must not depend on the database."""
     parts = [description or ""]
 
     def walk(value: Any) -> None:
         if isinstance(value, dict):
-            for key, item in value.items():
+            for key in sorted(value):
                 if key != "_source":
-                    walk(item)
+                    walk(value[key])
         elif isinstance(value, list):
             for item in value:
                 walk(item)
@@ -306,10 +309,14 @@ def _with_modes(samples: QuerySet[Sample]) -> QuerySet[Sample]:
     return samples.annotate(**relations)
 
 
-def _fingerprint(row: Mapping[str, Any], definitions_hash: str) -> str:
-    parts = [FORMULA_VERSION, definitions_hash, row["label_id"], row["updated_at"].isoformat()]
+def _fingerprint(definitions_hash: str, *, label_id: int, updated_at: datetime,
+                 reasonings: Mapping[int, tuple[int, datetime]]) -> str:
+    """What a stored score was computed from: the formula, the definitions, the sample's label and
+    last change, and each mode's reasoning (mode → its id and last change)."""
+    parts = [FORMULA_VERSION, definitions_hash, label_id, updated_at.isoformat()]
     for mode in MODE_SOURCES:
-        parts += [row[f"s{mode}__id"], row[f"s{mode}__updated_at"] and row[f"s{mode}__updated_at"].isoformat()]
+        reasoning_id, changed = reasonings.get(mode, (None, None))
+        parts += [reasoning_id, changed and changed.isoformat()]
     return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()
 
 
@@ -324,8 +331,9 @@ def suspicions_refresh(*, samples: QuerySet[Sample] | None = None, sample_ids: I
     were written. One light query (and one per dataset) when nothing changed.
 
     Called for every write that can change the evidence: with the rules' verdicts
-    (`review.counts.samples_refresh`: imports, model outputs, saves), after image information is
+    (`review.counts.samples_refresh`: re-imports, model outputs, saves), after image information is
     stored (`review.jobs.info_extraction`) and when a class's definition changes (the receiver below).
+    Samples an import creates are scored as they are written (`suspicions_store_created`).
     """
     if samples is None:
         ids = sorted(set(sample_ids or ()))
@@ -345,7 +353,10 @@ def suspicions_refresh(*, samples: QuerySet[Sample] | None = None, sample_ids: I
         if row["dataset_id"] not in definitions:
             defs = _definitions(row["dataset_id"])
             definitions[row["dataset_id"]] = (defs, _definitions_hash(defs))
-        fingerprint = _fingerprint(row, definitions[row["dataset_id"]][1])
+        fingerprint = _fingerprint(definitions[row["dataset_id"]][1], label_id=row["label_id"],
+                                   updated_at=row["updated_at"],
+                                   reasonings={mode: (row[f"s{mode}__id"], row[f"s{mode}__updated_at"])
+                                               for mode in MODE_SOURCES if row[f"s{mode}__id"] is not None})
         if fingerprint != row["suspicion__fingerprint"]:
             stale[row["pk"]] = fingerprint
     if not stale:
@@ -417,14 +428,12 @@ def suspicions_store_created(*, basis: EvidenceBasis, samples: Sequence[CreatedS
     were written with them: `sort_key`) under the fingerprint `suspicions_refresh` would give them,
     so that it finds them current. An import creates thousands: reading each back with its
     answers, to score what was in memory, was a tenth of the import."""
-    rows = []
-    for created in samples:
-        row = {"label_id": created.label_id, "updated_at": created.updated_at}
-        for mode in MODE_SOURCES:
-            row[f"s{mode}__id"], row[f"s{mode}__updated_at"] = created.reasonings.get(mode, (None, None))
-        rows.append(_suspicion_row(created.sample_id, created.suspicion, _fingerprint(row, basis.definitions_hash)))
-    _store_suspicions(rows)
-    return len(rows)
+    _store_suspicions([
+        _suspicion_row(created.sample_id, created.suspicion, _fingerprint(
+            basis.definitions_hash, label_id=created.label_id, updated_at=created.updated_at,
+            reasonings=created.reasonings))
+        for created in samples])
+    return len(samples)
 
 
 def suspicions_fill_missing(*, samples: QuerySet[Sample]) -> int:

@@ -1,7 +1,10 @@
 """Writes of imported samples: classification records (from an import or the demo) saved in place by
-(dataset, external id), with their categories and, through `reasonings_store`, their outputs."""
+(dataset, external id), with their categories and outputs: a new sample written once with its
+first outputs, verdict and score (`_create_samples`), an existing one's outputs through
+`reasonings_store`."""
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -134,6 +137,15 @@ def _sample_values(sample: Sample, record: ClassificationRecord, label: Category
     }
 
 
+def _outputs_of(record: ClassificationRecord, *, sample: Sample | None) -> list[ModelOutput]:
+    """The record's outputs, by mode, for `sample` (None: a sample not written yet, whose id and
+    label `_create_samples` fills in once it is)."""
+    return [ModelOutput(sample_id=sample.pk if sample else 0, label_id=sample.label_id if sample else 0, mode=mode,
+                        output=output, model_name=record.model_names.get(mode, ""),
+                        raw_response=record.raw_responses.get(mode))
+            for mode, output in sorted(record.outputs.items())]
+
+
 def _create_samples(*, dataset: Dataset, samples: list[Sample], outputs: dict[str, dict[int, ModelOutput]],
                     category_ids: dict[str, int], result: RecordsSaveResult) -> None:
     """Insert new samples (unsaved instances) with their first reasonings (`outputs`: external id
@@ -174,7 +186,7 @@ def _create_samples(*, dataset: Dataset, samples: list[Sample], outputs: dict[st
     now = timezone.now()
     reasoning_keys = reasonings_create_counted(outputs=created, limit=limit, now=now)
     counts.count_created(sample_keys=[s.counted_key for s in samples], reasoning_keys=reasoning_keys)
-    reasoning_ids: dict[int, dict[int, tuple[int, Any]]] = {s.pk: {} for s in samples}
+    reasoning_ids: dict[int, dict[int, tuple[int, datetime]]] = {s.pk: {} for s in samples}
     for sample_id, mode, pk in Reasoning.objects.filter(sample_id__in=list(reasoning_ids)).values_list(
             "sample_id", "mode", "pk"):
         reasoning_ids[sample_id][mode] = (pk, now)
@@ -189,8 +201,9 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
                         names: list[str], result: RecordsSaveResult) -> None:
     samples = {s.external_id: s for s in Sample.objects.filter(dataset=dataset, external_id__in=[r.external_id for r in records])}
     to_update_samples, new_samples = [], []
-    # The outputs of samples created here (external id → mode → output; a later record's replaces an
-    # earlier one's, as reasonings_store stores the last): written with their verdict, not refreshed.
+    # The outputs of samples created here (external id → mode → output; a later record's different
+    # text replaces an earlier one's, the same text leaves it, as reasonings_store does): written
+    # with their verdict, not refreshed.
     new_outputs: dict[str, dict[int, ModelOutput]] = {}
     for record in records:
         label = by_name[resolve_label_name(record.label, names)]
@@ -210,10 +223,10 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
                 if record.external_id not in new_outputs:
                     to_update_samples.append(sample)
         if record.external_id in new_outputs:
-            new_outputs[record.external_id].update(
-                (mode, ModelOutput(sample_id=0, label_id=0, mode=mode, output=output,
-                                   model_name=record.model_names.get(mode, ""), raw_response=record.raw_responses.get(mode)))
-                for mode, output in record.outputs.items())
+            outputs = new_outputs[record.external_id]
+            for o in _outputs_of(record, sample=None):
+                if o.mode not in outputs or outputs[o.mode].output != o.output:
+                    outputs[o.mode] = o
     category_ids = {name: category.pk for name, category in by_name.items()}
     _create_samples(dataset=dataset, samples=new_samples, outputs=new_outputs, category_ids=category_ids,
                     result=result)
@@ -223,12 +236,8 @@ def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRec
     update_instances(to_update_samples, [*SAMPLE_IMPORT_FIELDS, "updated_at"])
     result.samples_updated += len(to_update_samples)
 
-    outputs = [
-        ModelOutput(sample_id=samples[record.external_id].pk, label_id=samples[record.external_id].label_id,
-                    mode=mode, output=output, model_name=record.model_names.get(mode, ""),
-                    raw_response=record.raw_responses.get(mode))
-        for record in records if record.external_id not in new_outputs for mode, output in sorted(record.outputs.items())
-    ]
+    outputs = [o for record in records if record.external_id not in new_outputs
+               for o in _outputs_of(record, sample=samples[record.external_id])]
     stored = reasonings_store(outputs=outputs, category_ids=category_ids, source="import", refresh=False)
     # A sample whose label changed: its other reasonings are re-marked right/wrong.
     relabelled = [s.pk for s in to_update_samples]

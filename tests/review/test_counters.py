@@ -189,17 +189,31 @@ def test_samples_created_by_an_import_store_what_a_full_recompute_stores(setting
             outputs[2] = kinds[mode2](label)
         if mode3:
             outputs[3] = kinds[mode3](label)
-        # Image information naming a class's own words for some (the suspicion's fourth witness).
+        # Image information naming a class's own words for some (the suspicion's fourth witness):
+        # a description, or image_info whose keys PostgreSQL's jsonb stores in another order than
+        # written ("a" before "zz"), which must not change what its values say ("货退" spans them).
         description = f"截图是{NAMES[n % 3]}页面，{NAMES[n % 3]}的按钮" if n % 4 == 0 else None
+        image_info = {"zz": "退货", "a": "退款"} if n % 4 == 1 else None
         records.append(ClassificationRecord(external_id=f"n-{n:03d}", label=label, outputs=outputs,
-                                            description=description))
-    # The same new sample twice in one save: the later record's label and outputs are stored.
-    records.append(ClassificationRecord(external_id="n-000", label=NAMES[1], outputs={3: answer(NAMES[1], 120)}))
-    classification_records_save(dataset=dataset, records=records)
+                                            description=description, image_info=image_info))
+    # The same new sample twice in one save: the later record's label is stored, and of its outputs
+    # a different text replaces the earlier one's, the same text keeps the earlier record's.
+    first = next(r for r in records if r.external_id == "n-011")
+    records.append(ClassificationRecord(
+        external_id="n-011", label=NAMES[1], outputs={3: answer(NAMES[1], 120), 2: first.outputs[2]},
+        model_names={3: "second", 2: "second"}))
+    result = classification_records_save(dataset=dataset, records=records)
+    assert (result.samples_created, result.samples_updated) == (len(records) - 1, 0)
+    assert result.reasonings_created == Reasoning.objects.filter(sample__dataset=dataset).count()
 
     written = _stored_state(dataset)
-    assert written[0]["n-000"]["export_status"] == rules.TOO_LONG
-    assert Sample.objects.get(dataset=dataset, external_id="n-000").label.name == NAMES[1]
+    assert written[0]["n-011"]["export_status"] == rules.TOO_LONG
+    twice = Sample.objects.get(dataset=dataset, external_id="n-011")
+    assert twice.label.name == NAMES[1]
+    assert {r.mode: (r.output, r.model_name) for r in twice.reasonings.all()} == {
+        1: (first.outputs[1], ""), 2: (first.outputs[2], ""), 3: (answer(NAMES[1], 120), "second")}
+    assert any(row["suspicion__evidence"] and any(w["source"] == "info" for w in row["suspicion__evidence"])
+               for sid, row in written[0].items() if int(sid[2:]) % 4 == 1)
     assert {row["suspicion__score"] > 0 for row in written[0].values()} == {True, False}
     assert suspicions_refresh(samples=Sample.objects.filter(dataset=dataset)) == 0  # every fingerprint current
     refresh_all()  # recomputes every stored verdict from the rows, and the counters from the keys
