@@ -5,6 +5,7 @@ are what PostgreSQL refuses and SQLite stores.
 """
 import hashlib
 import json
+from dataclasses import dataclass, field
 
 import pytest
 from django.core.management import call_command
@@ -67,19 +68,41 @@ def test_an_image_given_as_a_one_element_list_is_imported(tmp_path, media_root):
     assert sample.image and (media_root / sample.image).is_file()
 
 
+@dataclass
+class ImageWorkers:
+    mode: str
+    stored_by_processes: set[str] = field(default_factory=set)  # the samples whose image a process stored
+
+    def expect_from_processes(self, ids: set[str]) -> None:
+        """In the processes run, exactly these were stored there (the others by the threads after)."""
+        assert self.stored_by_processes == (ids if self.mode == "processes" else set())
+
+
 @pytest.fixture(params=["threads", "processes"])
 def image_workers(request, monkeypatch):
     """Each image test runs twice: the images located and stored by the import's threads, and (as
     from PROCESS_IMAGES_FROM samples) by its processes."""
     from review.importing import importer
 
-    started = []
+    workers = ImageWorkers(request.param)
     if request.param == "processes":
         monkeypatch.setattr(importer, "PROCESS_IMAGES_FROM", 1)
         original = importer.image_store_processes
-        monkeypatch.setattr(importer, "image_store_processes", lambda *a, **kw: started.append(1) or original(*a, **kw))
-    yield request.param
-    assert bool(started) == (request.param == "processes")
+
+        def spied(*args, **kwargs):
+            processes = original(*args, **kwargs)
+            run = processes.map
+
+            def map_and_record(fn, written, bases, owners, **kw):
+                names = list(run(fn, written, bases, owners, **kw))
+                workers.stored_by_processes.update(owner for owner, name in zip(owners, names) if name is not None)
+                return iter(names)
+
+            processes.map = map_and_record
+            return processes
+
+        monkeypatch.setattr(importer, "image_store_processes", spied)
+    return workers
 
 
 def test_windows_paths_from_another_machine_map_through_image_root(tmp_path, media_root, image_workers):
@@ -99,6 +122,7 @@ def test_windows_paths_from_another_machine_map_through_image_root(tmp_path, med
     assert file_digest(media_root, x) == hashlib.sha256((local / "train/images/x.png").read_bytes()).hexdigest()
     assert file_digest(media_root, y) == hashlib.sha256((local / "other/y.png").read_bytes()).hexdigest()
     assert file_digest(media_root, z) == hashlib.sha256((local / "deep/er/z.png").read_bytes()).hexdigest()
+    image_workers.expect_from_processes({"x"})  # y and z by their names: the index is the import's own
 
 
 def test_image_root_links_that_lead_outside_it_are_not_followed(tmp_path, media_root, image_workers):
@@ -123,6 +147,7 @@ def test_image_root_links_that_lead_outside_it_are_not_followed(tmp_path, media_
     assert "x.png" in reported and "y.png" in reported
     stored = [p.name for p in media_root.rglob("*.png")]
     assert len(stored) == 1
+    image_workers.expect_from_processes({"ok"})
 
 
 def test_path_prefix_replaces_the_old_machines_folder(tmp_path, media_root):
