@@ -167,3 +167,15 @@ def update_instances(objs: Iterable[models.Model], fields: Sequence[str]) -> int
     meta = type(objs[0])._meta
     attnames = [meta.get_field(name).attname for name in fields]
     return update_rows(type(objs[0]), fields, [(obj.pk, [getattr(obj, a) for a in attnames]) for obj in objs])
+
+
+def analyze_tables(*models: type[models.Model]) -> None:
+    """Refresh PostgreSQL's planner statistics of these models' tables (ANALYZE: it reads a sample
+    of rows and blocks no reads or writes); nothing on SQLite, whose planner takes an index without
+    statistics. A table that grew from empty since it was last analyzed is otherwise planned as if
+    it were still tiny: a lookup of 500 ids by an indexed column scanned all 300,000 rows (45 ms
+    instead of 0.7 ms), once per chunk of a bulk write, until autovacuum — where it is on — caught up."""
+    if connection.vendor != "postgresql" or not models:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE " + ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models))

@@ -59,12 +59,13 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from core.bulk import analyze_tables
 from core.errors import ApplicationError
 from core.images import image_store_processes
 from core.jsonfiles import iter_record_file
 from core.processes import may_start_processes, worker_processes
 from core.sqlite3 import let_waiting_writers_first
-from review.models import Dataset
+from review.models import Dataset, LabelSuspicion, Reasoning, Sample
 from review.services import ClassificationRecord, classification_records_save
 
 from .assembly import Pending, assemble_batch, choose_label
@@ -91,6 +92,7 @@ MAX_LISTED_FINDINGS = 1000  # problems (and notes) listed one by one in a report
 TRANSACTION_SECONDS = 0.2  # how long one write transaction of an import should last …
 MIN_CHUNK = 20  # … unless that is fewer samples than this
 PROCESS_IMAGES_FROM = 2000  # samples from which an import's images are stored in processes of their own
+ANALYZE_FROM = 1000  # samples an import writes before it refreshes the tables' statistics (then at each doubling)
 PROCESS_CHUNK = 64  # images handed to a process at a time
 STAGE_ROWS = 5000  # staging rows read from a file between two writes to the staging file
 PROCESS_READING_FROM_BYTES = 32 * 1024 * 1024  # files from which an import's are read by processes of their own
@@ -320,7 +322,19 @@ class ClassificationImport:
                 fitting = int(TRANSACTION_SECONDS * len(chunk) / seconds) if seconds > 0 else self.batch_size
                 self._chunk = max(MIN_CHUNK, min(self.batch_size, 2 * self._chunk, fitting))
         self.record_batch(k, outcome.as_json())
+        self._keep_statistics_current(len(records))
         return outcome
+
+    def _keep_statistics_current(self, written: int) -> None:
+        """Refresh the database's statistics of the tables an import grows (`analyze_tables`) once
+        it has written ANALYZE_FROM samples, then each time it has written as many again as in all
+        before: a few times per import, whatever its size. (Counted in the staging file, which the
+        job's items share.)"""
+        total = self.staging.get("samples_written", 0) + written
+        self.staging.put("samples_written", total)
+        if total >= self.staging.get("analyze_at", ANALYZE_FROM):
+            analyze_tables(Sample, Reasoning, LabelSuspicion)
+            self.staging.put("analyze_at", 2 * total)
 
     def record_batch(self, k: int, result: dict) -> None:
         with self.staging.lock:

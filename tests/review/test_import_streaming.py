@@ -233,3 +233,25 @@ def test_a_reviewer_saves_between_the_transactions_of_an_import_running_flat_out
     assert begun_meanwhile <= 1, f"{begun_meanwhile} import transactions went first"
     assert outcome["report"].samples_imported == 40
     assert Review.objects.get(sample__external_id="a-0").note == "导入时审核"
+
+
+def _planner_row_estimates(*tables: str) -> dict[str, float]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, reltuples FROM pg_class WHERE relname = ANY(%s)", [list(tables)])
+        return dict(cursor.fetchall())
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's planner uses the indexes without statistics")
+@pytest.mark.django_db(transaction=True)
+def test_a_large_import_keeps_postgresqls_statistics_current(tmp_path, settings, monkeypatch):
+    """A table that grows from empty within one import was planned as if it were tiny: every
+    chunk's lookup of 500 samples' reasonings scanned the whole table (45 ms at 300,000 rows instead
+    of 0.7 ms), and a 100,000-sample import on PostgreSQL spent most of its time waiting. The
+    import refreshes the statistics as the tables grow (here from 20 samples, and at each doubling)."""
+    settings.IMPORT_BATCH_SAMPLES = 10
+    monkeypatch.setattr(importer, "ANALYZE_FROM", 20, raising=False)
+    import_classification(path=write_manifest(tmp_path / "m.jsonl", [f"s-{i}" for i in range(100)]),
+                          dataset_name="scenes", create_classes=True)
+    estimates = _planner_row_estimates("review_sample", "review_reasoning", "review_labelsuspicion")
+    assert estimates["review_sample"] >= 50 and estimates["review_labelsuspicion"] >= 50
+    assert estimates["review_reasoning"] >= 150
