@@ -62,8 +62,7 @@ def insert_rows(objs: Sequence[models.Model], *, update_on_conflict: tuple[Seque
         for i, value in fixed.items():
             row[i] = value
         rows.append(row)
-    with connection.cursor() as cursor:
-        cursor.executemany(_insert_sql(model, fields, update_on_conflict), rows)
+    _insert(model, fields, rows, update_on_conflict)
     return len(rows)
 
 
@@ -101,13 +100,28 @@ def insert_values(model: type[models.Model], rows: Sequence[Mapping[str, Any]], 
             else:
                 values.append(field.get_db_prep_save(row[attname], connection))
         params.append(values)
-    with connection.cursor() as cursor:
-        cursor.executemany(_insert_sql(model, fields, update_on_conflict), params)
+    _insert(model, fields, params, update_on_conflict)
     return len(params)
 
 
 def _is_stamped(field: models.Field) -> bool:
     return bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
+
+
+def _insert(model: type[models.Model], fields: list[models.Field], rows: list[list],
+            update_on_conflict: tuple[Sequence[str], Sequence[str]] | None) -> None:
+    """Write prepared rows: on PostgreSQL a plain insert goes through COPY (the rows streamed in
+    one command, no statement per row: an import's samples and reasonings took half the time);
+    an upsert, and SQLite, through `executemany` of one INSERT."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and update_on_conflict is None:
+            quote = connection.ops.quote_name
+            with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+                                    "FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        cursor.executemany(_insert_sql(model, fields, update_on_conflict), rows)
 
 
 def _insert_sql(model: type[models.Model], fields: list[models.Field],

@@ -391,9 +391,11 @@ def _suspicion_row(sample_id: int, result: Suspicion, fingerprint: str) -> dict[
             "evidence": [w.as_json() for w in result.witnesses], "fingerprint": fingerprint}
 
 
-def _store_suspicions(rows: list[dict[str, Any]]) -> None:
+def _store_suspicions(rows: list[dict[str, Any]], *, replacing: bool = True) -> None:
+    """Insert the scores, replacing a sample's stored one (`replacing=False`: samples created in
+    this transaction, which can have none: a plain insert, faster on PostgreSQL)."""
     insert_values(LabelSuspicion, rows, update_on_conflict=(
-        ["sample"], ["score", "suggested_category", "evidence", "fingerprint", "computed_at"]))
+        ["sample"], ["score", "suggested_category", "evidence", "fingerprint", "computed_at"]) if replacing else None)
 
 
 # --------------------------------------------------------------------------- samples being created
@@ -432,7 +434,7 @@ def suspicions_store_created(*, basis: EvidenceBasis, samples: Sequence[CreatedS
         _suspicion_row(created.sample_id, created.suspicion, _fingerprint(
             basis.definitions_hash, label_id=created.label_id, updated_at=created.updated_at,
             reasonings=created.reasonings))
-        for created in samples])
+        for created in samples], replacing=False)
     return len(samples)
 
 

@@ -96,3 +96,14 @@ def test_rows_given_as_values_upsert_too():
                   update_on_conflict=(["sample"], ["score", "evidence", "fingerprint"]))
     stored = LabelSuspicion.objects.get(sample=sample)
     assert (stored.score, stored.evidence, stored.fingerprint, stored.suggested_category_id) == (0.25, [], "b", None)
+
+
+def test_text_with_tabs_newlines_backslashes_and_a_literal_null_marker_round_trips():
+    """PostgreSQL's inserts go through COPY, whose text format gives tabs, newlines, backslashes and
+    `\\N` meanings of their own: a model's output with them comes back unchanged, never as NULL."""
+    sample = SampleFactory()
+    tricky = "第一行\t制表\n第二行 \\ 反斜杠 \\N 不是空值\r\n类别：x"
+    insert_values(Reasoning, [{"sample_id": sample.pk, "mode": 3, "version": 1, "output": tricky,
+                               "predicted_name": "\\N", "length": 7, "raw_response": {"text": tricky}}])
+    row = Reasoning.objects.get(sample=sample)
+    assert (row.output, row.predicted_name, row.raw_response) == (tricky, "\\N", {"text": tricky})
