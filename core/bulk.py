@@ -1,4 +1,5 @@
-"""Bulk writes of many rows with one prepared statement run for every row (`executemany`).
+"""Bulk writes of many rows with one prepared statement run for every row (`executemany`), or on
+PostgreSQL, for a plain insert, one COPY.
 
 `QuerySet.bulk_create` and `bulk_update` compile each batch into one statement, every value
 passing through the query compiler (and `bulk_update` builds a CASE WHEN per field and row): that
@@ -8,6 +9,7 @@ dates, …) go through the field's `get_db_prep_save`, as Django would.
 
 What these do not do, as `bulk_create` does not either: send signals, call `save()`, run
 validation. `insert_rows` does not return ids (the caller reads back what it needs).
+`analyze_tables` refreshes PostgreSQL's planner statistics after a bulk write grew a table.
 """
 from __future__ import annotations
 
