@@ -118,8 +118,9 @@ def _insert(model: type[models.Model], fields: list[models.Field], rows: list[li
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql" and update_on_conflict is None:
             quote = connection.ops.quote_name
-            with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-                                    "FROM STDIN") as copy:
+            sql = f"COPY {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) FROM STDIN"
+            # The driver's own cursor, so its errors are made Django's here (IntegrityError, …).
+            with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
                 for row in rows:
                     copy.write_row(row)
             return

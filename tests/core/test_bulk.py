@@ -1,6 +1,7 @@
 """core.bulk writes rows exactly as the ORM would store them (read back through the ORM), on SQLite
 and PostgreSQL: JSON (a bare string included), NULLs, booleans, negative numbers, timestamps."""
 import pytest
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.bulk import insert_rows, insert_values, update_instances, update_rows
@@ -107,3 +108,13 @@ def test_text_with_tabs_newlines_backslashes_and_a_literal_null_marker_round_tri
                                "predicted_name": "\\N", "length": 7, "raw_response": {"text": tricky}}])
     row = Reasoning.objects.get(sample=sample)
     assert (row.output, row.predicted_name, row.raw_response) == (tricky, "\\N", {"text": tricky})
+
+
+def test_a_row_breaking_a_constraint_raises_djangos_integrity_error_and_writes_nothing():
+    """Callers catch Django's IntegrityError whatever the database (COPY runs on the driver's own
+    cursor on PostgreSQL)."""
+    category = CategoryFactory()
+    rows = [Sample(dataset=category.dataset, external_id=sid, label=category) for sid in ("d-1", "d-1")]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(rows)
+    assert not Sample.objects.filter(dataset=category.dataset).exists()
