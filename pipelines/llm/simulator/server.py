@@ -258,18 +258,18 @@ def serve_in_thread(port: int = 0, host: str = "127.0.0.1", **faults: Any) -> Si
     return SimulatorHandle(server, thread)
 
 
-def _stop_on_term(signum, frame):
-    raise KeyboardInterrupt  # one way out of serve_forever for Ctrl-C and for process managers
-
-
 def serve_forever(host: str, port: int, **faults: Any) -> None:
-    """Run in the foreground until interrupted (the management command); TERM stops it cleanly too."""
-    server = make_server(host, port, **faults)
-    signal.signal(signal.SIGTERM, _stop_on_term)
+    """Run in the foreground until Ctrl-C or TERM (the management command); either stops it cleanly.
+
+    The server runs in its thread and this one only waits: the signal handler merely records the
+    signal, so it cannot interrupt the server half-way through a request or deadlock on a lock the
+    interrupted code holds, and the stop itself (`SimulatorHandle.stop`) is the one the tests use."""
+    handle = serve_in_thread(port, host, **faults)
+    signals_received: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda received, frame: signals_received.append(received))
     try:
-        server.serve_forever(poll_interval=0.5)
-    except KeyboardInterrupt:
-        pass
+        while not signals_received:
+            time.sleep(0.1)  # a signal wakes it early; the handler runs between two checks
     finally:
-        server.state.stopping.set()
-        server.server_close()
+        handle.stop()

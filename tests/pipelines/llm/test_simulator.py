@@ -134,7 +134,11 @@ def test_transient_faults_clear_on_retry_but_refusals_do_not(sim):
             assert 200 in codes
 
 
-def test_management_command_serves_over_http():
+@pytest.mark.parametrize("stop_signal", ["SIGTERM", "SIGINT"])
+def test_management_command_serves_over_http_and_stops_on_a_signal(stop_signal, tmp_path):
+    """`manage.py llm_simulator` answers over HTTP, and TERM (process managers) or INT (Ctrl-C)
+    stops it cleanly, exit code 0."""
+    import signal
     import socket
     import subprocess
     import sys
@@ -145,19 +149,33 @@ def test_management_command_serves_over_http():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     root = Path(__file__).resolve().parents[3]
-    process = subprocess.Popen([sys.executable, "manage.py", "llm_simulator", "--port", str(port), "--latency-ms", "1"],
-                               cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stderr_path = tmp_path / "stderr.txt"
+    # -X faulthandler: if it ever fails to stop, SIGABRT below makes it print every thread's stack.
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen([sys.executable, "-X", "faulthandler", "manage.py", "llm_simulator",
+                                    "--port", str(port), "--latency-ms", "1"],
+                                   cwd=root, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=1) as response:
                     assert response.status == 200
+                    assert "qwen-vl-72b-instruct" in json.load(response)["data"][0]["id"]
                     break
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.1)
+        process.send_signal(getattr(signal, stop_signal))
+        try:
+            exit_code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            process.wait(timeout=10)
+            pytest.fail(f"still running 30 s after {stop_signal}; its stacks:\n{stderr_path.read_text()}")
+        assert exit_code == 0, stderr_path.read_text()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
