@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from core.bulk import insert_rows, update_instances
+from core.bulk import insert_values, update_instances
 from review import counts, rules
 from review.models import Category, Dataset, Reasoning, Sample
 from review.parsing import match_category_name
@@ -122,19 +122,25 @@ IMPORT_CHUNK = 500  # keeps IN (...) lists under SQLite's variable limit
 SAMPLE_IMPORT_FIELDS = ("label", "image", "image_info", "description", "provenance")
 
 
-def _sample_values(sample: Sample, record: ClassificationRecord, label: Category) -> dict[str, Any]:
-    """The stored sample's fields after `record`: what the record lacks keeps what is stored
-    (re-importing a mode folder must not wipe images or descriptions another file gave)."""
-    provenance = sample.provenance
+def _sample_values(stored: dict[str, Any], record: ClassificationRecord, label: Category) -> dict[str, Any]:
+    """The sample's fields after `record`, from its `stored` ones (`_import_fields`): what the record
+    lacks keeps what is stored (re-importing a mode folder must not wipe images or descriptions
+    another file gave)."""
+    provenance = stored["provenance"]
     if record.provenance:
-        provenance = {**(sample.provenance or {}), **record.provenance}
+        provenance = {**(provenance or {}), **record.provenance}
     return {
         "label_id": label.pk,
-        "image": record.image or sample.image,
-        "image_info": sample.image_info if record.image_info is None else record.image_info,
-        "description": sample.description if record.description is None else record.description,
+        "image": record.image or stored["image"],
+        "image_info": stored["image_info"] if record.image_info is None else record.image_info,
+        "description": stored["description"] if record.description is None else record.description,
         "provenance": provenance,
     }
+
+
+def _import_fields(sample: Sample) -> dict[str, Any]:
+    return {"label_id": sample.label_id, "image": sample.image, "image_info": sample.image_info,
+            "description": sample.description, "provenance": sample.provenance}
 
 
 def _outputs_of(record: ClassificationRecord, *, sample: Sample | None) -> list[ModelOutput]:
@@ -146,89 +152,90 @@ def _outputs_of(record: ClassificationRecord, *, sample: Sample | None) -> list[
             for mode, output in sorted(record.outputs.items())]
 
 
-def _create_samples(*, dataset: Dataset, samples: list[Sample], outputs: dict[str, dict[int, ModelOutput]],
+def _create_samples(*, dataset: Dataset, rows: list[dict[str, Any]], outputs: dict[str, dict[int, ModelOutput]],
                     category_ids: dict[str, int], result: RecordsSaveResult) -> None:
-    """Insert new samples (unsaved instances) with their first reasonings (`outputs`: external id
-    → mode → output), each row written once and complete: the sample with its verdict
-    (`counts.new_sample_values`) and suspicion score, the reasonings with their counted keys, then
-    the counters and the stored suspicions, all computed from what is in memory. (Written bare and
-    refreshed after, every sample was written three times and read back twice: most of an import.)"""
-    if not samples:
+    """Insert new samples (`rows`: their columns by attname) with their first reasonings
+    (`outputs`: external id → mode → output), each row written once and complete: the sample with
+    its verdict (`counts.new_sample_values`) and suspicion score, the reasonings with their counted
+    keys, then the counters and the stored suspicions, all computed from what is in memory.
+    (Written bare and refreshed after, every sample was written three times and read back twice:
+    most of an import. Rows, not model instances: making 100,000 instances took 2 s.)"""
+    if not rows:
         return
     limit = rules.length_limit()
     basis = evidence_basis(dataset.pk)
     answers: dict[str, dict[int, dict[str, Any]]] = {}
     scores: dict[str, Suspicion] = {}
-    for sample in samples:
-        mine = outputs[sample.external_id]
-        answers[sample.external_id] = found = {
-            mode: rules.answer_fields(o.output, label_id=sample.label_id, category_ids=category_ids)
+    for row in rows:
+        external_id, label_id = row["external_id"], row["label_id"]
+        mine = outputs[external_id]
+        answers[external_id] = found = {
+            mode: rules.answer_fields(o.output, label_id=label_id, category_ids=category_ids)
             for mode, o in mine.items()}
-        for name, value in counts.new_sample_values(label_id=sample.label_id, answers=found, limit=limit).items():
-            setattr(sample, name, value)
-        scores[sample.external_id] = score = sample_suspicion(
-            label_id=sample.label_id, matcher=basis.matcher,
+        row.update(counts.new_sample_values(label_id=label_id, answers=found, limit=limit))
+        scores[external_id] = score = sample_suspicion(
+            label_id=label_id, matcher=basis.matcher,
             answers=[Answer(mode, a["predicted_category_id"], a["predicted_name"], mine[mode].raw_response)
                      for mode, a in found.items()],
-            info=info_text(description=sample.description, image_info=sample.image_info))
-        sample.label_suspicion, sample.sort_suspicion = score.score, sort_key(score.score)
-    insert_rows(samples)
-    # Their ids, which insert_rows does not return.
-    ids = dict(Sample.objects.filter(dataset=dataset, external_id__in=[s.external_id for s in samples])
+            info=info_text(description=row["description"], image_info=row["image_info"]))
+        row["label_suspicion"], row["sort_suspicion"] = score.score, sort_key(score.score)
+    now = timezone.now()  # the samples' created_at and updated_at, and their reasonings'
+    insert_values(Sample, rows, now=now)
+    # Their ids, which insert_values does not return.
+    ids = dict(Sample.objects.filter(dataset=dataset, external_id__in=[row["external_id"] for row in rows])
                .values_list("external_id", "pk"))
     created = []
-    for sample in samples:
-        sample.pk = ids[sample.external_id]
-        sample._state.adding = False
-        for mode, o in sorted(outputs[sample.external_id].items()):
-            o.sample_id, o.label_id = sample.pk, sample.label_id
-            created.append((o, answers[sample.external_id][mode]))
-    now = timezone.now()
+    for row in rows:
+        row["id"] = pk = ids[row["external_id"]]
+        for mode, o in sorted(outputs[row["external_id"]].items()):
+            o.sample_id, o.label_id = pk, row["label_id"]
+            created.append((o, answers[row["external_id"]][mode]))
     reasoning_keys = reasonings_create_counted(outputs=created, limit=limit, now=now)
-    counts.count_created(sample_keys=[s.counted_key for s in samples], reasoning_keys=reasoning_keys)
-    reasoning_ids: dict[int, dict[int, tuple[int, datetime]]] = {s.pk: {} for s in samples}
+    counts.count_created(sample_keys=[row["counted_key"] for row in rows], reasoning_keys=reasoning_keys)
+    reasoning_ids: dict[int, dict[int, tuple[int, datetime]]] = {row["id"]: {} for row in rows}
     for sample_id, mode, pk in Reasoning.objects.filter(sample_id__in=list(reasoning_ids)).values_list(
             "sample_id", "mode", "pk"):
         reasoning_ids[sample_id][mode] = (pk, now)
     suspicions_store_created(basis=basis, samples=[
-        CreatedSample(sample_id=s.pk, label_id=s.label_id, updated_at=s.updated_at, suspicion=scores[s.external_id],
-                      reasonings=reasoning_ids[s.pk]) for s in samples])
-    result.samples_created += len(samples)
+        CreatedSample(sample_id=row["id"], label_id=row["label_id"], updated_at=now,
+                      suspicion=scores[row["external_id"]], reasonings=reasoning_ids[row["id"]]) for row in rows])
+    result.samples_created += len(rows)
     result.reasonings_created += len(created)
 
 
 def _save_records_chunk(*, dataset: Dataset, records: Sequence[ClassificationRecord], by_name: dict[str, Category],
                         names: list[str], result: RecordsSaveResult) -> None:
     samples = {s.external_id: s for s in Sample.objects.filter(dataset=dataset, external_id__in=[r.external_id for r in records])}
-    to_update_samples, new_samples = [], []
-    # The outputs of samples created here (external id → mode → output; a later record's different
-    # text replaces an earlier one's, the same text leaves it, as reasonings_store does): written
-    # with their verdict, not refreshed.
+    to_update_samples = []
+    # Samples created here (external id → their columns) and their outputs (external id → mode →
+    # output; a later record's different text replaces an earlier one's, the same text leaves it,
+    # as reasonings_store does): written with their verdict, not refreshed.
+    new_rows: dict[str, dict[str, Any]] = {}
     new_outputs: dict[str, dict[int, ModelOutput]] = {}
     for record in records:
         label = by_name[resolve_label_name(record.label, names)]
         sample = samples.get(record.external_id)
-        if sample is None:
-            sample = Sample(dataset=dataset, external_id=record.external_id, label=label, image=record.image,
-                            image_info=record.image_info, description=record.description or "",
-                            provenance=record.provenance)
-            new_samples.append(sample)
-            samples[record.external_id] = sample
+        if record.external_id in new_rows:  # named again in this save
+            new_rows[record.external_id].update(_sample_values(new_rows[record.external_id], record, label))
+        elif sample is None:
+            new_rows[record.external_id] = {
+                "dataset_id": dataset.pk, "external_id": record.external_id, "label_id": label.pk,
+                "image": record.image, "image_info": record.image_info, "description": record.description or "",
+                "provenance": record.provenance}
             new_outputs[record.external_id] = {}
         else:
-            values = _sample_values(sample, record, label)
+            values = _sample_values(_import_fields(sample), record, label)
             if any(getattr(sample, key) != value for key, value in values.items()):
                 for key, value in values.items():
                     setattr(sample, key, value)
-                if record.external_id not in new_outputs:
-                    to_update_samples.append(sample)
+                to_update_samples.append(sample)
         if record.external_id in new_outputs:
             outputs = new_outputs[record.external_id]
             for o in _outputs_of(record, sample=None):
                 if o.mode not in outputs or outputs[o.mode].output != o.output:
                     outputs[o.mode] = o
     category_ids = {name: category.pk for name, category in by_name.items()}
-    _create_samples(dataset=dataset, samples=new_samples, outputs=new_outputs, category_ids=category_ids,
+    _create_samples(dataset=dataset, rows=list(new_rows.values()), outputs=new_outputs, category_ids=category_ids,
                     result=result)
     now = timezone.now()
     for sample in to_update_samples:
