@@ -68,16 +68,17 @@ def _escape(relative: str) -> ApplicationError:
     return ApplicationError(f"路径超出允许的目录：{relative}", code="path_escape", extra={"path": relative})
 
 
-def confine_path(root: str | Path, relative: str, *, resolved: dict[Path, Path] | None = None) -> Path:
+def confine_path(root: str | Path, relative: str, *, resolved: dict | None = None) -> Path:
     """The resolved absolute path of `relative` inside `root`.
 
     Raises ApplicationError(code="path_escape") when the path is empty, absolute (POSIX, Windows
     drive or UNC), contains `..` (also URL-encoded, e.g. `%2e%2e%2f`, or double-encoded), a NUL
     byte, or resolves outside `root` through a symlink.
 
-    `resolved`: a cache of folders already resolved (unresolved → resolved path), for a caller that
-    confines many files in few folders (an import): resolving walks every component of the path,
-    so then only the root and each folder are resolved once, and the file itself only if it is a link.
+    `resolved`: a cache of the folders already resolved and confined (an empty dict to start), for a
+    caller that confines many files in few folders (an import): resolving walks every component of
+    the path, so then only the root and each folder are resolved and checked once, and the file
+    itself only if it is a link.
     """
     if not isinstance(relative, str) or not relative.strip():
         raise ApplicationError("路径为空", code="path_escape", extra={"path": relative})
@@ -99,19 +100,31 @@ def confine_path(root: str | Path, relative: str, *, resolved: dict[Path, Path] 
         root_path = Path(root).resolve()
         candidate = root_path.joinpath(*parts).resolve()
     else:
-        root_path = _resolved_folder(Path(root), resolved)
-        candidate = _resolved_folder(root_path.joinpath(*parts[:-1]), resolved) / parts[-1] if parts else root_path
-        if candidate.is_symlink():
-            candidate = candidate.resolve()
+        root_path, folder, folder_inside = _confined_folder(root, parts[:-1], resolved)
+        if not parts:
+            return root_path
+        candidate = folder / parts[-1]
+        if not candidate.is_symlink():
+            # The file is a child of its resolved folder: inside root exactly when that folder is.
+            if not folder_inside and candidate != root_path:
+                raise _escape(relative)
+            return candidate
+        candidate = candidate.resolve()
     if candidate != root_path and root_path not in candidate.parents:
         raise _escape(relative)  # a symlink inside root pointing out of it
     return candidate
 
 
-def _resolved_folder(folder: Path, resolved: dict[Path, Path]) -> Path:
-    if folder not in resolved:
-        resolved[folder] = folder.resolve()
-    return resolved[folder]
+def _confined_folder(root: str | Path, folder_parts: tuple[str, ...], resolved: dict) -> tuple[Path, Path, bool]:
+    """(root resolved, root/folder_parts resolved, whether that folder is root or inside it), from
+    `confine_path`'s cache; keyed by strings, not paths (a path object costs more to make and hash
+    than the lookup saves)."""
+    key = (str(root), folder_parts)
+    if key not in resolved:
+        root_path = Path(root).resolve()
+        folder = root_path.joinpath(*folder_parts).resolve()
+        resolved[key] = (root_path, folder, folder == root_path or root_path in folder.parents)
+    return resolved[key]
 
 
 def media_path(relative: str) -> Path:

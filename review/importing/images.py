@@ -3,6 +3,7 @@ by path prefixes, or found under `image_root`, always confined), stored by id an
 one problem reported for absolute paths from another machine that nothing maps."""
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -35,13 +36,15 @@ class KnownFolders:
     where they really are (`confine_path`'s cache)."""
 
     def __init__(self):
-        self._exists: dict[Path, bool] = {}
-        self._resolved: dict[Path, Path] = {}
+        self._exists: dict[tuple[Path, str], bool] = {}
+        self._resolved: dict = {}
 
-    def exists(self, folder: Path) -> bool:
-        if folder not in self._exists:
-            self._exists[folder] = folder.is_dir()
-        return self._exists[folder]
+    def exists(self, folder: Path, name: str) -> bool:
+        """Whether `folder/name` is a folder."""
+        key = (folder, name)
+        if key not in self._exists:
+            self._exists[key] = (folder / name).is_dir()
+        return self._exists[key]
 
     def confine(self, root: Path, tail: Sequence[str]) -> Path:
         """`confine_path(root, "/".join(tail))`, with the folders resolved once per import."""
@@ -54,9 +57,9 @@ def _find_below(folder: Path, parts: Sequence[str], known: KnownFolders | None =
         tail = parts[i:]
         if any(part in ("", ".", "..") for part in tail):
             continue
-        if known is not None and len(tail) > 1 and not known.exists(folder / tail[0]):
+        if known is not None and len(tail) > 1 and not known.exists(folder, tail[0]):
             continue
-        if not folder.joinpath(*tail).is_file():
+        if not os.path.isfile(os.path.join(folder, *tail)):
             continue  # a cheap stat first; only the file found is resolved and confined
         try:
             return known.confine(folder, tail) if known is not None else confine_path(folder, "/".join(tail))
