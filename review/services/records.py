@@ -139,8 +139,8 @@ def _sample_values(stored: dict[str, Any], record: ClassificationRecord, label: 
 
 
 def _import_fields(sample: Sample) -> dict[str, Any]:
-    return {"label_id": sample.label_id, "image": sample.image, "image_info": sample.image_info,
-            "description": sample.description, "provenance": sample.provenance}
+    return {"image": sample.image, "image_info": sample.image_info, "description": sample.description,
+            "provenance": sample.provenance}
 
 
 def _outputs_of(record: ClassificationRecord, *, sample: Sample | None) -> list[ModelOutput]:
