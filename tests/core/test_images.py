@@ -1,5 +1,6 @@
 """Path confinement and image checks that every file-handling area relies on."""
 import os
+import re
 
 import pytest
 from PIL import Image
@@ -99,9 +100,32 @@ def test_disallowed_format_is_refused(tmp_path):
 def test_store_image_copies_under_media_root_with_the_detected_extension(tmp_path, media_root):
     source = _png(tmp_path / "photo.jpg")  # misnamed: really a PNG
     relative = store_image(source, folder="datasets/7", owner="../../id 1")
-    assert relative.startswith("datasets/7/id_1-") and relative.endswith(".png")
+    assert re.fullmatch(r"datasets/7/[0-9a-f]{2}/id_1-[0-9a-f]{20}\.png", relative), relative
     assert (media_root / relative).read_bytes() == source.read_bytes()
     assert store_image(source, folder="datasets/7", owner="../../id 1") == relative  # same owner, same bytes
+
+
+def test_a_datasets_images_are_spread_over_subfolders_not_piled_in_one(tmp_path, media_root):
+    """A million samples' images in one folder: creating each file there cost the kernel up to half a
+    millisecond. They go to 256 subfolders named by two hex digits of the name's hash."""
+    source = _png(tmp_path / "a.png")
+    stored = [store_image(source, folder="datasets/7", owner=f"样本{i}") for i in range(64)]
+    assert all(re.fullmatch(r"datasets/7/[0-9a-f]{2}/[^/]+\.png", path) for path in stored), stored
+    assert len({path.split("/")[2] for path in stored}) > 16
+    assert {p.name for p in (media_root / "datasets" / "7").iterdir()} == {path.split("/")[2] for path in stored}
+    for path in stored:
+        assert (media_root / path).read_bytes() == source.read_bytes()
+
+
+def test_an_image_stored_before_the_subfolders_is_kept_where_it_is(tmp_path, media_root):
+    """Stored by an earlier version directly in the dataset's folder: a re-import finds it there and
+    neither copies it again nor moves the sample's path."""
+    source = _png(tmp_path / "a.png")
+    sharded = store_image(source, folder="datasets/7", owner="样本1")
+    flat = media_root / "datasets" / "7" / sharded.rsplit("/", 1)[1]
+    (media_root / sharded).rename(flat)
+    assert store_image(source, folder="datasets/7", owner="样本1") == f"datasets/7/{flat.name}"
+    assert not (media_root / sharded).exists()
 
 
 def test_stored_images_of_different_owners_or_contents_never_share_a_file(tmp_path, media_root):
