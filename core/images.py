@@ -13,7 +13,7 @@ Every area that reads, stores or serves an image goes through these helpers:
   relative to MEDIA_ROOT (what `Sample.image` holds).
 - `image_content_type(format)` — the MIME type to serve a checked image with.
 - `image_store_processes(n)` — processes to run `store_image` in (or a caller's function around it:
-  an import's locates each path first), beside a process busy with other work (an import's
+  an import's assembles its samples and locates each path first), beside a process busy with other work (an import's
   writes), with this process's image settings.
 """
 import hashlib
@@ -319,9 +319,10 @@ STORE_SETTINGS = ("MEDIA_ROOT", "IMAGE_MAX_BYTES", "IMAGE_MAX_PIXELS", "IMAGE_AL
 def image_store_processes(workers: int, *, with_apps: bool = False) -> ProcessPoolExecutor:
     """`workers` processes to run `store_image` in, or a function around it (`core.processes`), with
     this process's image settings; `with_apps` for a function from a module that imports models
-    (an import's, which locates each path first). Checking and copying an image is mostly Python
-    (Pillow's header parse, hashing, paths): in a thread it holds the interpreter lock the caller's
-    own work needs (an import's writes); in a process it runs on another core."""
+    (an import's, which assembles its samples and locates each path first). Checking and copying
+    an image is mostly Python (Pillow's header parse, hashing, paths): in a thread it holds the
+    interpreter lock the caller's own work needs (an import's writes); in a process it runs on
+    another core."""
     return worker_processes(workers, setting_names=STORE_SETTINGS, with_apps=with_apps)
 
 

@@ -1,14 +1,20 @@
 """Assembling a sample from the staged records that name it (one per mode, the info file, train.json)
-and choosing its class."""
+and choosing its class: `batch_rows` reads a batch's records from the staging file, `assemble_rows`
+makes its samples from them, here or — with their images stored too — in an import's processes
+(`assemble_and_store`, given PROCESS_CHUNK samples' rows at a time, `split_rows`)."""
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .planning import INFO, MANIFEST, MODE, TRAIN, SourceFile
+from review.services import ClassificationRecord
+
+from .images import locate_and_store_or_none
+from .planning import INFO, MANIFEST, MODE, TRAIN, ImportOptions, SourceFile
 from .staging import Staging
 
 
@@ -39,26 +45,90 @@ class Pending:
     has_records: bool = False  # records other than train.json's name it
 
 
-def assemble_batch(staging: Staging, files: Sequence[SourceFile], *, first: int, last: int,
-                   findings: list) -> Iterator[Pending]:
-    """The samples ordered `first`…`last` (a batch), each from its staged records in reading order (the
-    same checks as when the records were read one by one: the same id twice in a mode keeps the first)."""
+# A staged record of a batch: (external id, seq, file number, kind, its JSON), in the batch's order.
+StagedRow = tuple[str, int, int, str, str]
+
+
+def batch_rows(staging: Staging, *, first: int, last: int) -> tuple[list[StagedRow], dict[int, str]]:
+    """The staged records of the samples ordered `first`…`last` (a batch), each sample's in reading
+    order, and the shape of every file read (`merge_record` records it in the provenance)."""
     with staging.lock:
         rows = staging.db.execute(
             "SELECT s.external_id, r.seq, r.file_no, r.kind, r.data FROM samples s "
             "JOIN records r ON r.external_id = s.external_id WHERE s.ordinal BETWEEN ? AND ? "
             "ORDER BY s.ordinal, r.seq", (first, last)).fetchall()
         shapes = dict(staging.db.execute("SELECT no, shape FROM files"))
+    return rows, shapes
+
+
+def split_rows(rows: Sequence[StagedRow], samples: int) -> Iterator[Sequence[StagedRow]]:
+    """`rows` in runs of about `samples` samples each, never splitting one sample's records."""
+    start, count = 0, 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or rows[i][0] != rows[i - 1][0]:
+            count += 1
+            if count == samples or i == len(rows):
+                yield rows[start:i]
+                start, count = i, 0
+
+
+@dataclass
+class Assembled:
+    """What assembling some of a batch's samples gave, in their order: a record ready to save, or
+    (the sample, its class) for one whose image the import is still to store; and the findings and
+    the records of no class of the import (counted by label)."""
+
+    entries: list[ClassificationRecord | tuple[Pending, str]] = field(default_factory=list)
+    findings: list[tuple[int, bool, str, str]] = field(default_factory=list)
+    others: Counter = field(default_factory=Counter)
+
+
+def assemble_rows(rows: Iterable[StagedRow], *, files: Sequence[SourceFile], shapes: dict[int, str],
+                  by_label: dict[str, str], store: Callable[[Pending], str | None] | None = None) -> Assembled:
+    """Assemble each sample from its staged records (the same checks as when the records were read one
+    by one: the same id twice in a mode keeps the first), choose its class, and — with `store` —
+    store its image: a sample whose image `store` did not store (None) is left to the import."""
+    assembled = Assembled()
     item: Pending | None = None
-    for external_id, seq, file_no, kind, data in rows:
+
+    def finish(item: Pending) -> None:
+        label = choose_label(item, by_label, assembled.findings, assembled.others)
+        if label is None:
+            return
+        image = store(item) if store is not None and item.images else None
+        if item.images and image is None:
+            assembled.entries.append((item, label))
+        else:
+            assembled.entries.append(record_of(item, label, image or ""))
+
+    for external_id, seq, file_no, _kind, data in rows:
         if item is None or item.external_id != external_id:
             if item is not None:
-                yield item
+                finish(item)
             item = Pending(external_id=external_id)
-        kept = json.loads(data)
-        merge_record(item, kept, seq, files[file_no], shapes.get(file_no, ""), findings)
+        merge_record(item, json.loads(data), seq, files[file_no], shapes.get(file_no, ""), assembled.findings)
     if item is not None:
-        yield item
+        finish(item)
+    return assembled
+
+
+def record_of(item: Pending, label: str, image: str) -> ClassificationRecord:
+    return ClassificationRecord(external_id=item.external_id, label=label, image=image, outputs=item.outputs,
+                                model_names=item.model_names, image_info=item.image_info,
+                                description=item.description, provenance=item.provenance or None)
+
+
+def assemble_and_store(rows: Sequence[StagedRow], *, files: Sequence[SourceFile], shapes: dict[int, str],
+                       by_label: dict[str, str], root: Path, options: ImportOptions, folder: str) -> Assembled:
+    """What an import's process runs for a run of a batch's samples: `assemble_rows`, each sample's
+    first image path located and stored there (`locate_and_store_or_none`). Decoding, merging and
+    storing are Python: done in the import's own process, they held the interpreter lock its
+    writes wait for after every call into the database."""
+    def store(item: Pending) -> str | None:
+        written, base, _, _ = item.images[0]
+        return locate_and_store_or_none(written, base, item.external_id, root=root, options=options, folder=folder)
+
+    return assemble_rows(rows, files=files, shapes=shapes, by_label=by_label, store=store)
 
 
 def merge_record(item: Pending, kept: dict, seq: int, file: SourceFile, shape: str, findings: list) -> None:
@@ -103,11 +173,11 @@ def merge_record(item: Pending, kept: dict, seq: int, file: SourceFile, shape: s
         item.provenance[f"mode{file.mode}"] = {"file": file.rel, "shape": shape, **kept["prov"]}
 
 
-def choose_label(item: Pending, plan: dict, findings: list, others: Counter) -> str | None:
+def choose_label(item: Pending, by_label: dict[str, str], findings: list, others: Counter) -> str | None:
     """The sample's class: train.json's label where it names a class of the import, else the
     class its reasoning was filed under, else the info file's label. Every record filed under
-    another class is reported; records of no class of the import are counted (other tasks)."""
-    by_label = plan["by_label"]
+    another class is reported; records of no class of the import are counted (other tasks).
+    `by_label`: the class each label name of the import denotes."""
     train = item.train
     train_class = by_label.get(train.name) if train else None
     hard = [(by_label.get(lab.name), lab) for lab in item.labels if lab.kind in (MODE, MANIFEST)]

@@ -37,12 +37,13 @@ How it runs (`ClassificationImport`), so that memory stays flat and reviewers ar
    PROCESS_READING_FROM_BYTES of files, run by IMPORT_PROCESSES processes, a few files ahead);
 2. the class names are resolved from the staged names — refusing before anything is written — and
    the samples ordered as their first record was read;
-3. IMPORT_BATCH_SAMPLES samples at a time are assembled from their staged records, their images
-   checked and stored by IMPORT_IMAGE_WORKERS threads (the next batch's while this one is written;
-   from PROCESS_IMAGES_FROM samples, by IMPORT_PROCESSES processes, on other cores),
-   and written through `review.services.classification_records_save` in transactions of about
-   TRANSACTION_SECONDS each. Writing is idempotent by (dataset, id): an interrupted import keeps
-   what it committed and finishes when run again.
+3. IMPORT_BATCH_SAMPLES samples at a time are assembled from their staged records and their images
+   checked and stored — the next BATCHES_AHEAD batches while this one is written; from
+   PROCESS_BATCHES_FROM samples by IMPORT_PROCESSES processes on other cores (`assemble_and_store`),
+   else here, the images by IMPORT_IMAGE_WORKERS threads — and written through
+   `review.services.classification_records_save` in transactions of about TRANSACTION_SECONDS each.
+   Writing is idempotent by (dataset, id): an interrupted import keeps what it committed and
+   finishes when run again.
 """
 from __future__ import annotations
 
@@ -66,11 +67,11 @@ from core.jsonfiles import iter_record_file
 from core.processes import may_start_processes, worker_processes
 from core.sqlite3 import let_waiting_writers_first
 from review.models import Dataset, LabelSuspicion, Reasoning, Sample
-from review.services import ClassificationRecord, classification_records_save
+from review.services import classification_records_save
 
-from .assembly import Pending, assemble_batch, choose_label
+from .assembly import Pending, assemble_and_store, assemble_rows, batch_rows, record_of, split_rows
 from .classes import resolve_classes
-from .images import FilesByName, KnownFolders, Unmapped, locate_and_store_or_none, store_first_image, unmapped_problem
+from .images import FilesByName, KnownFolders, Unmapped, store_first_image, unmapped_problem
 from .planning import (
     MANIFEST,
     MISSING,
@@ -91,9 +92,10 @@ _encode_staged = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).enc
 MAX_LISTED_FINDINGS = 1000  # problems (and notes) listed one by one in a report; all are counted
 TRANSACTION_SECONDS = 0.2  # how long one write transaction of an import should last …
 MIN_CHUNK = 20  # … unless that is fewer samples than this
-PROCESS_IMAGES_FROM = 2000  # samples from which an import's images are stored in processes of their own
+PROCESS_BATCHES_FROM = 2000  # samples from which an import's batches are assembled (images stored) in processes
 ANALYZE_FROM = 1000  # samples an import writes before it refreshes the tables' statistics (then at each doubling)
-PROCESS_CHUNK = 64  # images handed to a process at a time
+PROCESS_CHUNK = 64  # samples handed to a process at a time
+BATCHES_AHEAD = 2  # batches prepared while one is written
 STAGE_ROWS = 5000  # staging rows read from a file between two writes to the staging file
 PROCESS_READING_FROM_BYTES = 32 * 1024 * 1024  # files from which an import's are read by processes of their own
 PROCESS_READING_MAX_BYTES = 8 * 1024 * 1024  # a larger file is streamed here, not returned whole (memory)
@@ -249,49 +251,52 @@ class ClassificationImport:
     # ---- batches
     def prepare_batch(self, k: int, *, pool: ThreadPoolExecutor | None = None) -> BatchOutcome:
         """Assemble batch `k`'s samples from their staged records, choose each one's class and store
-        its image (in `pool`'s threads); no database write."""
+        its image: in the import's processes where it has them (`prepare_in_processes`, PROCESS_CHUNK
+        samples to a process at a time), else here, the images in `pool`'s threads; no database write."""
         plan = self.staging.get("plan")
         stage = f"batch:{k}"
         with self.staging.lock:
             self.staging.clear_stage(stage)
             self.staging.db.execute("DELETE FROM unmapped WHERE batch = ?", (k,))
-        findings: list[tuple[int, bool, str, str]] = []
-        outcome = BatchOutcome()
-        chosen: list[tuple[Pending, str]] = []
-        batch = assemble_batch(self.staging, self.files, first=k * self.batch_size + 1,
-                               last=(k + 1) * self.batch_size, findings=findings)
-        for item in batch:
-            label = choose_label(item, plan, findings, outcome.others)
-            if label is not None:
-                chosen.append((item, label))
+        rows, shapes = batch_rows(self.staging, first=k * self.batch_size + 1, last=(k + 1) * self.batch_size)
         folder = f"datasets/{plan['dataset_id']}"
-        with_images = [item for item, _ in chosen if item.images]  # only these go to the threads
-        if self._processes is not None and with_images:
-            stored = iter(self._store_in_processes(with_images, folder))
+        if self._processes is not None:
+            task = partial(assemble_and_store, files=self.files, shapes=shapes, by_label=plan["by_label"],
+                           root=self.root, options=self.options, folder=folder)
+            parts = [future.result() for future in
+                     [self._processes.submit(task, run) for run in split_rows(rows, PROCESS_CHUNK)]]
         else:
-            own_pool = pool is None and bool(with_images)
+            parts = [assemble_rows(rows, files=self.files, shapes=shapes, by_label=plan["by_label"])]
+        outcome = BatchOutcome()
+        findings: list[tuple[int, bool, str, str]] = []
+        for part in parts:
+            findings.extend(part.findings)
+            outcome.others.update(part.others)
+        entries = [entry for part in parts for entry in part.entries]
+        # The samples whose image is still to be stored: every path of theirs in turn, with the index
+        # of files by name (in the staging file), in threads.
+        to_store = [entry[0] for entry in entries if isinstance(entry, tuple)]
+        own_pool = pool is None and bool(to_store)
+        if own_pool:
+            pool = ThreadPoolExecutor(max_workers=settings.IMPORT_IMAGE_WORKERS)
+        try:
+            stored = iter(list((pool.map if pool else map)(lambda item: self._image_of(item, folder), to_store)))
+        finally:
             if own_pool:
-                pool = ThreadPoolExecutor(max_workers=settings.IMPORT_IMAGE_WORKERS)
-            try:
-                stored = iter(list((pool.map if pool else map)(lambda item: self._image_of(item, folder), with_images)))
-            finally:
-                if own_pool:
-                    pool.shutdown()
-        images = [next(stored) if item.images else ("", None) for item, _ in chosen]
+                pool.shutdown()
         unmapped = []
-        for (item, label), (image, error) in zip(chosen, images):
+        for entry in entries:
+            if not isinstance(entry, tuple):
+                outcome.records.append(entry)
+                continue
+            (item, label), (image, error) = entry, next(stored)
             if isinstance(error, Unmapped):
                 written, _, location, seq = item.images[0]
                 unmapped.append((seq, k, written, location))
-                continue
-            if error is not None:
+            elif error is not None:
                 findings.append((item.images[0][3], False, item.images[0][2], f"{item.external_id}：{error.message}"))
-                continue
-            outcome.records.append(ClassificationRecord(
-                external_id=item.external_id, label=label, image=image,
-                outputs=item.outputs, model_names=item.model_names, image_info=item.image_info,
-                description=item.description, provenance=item.provenance or None,
-            ))
+            else:
+                outcome.records.append(record_of(item, label, image))
         with self.staging.lock:
             self.staging.add_findings(stage, findings)
             self.staging.db.executemany("INSERT OR REPLACE INTO unmapped (seq, batch, image, location) VALUES (?, ?, ?, ?)",
@@ -341,20 +346,10 @@ class ClassificationImport:
             self.staging.db.execute("INSERT OR REPLACE INTO batches (k, result) VALUES (?, ?)",
                                     (k, json.dumps(result, ensure_ascii=False)))
 
-    def store_images_in(self, processes: Executor | None) -> None:
-        """From now on, check and store images in `processes` (`core.images.image_store_processes`);
-        None: in threads."""
+    def prepare_in_processes(self, processes: Executor | None) -> None:
+        """From now on, assemble batches and store their images in `processes` (`_batch_processes`);
+        None: here, the images in threads."""
         self._processes = processes
-
-    def _store_in_processes(self, items: list[Pending], folder: str) -> list[tuple[str, Exception | None]]:
-        """`_image_of` of every item, the locating, checking and copying of each item's first image
-        path done by the processes (`locate_and_store_or_none`), in chunks. An item whose first path
-        does not resolve or store there goes through `_image_of` here (every path in turn, the index
-        of files by name, the first error kept)."""
-        store = partial(locate_and_store_or_none, root=self.root, options=self.options, folder=folder)
-        stored = self._processes.map(store, [item.images[0][0] for item in items], [item.images[0][1] for item in items],
-                                     [item.external_id for item in items], chunksize=PROCESS_CHUNK)
-        return [(name, None) if name is not None else self._image_of(item, folder) for item, name in zip(items, stored)]
 
     def _ensure_by_name(self) -> None:
         if self._by_name is None and self.options.image_root is not None:
@@ -464,15 +459,17 @@ def import_classification(
         batches = job.prepare()
         samples = job.staging.get("plan")["samples"]
         done = 0
-        with _image_processes(samples) as processes, \
+        with _batch_processes(samples) as processes, \
                 ThreadPoolExecutor(max_workers=settings.IMPORT_IMAGE_WORKERS) as images, \
-                ThreadPoolExecutor(max_workers=1) as ahead:
-            job.store_images_in(processes)
-            # The next batch is assembled and its images stored while this one is written.
-            upcoming = ahead.submit(job.prepare_batch, 0, pool=images) if batches else None
+                ThreadPoolExecutor(max_workers=BATCHES_AHEAD) as ahead:
+            job.prepare_in_processes(processes)
+            # The next batches are assembled and their images stored while this one is written.
+            upcoming = deque(ahead.submit(job.prepare_batch, k, pool=images)
+                             for k in range(min(BATCHES_AHEAD, batches)))
             for k in range(batches):
-                outcome = upcoming.result()
-                upcoming = ahead.submit(job.prepare_batch, k + 1, pool=images) if k + 1 < batches else None
+                outcome = upcoming.popleft().result()
+                if k + BATCHES_AHEAD < batches:
+                    upcoming.append(ahead.submit(job.prepare_batch, k + BATCHES_AHEAD, pool=images))
                 job.save_batch(k, outcome)
                 done = min(samples, done + job.batch_size)
                 if progress is not None:
@@ -523,11 +520,11 @@ def _file_readings(job: ClassificationImport, readers: Executor | None) -> Itera
         yield index, future.result() if future is not None else None
 
 
-def _image_processes(samples: int) -> contextlib.AbstractContextManager[Executor | None]:
-    """Processes to store an import's images in (started with the first image), or None: for fewer
-    than PROCESS_IMAGES_FROM samples (starting them costs more than it saves), with
-    IMPORT_PROCESSES = 0, or in a daemonic process, which may not start processes."""
-    if not _may_use_processes(samples >= PROCESS_IMAGES_FROM):
+def _batch_processes(samples: int) -> contextlib.AbstractContextManager[Executor | None]:
+    """Processes to assemble an import's batches and store their images in (started with the first
+    batch), or None: for fewer than PROCESS_BATCHES_FROM samples (starting them costs more than it
+    saves), with IMPORT_PROCESSES = 0, or in a daemonic process, which may not start processes."""
+    if not _may_use_processes(samples >= PROCESS_BATCHES_FROM):
         return contextlib.nullcontext()
     return image_store_processes(settings.IMPORT_PROCESSES, with_apps=True)
 

@@ -78,30 +78,43 @@ class ImageWorkers:
         assert self.stored_by_processes == (ids if self.mode == "processes" else set())
 
 
+def watch_batch_processes(monkeypatch, on_result) -> None:
+    """Call `on_result(rows, what the process returned)` for every run of staged rows an import hands
+    to its processes (`importer.prepare_in_processes`), as soon as the process has returned it."""
+    from review.importing import importer
+
+    original = importer.image_store_processes
+
+    def spied(*args, **kwargs):
+        processes = original(*args, **kwargs)
+        submit = processes.submit
+
+        def submit_and_watch(fn, rows, **kw):
+            future = submit(fn, rows, **kw)
+            on_result(rows, future.result())
+            return future
+
+        processes.submit = submit_and_watch
+        return processes
+
+    monkeypatch.setattr(importer, "image_store_processes", spied)
+
+
 @pytest.fixture(params=["threads", "processes"])
 def image_workers(request, monkeypatch):
     """Each image test runs twice: the images located and stored by the import's threads, and (as
-    from PROCESS_IMAGES_FROM samples) by its processes."""
+    from PROCESS_BATCHES_FROM samples) by its processes."""
     from review.importing import importer
 
     workers = ImageWorkers(request.param)
     if request.param == "processes":
-        monkeypatch.setattr(importer, "PROCESS_IMAGES_FROM", 1)
-        original = importer.image_store_processes
+        monkeypatch.setattr(importer, "PROCESS_BATCHES_FROM", 1)
 
-        def spied(*args, **kwargs):
-            processes = original(*args, **kwargs)
-            run = processes.map
+        def record(rows, assembled):
+            workers.stored_by_processes.update(entry.external_id for entry in assembled.entries
+                                               if not isinstance(entry, tuple) and entry.image)
 
-            def map_and_record(fn, written, bases, owners, **kw):
-                names = list(run(fn, written, bases, owners, **kw))
-                workers.stored_by_processes.update(owner for owner, name in zip(owners, names) if name is not None)
-                return iter(names)
-
-            processes.map = map_and_record
-            return processes
-
-        monkeypatch.setattr(importer, "image_store_processes", spied)
+        watch_batch_processes(monkeypatch, record)
     return workers
 
 
@@ -287,7 +300,7 @@ def test_ids_differing_only_in_non_ascii_or_punctuation_keep_their_own_images(tm
 
 def test_a_large_imports_images_are_checked_and_stored_by_processes_as_by_threads(tmp_path, media_root, settings,
                                                                                    monkeypatch):
-    """From PROCESS_IMAGES_FROM samples on, the images are checked and copied by processes of their
+    """From PROCESS_BATCHES_FROM samples on, the images are checked and copied by processes of their
     own, with this process's settings: the same files under the same names in this test's
     MEDIA_ROOT, and a broken image reported, as when threads store them."""
     from review.importing import importer
@@ -299,17 +312,9 @@ def test_a_large_imports_images_are_checked_and_stored_by_processes_as_by_thread
     (root / "images" / "bad.png").write_bytes(b"not an image")
     write_jsonl(root / "m.jsonl", [manifest_record("a", image="images/a.png"), manifest_record("b", image="images/b.png"),
                                    manifest_record("c", image="images/bad.png")])
-    monkeypatch.setattr(importer, "PROCESS_IMAGES_FROM", 1)
+    monkeypatch.setattr(importer, "PROCESS_BATCHES_FROM", 1)
     submitted = []
-    original = importer.image_store_processes
-
-    def spied(workers, **kwargs):
-        processes = original(workers, **kwargs)
-        run = processes.map
-        processes.map = lambda fn, written, bases, owners, **kw: submitted.extend(owners) or run(fn, written, bases, owners, **kw)
-        return processes
-
-    monkeypatch.setattr(importer, "image_store_processes", spied)
+    watch_batch_processes(monkeypatch, lambda rows, assembled: submitted.extend(dict.fromkeys(row[0] for row in rows)))
     report = import_classification(path=root, dataset_name="scenes")
     assert sorted(submitted) == ["a", "b", "c"]
     by_processes = dict(Sample.objects.values_list("external_id", "image"))
@@ -522,3 +527,43 @@ def test_the_teams_folder_in_every_shape_imports_with_the_expected_counts(tmp_pa
     again = import_classification(path=team.root, dataset_name="team", image_root=team.image_root, encoding="gbk")
     assert (again.saved.samples_created, again.saved.samples_updated,
             again.saved.reasonings_created, again.saved.reasonings_updated) == (0, 0, 0, 0)
+
+
+def test_batches_assembled_in_processes_import_as_when_assembled_here(tmp_path, media_root, settings, monkeypatch):
+    """From PROCESS_BATCHES_FROM samples on, the import's processes assemble each batch (its staged
+    records merged, every class chosen, repeats and misfiled records reported) a few samples at a
+    time: the samples, outputs, images and every problem and note are those of an import that
+    assembles here, in the same order."""
+    from review.importing import importer
+
+    team = build_team_train(tmp_path / "t", gbk_class=None)
+    # A repeat of 样本1's mode 3 filed under another class, and a sample only that file names.
+    write_array(team.root / "reasonbyQwen72b_model3" / "退款页面" / "save_train_extra.json", [
+        {"id": "样本1", "image": [team.image_paths["样本1"]], "output": "重复\n类别：退款页面"},
+        {"id": "only-3", "image": ["E:\\elsewhere\\missing.png"], "output": "分析\n类别：退款页面"},
+    ])
+    submitted = []
+    watch_batch_processes(monkeypatch, lambda rows, assembled: submitted.append(len(assembled.entries)))
+    monkeypatch.setattr(importer, "PROCESS_BATCHES_FROM", 1)
+    monkeypatch.setattr(importer, "PROCESS_CHUNK", 2)  # a batch's samples in runs of two
+
+    def imported(dataset_name):
+        report = import_classification(path=team.root, dataset_name=dataset_name, image_root=team.image_root,
+                                       create_classes=True)
+        samples = {s.external_id: (s.label.name, s.description, s.provenance, (media_root / s.image).read_bytes(),
+                                   {r.mode: r.output for r in s.reasonings.all()})
+                   for s in Sample.objects.filter(dataset__name=dataset_name).select_related("label")}
+        return ([(p.location, p.message) for p in report.problems], [(n.location, n.message) for n in report.notes],
+                samples)
+
+    in_processes = imported("by-processes")
+    assert len(submitted) > 2  # several runs of samples went to the processes
+    settings.IMPORT_PROCESSES = 0
+    submitted.clear()
+    here = imported("here")
+    assert submitted == []
+    assert in_processes == here
+    problems, _notes, samples = here
+    assert "only-3" not in samples and len(samples) == len(team.samples) + 1  # + the refused id's sample
+    assert any("样本1：模式3已在" in message for _, message in problems)
+    assert any("only-3" in message and "missing.png" in message for _, message in problems)
