@@ -7,7 +7,6 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING
 
 from core.errors import ApplicationError
 from core.images import confine_path, store_image
@@ -15,9 +14,6 @@ from core.images import confine_path, store_image
 from .planning import ImportOptions
 from .report import ImportProblem
 from .staging import Staging
-
-if TYPE_CHECKING:
-    from .assembly import Pending
 
 
 def _absolute_parts(written: str) -> tuple[str, ...] | None:
@@ -161,14 +157,15 @@ def locate_recorded_image(written: str, base: str, *, root: Path, options: Impor
                         by_name=by_name, known=known)
 
 
-def store_first_image(item: Pending, *, root: Path, options: ImportOptions, folder: str,
-                       by_name: FilesByName | None, known: KnownFolders | None = None) -> str:
-    """Store the first of the sample's image paths that resolves; the first error otherwise."""
+def store_first_image(images: Sequence[tuple[str, str, str, int]], owner: str, *, root: Path, options: ImportOptions,
+                      folder: str, by_name: FilesByName | None, known: KnownFolders | None = None) -> str:
+    """Store the first of a sample's image paths — (as written, base, location, seq) — that resolves,
+    for the sample `owner`; the first error otherwise."""
     first_error: Exception | None = None
-    for written, base in dict.fromkeys((written, base) for written, base, _, _ in item.images):
+    for written, base in dict.fromkeys((written, base) for written, base, _, _ in images):
         try:
             source = locate_recorded_image(written, base, root=root, options=options, by_name=by_name, known=known)
-            return store_image(source, folder=folder, owner=item.external_id)
+            return store_image(source, folder=folder, owner=owner)
         except (Unmapped, ApplicationError) as exc:
             first_error = first_error or exc
     raise first_error

@@ -363,8 +363,8 @@ class ClassificationImport:
             return "", None
         self._ensure_by_name()
         try:
-            return store_first_image(item, root=self.root, options=self.options, folder=folder,
-                                      by_name=self._by_name, known=self._known_folders), None
+            return store_first_image(item.images, item.external_id, root=self.root, options=self.options,
+                                     folder=folder, by_name=self._by_name, known=self._known_folders), None
         except (Unmapped, ApplicationError) as exc:
             return "", exc
 
