@@ -270,15 +270,15 @@ def store_image(source: str | Path, *, folder: str, owner: str) -> str:
     stem = stored_image_name(owner, hashlib.sha256(data).hexdigest())
     name, shard = f"{stem}{check.extension}", stem[-NAME_HASH_CHARS:][:2]
     folder = folder.strip("/")
-    # `name` has no separator and no `..` (stored_image_name), `shard` is two hex digits:
-    # confining their folder confines them.
-    dataset_folder = _media_folder(folder)
-    target = os.path.join(dataset_folder, shard, name)
+    # `name` has no separator and no `..` (stored_image_name): confining its folder (the shard's, a
+    # link out of MEDIA_ROOT included) confines it.
+    shard_folder = _media_folder(f"{folder}/{shard}")
+    target = os.path.join(shard_folder, name)
     if _is_stored(target, check.size_bytes):
         return f"{folder}/{shard}/{name}"
-    if _is_stored(os.path.join(dataset_folder, name), check.size_bytes):
+    if _is_stored(os.path.join(_media_folder(folder), name), check.size_bytes):
         return f"{folder}/{name}"
-    tmp = os.path.join(dataset_folder, shard, f".{name}.{os.getpid()}.{threading.get_ident()}.part")
+    tmp = os.path.join(shard_folder, f".{name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
         handle = open(tmp, "wb")
     except FileNotFoundError:

@@ -1,4 +1,5 @@
 """Path confinement and image checks that every file-handling area relies on."""
+import hashlib
 import os
 import re
 
@@ -6,7 +7,7 @@ import pytest
 from PIL import Image
 
 from core.errors import ApplicationError
-from core.images import confine_path, inspect_image, media_path, store_image
+from core.images import confine_path, inspect_image, media_path, store_image, stored_image_name
 
 
 @pytest.fixture(params=["resolved-each-time", "folders-resolved-once"])
@@ -115,6 +116,19 @@ def test_a_datasets_images_are_spread_over_subfolders_not_piled_in_one(tmp_path,
     assert {p.name for p in (media_root / "datasets" / "7").iterdir()} == {path.split("/")[2] for path in stored}
     for path in stored:
         assert (media_root / path).read_bytes() == source.read_bytes()
+
+
+def test_a_subfolder_linked_out_of_the_media_root_is_refused(tmp_path, media_root):
+    source = _png(tmp_path / "a.png")
+    stem = stored_image_name("样本1", hashlib.sha256(source.read_bytes()).hexdigest())
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (media_root / "datasets" / "7").mkdir(parents=True)
+    (media_root / "datasets" / "7" / stem[-20:][:2]).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ApplicationError) as caught:
+        store_image(source, folder="datasets/7", owner="样本1")
+    assert caught.value.code == "path_escape"
+    assert list(outside.iterdir()) == []
 
 
 def test_an_image_stored_before_the_subfolders_is_kept_where_it_is(tmp_path, media_root):

@@ -532,8 +532,8 @@ def test_the_teams_folder_in_every_shape_imports_with_the_expected_counts(tmp_pa
 def test_batches_assembled_in_processes_import_as_when_assembled_here(tmp_path, media_root, settings, monkeypatch):
     """From PROCESS_BATCHES_FROM samples on, the import's processes assemble each batch (its staged
     records merged, every class chosen, repeats and misfiled records reported) a few samples at a
-    time: the samples, outputs, images and every problem and note are those of an import that
-    assembles here, in the same order."""
+    time: the samples (written in the same order), outputs, images and every problem and note are
+    those of an import that assembles here, in the same order."""
     from review.importing import importer
 
     team = build_team_train(tmp_path / "t", gbk_class=None)
@@ -543,9 +543,18 @@ def test_batches_assembled_in_processes_import_as_when_assembled_here(tmp_path, 
         {"id": "only-3", "image": ["E:\\elsewhere\\missing.png"], "output": "分析\n类别：退款页面"},
     ])
     submitted = []
-    watch_batch_processes(monkeypatch, lambda rows, assembled: submitted.append(len(assembled.entries)))
+    original = importer.image_store_processes
+
+    def counted(*args, **kwargs):  # runs and batches left in flight together, as in a real import
+        processes = original(*args, **kwargs)
+        submit = processes.submit
+        processes.submit = lambda fn, rows, **kw: submitted.append(len(rows)) or submit(fn, rows, **kw)
+        return processes
+
+    monkeypatch.setattr(importer, "image_store_processes", counted)
     monkeypatch.setattr(importer, "PROCESS_BATCHES_FROM", 1)
-    monkeypatch.setattr(importer, "PROCESS_CHUNK", 2)  # a batch's samples in runs of two
+    monkeypatch.setattr(importer, "PROCESS_CHUNK", 2)  # a batch's samples in runs of two …
+    settings.IMPORT_BATCH_SAMPLES = 3  # … and several batches, two prepared ahead
 
     def imported(dataset_name):
         report = import_classification(path=team.root, dataset_name=dataset_name, image_root=team.image_root,
@@ -553,8 +562,10 @@ def test_batches_assembled_in_processes_import_as_when_assembled_here(tmp_path, 
         samples = {s.external_id: (s.label.name, s.description, s.provenance, (media_root / s.image).read_bytes(),
                                    {r.mode: r.output for r in s.reasonings.all()})
                    for s in Sample.objects.filter(dataset__name=dataset_name).select_related("label")}
+        order = list(Sample.objects.filter(dataset__name=dataset_name).order_by("pk")
+                     .values_list("external_id", flat=True))
         return ([(p.location, p.message) for p in report.problems], [(n.location, n.message) for n in report.notes],
-                samples)
+                samples, order)
 
     in_processes = imported("by-processes")
     assert len(submitted) > 2  # several runs of samples went to the processes
@@ -563,7 +574,7 @@ def test_batches_assembled_in_processes_import_as_when_assembled_here(tmp_path, 
     here = imported("here")
     assert submitted == []
     assert in_processes == here
-    problems, _notes, samples = here
+    problems, _notes, samples, _order = here
     assert "only-3" not in samples and len(samples) == len(team.samples) + 1  # + the refused id's sample
     assert any("样本1：模式3已在" in message for _, message in problems)
     assert any("only-3" in message and "missing.png" in message for _, message in problems)
