@@ -13,8 +13,8 @@ Every area that reads, stores or serves an image goes through these helpers:
   relative to MEDIA_ROOT (what `Sample.image` holds).
 - `image_content_type(format)` — the MIME type to serve a checked image with.
 - `image_store_processes(n)` — processes to run `store_image` in (or a caller's function around it:
-  an import's assembles its samples and locates each path first), beside a process busy with other work (an import's
-  writes), with this process's image settings.
+  an import's assembles its samples and locates each path first), beside a process busy with other
+  work (an import's writes), with this process's image settings.
 """
 import hashlib
 import io
