@@ -84,7 +84,8 @@ class Assembled:
 
 
 def assemble_rows(rows: Iterable[StagedRow], *, files: Sequence[SourceFile], shapes: dict[int, str],
-                  by_label: dict[str, str], store: Callable[[Pending], str | None] | None = None) -> Assembled:
+                  by_label: dict[str, str], store: Callable[[Pending], str | None] | None = None,
+                  ) -> Assembled:
     """Assemble each sample from its staged records (the same checks as when the records were read one
     by one: the same id twice in a mode keeps the first), choose its class, and — with `store` —
     store its image: a sample whose image `store` did not store (None) is left to the import."""
@@ -119,14 +120,16 @@ def record_of(item: Pending, label: str, image: str) -> ClassificationRecord:
 
 
 def assemble_and_store(rows: Sequence[StagedRow], *, files: Sequence[SourceFile], shapes: dict[int, str],
-                       by_label: dict[str, str], root: Path, options: ImportOptions, folder: str) -> Assembled:
+                       by_label: dict[str, str], root: Path, options: ImportOptions, folder: str,
+                       ) -> Assembled:
     """What an import's process runs for a run of a batch's samples: `assemble_rows`, each sample's
     first image path located and stored there (`locate_and_store_or_none`). Decoding, merging and
     storing are Python: done in the import's own process, they held the interpreter lock its
     writes wait for after every call into the database."""
     def store(item: Pending) -> str | None:
         written, base, _, _ = item.images[0]
-        return locate_and_store_or_none(written, base, item.external_id, root=root, options=options, folder=folder)
+        return locate_and_store_or_none(written, base, item.external_id, root=root, options=options,
+                                        folder=folder)
 
     return assemble_rows(rows, files=files, shapes=shapes, by_label=by_label, store=store)
 
