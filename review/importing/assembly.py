@@ -1,12 +1,13 @@
 """Assembling a sample from the staged records that name it (one per mode, the info file, train.json)
 and choosing its class: `batch_rows` reads a batch's records from the staging file, `assemble_rows`
-makes its samples from them, here or — with their images stored too — in an import's processes
-(`assemble_and_store`, given PROCESS_CHUNK samples' rows at a time, `split_rows`)."""
+makes its samples from them, here or — reading their records and storing their images too — in an
+import's processes (`assemble_and_store`, given a run of PROCESS_CHUNK samples at a time)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from review.services import ClassificationRecord
 
 from .images import locate_and_store_or_none
 from .planning import INFO, MANIFEST, MODE, TRAIN, ImportOptions, SourceFile
-from .staging import Staging
+from .staging import Staging, read_only
 
 
 @dataclass
@@ -53,23 +54,15 @@ def batch_rows(staging: Staging, *, first: int, last: int) -> tuple[list[StagedR
     """The staged records of the samples ordered `first`…`last` (a batch), each sample's in reading
     order, and the shape of every file read (`merge_record` records it in the provenance)."""
     with staging.lock:
-        rows = staging.db.execute(
-            "SELECT s.external_id, r.seq, r.file_no, r.kind, r.data FROM samples s "
-            "JOIN records r ON r.external_id = s.external_id WHERE s.ordinal BETWEEN ? AND ? "
-            "ORDER BY s.ordinal, r.seq", (first, last)).fetchall()
-        shapes = dict(staging.db.execute("SELECT no, shape FROM files"))
-    return rows, shapes
+        return _select_batch_rows(staging.db, first, last)
 
 
-def split_rows(rows: Sequence[StagedRow], samples: int) -> Iterator[Sequence[StagedRow]]:
-    """`rows` in runs of about `samples` samples each, never splitting one sample's records."""
-    start, count = 0, 0
-    for i in range(1, len(rows) + 1):
-        if i == len(rows) or rows[i][0] != rows[i - 1][0]:
-            count += 1
-            if count == samples or i == len(rows):
-                yield rows[start:i]
-                start, count = i, 0
+def _select_batch_rows(db: sqlite3.Connection, first: int, last: int) -> tuple[list[StagedRow], dict[int, str]]:
+    rows = db.execute(
+        "SELECT s.external_id, r.seq, r.file_no, r.kind, r.data FROM samples s "
+        "JOIN records r ON r.external_id = s.external_id WHERE s.ordinal BETWEEN ? AND ? "
+        "ORDER BY s.ordinal, r.seq", (first, last)).fetchall()
+    return rows, dict(db.execute("SELECT no, shape FROM files"))
 
 
 @dataclass
@@ -119,13 +112,20 @@ def record_of(item: Pending, label: str, image: str) -> ClassificationRecord:
                                 description=item.description, provenance=item.provenance or None)
 
 
-def assemble_and_store(rows: Sequence[StagedRow], *, files: Sequence[SourceFile], shapes: dict[int, str],
-                       by_label: dict[str, str], root: Path, options: ImportOptions, folder: str,
-                       ) -> Assembled:
-    """What an import's process runs for a run of a batch's samples: `assemble_rows`, each sample's
-    first image path located and stored there (`locate_and_store_or_none`). Decoding, merging and
-    storing are Python: done in the import's own process, they held the interpreter lock its
-    writes wait for after every call into the database."""
+def assemble_and_store(first: int, last: int, *, staging_path: Path, files: Sequence[SourceFile],
+                       by_label: dict[str, str], root: Path, options: ImportOptions, folder: str) -> Assembled:
+    """What an import's process runs for the samples ordered `first`…`last` (a run of a batch's):
+    their records read from the staging file (`batch_rows`, on a read-only connection of its own),
+    `assemble_rows`, each sample's first image path located and stored (`locate_and_store_or_none`).
+    Reading, decoding, merging and storing are Python: done in the import's own process, they held
+    the interpreter lock its writes wait for after every call into the database (and the records
+    were pickled over to the process as well)."""
+    db = read_only(staging_path)
+    try:
+        rows, shapes = _select_batch_rows(db, first, last)
+    finally:
+        db.close()
+
     def store(item: Pending) -> str | None:
         written, base, _, _ = item.images[0]
         return locate_and_store_or_none(written, base, item.external_id, root=root, options=options,

@@ -69,7 +69,7 @@ from core.sqlite3 import let_waiting_writers_first
 from review.models import Dataset, LabelSuspicion, Reasoning, Sample
 from review.services import classification_records_save
 
-from .assembly import Pending, assemble_and_store, assemble_rows, batch_rows, record_of, split_rows
+from .assembly import Pending, assemble_and_store, assemble_rows, batch_rows, record_of
 from .classes import resolve_classes
 from .images import FilesByName, KnownFolders, Unmapped, store_first_image, unmapped_problem
 from .planning import (
@@ -258,14 +258,16 @@ class ClassificationImport:
         with self.staging.lock:
             self.staging.clear_stage(stage)
             self.staging.db.execute("DELETE FROM unmapped WHERE batch = ?", (k,))
-        rows, shapes = batch_rows(self.staging, first=k * self.batch_size + 1, last=(k + 1) * self.batch_size)
+        first, last = k * self.batch_size + 1, min((k + 1) * self.batch_size, plan["samples"])
         folder = f"datasets/{plan['dataset_id']}"
         if self._processes is not None:
-            task = partial(assemble_and_store, files=self.files, shapes=shapes, by_label=plan["by_label"],
-                           root=self.root, options=self.options, folder=folder)
+            task = partial(assemble_and_store, staging_path=self.staging.path, files=self.files,
+                           by_label=plan["by_label"], root=self.root, options=self.options, folder=folder)
             parts = [future.result() for future in
-                     [self._processes.submit(task, run) for run in split_rows(rows, PROCESS_CHUNK)]]
+                     [self._processes.submit(task, start, min(last, start + PROCESS_CHUNK - 1))
+                      for start in range(first, last + 1, PROCESS_CHUNK)]]
         else:
+            rows, shapes = batch_rows(self.staging, first=first, last=last)
             parts = [assemble_rows(rows, files=self.files, shapes=shapes, by_label=plan["by_label"])]
         outcome = BatchOutcome()
         findings: list[tuple[int, bool, str, str]] = []

@@ -101,6 +101,12 @@ class Staging:
         return [ImportProblem(location, message) for location, message in rows], total
 
 
+def read_only(path: Path) -> sqlite3.Connection:
+    """A connection of another process to read a staging file: its records and files are written
+    before any batch is read; what the import writes meanwhile (findings, batches) is not read."""
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+
+
 def staging_file(directory: str | Path | None = None) -> Path:
     """A new private file for an import's staging database (removed by the caller)."""
     folder = Path(directory or settings.IMPORT_STAGING_ROOT)

@@ -79,7 +79,7 @@ class ImageWorkers:
 
 
 def watch_batch_processes(monkeypatch, on_result) -> None:
-    """Call `on_result(rows, what the process returned)` for every run of staged rows an import hands
+    """Call `on_result(what the process returned)` for every run of a batch's samples an import hands
     to its processes (`importer.prepare_in_processes`), as soon as the process has returned it."""
     from review.importing import importer
 
@@ -89,9 +89,9 @@ def watch_batch_processes(monkeypatch, on_result) -> None:
         processes = original(*args, **kwargs)
         submit = processes.submit
 
-        def submit_and_watch(fn, rows, **kw):
-            future = submit(fn, rows, **kw)
-            on_result(rows, future.result())
+        def submit_and_watch(fn, *args, **kw):
+            future = submit(fn, *args, **kw)
+            on_result(future.result())
             return future
 
         processes.submit = submit_and_watch
@@ -110,7 +110,7 @@ def image_workers(request, monkeypatch):
     if request.param == "processes":
         monkeypatch.setattr(importer, "PROCESS_BATCHES_FROM", 1)
 
-        def record(rows, assembled):
+        def record(assembled):
             workers.stored_by_processes.update(entry.external_id for entry in assembled.entries
                                                if not isinstance(entry, tuple) and entry.image)
 
@@ -314,7 +314,8 @@ def test_a_large_imports_images_are_checked_and_stored_by_processes_as_by_thread
                                    manifest_record("c", image="images/bad.png")])
     monkeypatch.setattr(importer, "PROCESS_BATCHES_FROM", 1)
     submitted = []
-    watch_batch_processes(monkeypatch, lambda rows, assembled: submitted.extend(dict.fromkeys(row[0] for row in rows)))
+    watch_batch_processes(monkeypatch, lambda assembled: submitted.extend(
+        (entry[0] if isinstance(entry, tuple) else entry).external_id for entry in assembled.entries))
     report = import_classification(path=root, dataset_name="scenes")
     assert sorted(submitted) == ["a", "b", "c"]
     by_processes = dict(Sample.objects.values_list("external_id", "image"))
@@ -548,7 +549,7 @@ def test_batches_assembled_in_processes_import_as_when_assembled_here(tmp_path, 
     def counted(*args, **kwargs):  # runs and batches left in flight together, as in a real import
         processes = original(*args, **kwargs)
         submit = processes.submit
-        processes.submit = lambda fn, rows, **kw: submitted.append(len(rows)) or submit(fn, rows, **kw)
+        processes.submit = lambda fn, first, last, **kw: submitted.append((first, last)) or submit(fn, first, last, **kw)
         return processes
 
     monkeypatch.setattr(importer, "image_store_processes", counted)
