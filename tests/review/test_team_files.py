@@ -455,6 +455,26 @@ def test_oversized_records_and_fields_are_refused_per_line_with_the_limit_named(
 
 
 # --------------------------------------------------------------------------- the whole folder, every shape
+def test_the_processes_read_a_staging_file_whose_folder_has_any_name(tmp_path, media_root, settings, monkeypatch):
+    """The batches' processes open the import's staging file themselves, by a file URI: a folder
+    with CJK, a space, `#` or `?` in its name is the folder it names."""
+    from review.importing import importer
+
+    root = tmp_path / "in"
+    categories(root, "换货")
+    for sid in ("a", "b", "c"):
+        png(root / "images" / f"{sid}.png", "red")
+    write_jsonl(root / "m.jsonl", [manifest_record(sid, image=f"images/{sid}.png") for sid in ("a", "b", "c")])
+    settings.IMPORT_STAGING_ROOT = str(tmp_path / "暂存 #1?x=y")
+    monkeypatch.setattr(importer, "PROCESS_BATCHES_FROM", 1)
+    assembled = []
+    watch_batch_processes(monkeypatch, assembled.append)
+    report = import_classification(path=root, dataset_name="scenes")
+    assert report.problems == [] and report.samples_imported == 3
+    assert sorted(entry.external_id for part in assembled for entry in part.entries) == ["a", "b", "c"]
+    assert all((media_root / s.image).is_file() for s in Sample.objects.all())
+
+
 def test_files_read_by_processes_import_exactly_as_files_read_here(tmp_path, media_root, settings, monkeypatch):
     """From PROCESS_READING_FROM_BYTES on, processes of their own parse and check the files (one
     over PROCESS_READING_MAX_BYTES is still streamed here): the same samples, outputs, problems and
