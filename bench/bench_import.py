@@ -212,24 +212,27 @@ def compare(tmp: Path, label: str, *, images: bool, target: float) -> None:
         with fresh_database(tmp, f"{label.replace(' ', '_')}_{attempt}") as url:
             media = work / f"media-{attempt}"
             env = {**os.environ, "DATABASE_URL": url, "MEDIA_ROOT": str(media), "DEBUG": "0",
-                   "IMPORT_STAGING_ROOT": str(work / "staging"), "DJANGO_SETTINGS_MODULE": "config.settings.local"}
+                   "IMPORT_STAGING_ROOT": str(work / "staging"),
+                   "DJANGO_SETTINGS_MODULE": "config.settings.local"}
             os.sync()  # what the build or the run before left to write back is not this run's work
             floor = Run([sys.executable, "-m", "bench.import_floor", str(work / "train"),
                          str(work / "local") if images else "-", str(media / "floor"), "floor"], env)
             _delete_floor_rows()
             probe = ReviewerProbe()
             command = [sys.executable, "manage.py", "import_classification", str(work / "train"), "--dataset",
-                       "bench", "--create-classes", *(["--image-root", str(work / "local")] if images else [])]
+                       "bench", "--create-classes",
+                       *(["--image-root", str(work / "local")] if images else [])]
             os.sync()
             first = Run(command, env, while_running=probe)
             floors.append(floor)
             imports.append(first)
             waits.extend(probe.waits)
             failures.extend(probe.failures)
-            summary = next((line for line in first.output.splitlines() if line.startswith("读取记录")), "").strip()
+            summary = next((line for line in first.output.splitlines()
+                            if line.startswith("读取记录")), "").strip()
             print(f"   {label}, run {attempt}: floor {floor.seconds:5.1f} s (cpu {floor.cpu:5.1f} s), import "
-                  f"{first.seconds:5.1f} s (cpu {first.cpu:5.1f} s) = {first.seconds / floor.seconds:.2f}x, peak "
-                  f"{first.peak_mb:.0f} MB   {summary if attempt == 1 else ''}".rstrip())
+                  f"{first.seconds:5.1f} s (cpu {first.cpu:5.1f} s) = {first.seconds / floor.seconds:.2f}x, "
+                  f"peak {first.peak_mb:.0f} MB   {summary if attempt == 1 else ''}".rstrip())
             if last:
                 again = Run(command, env)
                 export = ""
@@ -256,7 +259,8 @@ def compare(tmp: Path, label: str, *, images: bool, target: float) -> None:
     longest = max(waits, default=0.0)
     print(f"   {label}: a reviewer's save during the imports: longest wait {longest * 1000:.0f} ms over "
           f"{len(waits)} saves, {len(failures)} failed (target ≤ 1000 ms, none failed: "
-          f"{_mark(longest <= 1.0 and not failures)})" + (f"  first failure: {failures[0]}" if failures else ""))
+          f"{_mark(longest <= 1.0 and not failures)})"
+          + (f"  first failure: {failures[0]}" if failures else ""))
     print(f"   {label}: again, unchanged {again.seconds:5.1f} s (cpu {again.cpu:5.1f} s), peak {again.peak_mb:.0f} MB")
     if export:
         print(export)

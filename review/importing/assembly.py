@@ -57,7 +57,8 @@ def batch_rows(staging: Staging, *, first: int, last: int) -> tuple[list[StagedR
         return _select_batch_rows(staging.db, first, last)
 
 
-def _select_batch_rows(db: sqlite3.Connection, first: int, last: int) -> tuple[list[StagedRow], dict[int, str]]:
+def _select_batch_rows(db: sqlite3.Connection, first: int,
+                       last: int) -> tuple[list[StagedRow], dict[int, str]]:
     rows = db.execute(
         "SELECT s.external_id, r.seq, r.file_no, r.kind, r.data FROM samples s "
         "JOIN records r ON r.external_id = s.external_id WHERE s.ordinal BETWEEN ? AND ? "
@@ -113,9 +114,10 @@ def record_of(item: Pending, label: str, image: str) -> ClassificationRecord:
 
 
 def assemble_and_store(first: int, last: int, *, staging_path: Path, files: Sequence[SourceFile],
-                       by_label: dict[str, str], root: Path, options: ImportOptions, folder: str) -> Assembled:
+                       by_label: dict[str, str], root: Path, options: ImportOptions,
+                       folder: str) -> Assembled:
     """What an import's process runs for the samples ordered `first`…`last` (a run of a batch's):
-    their records read from the staging file (`batch_rows`, on a read-only connection of its own),
+    their records read from the staging file (as `batch_rows` does, on a read-only connection of its own),
     `assemble_rows`, each sample's first image path located and stored (`locate_and_store_or_none`).
     Reading, decoding, merging and storing are Python: done in the import's own process, they held
     the interpreter lock its writes wait for after every call into the database (and the records

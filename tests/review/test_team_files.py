@@ -454,8 +454,8 @@ def test_oversized_records_and_fields_are_refused_per_line_with_the_limit_named(
     assert list(Sample.objects.values_list("external_id", flat=True)) == ["ok"]
 
 
-# --------------------------------------------------------------------------- the whole folder, every shape
-def test_the_processes_read_a_staging_file_whose_folder_has_any_name(tmp_path, media_root, settings, monkeypatch):
+def test_the_processes_read_a_staging_file_whose_folder_has_any_name(tmp_path, media_root, settings,
+                                                                      monkeypatch):
     """The batches' processes open the import's staging file themselves, by a file URI: a folder
     with CJK, a space, `#` or `?` in its name is the folder it names."""
     from review.importing import importer
@@ -464,7 +464,8 @@ def test_the_processes_read_a_staging_file_whose_folder_has_any_name(tmp_path, m
     categories(root, "换货")
     for sid in ("a", "b", "c"):
         png(root / "images" / f"{sid}.png", "red")
-    write_jsonl(root / "m.jsonl", [manifest_record(sid, image=f"images/{sid}.png") for sid in ("a", "b", "c")])
+    write_jsonl(root / "m.jsonl", [manifest_record(sid, image=f"images/{sid}.png")
+                                   for sid in ("a", "b", "c")])
     settings.IMPORT_STAGING_ROOT = str(tmp_path / "暂存 #1?x=y")
     monkeypatch.setattr(importer, "PROCESS_BATCHES_FROM", 1)
     assembled = []
@@ -475,6 +476,7 @@ def test_the_processes_read_a_staging_file_whose_folder_has_any_name(tmp_path, m
     assert all((media_root / s.image).is_file() for s in Sample.objects.all())
 
 
+# --------------------------------------------------------------------------- the whole folder, every shape
 def test_files_read_by_processes_import_exactly_as_files_read_here(tmp_path, media_root, settings, monkeypatch):
     """From PROCESS_READING_FROM_BYTES on, processes of their own parse and check the files (one
     over PROCESS_READING_MAX_BYTES is still streamed here): the same samples, outputs, problems and
@@ -569,7 +571,8 @@ def test_batches_assembled_in_processes_import_as_when_assembled_here(tmp_path, 
     def counted(*args, **kwargs):  # runs and batches left in flight together, as in a real import
         processes = original(*args, **kwargs)
         submit = processes.submit
-        processes.submit = lambda fn, first, last, **kw: submitted.append((first, last)) or submit(fn, first, last, **kw)
+        processes.submit = (lambda fn, first, last, **kw:
+                            submitted.append((first, last)) or submit(fn, first, last, **kw))
         return processes
 
     monkeypatch.setattr(importer, "image_store_processes", counted)
