@@ -46,8 +46,9 @@ class Pending:
     has_records: bool = False  # records other than train.json's name it
 
 
-# A staged record of a batch: (external id, seq, file number, kind, its JSON), in the batch's order.
-StagedRow = tuple[str, int, int, str, str]
+# A staged record of a batch: (external id, seq, file number, its JSON), in the batch's order (the
+# file's kind is its SourceFile's).
+StagedRow = tuple[str, int, int, str]
 
 
 def batch_rows(staging: Staging, *, first: int, last: int) -> tuple[list[StagedRow], dict[int, str]]:
@@ -60,7 +61,7 @@ def batch_rows(staging: Staging, *, first: int, last: int) -> tuple[list[StagedR
 def _select_batch_rows(db: sqlite3.Connection, first: int,
                        last: int) -> tuple[list[StagedRow], dict[int, str]]:
     rows = db.execute(
-        "SELECT s.external_id, r.seq, r.file_no, r.kind, r.data FROM samples s "
+        "SELECT s.external_id, r.seq, r.file_no, r.data FROM samples s "
         "JOIN records r ON r.external_id = s.external_id WHERE s.ordinal BETWEEN ? AND ? "
         "ORDER BY s.ordinal, r.seq", (first, last)).fetchall()
     return rows, dict(db.execute("SELECT no, shape FROM files"))
@@ -96,7 +97,7 @@ def assemble_rows(rows: Iterable[StagedRow], *, files: Sequence[SourceFile], sha
         else:
             assembled.entries.append(record_of(item, label, image or ""))
 
-    for external_id, seq, file_no, _kind, data in rows:
+    for external_id, seq, file_no, data in rows:
         if item is None or item.external_id != external_id:
             if item is not None:
                 finish(item)
