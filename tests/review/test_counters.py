@@ -279,6 +279,31 @@ def test_keyset_neighbours_walk_the_queue_in_order(sort_key, exact_within, admin
         assert walked == expected, (filter_key, sort_key)
 
 
+@pytest.mark.parametrize("filter_key", ["mode2_wrong", "unanalysed"])
+def test_a_sample_outside_mode2s_error_queue_has_neighbours_at_its_place_under_mode2_first(filter_key):
+    """Every sample of mode 2's error queues sorts first under "模式2 错误优先", so those queues read
+    by id, and so do the neighbours of a sample that is no longer in them (a rerun got mode 2
+    right): the next one is the queue's first after it by id. Sorted by its mode-2 verdict, it had
+    none, with more of the queue still ahead."""
+    dataset = DatasetFactory(name="mode2-first")
+    for i, name in enumerate(NAMES):
+        CategoryFactory(dataset=dataset, name=name, position=i)
+    wrong = {0, 2, 5, 7}
+    classification_records_save(dataset=dataset, records=[ClassificationRecord(
+        external_id=f"m-{i}", label=NAMES[0],
+        outputs={2: answer(NAMES[1] if i in wrong else NAMES[0]), 3: answer(NAMES[0])}) for i in range(9)])
+    by_id = {s.external_id: s for s in Sample.objects.filter(dataset=dataset)}
+    queue = list(queue_samples(category=by_id["m-0"].label, filter_key=filter_key, sort_key="mode2_wrong_first")
+                 .values_list("external_id", flat=True))
+    assert queue == ["m-0", "m-2", "m-5", "m-7"]
+
+    outside = queue_position(sample=by_id["m-3"], filter_key=filter_key, sort_key="mode2_wrong_first")
+    assert (outside.previous_id, outside.next_id) == (by_id["m-2"].pk, by_id["m-5"].pk)
+    assert (outside.index, outside.count) == (None, 4)
+    inside = queue_position(sample=by_id["m-5"], filter_key=filter_key, sort_key="mode2_wrong_first")
+    assert (inside.previous_id, inside.next_id, inside.index) == (by_id["m-2"].pk, by_id["m-7"].pk, 2)
+
+
 def test_counters_follow_a_streamed_batched_and_resumed_import(tmp_path, settings, monkeypatch, admin_user):
     """import_classification writes in batches, each through classification_records_save; an import
     interrupted between batches, reviews meanwhile, the import run again and a changed re-import
