@@ -1,6 +1,8 @@
 """Project-wide wiring that belongs to no product area: the deploy checks."""
 from django.apps import AppConfig
 
+from .startup import release_collection
+
 
 class DatafixConfig(AppConfig):
     name = "config"
@@ -15,6 +17,8 @@ class DatafixConfig(AppConfig):
         # Celery runs Django's checks at start-up but ignores their result; ours must stop a
         # worker that would lose messages (Redis evicting keys, visibility timeout too short).
         worker_init.connect(_check_worker_start, dispatch_uid="datafix.checks.worker_init", weak=False)
+        # Last in INSTALLED_APPS: every other app is ready.
+        release_collection()
 
 
 def _check_worker_start(sender=None, **kwargs):

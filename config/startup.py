@@ -12,9 +12,16 @@ migrations, caches, files, translation settings, and this project's own (`datafi
 long-job settings, the proxies) — and leaves the rest to the commands that serve pages or exist to
 check: `runserver`, `check` (`check --deploy` at release), `test`; the test suite loads every URL
 and template anyway. Heavy libraries are imported on first use (config/lazy.py).
+
+manage.py keeps the garbage collector off while Django and the apps load, and `release_collection`
+freezes what they made and turns it back on once every app is ready. What
+start-up makes (modules, classes, functions: ~90,000 objects) lives as long as the process, yet the
+collector walked it in its passes during the imports and once more at exit, finding nothing: about
+0.1 s of every command, a quarter of `--help`. The command itself runs collecting.
 """
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 
 # Commands that serve pages or exist to check: they keep every check.
@@ -41,3 +48,23 @@ def skip_serving_checks(argv: Sequence[str]) -> bool:
 
     checks.get_checks = command_checks
     return True
+
+
+_collection_held = False
+
+
+def resume_collection_when_ready() -> None:
+    """manage.py turned the garbage collector off first thing, before its imports: have
+    `release_collection` turn it back on once every app is ready."""
+    global _collection_held
+    _collection_held = True
+
+
+def release_collection() -> None:
+    """Freeze what start-up made (`gc.freeze`: no collection walks it again) and turn the collector
+    back on, if manage.py turned it off. Called by the last app to be ready (config.apps)."""
+    global _collection_held
+    if _collection_held:
+        gc.freeze()
+        gc.enable()
+        _collection_held = False
