@@ -1,4 +1,5 @@
-"""Project-wide wiring that belongs to no product area: the deploy checks."""
+"""Project-wide wiring that belongs to no product area: the deploy checks, and the end of a command's
+start-up (config/startup.py)."""
 from django.apps import AppConfig
 
 from .startup import release_collection
