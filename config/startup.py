@@ -13,11 +13,11 @@ long-job settings, the proxies) — and leaves the rest to the commands that ser
 check: `runserver`, `check` (`check --deploy` at release), `test`; the test suite loads every URL
 and template anyway. Heavy libraries are imported on first use (config/lazy.py).
 
-manage.py keeps the garbage collector off while Django and the apps load, and `release_collection`
-freezes what they made and turns it back on once every app is ready. What
-start-up makes (modules, classes, functions: ~90,000 objects) lives as long as the process, yet the
-collector walked it in its passes during the imports and once more at exit, finding nothing: about
-0.1 s of every command, a quarter of `--help`. The command itself runs collecting.
+manage.py keeps the garbage collector off while Django and the apps load; `release_collection`
+freezes what they made and turns it back on once every app is ready. What start-up makes (modules,
+classes, functions: ~90,000 objects) lives as long as the process, yet the collector walked it in
+its passes during the imports and once more at exit, finding nothing: about 0.1 s of every
+command, a fifth of `--help`. The command itself runs collecting.
 """
 from __future__ import annotations
 
