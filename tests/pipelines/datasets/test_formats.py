@@ -5,6 +5,7 @@ import json
 import pytest
 
 from pipelines.datasets import formats
+from pipelines.datasets.formats.rowfiles import encode_row
 
 SFT_RECORD = {
     "prompt": "请概括下面这段话的主旨。",
@@ -178,3 +179,21 @@ def test_a_row_that_is_not_utf8_fails_the_write_as_before(tmp_path):
             out.write(rows[1])
     assert str(mixed.value) == str(plain.value) and "position 19" in str(plain.value)
     assert not (tmp_path / "plain.jsonl").exists() and not (tmp_path / "mixed.jsonl").exists()
+
+
+@pytest.mark.parametrize("row", [
+    {"instruction": "订单 \"A-1\" 的\\退款", "input": "", "output": "换货页面\n<answer>退货</answer>\t\x00\x1f\u2028"},
+    {"prompt": "\ud800 孤立代理项", "completion": "😀 emoji"},
+    {},
+    {"instruction": "x", "input": "", "output": "y", "images": ["a.jpg", "图/b.png"]},
+    {"conversations": [{"from": "human", "value": "<image>问"}, {"from": "gpt", "value": "答"}],
+     "images": ["a.jpg"]},
+    {"id": 5, "score": 0.5, "ok": True, "none": None},
+    {1: "integer key", None: "null key", "s": "text"},
+    "just text",
+    ["a", 1, None],
+])
+def test_a_row_is_encoded_as_json_dumps_writes_it(row):
+    """encode_row joins a row of strings from its escaped strings (faster than the encoder): the
+    text must be json.dumps(row, ensure_ascii=False)'s, whatever the row holds."""
+    assert encode_row(row) == json.dumps(row, ensure_ascii=False)
