@@ -39,9 +39,9 @@ def test_a_command_runs_collecting_garbage_with_what_start_up_made_frozen():
     they made (it lives as long as the process) and turns it back on: the start-up's collections,
     and the one at exit, no longer walk every module, class and function (~0.1 s of every
     command). The command itself runs collecting, so a long import frees what it drops."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", "import gc; print('GC', gc.isenabled(), gc.get_freeze_count())"],
-        cwd=BASE_DIR, capture_output=True, text=True, timeout=120, env={**os.environ})
+    code = "import gc; print('GC', gc.isenabled(), gc.get_freeze_count())"
+    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code],
+                            cwd=BASE_DIR, capture_output=True, text=True, timeout=120, env={**os.environ})
     line = [line for line in result.stdout.splitlines() if line.startswith("GC ")]
     assert line, result.stdout + result.stderr
     _, enabled, frozen = line[0].split()

@@ -293,8 +293,8 @@ def test_a_sample_outside_mode2s_error_queue_has_neighbours_at_its_place_under_m
         external_id=f"m-{i}", label=NAMES[0],
         outputs={2: answer(NAMES[1] if i in wrong else NAMES[0]), 3: answer(NAMES[0])}) for i in range(9)])
     by_id = {s.external_id: s for s in Sample.objects.filter(dataset=dataset)}
-    queue = list(queue_samples(category=by_id["m-0"].label, filter_key=filter_key, sort_key="mode2_wrong_first")
-                 .values_list("external_id", flat=True))
+    ordered = queue_samples(category=by_id["m-0"].label, filter_key=filter_key, sort_key="mode2_wrong_first")
+    queue = list(ordered.values_list("external_id", flat=True))
     assert queue == ["m-0", "m-2", "m-5", "m-7"]
 
     outside = queue_position(sample=by_id["m-3"], filter_key=filter_key, sort_key="mode2_wrong_first")

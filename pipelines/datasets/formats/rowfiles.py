@@ -34,6 +34,8 @@ def encode_row(value: Any) -> str:
     elif type(value) is str:  # an id
         return encode_basestring(value)
     return _encode_json(value)
+
+
 FLUSH_ROWS = 512  # rows joined into one write: a write call per row costs more than the encoding
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
