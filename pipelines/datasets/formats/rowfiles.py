@@ -21,19 +21,31 @@ _encode_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def encode_row(value: Any) -> str:
-    """`value` as json.dumps(value, ensure_ascii=False) writes it. A row whose keys and values are
-    all strings (most rows: alpaca, prompt/completion) is joined from its escaped strings, with
-    the escaping function the encoder itself uses: the encoder's own set-up per call was a fifth
-    of encoding such a row. Anything else goes through the encoder."""
+    """`value` as json.dumps(value, ensure_ascii=False) writes it. A row whose keys are strings and
+    whose values are strings or lists of strings (most rows: alpaca, prompt/completion, with or
+    without images) is joined from its escaped strings, with the escaping function the encoder
+    itself uses: the encoder's own set-up per call was a fifth of encoding such a row. Anything
+    else goes through the encoder."""
     if type(value) is dict:
+        escaped = encode_basestring
         try:
-            fields = [encode_basestring(k) + ": " + encode_basestring(v) for k, v in value.items()]
+            fields = [escaped(k) + ": " + (escaped(v) if type(v) is str else _string_list(v))
+                      for k, v in value.items()]
             return "{" + ", ".join(fields) + "}"
-        except TypeError:  # a key or value that is not a string
+        except TypeError:
+            # A key, value or list item that is not a string. A row's history (rare) is thus
+            # encoded twice as slowly as by the encoder alone.
             pass
     elif type(value) is str:  # an id
         return encode_basestring(value)
     return _encode_json(value)
+
+
+def _string_list(value: Any) -> str:
+    """A list of strings (a row's images) as the encoder writes it; TypeError for anything else."""
+    if type(value) is not list:
+        raise TypeError
+    return "[" + ", ".join(map(encode_basestring, value)) + "]"
 
 
 FLUSH_ROWS = 512  # rows joined into one write: a write call per row costs more than the encoding

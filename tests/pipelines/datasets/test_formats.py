@@ -186,6 +186,8 @@ def test_a_row_that_is_not_utf8_fails_the_write_as_before(tmp_path):
     {"prompt": "\ud800 孤立代理项", "completion": "😀 emoji"},
     {},
     {"instruction": "x", "input": "", "output": "y", "images": ["a.jpg", "图/b.png"]},
+    {"instruction": "x", "output": "y", "images": []},
+    {"instruction": "x", "images": ["a.jpg", 1, None], "history": [["问", "答"]], "pair": ("a", "b")},
     {"conversations": [{"from": "human", "value": "<image>问"}, {"from": "gpt", "value": "答"}],
      "images": ["a.jpg"]},
     {"id": 5, "score": 0.5, "ok": True, "none": None},
