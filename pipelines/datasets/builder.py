@@ -65,6 +65,7 @@ from core.files import atomic_write_text
 
 from . import formats
 from .formats import OPTIONAL_COLUMNS
+from .formats.plain import plain_row_encoder
 from .formats.rowfiles import FLUSH_ROWS, encode_row, escape_lone_surrogates
 from .allocation import assign_splits, source_quotas
 from .neardup import NearDupRemover, near_duplicate_clusters
@@ -444,6 +445,7 @@ class _SpooledRows:
 
     def __init__(self, spec: formats.Format, sources: list[Source], options: BuildOptions):
         self.fmt = spec.name
+        self.plain_row = plain_row_encoder(spec.name)  # most records' rows, without building them
         self.carried = frozenset(spec.optional_columns)
         self.columns: frozenset[str] = frozenset()
         self.valid_from = 0
@@ -462,15 +464,17 @@ class _SpooledRows:
         row with more columns is checked no less strictly, so such a record is dropped by the
         validate step whatever columns the file ends with."""
         row_columns = self.columns.union(self.carried.intersection(own)) if own else self.columns
-        try:
-            row = formats.to_row(self.fmt, record, row_columns)
-            if formats.validate_row(self.fmt, row):
+        text = None if row_columns else self.plain_row(record)
+        if text is None:
+            try:
+                row = formats.to_row(self.fmt, record, row_columns)
+                if formats.validate_row(self.fmt, row):
+                    return None
+                text = encode_row(row)
+            except (formats.FormatError, UnicodeEncodeError):  # reported by the validate step
                 return None
-            text = encode_row(row)
-        except (formats.FormatError, UnicodeEncodeError):  # reported by the validate step
-            return None
-        except Exception:  # noqa: BLE001 - raised (or not, if never written) at write time, as before
-            return b""
+            except Exception:  # noqa: BLE001 - raised (or not, if never written) at write time, as before
+                return b""
         try:
             # A source changed by the caller's filter is left to the write step, which reports it as it is.
             if record.get("source") is not self.source_names[source_index]:

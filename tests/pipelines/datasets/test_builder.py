@@ -216,6 +216,42 @@ def test_a_log_folder_builds_the_files_its_records_would(tmp_path, fmt, containe
     assert results["declared"][3]["train"] > 0
 
 
+# (sharegpt_multimodal has no plain rows, every row needing images: test_formats.py shows it.)
+@pytest.mark.parametrize("fmt", [fmt for fmt in formats.FORMATS if fmt != "sharegpt_multimodal"])
+def test_plain_rows_are_written_as_the_general_path_writes_them(tmp_path, monkeypatch, fmt):
+    """Most rows are made from a template (formats/plain.py), not built and checked: the files,
+    preview and counts must be those the general path gives, for a log folder (SFT formats) and for
+    a list of records that mixes plain ones with every kind that is not."""
+    logs = write_log_folder(tmp_path / "logs")
+    prompts = (f"第{i}题：{TOPICS[i % len(TOPICS)]}" + ("<image>" if i % 7 == 0 else "")
+               + ("孤立" if i % 11 == 0 else "") for i in range(60))
+    lines = (log_line(prompt, "回答\"引号\"\\" * (3 + i % 40)) for i, prompt in enumerate(prompts))
+    # "\ud800" as a logger writes it: JSON's escape of a lone surrogate, which no UTF-8 file can hold.
+    (logs / "more.jsonl").write_text("\n".join(lines).replace("孤立", "\\ud800") + "\n", encoding="utf-8")
+    # No record brings a column (system, history, images): a row spooled before a column appears is
+    # made again at write time by the general path, and a plain row would not be compared.
+    odd = [{"input": "补充"}, {"input": ""}, {"input": 0}, {"system": ""}, {"prompt": ""}, {"prompt": 5},
+           {"response": "含 <image> 的回答"}, {"chosen": "<image>"}, {"history": []}, {"images": []}]
+    pairs = [{"chosen": f"好回答{i}", "rejected": f"差回答{i}"} for i in range(80)]
+    listed = [record(i, **(pair | (odd[i % len(odd)] if i % 3 else {}))) for i, pair in enumerate(pairs)]
+    options = BuildOptions(format=fmt, split_ratio=(0.8, 0.2), seed=5, preview_rows=5)
+    sources = {"logs": lambda: LogReader(logs), "listed": lambda: listed}
+    if formats.get_format(fmt).kind == "preference":  # a log line has no preference pair
+        del sources["logs"]
+    general = lambda fmt: lambda record: None  # noqa: E731 - no record is plain
+    for name, records in sources.items():
+        results = {}
+        for path in ("plain", "general"):
+            if path == "general":
+                monkeypatch.setattr("pipelines.datasets.builder.plain_row_encoder", general)
+            folder = tmp_path / name / path
+            result = build_dataset([Source("s", records())], options, output=folder / "data.jsonl")
+            files = {p.name: p.read_bytes() for p in folder.iterdir() if not p.name.endswith("_report.json")}
+            results[path] = (files, result.preview, result.report["steps"], result.total)
+        monkeypatch.undo()
+        assert results["plain"] == results["general"], name
+
+
 def test_a_source_that_declares_no_optional_columns_may_not_yield_one():
     class Declared(list):
         optional_columns = ()

@@ -199,3 +199,49 @@ def test_a_row_is_encoded_as_json_dumps_writes_it(row):
     """encode_row joins a row of strings from its escaped strings (faster than the encoder): the
     text must be json.dumps(row, ensure_ascii=False)'s, whatever the row holds."""
     assert encode_row(row) == json.dumps(row, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- plain rows
+
+# Texts chosen to break a template: JSON's escapes, "<image>" (judged by value), a lone surrogate
+# (no UTF-8 file holds it), whitespace, and values that are empty or not text.
+_PLAIN_TEXTS = ["请概括主旨。", '订单 "A-1" 的\\退款\n\t\x00\u2028', "<image>图里有什么？", "<look>看</look><think>想</think>",
+                "\ud800 孤立", " ", "", None, 5, ["列表"], "%s {} {0}"]
+_PLAIN_EXTRAS = [{}, {"input": ""}, {"input": None}, {"input": "补充"}, {"input": 0}, {"system": ""},
+                 {"system": "你是客服。"}, {"system": []}, {"history": []}, {"history": [["问", "答"]]},
+                 {"images": []}, {"images": ["a.jpg"]}, {"id": 7, "source": "logs", "meta": {"k": "v"}}]
+
+
+def _general_row(fmt, record):
+    """What the builder writes for `record` without plain_row_encoder: the row's JSON, or None."""
+    try:
+        row = formats.to_row(fmt, record, ())
+    except formats.FormatError:
+        return None
+    return None if formats.validate_row(fmt, row) else encode_row(row)
+
+
+@pytest.mark.parametrize("fmt", list(formats.FORMATS))
+def test_a_plain_row_is_the_row_the_general_path_writes(fmt):
+    """plain_row_encoder skips building and checking rows, so for every record it accepts it must
+    give exactly the general path's JSON, and it must accept a plain record of ordinary text."""
+    from pipelines.datasets.formats.plain import plain_row_encoder
+
+    encode = plain_row_encoder(fmt)
+    sft = formats.get_format(fmt).kind == "sft"
+    names = ("prompt", "response") if sft else ("prompt", "chosen", "rejected")
+    accepted = 0
+    for extra in _PLAIN_EXTRAS:
+        for n, text in enumerate(_PLAIN_TEXTS):
+            for position in range(len(names)):
+                record = {name: "平常的文字" for name in names} | {names[position]: text} | extra
+                plain = encode(record)
+                if plain is not None:
+                    accepted += 1
+                    assert plain == _general_row(fmt, record), (record, plain)
+                    assert json.loads(plain) == formats.to_row(fmt, record, ())
+    ordinary = encode({name: f"第{i}段：你好" for i, name in enumerate(names)})
+    if fmt == "sharegpt_multimodal":  # every row needs images: there is no plain row
+        assert accepted == 0 and ordinary is None
+    else:
+        assert ordinary is not None and accepted > 0
