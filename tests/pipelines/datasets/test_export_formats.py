@@ -117,6 +117,12 @@ def test_exact_dedup_keeps_records_that_differ_only_in_input():
     assert result.total == 2
     only_instruction = build_dataset([Source("s", records)], BuildOptions(shuffle=False, dedup_field="instruction"))
     assert only_instruction.total == 1
+    # No input and an empty one are the same prompt; a prompt alone is no duplicate of one with input.
+    alone = [{"id": "4", "prompt": "翻译成英文", "response": "Translate"},
+             {"id": "5", "prompt": "翻译成英文", "input": "", "response": "Translate it"},
+             {"id": "6", "prompt": "翻译成英文", "input": None, "response": "Translate this"}]
+    result = build_dataset([Source("s", records + alone)], BuildOptions(shuffle=False))
+    assert [row["output"] for row in result.preview] == ["Hello", "Thanks", "Translate"]
 
 
 # --------------------------------------------------------------------------- empty outputs
