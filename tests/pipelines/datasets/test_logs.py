@@ -50,6 +50,28 @@ def test_reader_counts_every_drop_reason_and_lists_bad_lines(tmp_path):
                       ("encoding", "sub/old_gbk.jsonl", 1)}
 
 
+def test_a_line_is_read_as_json_loads_reads_it(tmp_path):
+    """The reader parses a line without json.loads' own checks when it can: what it keeps, and the
+    error it reports for a line it cannot read, must still be json.loads'."""
+    good = log_line("问题", "回答")
+    lines = [good, f"  {good}\t ", f"{good}\u3000", f"{good} {good}", f"{good} x", "[1, 2", '{"a": NaN}',
+             f"\ufeff{good}", "\u3000" + good, "", "   ", good[:-1], '"只是文字"', "\x0b" + good]
+    (tmp_path / "calls.jsonl").write_text("\n".join(["{}"] + lines) + "\n", encoding="utf-8")
+    reader = LogReader(tmp_path)
+    kept = {int(r["id"].split(":")[1]) for r in reader}
+    problems = {p["line"]: p["detail"] for p in reader.report["problems"] if p["reason"] == "malformed_json"}
+    for line_no, line in enumerate(lines, start=2):
+        if not line.strip(" \t\n\r\x0b\x0c"):
+            continue  # blank lines are skipped, not read
+        try:
+            value = json.loads(line + "\n")  # as read: with its line break
+        except ValueError as exc:
+            assert problems.pop(line_no) == str(exc), line
+        else:
+            assert (line_no in kept) == (value == json.loads(good)), line
+    assert problems == {} and len(kept) == 2
+
+
 def test_missing_log_dir_is_a_clear_error(tmp_path):
     from core.errors import ApplicationError
 
