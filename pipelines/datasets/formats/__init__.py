@@ -34,8 +34,9 @@ stays readable, and write the same optional columns on every row (`columns`), be
 `datasets`/LLaMA-Factory raise KeyError when a configured column is missing from the file.
 
 The package: `spec` (the registry and record helpers), `writers` (record -> row), `validation`,
-`readers` (row -> record), `rowfiles` (streamed .json/.jsonl files), `dataset_info`. Its public names
-are importable from `pipelines.datasets.formats` itself, as below.
+`readers` (row -> record), `rowfiles` (streamed .json/.jsonl files), `dataset_info`, and `plain` (the
+row JSON of a text-only record from a per-format template, which the builder uses for speed). Its
+public names are importable from `pipelines.datasets.formats` itself, as below.
 """
 from .dataset_info import DatasetInfoConflict, check_dataset_info, dataset_info_entry, write_dataset_info
 from .readers import from_row
