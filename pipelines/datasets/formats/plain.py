@@ -55,7 +55,8 @@ def plain_row_encoder(fmt: str) -> Callable[[dict], str | None]:
                 return None
             texts.append(escape(text))
         for name in absent_texts:
-            if record.get(name) not in (None, ""):
+            value = record.get(name)  # not `in (None, "")`: a value's own == may raise
+            if value is not None and (type(value) is not str or value):
                 return None
         for name in absent_lists:
             if record.get(name):

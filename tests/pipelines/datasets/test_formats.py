@@ -207,8 +207,17 @@ def test_a_row_is_encoded_as_json_dumps_writes_it(row):
 # (no UTF-8 file holds it), whitespace, and values that are empty or not text.
 _PLAIN_TEXTS = ["请概括主旨。", '订单 "A-1" 的\\退款\n\t\x00\u2028', "<image>图里有什么？", "<look>看</look><think>想</think>",
                 "\ud800 孤立", " ", "", None, 5, ["列表"], "%s {} {0}"]
-_PLAIN_EXTRAS = [{}, {"input": ""}, {"input": None}, {"input": "补充"}, {"input": 0}, {"system": ""},
-                 {"system": "你是客服。"}, {"system": []}, {"history": []}, {"history": [["问", "答"]]},
+class _Incomparable:
+    """A value whose == raises (as a NumPy array's truth value does): never plain, never a crash."""
+
+    def __eq__(self, other):
+        raise ValueError("ambiguous")
+
+    __hash__ = object.__hash__
+
+
+_PLAIN_EXTRAS = [{}, {"input": ""}, {"input": None}, {"input": "补充"}, {"input": 0}, {"input": _Incomparable()},
+                 {"system": ""}, {"system": "你是客服。"}, {"system": []}, {"history": []}, {"history": [["问", "答"]]},
                  {"images": []}, {"images": ["a.jpg"]}, {"id": 7, "source": "logs", "meta": {"k": "v"}}]
 
 
