@@ -304,6 +304,27 @@ def test_a_sample_outside_mode2s_error_queue_has_neighbours_at_its_place_under_m
     assert (inside.previous_id, inside.next_id, inside.index) == (by_id["m-2"].pk, by_id["m-7"].pk, 2)
 
 
+def test_a_sample_under_an_empty_queue_looks_for_no_neighbours():
+    """模型已重跑 is mostly empty: the sample page then shows no place and no neighbours without
+    searching the class for them (each search read the class's whole index on SQLite)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    dataset = DatasetFactory(name="empty-queue")
+    for i, name in enumerate(NAMES):
+        CategoryFactory(dataset=dataset, name=name, position=i)
+    classification_records_save(dataset=dataset, records=[ClassificationRecord(
+        external_id=f"e-{i}", label=NAMES[0], outputs={2: answer(NAMES[0]), 3: answer(NAMES[0])}) for i in range(5)])
+    sample = Sample.objects.get(external_id="e-2")
+    for sort_key in QUEUE_SORTS:
+        with CaptureQueriesContext(connection) as queries:
+            position = queue_position(sample=sample, filter_key="rerun", sort_key=sort_key)
+        assert (position.index, position.count, position.previous_id, position.next_id) == (None, 0, None, None)
+        searches = [q["sql"] for q in queries.captured_queries if '"rerun_pending"' in q["sql"]
+                    and 'FROM "review_sample"' in q["sql"]]
+        assert searches == [], sort_key
+
+
 def test_counters_follow_a_streamed_batched_and_resumed_import(tmp_path, settings, monkeypatch, admin_user):
     """import_classification writes in batches, each through classification_records_save; an import
     interrupted between batches, reviews meanwhile, the import run again and a changed re-import
