@@ -109,9 +109,7 @@ def _dedup_digest(record: dict, name: str) -> bytes | None:
     if name == "prompt":
         prompt, extra = record.get("prompt") or "", record.get("input") or ""
         if type(prompt) is str and type(extra) is str:  # _digest's, without building the list
-            if not extra:  # most records: the prompt alone, in a domain of its own (no copy of it)
-                return _text_digest(prompt, b"prompt")
-            return _text_digest(_pair_text(prompt, extra))
+            return _prompt_digest(prompt, extra)
     value = _dedup_value(record, name)
     return None if value is None else _digest(value)
 
@@ -120,11 +118,7 @@ def _digest(value: Any) -> bytes:
     if isinstance(value, str):
         text = value
     elif type(value) is list and len(value) == 2 and type(value[0]) is str and type(value[1]) is str:
-        # The "prompt" dedup value [prompt, input]: length-prefixed, unambiguous, and ~30x cheaper
-        # than json.dumps, which was a tenth of an extraction's time.
-        if not value[1]:
-            return _text_digest(value[0], b"prompt")
-        text = _pair_text(value[0], value[1])
+        return _prompt_digest(value[0], value[1])
     else:
         # Hashed apart from text, so the string "5" is no duplicate of the number 5 (which the
         # validate step drops from a text field: a valid record must not be lost to it).
@@ -132,8 +126,13 @@ def _digest(value: Any) -> bytes:
     return _text_digest(text)
 
 
-def _pair_text(first: str, second: str) -> str:
-    return f"{len(first)}:{first}\x00{second}"
+def _prompt_digest(prompt: str, extra: str) -> bytes:
+    """The "prompt" dedup value [prompt, input] hashed: length-prefixed, unambiguous, and ~30x
+    cheaper than json.dumps, which was a tenth of an extraction's time. Most records have no input:
+    their prompt is hashed alone, in a domain of its own, without a copy of it."""
+    if not extra:
+        return _text_digest(prompt, b"prompt")
+    return _text_digest(f"{len(prompt)}:{prompt}\x00{extra}")
 
 
 def _text_digest(text: str, person: bytes = b"") -> bytes:
