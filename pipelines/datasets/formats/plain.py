@@ -83,11 +83,11 @@ def _template(fmt: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         return None
     if validate_row(fmt, row):
         return None
-    text = encode_row(row)
-    found = re.findall("|".join(map(re.escape, markers)), text)
+    # Cut at the markers, kept (a group): the pieces at even places, the markers found at odd ones.
+    parts = re.split("(" + "|".join(map(re.escape, markers)) + ")", encode_row(row))
+    pieces, found = parts[0::2], parts[1::2]
     if sorted(found) != sorted(markers):  # a text written twice, changed, or not at all
         return None
-    pieces = re.split("|".join(map(re.escape, markers)), text)
     if any("\ue000" in piece or "\ue001" in piece for piece in pieces):
         return None
     return tuple(pieces), tuple(markers[marker] for marker in found)

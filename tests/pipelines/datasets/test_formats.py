@@ -207,6 +207,8 @@ def test_a_row_is_encoded_as_json_dumps_writes_it(row):
 # (no UTF-8 file holds it), whitespace, and values that are empty or not text.
 _PLAIN_TEXTS = ["请概括主旨。", '订单 "A-1" 的\\退款\n\t\x00\u2028', "<image>图里有什么？", "<look>看</look><think>想</think>",
                 "\ud800 孤立", " ", "", None, 5, ["列表"], "%s {} {0}"]
+
+
 class _Incomparable:
     """A value whose == raises (as a NumPy array's truth value does): never plain, never a crash."""
 
@@ -241,7 +243,7 @@ def test_a_plain_row_is_the_row_the_general_path_writes(fmt):
     names = ("prompt", "response") if sft else ("prompt", "chosen", "rejected")
     accepted = 0
     for extra in _PLAIN_EXTRAS:
-        for n, text in enumerate(_PLAIN_TEXTS):
+        for text in _PLAIN_TEXTS:
             for position in range(len(names)):
                 record = {name: "平常的文字" for name in names} | {names[position]: text} | extra
                 plain = encode(record)
