@@ -46,6 +46,7 @@ DROP_REASON_LABELS = {
 # Problems listed with file and line in a report (the counts are always complete).
 MAX_LISTED_PROBLEMS = 100
 BULK_SIZE = 1000
+READ_BUFFER = 1 << 20
 
 
 class LogLineRejected(Exception):
@@ -160,7 +161,8 @@ def iter_log_file(path: Path, report: FileReport, *, name: str | None = None) ->
     # Read once per file: a settings read costs ~0.3 µs, per line a tenth of the reader's own work.
     # oversize_message words the refusal (and is None exactly up to this bound).
     limit = settings.IMPORT_MAX_RECORD_CHARS
-    with open(path, "rb") as fh:
+    # A 1 MB buffer: the default 8 KB one made a read call every few lines (~7 % of reading).
+    with open(path, "rb", buffering=READ_BUFFER) as fh:
         for line_no, raw in enumerate(fh, start=1):
             if raw.isspace():  # (what `not raw.strip()` says, without copying the line)
                 continue
