@@ -287,6 +287,30 @@ def sample_status(sample_id: int) -> SampleStatus:
     return SampleStatus(row["live_export_status"], row["live_model_status"], bool(row["live_mode2_error"]))
 
 
+def loaded_sample_status(sample: Sample, reasonings: Mapping[int, Any]) -> SampleStatus:
+    """`sample_status` of a sample loaded with its review and its reasonings (mode → Reasoning), as
+    the sample page has them: the same rules evaluated in memory (`status_of`) on the columns
+    `with_status` joins, without a query whose SQL Django compiled anew for every page (a fifth
+    of the sample page's time)."""
+    m2, m3 = reasonings.get(Mode.WITH_DEFINITIONS), reasonings.get(Mode.LIMITED)
+    review = sample.review_or_none
+    inputs = {
+        **NO_REVIEW, "label_id": sample.label_id,
+        "m2__id": m2.pk if m2 else None, "m2__is_correct": m2.is_correct if m2 else None,
+        "m3__id": m3.pk if m3 else None, "m3__is_correct": m3.is_correct if m3 else None,
+        "m3__length": m3.length if m3 else None,
+    }
+    if review is not None:
+        inputs.update({
+            "review": review.pk, "review__cause": review.cause, "review__label_error": review.label_error,
+            "review__corrected_output": review.corrected_output,
+            "review__corrected_category_id": review.corrected_category_id,
+            "review__corrected_length": review.corrected_length,
+        })
+    values = status_of(inputs, length_limit())
+    return SampleStatus(values["live_export_status"], values["live_model_status"], bool(values["live_mode2_error"]))
+
+
 # --------------------------------------------------------------------------- stored verdicts
 # What pages filter and count by: the verdict `with_status` computes, stored per sample by
 # review.counts in columns that Sample and SampleCount share, so one condition serves a list of

@@ -254,7 +254,7 @@ def _sample_context(request, sample_id: int, filter_key: str, sort_key: str, *, 
     reasonings = {r.mode: r for r in sample.reasonings.all()}
     categories = selectors.dataset_categories(dataset=sample.dataset)
     position = selectors.queue_position(sample=sample, filter_key=filter_key, sort_key=sort_key)
-    status = rules.sample_status(sample.pk)
+    status = rules.loaded_sample_status(sample, reasonings)
     predicted = []
     seen = {sample.label_id}
     for reasoning in reasonings.values():

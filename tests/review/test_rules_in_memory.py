@@ -64,6 +64,26 @@ def test_status_in_memory_equals_the_sql_for_every_kind_of_sample(settings):
     assert {model for _, model in seen} == {rules.KEPT, rules.MISSING, rules.UNPARSED, rules.WRONG, rules.TOO_LONG}
 
 
+def test_a_loaded_samples_status_equals_the_query_for_every_kind_of_sample(settings):
+    """The sample page's status (`loaded_sample_status`, from the sample, review and reasonings it
+    shows) is `sample_status`'s, the query every save checks against."""
+    settings.TRAINSET_MAX_LENGTH = 100
+    dataset = DatasetFactory()
+    label, other = CategoryFactory(dataset=dataset, name="换货"), CategoryFactory(dataset=dataset, name="退货退款")
+    for n, (mode2, mode3, review) in enumerate(itertools.product(ANSWERS, ANSWERS, REVIEWS)):
+        sample = SampleFactory(label=label, external_id=f"s{n:04d}")
+        _answer(sample, Mode.WITH_DEFINITIONS, mode2, other, 100)
+        _answer(sample, Mode.LIMITED, mode3, other, 100)
+        _review(sample, review, other, 100)
+    loaded = Sample.objects.filter(dataset=dataset).select_related("review").prefetch_related("reasonings")
+    seen = set()
+    for sample in loaded:
+        status = rules.loaded_sample_status(sample, {r.mode: r for r in sample.reasonings.all()})
+        assert status == rules.sample_status(sample.pk), sample.external_id
+        seen.add(status.export_status)
+    assert seen == set(rules.EXPORT_STATUS_LABELS)
+
+
 @pytest.mark.parametrize(("condition", "row", "holds"), [
     (Q(a=1), {"a": None}, False),  # NULL = 1 is unknown
     (Q(a=1) | Q(b=True), {"a": None, "b": True}, True),  # unknown OR true
