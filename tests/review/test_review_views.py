@@ -1,10 +1,11 @@
 """The review pages through the test client: permissions, conflicts, escaping, query counts, images."""
 import re
+from html import unescape
 
 from django.urls import reverse
 from PIL import Image
 
-from review.models import Cause, Review, ReviewEdit
+from review.models import Cause, LabelSuspicion, Review, ReviewEdit
 from review.services import review_save
 from tests.factories import UserFactory
 from tests.review.samples import make_sample
@@ -313,3 +314,61 @@ def test_without_javascript_saving_redirects_to_the_next_sample(reviewer_client,
     assert response.status_code == 302 and response["Location"] == f"/samples/{b.pk}/?f=unreviewed&s=id"
     page = reviewer_client.get(response["Location"]).content.decode()
     assert "已保存：w-1" in page and "第 1 / 1 条" in page
+
+
+def _table_rows(html: str) -> list[dict]:
+    """The queue table's rows as a reviewer reads them: each cell's text, the sample link and the
+    export badge's class."""
+    body = html.split("<tbody>")[1].split("</tbody>")[0]
+    rows = []
+    for row in re.findall(r"<tr>(.*?)</tr>", body, re.S):
+        cells = [" ".join(unescape(re.sub(r"<[^>]+>", "", cell)).split()) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        rows.append({"cells": cells, "href": unescape(re.search(r'<a href="([^"]+)"', row).group(1)),
+                     "export_badge": re.search(r'data-export-status="[^"]+"><span class="badge (\w+)"', row).group(1)})
+    return rows
+
+
+def test_each_queue_row_shows_the_samples_verdicts_review_and_export(reviewer_client, reviewer, assigned_category,
+                                                                      unassigned_category, settings):
+    from review.models import Mode, Reasoning
+
+    settings.TRAINSET_MAX_LENGTH = 30
+    plain = make_sample(assigned_category, "r-1")
+    wrong = make_sample(assigned_category, "r-2", mode2_correct=False, wrong_category=unassigned_category)
+    flagged = make_sample(assigned_category, "r-3", mode2_correct=False, wrong_category=unassigned_category)
+    review_save(sample=flagged, user=reviewer, cause=Cause.LABEL_WRONG, corrected_output="", label_error=True,
+                suggested_label=unassigned_category, note="", version=0)
+    unsure = make_sample(assigned_category, "r-4")
+    review_save(sample=unsure, user=reviewer, cause=Cause.NONE, corrected_output="", label_error=True,
+                suggested_label=None, suggestion_uncertain=True, note="", version=0)
+    long = make_sample(assigned_category, "r-5", mode3_output="长" * 40 + "\n类别：商品分类选项")
+    silent = make_sample(assigned_category, "r-6")
+    Reasoning.objects.filter(sample=silent, mode=Mode.LIMITED).delete()
+    kept = make_sample(assigned_category, "r-7")
+    review_save(sample=kept, user=reviewer, cause=Cause.NONE, corrected_output="", label_error=False,
+                suggested_label=None, note="", version=0)
+    suspected = make_sample(assigned_category, "r-8")
+    suspected.label_suspicion, suspected.sort_suspicion = 0.9, 0
+    suspected.save(update_fields=["label_suspicion", "sort_suspicion"])
+    LabelSuspicion.objects.update_or_create(sample=suspected, defaults={"score": 0.9, "suggested_category": unassigned_category})
+
+    response = reviewer_client.get(reverse("review:queue", args=[assigned_category.pk]), {"f": "all", "s": "id"})
+    rows = _table_rows(response.content.decode())
+    right, other = "✓ 商品分类选项", "✗ 换货"
+    m3 = lambda sample: str(Reasoning.objects.get(sample=sample, mode=Mode.LIMITED).length)  # noqa: E731
+    assert [row["cells"] for row in rows] == [
+        ["1", "r-1", right, right, m3(plain), "未审核", "导出（保留模型输出）", ""],
+        ["2", "r-2", other, right, m3(wrong), "未审核 待分析原因", "导出（保留模型输出）", ""],
+        ["3", "r-3", other, right, m3(flagged), "(2) 数据集标签错误 标签错误 → 换货", "标签错误，不导出（列入 trainset_error.md）",
+         "reviewer1"],
+        ["4", "r-4", right, right, m3(unsure), "无错误 标签错误（不确定）", "标签错误，不导出（列入 trainset_error.md）", "reviewer1"],
+        ["5", "r-5", right, right, m3(long), "未审核", "模式3超出字数限制", ""],
+        ["6", "r-6", right, "无输出", "—", "未审核", "没有模式3推理", ""],
+        ["7", "r-7", right, right, m3(kept), "无错误", "导出（保留模型输出）", "reviewer1"],
+        ["8", "r-8", right, right, m3(suspected), "未审核 疑似 0.90 → 换货", "导出（保留模型输出）", ""],
+    ]
+    assert rows[0]["href"] == f"/samples/{plain.pk}/?f=all&s=id"
+    assert [row["export_badge"] for row in rows] == ["ok", "ok", "warn", "warn", "warn", "warn", "ok", "ok"]
+    html = response.content.decode()
+    assert f'<span class="badge warn">{m3(long)}</span>' in html  # over the limit: marked
+    assert 'title="疑似标签错误：证据指向 换货"' in html
