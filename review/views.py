@@ -129,8 +129,6 @@ def queue(request, category_id: int):
         selectors.QueuePageRows(category=category, filter_key=filter_key, sort_key=sort_key), QUEUE_PAGE_SIZE,
         count=counts[filter_key],
     ).get_page(request.GET.get("page"))
-    for row in page.object_list:
-        row.export_status_label = rules.EXPORT_STATUS_LABELS[row.export_status]
     context = {
         "category": category,
         "dataset": category.dataset,
@@ -144,7 +142,6 @@ def queue(request, category_id: int):
         "queue_query": _query(filter_key, sort_key),
         "can_change": can_change_category(request.user, category),
         "long_limit": rules.length_limit(),
-        "exported_statuses": rules.EXPORTED,
     }
     return render_page(request, "review/queue.html", "queue", context)
 
