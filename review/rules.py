@@ -308,7 +308,8 @@ def loaded_sample_status(sample: Sample, reasonings: Mapping[int, Any]) -> Sampl
             "review__corrected_length": review.corrected_length,
         })
     values = status_of(inputs, length_limit())
-    return SampleStatus(values["live_export_status"], values["live_model_status"], bool(values["live_mode2_error"]))
+    return SampleStatus(values["live_export_status"], values["live_model_status"],
+                        bool(values["live_mode2_error"]))
 
 
 # --------------------------------------------------------------------------- stored verdicts

@@ -322,14 +322,16 @@ def _table_rows(html: str) -> list[dict]:
     body = html.split("<tbody>")[1].split("</tbody>")[0]
     rows = []
     for row in re.findall(r"<tr>(.*?)</tr>", body, re.S):
-        cells = [" ".join(unescape(re.sub(r"<[^>]+>", "", cell)).split()) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        cells = [" ".join(unescape(re.sub(r"<[^>]+>", "", cell)).split())
+                 for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        badge = re.search(r'data-export-status="[^"]+"><span class="badge (\w+)"', row).group(1)
         rows.append({"cells": cells, "href": unescape(re.search(r'<a href="([^"]+)"', row).group(1)),
-                     "export_badge": re.search(r'data-export-status="[^"]+"><span class="badge (\w+)"', row).group(1)})
+                     "export_badge": badge})
     return rows
 
 
-def test_each_queue_row_shows_the_samples_verdicts_review_and_export(reviewer_client, reviewer, assigned_category,
-                                                                      unassigned_category, settings):
+def test_each_queue_row_shows_the_samples_verdicts_review_and_export(reviewer_client, reviewer, settings,
+                                                                      assigned_category, unassigned_category):
     from review.models import Mode, Reasoning
 
     settings.TRAINSET_MAX_LENGTH = 30
@@ -350,18 +352,20 @@ def test_each_queue_row_shows_the_samples_verdicts_review_and_export(reviewer_cl
     suspected = make_sample(assigned_category, "r-8")
     suspected.label_suspicion, suspected.sort_suspicion = 0.9, 0
     suspected.save(update_fields=["label_suspicion", "sort_suspicion"])
-    LabelSuspicion.objects.update_or_create(sample=suspected, defaults={"score": 0.9, "suggested_category": unassigned_category})
+    evidence = {"score": 0.9, "suggested_category": unassigned_category}
+    LabelSuspicion.objects.update_or_create(sample=suspected, defaults=evidence)
 
-    response = reviewer_client.get(reverse("review:queue", args=[assigned_category.pk]), {"f": "all", "s": "id"})
+    url = reverse("review:queue", args=[assigned_category.pk])
+    response = reviewer_client.get(url, {"f": "all", "s": "id"})
     rows = _table_rows(response.content.decode())
     right, other = "✓ 商品分类选项", "✗ 换货"
+    left_out = "标签错误，不导出（列入 trainset_error.md）"
     m3 = lambda sample: str(Reasoning.objects.get(sample=sample, mode=Mode.LIMITED).length)  # noqa: E731
     assert [row["cells"] for row in rows] == [
         ["1", "r-1", right, right, m3(plain), "未审核", "导出（保留模型输出）", ""],
         ["2", "r-2", other, right, m3(wrong), "未审核 待分析原因", "导出（保留模型输出）", ""],
-        ["3", "r-3", other, right, m3(flagged), "(2) 数据集标签错误 标签错误 → 换货", "标签错误，不导出（列入 trainset_error.md）",
-         "reviewer1"],
-        ["4", "r-4", right, right, m3(unsure), "无错误 标签错误（不确定）", "标签错误，不导出（列入 trainset_error.md）", "reviewer1"],
+        ["3", "r-3", other, right, m3(flagged), "(2) 数据集标签错误 标签错误 → 换货", left_out, "reviewer1"],
+        ["4", "r-4", right, right, m3(unsure), "无错误 标签错误（不确定）", left_out, "reviewer1"],
         ["5", "r-5", right, right, m3(long), "未审核", "模式3超出字数限制", ""],
         ["6", "r-6", right, "无输出", "—", "未审核", "没有模式3推理", ""],
         ["7", "r-7", right, right, m3(kept), "无错误", "导出（保留模型输出）", "reviewer1"],
