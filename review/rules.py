@@ -290,8 +290,8 @@ def sample_status(sample_id: int) -> SampleStatus:
 def loaded_sample_status(sample: Sample, reasonings: Mapping[int, Any]) -> SampleStatus:
     """`sample_status` of a sample loaded with its review and its reasonings (mode → Reasoning), as
     the sample page has them: the same rules evaluated in memory (`status_of`) on the columns
-    `with_status` joins, without a query whose SQL Django compiled anew for every page (a fifth
-    of the sample page's time)."""
+    `with_status` joins, without a query whose SQL Django compiled anew for every page (~4 ms, a
+    sixth of the sample page's time)."""
     m2, m3 = reasonings.get(Mode.WITH_DEFINITIONS), reasonings.get(Mode.LIMITED)
     review = sample.review_or_none
     inputs = {

@@ -228,7 +228,7 @@ class QueuePageRows:
     queue's own index (the OFFSET skips index entries), then those 50 rows with what the table
     shows. One query joined every skipped row too: 15 ms for page 19 of a 100,000-sample class.
     The rows are read as values (QueueRow), not models: building a sample, its review, reviewer
-    and suggested class per row was a fifth of the page."""
+    and suggested class per row took ~4 ms of a 35 ms page."""
 
     def __init__(self, *, category: Category, filter_key: str = DEFAULT_FILTER, sort_key: str = DEFAULT_SORT):
         self.category, self.filter_key, self.sort_key = category, filter_key, sort_key
