@@ -299,8 +299,9 @@ class QueuePosition:
 def queue_position(*, sample: Sample, filter_key: str, sort_key: str) -> QueuePosition:
     """Where `sample` stands in its class's queue, and its neighbours, found from its own sort values
     (a keyset: index range lookups, never a list of the queue). The place is counted from the nearer
-    end, at most POSITION_EXACT_WITHIN rows from each. `sample` must carry its stored sort values as
-    they were when the reviewer opened it."""
+    end, at most POSITION_EXACT_WITHIN rows from each. `sample` must carry its stored verdict and
+    sort values as they were when the reviewer opened it: whether it is in the queue is decided
+    from them (`rules.condition_holds`, the filter's SQL logic), without a query."""
     base = _queue_base(sample.label, filter_key)
     column = _sort_column(filter_key, sort_key)
     count = queue_count(category=sample.label, filter_key=filter_key)
@@ -310,7 +311,8 @@ def queue_position(*, sample: Sample, filter_key: str, sort_key: str) -> QueuePo
         # class on SQLite, whose planner takes that index, not the filter's partial one).
         return QueuePosition(None, 0, None, None)
     index = beyond = None
-    if base.filter(pk=sample.pk).exists():
+    filters = queue_filters()
+    if rules.condition_holds(filters.get(filter_key, filters[DEFAULT_FILTER]).condition, vars(sample)):
         limit = POSITION_EXACT_WITHIN
         before = _count_up_to(_neighbour_ranges(base, column, sample, before=True), limit)
         if before < limit:
