@@ -374,7 +374,8 @@ def sample_detail(*, sample_id: int) -> Sample:
     """A sample with everything its page shows, in a fixed number of queries (404 if missing)."""
     return get_object_or_404(
         Sample.objects.select_related(
-            "dataset", "label", "review", "review__reviewer", "review__suggested_label"
+            "dataset", "label", "review", "review__reviewer", "review__suggested_label",
+            "suspicion__suggested_category",
         ).prefetch_related(
             Prefetch("reasonings", queryset=Reasoning.objects.select_related("predicted_category").order_by("mode")),
             Prefetch("review__edits", queryset=ReviewEdit.objects.select_related("editor", "restored_from").order_by("-version")),

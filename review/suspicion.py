@@ -505,8 +505,12 @@ class SuspicionView:
 
 
 def suspicion_for(sample: Sample) -> SuspicionView | None:
-    """The sample's stored suspicion, or None when nothing suggests another class."""
-    row = LabelSuspicion.objects.filter(sample_id=sample.pk).select_related("suggested_category").first()
+    """The sample's stored suspicion, or None when nothing suggests another class. Read from the
+    sample when it was loaded with it (`selectors.sample_detail` is), else with one query."""
+    try:
+        row = sample.suspicion
+    except LabelSuspicion.DoesNotExist:
+        row = None
     if row is None and suspicions_refresh(sample_ids=[sample.pk]):
         row = LabelSuspicion.objects.filter(sample_id=sample.pk).select_related("suggested_category").first()
     if row is None or row.score <= 0:
