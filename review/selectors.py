@@ -4,7 +4,7 @@ from dataclasses import dataclass, field, fields
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import F, FilteredRelation, Prefetch, Q, QuerySet, Sum
+from django.db.models import FilteredRelation, Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from . import rules
@@ -159,27 +159,9 @@ def _queue_order(filter_key: str, sort_key: str) -> list[str]:
 
 
 def queue_samples(*, category: Category, filter_key: str = DEFAULT_FILTER, sort_key: str = DEFAULT_SORT) -> QuerySet[Sample]:
-    """The category's samples for one queue filter and sort, with what the table shows (the stored
-    verdicts, mode 2's and mode 3's predicted class). Filter and order use indexed columns."""
-    return _with_row_columns(_queue_base(category, filter_key)).order_by(*_queue_order(filter_key, sort_key))
-
-
-def _with_row_columns(samples: QuerySet[Sample]) -> QuerySet[Sample]:
-    """`samples` with what a queue row shows besides the stored verdicts."""
-    return (
-        samples.annotate(
-            m2=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.WITH_DEFINITIONS)),
-            m3=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.LIMITED)),
-        )
-        .annotate(
-            mode2_correct=F("m2__is_correct"),
-            mode2_predicted=F("m2__predicted_name"),
-            mode3_correct=F("m3__is_correct"),
-            mode3_predicted=F("m3__predicted_name"),
-            suspicion_suggested=F("suspicion__suggested_category__name"),
-        )
-        .select_related("review", "review__reviewer", "review__suggested_label")
-    )
+    """The category's samples for one queue filter and sort, in the queue's order (what the queue
+    page pages through, `QueuePageRows`). Filter and order use indexed columns."""
+    return _queue_base(category, filter_key).order_by(*_queue_order(filter_key, sort_key))
 
 
 @dataclass(frozen=True, slots=True)
