@@ -40,7 +40,8 @@ def _review(sample, kind, other, limit):
     ReviewFactory(sample=sample, **fields)
 
 
-def test_status_in_memory_equals_the_sql_for_every_kind_of_sample(settings):
+def _every_kind_of_sample(settings):
+    """A dataset with one sample per mode-2 answer × mode-3 answer × review (length limit 100)."""
     settings.TRAINSET_MAX_LENGTH = 100
     dataset = DatasetFactory()
     label, other = CategoryFactory(dataset=dataset, name="换货"), CategoryFactory(dataset=dataset, name="退货退款")
@@ -49,6 +50,11 @@ def test_status_in_memory_equals_the_sql_for_every_kind_of_sample(settings):
         _answer(sample, Mode.WITH_DEFINITIONS, mode2, other, 100)
         _answer(sample, Mode.LIMITED, mode3, other, 100)
         _review(sample, review, other, 100)
+    return dataset
+
+
+def test_status_in_memory_equals_the_sql_for_every_kind_of_sample(settings):
+    dataset = _every_kind_of_sample(settings)
     rows = list(rules.with_status(Sample.objects.filter(dataset=dataset)).values(
         *rules.STATUS_INPUTS, "live_mode2_error", "live_analysed", "live_model_status", "live_export_status"))
     assert len(rows) == len(ANSWERS) ** 2 * len(REVIEWS)
@@ -67,14 +73,7 @@ def test_status_in_memory_equals_the_sql_for_every_kind_of_sample(settings):
 def test_a_loaded_samples_status_equals_the_query_for_every_kind_of_sample(settings):
     """The sample page's status (`loaded_sample_status`, from the sample, review and reasonings it
     shows) is `sample_status`'s, the query every save checks against."""
-    settings.TRAINSET_MAX_LENGTH = 100
-    dataset = DatasetFactory()
-    label, other = CategoryFactory(dataset=dataset, name="换货"), CategoryFactory(dataset=dataset, name="退货退款")
-    for n, (mode2, mode3, review) in enumerate(itertools.product(ANSWERS, ANSWERS, REVIEWS)):
-        sample = SampleFactory(label=label, external_id=f"s{n:04d}")
-        _answer(sample, Mode.WITH_DEFINITIONS, mode2, other, 100)
-        _answer(sample, Mode.LIMITED, mode3, other, 100)
-        _review(sample, review, other, 100)
+    dataset = _every_kind_of_sample(settings)
     loaded = Sample.objects.filter(dataset=dataset).select_related("review").prefetch_related("reasonings")
     seen = set()
     for sample in loaded:
