@@ -216,7 +216,7 @@ class QueuePageRows:
         self.category, self.filter_key, self.sort_key = category, filter_key, sort_key
 
     def __getitem__(self, page: slice) -> list[QueueRow]:
-        ids = list(_queue_base(self.category, self.filter_key).order_by(*_queue_order(self.filter_key, self.sort_key))
+        ids = list(queue_samples(category=self.category, filter_key=self.filter_key, sort_key=self.sort_key)
                    .values_list("pk", flat=True)[page])
         # By id alone: with the queue's filter and order too, PostgreSQL walked the class's index
         # looking for these ids (8 ms for a rare filter's page).
