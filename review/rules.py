@@ -160,14 +160,20 @@ def with_status(samples: QuerySet[Sample]) -> QuerySet[Sample]:
     callers' own columns too.
     """
     limit = length_limit()
-    return samples.annotate(
-        m2=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.WITH_DEFINITIONS)),
-        m3=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.LIMITED)),
-    ).annotate(
+    return with_mode_joins(samples).annotate(
         live_mode2_error=Case(When(MODE2_ERROR, then=Value(True)), default=Value(False), output_field=BooleanField()),
         live_analysed=Case(When(ANALYSED, then=Value(True)), default=Value(False), output_field=BooleanField()),
         live_model_status=_first_of(_model_status_rules(limit)),
         live_export_status=_first_of(_export_status_rules(limit)),
+    )
+
+
+def with_mode_joins(samples: QuerySet[Sample]) -> QuerySet[Sample]:
+    """`samples` with their mode-2 and mode-3 reasonings joined as `m2` and `m3` (one row per sample:
+    a sample has one reasoning per mode)."""
+    return samples.annotate(
+        m2=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.WITH_DEFINITIONS)),
+        m3=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.LIMITED)),
     )
 
 
@@ -253,6 +259,11 @@ class SampleStatus:
     model_status: str
     mode2_error: bool
 
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> SampleStatus:
+        """From `with_status`'s (or `status_of`'s) live_… values."""
+        return cls(values["live_export_status"], values["live_model_status"], bool(values["live_mode2_error"]))
+
     @property
     def exported(self) -> bool:
         return self.export_status in EXPORTED
@@ -284,7 +295,7 @@ def sample_status(sample_id: int) -> SampleStatus:
     """The status of one sample (one query)."""
     row = (with_status(Sample.objects.filter(pk=sample_id))
            .values("live_export_status", "live_model_status", "live_mode2_error").get())
-    return SampleStatus(row["live_export_status"], row["live_model_status"], bool(row["live_mode2_error"]))
+    return SampleStatus.of(row)
 
 
 def loaded_sample_status(sample: Sample, reasonings: Mapping[int, Any]) -> SampleStatus:
@@ -307,9 +318,7 @@ def loaded_sample_status(sample: Sample, reasonings: Mapping[int, Any]) -> Sampl
             "review__corrected_category_id": review.corrected_category_id,
             "review__corrected_length": review.corrected_length,
         })
-    values = status_of(inputs, length_limit())
-    return SampleStatus(values["live_export_status"], values["live_model_status"],
-                        bool(values["live_mode2_error"]))
+    return SampleStatus.of(status_of(inputs, length_limit()))
 
 
 # --------------------------------------------------------------------------- stored verdicts

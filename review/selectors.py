@@ -4,7 +4,7 @@ from dataclasses import dataclass, field, fields
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import FilteredRelation, Prefetch, Q, QuerySet, Sum
+from django.db.models import Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from . import rules
@@ -139,9 +139,13 @@ def home_dataset(*, user: AbstractBaseUser, dataset_id: str | int | None) -> Dat
 
 
 # --------------------------------------------------------------------------- queue
+def _queue_filter_key(filter_key: str) -> str:
+    """`filter_key` if it names a queue filter, else the default one's ("all")."""
+    return filter_key if filter_key in queue_filters() else DEFAULT_FILTER
+
+
 def _queue_base(category: Category, filter_key: str) -> QuerySet[Sample]:
-    filters = queue_filters()
-    return Sample.objects.filter(label=category).filter(filters.get(filter_key, filters[DEFAULT_FILTER]).condition)
+    return Sample.objects.filter(label=category).filter(queue_filters()[_queue_filter_key(filter_key)].condition)
 
 
 def _sort_column(filter_key: str, sort_key: str) -> str | None:
@@ -189,8 +193,7 @@ class QueueRow:
 
 
 def _queue_row_columns() -> dict[str, str]:
-    """QueueRow's fields → the column each is read from (the FilteredRelations m2 and m3 of
-    `_queue_row_values`)."""
+    """QueueRow's fields → the column each is read from (m2, m3: `rules.with_mode_joins`)."""
     return {
         "pk": "pk", "external_id": "external_id",
         "mode2_correct": "m2__is_correct", "mode2_predicted": "m2__predicted_name",
@@ -226,12 +229,8 @@ class QueuePageRows:
 
 def _queue_row_values(ids: list[int]) -> list[QueueRow]:
     columns = _queue_row_columns()
-    values = (
-        Sample.objects.filter(pk__in=ids).order_by()
-        .annotate(m2=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.WITH_DEFINITIONS)),
-                  m3=FilteredRelation("reasonings", condition=Q(reasonings__mode=Mode.LIMITED)))
-        .values_list(*(columns[f.name] for f in fields(QueueRow)))  # in QueueRow's order
-    )
+    values = (rules.with_mode_joins(Sample.objects.filter(pk__in=ids).order_by())
+              .values_list(*(columns[f.name] for f in fields(QueueRow))))  # in QueueRow's order
     return [QueueRow(*row) for row in values]
 
 
@@ -244,9 +243,8 @@ def queue_count(*, category: Category, filter_key: str) -> int:
     """How many samples one queue filter holds (an unknown key: all of them), as `queue_counts`
     counts it: the sample page needs only its own queue's, and summing all ten was a query whose
     SQL took 2-3 ms to build."""
-    filters = queue_filters()
-    key = filter_key if filter_key in filters else DEFAULT_FILTER
-    return _filter_counts(category, {key: filters[key]})[key]
+    key = _queue_filter_key(filter_key)
+    return _filter_counts(category, {key: queue_filters()[key]})[key]
 
 
 def _filter_counts(category: Category, chosen: dict[str, QueueFilter]) -> dict[str, int]:
@@ -293,8 +291,7 @@ def queue_position(*, sample: Sample, filter_key: str, sort_key: str) -> QueuePo
         # class on SQLite, whose planner takes that index, not the filter's partial one).
         return QueuePosition(None, 0, None, None)
     index = beyond = None
-    filters = queue_filters()
-    if rules.condition_holds(filters.get(filter_key, filters[DEFAULT_FILTER]).condition, vars(sample)):
+    if rules.condition_holds(queue_filters()[_queue_filter_key(filter_key)].condition, vars(sample)):
         limit = POSITION_EXACT_WITHIN
         before = _count_up_to(_neighbour_ranges(base, column, sample, before=True), limit)
         if before < limit:
