@@ -4,7 +4,8 @@ from dataclasses import dataclass, field, fields
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, Q, QuerySet, Sum
+from django.db.models import F, Func, IntegerField, Prefetch, Q, QuerySet, Sum, Value
+from django.db.models.lookups import GreaterThan, LessThan
 from django.shortcuts import get_object_or_404
 
 from . import rules
@@ -293,11 +294,11 @@ def queue_position(*, sample: Sample, filter_key: str, sort_key: str) -> QueuePo
     index = beyond = None
     if rules.condition_holds(queue_filters()[_queue_filter_key(filter_key)].condition, vars(sample)):
         limit = POSITION_EXACT_WITHIN
-        before = _count_up_to(_neighbour_ranges(base, column, sample, before=True), limit)
+        before = _count_up_to(_beside(base, column, sample, before=True), limit)
         if before < limit:
             index = before
         else:
-            after = _count_up_to(_neighbour_ranges(base, column, sample, before=False), limit)
+            after = _count_up_to(_beside(base, column, sample, before=False), limit)
             # `count` comes from the class's counters, kept in the same transactions as the rows.
             index = count - 1 - after if after < limit and count - 1 - after >= limit else None
             beyond = None if index is not None else limit
@@ -310,42 +311,37 @@ def queue_neighbours(*, sample: Sample, filter_key: str, sort_key: str) -> tuple
     the queue (it was just saved out of "待处理") still has a next one: the first after its place."""
     base = _queue_base(sample.label, filter_key)
     column = _sort_column(filter_key, sort_key)
-    return (_neighbour(base, column, sample, before=True), _neighbour(base, column, sample, before=False))
+    return tuple(_beside(base, column, sample, before=before).values_list("pk", flat=True).first()
+                 for before in (True, False))
 
 
-def _count_up_to(parts: list[QuerySet[Sample]], limit: int) -> int:
-    """The rows of `parts` counted, stopping at `limit` (each count reads at most that many entries)."""
-    total = 0
-    for part in parts:
-        # Kept in the queue's order, which only its own index serves (unordered, PostgreSQL counted
-        # along a narrower index, filtering the whole class); external_id, not the id Django would
-        # select, is in that index: the count reads the index alone.
-        total += part.values("external_id")[:limit - total].count()
-        if total >= limit:
-            return limit
-    return total
+def _count_up_to(rows: QuerySet[Sample], limit: int) -> int:
+    """The rows counted, stopping at `limit` (the count reads at most that many index entries)."""
+    # Kept in the queue's order, which only its own index serves (unordered, PostgreSQL counted
+    # along a narrower index, filtering the whole class); external_id, not the id Django would
+    # select, is in that index: the count reads the index alone.
+    return rows.values("external_id")[:limit].count()
 
 
-def _neighbour_ranges(base: QuerySet[Sample], column: str | None, sample: Sample, *, before: bool):
-    """The rows before (or after) `sample` in the order (column, external_id), as two index ranges
-    nearest first: its own sort value with a smaller (larger) id, then smaller (larger) values."""
-    op = "lt" if before else "gt"
+class _Row(Func):
+    """A row value, `(a, b)`. Compared as a whole, `(a, b) < (x, y)` is one range of an index on
+    (…, a, b), which PostgreSQL and SQLite both read as such."""
+
+    function = ""
+    output_field = IntegerField()  # what a comparison needs to compile; a row is never read
+
+
+def _beside(base: QuerySet[Sample], column: str | None, sample: Sample, *, before: bool) -> QuerySet[Sample]:
+    """The rows before (or after) `sample` in the queue's order (column, external_id), nearest first:
+    one range, `(column, external_id) < (its value, its id)`. As two ranges (its own value with a
+    smaller id, then smaller values) a place and its neighbours cost up to twice the queries."""
     descending = "-" if before else ""
     if column is None:
-        return [base.filter(**{f"external_id__{op}": sample.external_id}).order_by(f"{descending}external_id")]
-    value = getattr(sample, column)
-    return [
-        base.filter(**{column: value, f"external_id__{op}": sample.external_id}).order_by(f"{descending}external_id"),
-        base.filter(**{f"{column}__{op}": value}).order_by(f"{descending}{column}", f"{descending}external_id"),
-    ]
-
-
-def _neighbour(base: QuerySet[Sample], column: str | None, sample: Sample, *, before: bool) -> int | None:
-    for part in _neighbour_ranges(base, column, sample, before=before):
-        found = part.values_list("pk", flat=True).first()
-        if found is not None:
-            return found
-    return None
+        return base.filter(**{f"external_id__{'lt' if before else 'gt'}": sample.external_id}).order_by(
+            f"{descending}external_id")
+    beyond = (LessThan if before else GreaterThan)(
+        _Row(F(column), F("external_id")), _Row(Value(getattr(sample, column)), Value(sample.external_id)))
+    return base.filter(beyond).order_by(f"{descending}{column}", f"{descending}external_id")
 
 
 # --------------------------------------------------------------------------- sample page

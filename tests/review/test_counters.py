@@ -9,7 +9,7 @@ from django.db.models import Count, Q, Sum
 
 from review import rules, selectors
 from review.counts import COUNT_DIMENSIONS, REASONING_DIMENSIONS, STATUS_FIELDS, category_counts, refresh_all
-from review.models import Cause, LabelSuspicion, Mode, Reasoning, ReasoningCount, Review, Sample, SampleCount
+from review.models import Category, Cause, LabelSuspicion, Mode, Reasoning, ReasoningCount, Review, Sample, SampleCount
 from review.suspicion import suspicions_refresh
 from review.selectors import QUEUE_SORTS, queue_filters, queue_position, queue_samples
 from review.services import (
@@ -386,3 +386,36 @@ def test_counters_follow_a_streamed_batched_and_resumed_import(tmp_path, setting
     report = import_classification(path=root, dataset_name="streamed")
     assert report.saved.samples_updated == 12 and report.saved.reasonings_pending > 0
     assert_counters_match(dataset)
+
+
+@pytest.mark.parametrize("sort_key", [key for key, (_, column) in QUEUE_SORTS.items() if column])
+def test_a_place_deep_in_a_sorted_queue_is_found_with_one_search_per_direction(sort_key, admin_user, monkeypatch):
+    """The samples before a sample under a sort are one range, (sort value, id) < its own: each
+    direction's count and its neighbour are one query each, whatever the sort values around it.
+    Searched as two ranges (its own value with a smaller id, then smaller values) a sample's page
+    paid up to twice the queries, ~1 ms each on PostgreSQL."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(selectors, "POSITION_EXACT_WITHIN", 3)  # deep: both directions are counted
+    dataset = DatasetFactory(name="one-range")
+    for i, name in enumerate(NAMES):
+        CategoryFactory(dataset=dataset, name=name, position=i)
+    # Two values of every sort column (mode 2 right or wrong, two lengths, reviewed or not),
+    # alternating by id: the queue's middle holds a change of value.
+    classification_records_save(dataset=dataset, records=[ClassificationRecord(
+        external_id=f"o-{i:02d}", label=NAMES[0],
+        outputs={2: answer(NAMES[i % 2]), 3: answer(NAMES[0], 40 + 10 * (i % 2))}) for i in range(16)])
+    for sample in Sample.objects.filter(dataset=dataset).order_by("external_id")[::2]:
+        review_save(sample=sample, user=admin_user, cause=Cause.MODEL_WEAK, corrected_output="", label_error=False,
+                    suggested_label=None, note="", version=0)
+    category = Category.objects.get(dataset=dataset, name=NAMES[0])
+    expected = list(queue_samples(category=category, filter_key="all", sort_key=sort_key).values_list("pk", flat=True))
+    for place in range(4, 12):
+        sample = Sample.objects.get(pk=expected[place])
+        with CaptureQueriesContext(connection) as queries:
+            position = queue_position(sample=sample, filter_key="all", sort_key=sort_key)
+        assert (position.index, position.beyond) == (None, 3)
+        assert (position.previous_id, position.next_id) == (expected[place - 1], expected[place + 1])
+        searches = [q["sql"] for q in queries.captured_queries if 'FROM "review_sample"' in q["sql"]]
+        assert len(searches) == 4, (sort_key, place, searches)  # a count and a neighbour each way
