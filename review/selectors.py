@@ -44,7 +44,7 @@ def queue_filters() -> dict[str, QueueFilter]:
                                   constant_sort_columns=MODE2_ERROR_SORT),
         "mode3_wrong": QueueFilter("模式3 错误", Q(model_status__in=(rules.WRONG, rules.UNPARSED))),
         "mode3_long": QueueFilter(f"模式3 超 {rules.length_limit()} 字", Q(mode3_over=True)),
-        "unreviewed": QueueFilter("未审核", Q(reviewed=False)),
+        "unreviewed": QueueFilter("未审核", Q(reviewed=False), constant_sort_columns=REVIEW_TIME_SORT),
         "flagged": QueueFilter("标签错误", rules.IS_LABEL_ERROR),
         "rerun": QueueFilter("模型已重跑", rules.IS_RERUN_PENDING),
         # review.suspicion: suspected label errors nobody has reviewed yet, most suspect first.
@@ -62,6 +62,8 @@ def queue_filters() -> dict[str, QueueFilter]:
 SUSPECT_FILTER = "suspect"
 # review.counts stores sort_mode2 = 0 for every mode-2 error.
 MODE2_ERROR_SORT = frozenset({"sort_mode2"})
+# It stores sort_reviewed = 0 for every unreviewed sample.
+REVIEW_TIME_SORT = frozenset({"sort_reviewed"})
 
 
 # Sort key → (label, the stored ascending sort column, or None for the id alone). The id breaks ties,

@@ -304,6 +304,29 @@ def test_a_sample_outside_mode2s_error_queue_has_neighbours_at_its_place_under_m
     assert (inside.previous_id, inside.next_id, inside.index) == (by_id["m-2"].pk, by_id["m-7"].pk, 2)
 
 
+def test_a_reviewed_sample_has_neighbours_at_its_place_in_the_unreviewed_queue_under_recently_reviewed(admin_user):
+    """Every unreviewed sample sorts alike under "最近审核" (it has no review time), so 未审核 reads
+    by id, and so do the neighbours of a reviewed sample opened under it: the queue's samples
+    either side of it by id. Sorted by review time it had no previous one, its next was the queue's
+    first, and PostgreSQL read the class's reviewed rows looking for them."""
+    dataset = DatasetFactory(name="unreviewed-recent")
+    for i, name in enumerate(NAMES):
+        CategoryFactory(dataset=dataset, name=name, position=i)
+    classification_records_save(dataset=dataset, records=[ClassificationRecord(
+        external_id=f"u-{i}", label=NAMES[0], outputs={2: answer(NAMES[0]), 3: answer(NAMES[0])}) for i in range(7)])
+    by_id = {s.external_id: s for s in Sample.objects.filter(dataset=dataset)}
+    for external_id in ("u-1", "u-3", "u-4"):
+        review_save(sample=by_id[external_id], user=admin_user, cause=Cause.MODEL_WEAK, corrected_output="",
+                    label_error=False, suggested_label=None, note="", version=0)
+    reviewed = Sample.objects.get(pk=by_id["u-3"].pk)
+    ordered = queue_samples(category=reviewed.label, filter_key="unreviewed", sort_key="recently_reviewed")
+    assert list(ordered.values_list("external_id", flat=True)) == ["u-0", "u-2", "u-5", "u-6"]
+
+    outside = queue_position(sample=reviewed, filter_key="unreviewed", sort_key="recently_reviewed")
+    assert (outside.previous_id, outside.next_id) == (by_id["u-2"].pk, by_id["u-5"].pk)
+    assert (outside.index, outside.count) == (None, 4)
+
+
 def test_a_sample_under_an_empty_queue_looks_for_no_neighbours():
     """模型已重跑 is mostly empty: the sample page then shows no place and no neighbours without
     searching the class for them (each search read the class's whole index on SQLite)."""
