@@ -9,7 +9,9 @@ from django.db.models import Count, Q, Sum
 
 from review import rules, selectors
 from review.counts import COUNT_DIMENSIONS, REASONING_DIMENSIONS, STATUS_FIELDS, category_counts, refresh_all
-from review.models import Category, Cause, LabelSuspicion, Mode, Reasoning, ReasoningCount, Review, Sample, SampleCount
+from review.models import (
+    Category, Cause, LabelSuspicion, Mode, Reasoning, ReasoningCount, Review, Sample, SampleCount,
+)
 from review.suspicion import suspicions_refresh
 from review.selectors import QUEUE_SORTS, queue_filters, queue_position, queue_samples
 from review.services import (
@@ -304,7 +306,7 @@ def test_a_sample_outside_mode2s_error_queue_has_neighbours_at_its_place_under_m
     assert (inside.previous_id, inside.next_id, inside.index) == (by_id["m-2"].pk, by_id["m-7"].pk, 2)
 
 
-def test_a_reviewed_sample_has_neighbours_at_its_place_in_the_unreviewed_queue_under_recently_reviewed(admin_user):
+def test_a_reviewed_sample_has_neighbours_at_its_place_in_unreviewed_under_recently_reviewed(admin_user):
     """Every unreviewed sample sorts alike under "最近审核" (it has no review time), so 未审核 reads
     by id, and so do the neighbours of a reviewed sample opened under it: the queue's samples
     either side of it by id. Sorted by review time it had no previous one, its next was the queue's
@@ -313,7 +315,8 @@ def test_a_reviewed_sample_has_neighbours_at_its_place_in_the_unreviewed_queue_u
     for i, name in enumerate(NAMES):
         CategoryFactory(dataset=dataset, name=name, position=i)
     classification_records_save(dataset=dataset, records=[ClassificationRecord(
-        external_id=f"u-{i}", label=NAMES[0], outputs={2: answer(NAMES[0]), 3: answer(NAMES[0])}) for i in range(7)])
+        external_id=f"u-{i}", label=NAMES[0], outputs={2: answer(NAMES[0]), 3: answer(NAMES[0])})
+        for i in range(7)])
     by_id = {s.external_id: s for s in Sample.objects.filter(dataset=dataset)}
     for external_id in ("u-1", "u-3", "u-4"):
         review_save(sample=by_id[external_id], user=admin_user, cause=Cause.MODEL_WEAK, corrected_output="",
@@ -412,7 +415,7 @@ def test_counters_follow_a_streamed_batched_and_resumed_import(tmp_path, setting
 
 
 @pytest.mark.parametrize("sort_key", [key for key, (_, column) in QUEUE_SORTS.items() if column])
-def test_a_place_deep_in_a_sorted_queue_is_found_with_one_search_per_direction(sort_key, admin_user, monkeypatch):
+def test_a_place_deep_in_a_sorted_queue_is_found_with_one_search_each_way(sort_key, admin_user, monkeypatch):
     """The samples before a sample under a sort are one range, (sort value, id) < its own: each
     direction's count and its neighbour are one query each, whatever the sort values around it.
     Searched as two ranges (its own value with a smaller id, then smaller values) a sample's page
@@ -430,10 +433,11 @@ def test_a_place_deep_in_a_sorted_queue_is_found_with_one_search_per_direction(s
         external_id=f"o-{i:02d}", label=NAMES[0],
         outputs={2: answer(NAMES[i % 2]), 3: answer(NAMES[0], 40 + 10 * (i % 2))}) for i in range(16)])
     for sample in Sample.objects.filter(dataset=dataset).order_by("external_id")[::2]:
-        review_save(sample=sample, user=admin_user, cause=Cause.MODEL_WEAK, corrected_output="", label_error=False,
-                    suggested_label=None, note="", version=0)
+        review_save(sample=sample, user=admin_user, cause=Cause.MODEL_WEAK, corrected_output="",
+                    label_error=False, suggested_label=None, note="", version=0)
     category = Category.objects.get(dataset=dataset, name=NAMES[0])
-    expected = list(queue_samples(category=category, filter_key="all", sort_key=sort_key).values_list("pk", flat=True))
+    expected = list(queue_samples(category=category, filter_key="all", sort_key=sort_key)
+                    .values_list("pk", flat=True))
     for place in range(4, 12):
         sample = Sample.objects.get(pk=expected[place])
         with CaptureQueriesContext(connection) as queries:
