@@ -62,7 +62,7 @@ def queue_filters() -> dict[str, QueueFilter]:
 SUSPECT_FILTER = "suspect"
 # review.counts stores sort_mode2 = 0 for every mode-2 error.
 MODE2_ERROR_SORT = frozenset({"sort_mode2"})
-# It stores sort_reviewed = 0 for every unreviewed sample.
+# review.counts stores sort_reviewed = 0 for every unreviewed sample.
 REVIEW_TIME_SORT = frozenset({"sort_reviewed"})
 
 
