@@ -304,15 +304,17 @@ def queue_position(*, sample: Sample, filter_key: str, sort_key: str) -> QueuePo
             # `count` comes from the class's counters, kept in the same transactions as the rows.
             index = count - 1 - after if after < limit and count - 1 - after >= limit else None
             beyond = None if index is not None else limit
-    previous_id, next_id = queue_neighbours(sample=sample, filter_key=filter_key, sort_key=sort_key)
+    previous_id, next_id = _neighbours(base, column, sample)
     return QueuePosition(index, count, previous_id, next_id, beyond)
 
 
 def queue_neighbours(*, sample: Sample, filter_key: str, sort_key: str) -> tuple[int | None, int | None]:
     """The ids before and after `sample`'s place in the queue (None at an end). A sample no longer in
     the queue (it was just saved out of "待处理") still has a next one: the first after its place."""
-    base = _queue_base(sample.label, filter_key)
-    column = _sort_column(filter_key, sort_key)
+    return _neighbours(_queue_base(sample.label, filter_key), _sort_column(filter_key, sort_key), sample)
+
+
+def _neighbours(base: QuerySet[Sample], column: str | None, sample: Sample) -> tuple[int | None, int | None]:
     return tuple(_beside(base, column, sample, before=before).values_list("pk", flat=True).first()
                  for before in (True, False))
 
